@@ -1,0 +1,28 @@
+//! The protocol plugin API of Strait.
+//!
+//! A protocol is one crate that depends on this one alone. It implements [`Protocol`]
+//! (what the proxy needs to know about the protocol as a whole), a [`Codec`] (bytes to
+//! frames, per connection) and [`Frame`] (one decoded message that keeps its raw bytes).
+//! It is then registered by name in a [`Registry`]. The stream, router, upstream and proxy
+//! crates only ever talk to these traits: none of them names a concrete protocol.
+//!
+//! Nothing here does I/O or needs a runtime, so a codec can be driven by a test, a fuzzer
+//! or `tokio_util::codec::FramedRead` alike.
+
+mod detect;
+mod error;
+mod failure;
+mod frame;
+mod id;
+mod limits;
+mod protocol;
+mod registry;
+
+pub use detect::Detect;
+pub use error::{CodecError, DecodeError};
+pub use failure::ProxyFailure;
+pub use frame::{Frame, FrameKind, HeaderIter};
+pub use id::{IdWidth, RequestId};
+pub use limits::Limits;
+pub use protocol::{Codec, PoolMode, Protocol};
+pub use registry::{Registry, RegistryError};

@@ -1,0 +1,1 @@
+//! SOFA Bolt v1/v2 codec for Strait.

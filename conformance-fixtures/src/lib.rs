@@ -1,0 +1,1 @@
+//! Golden frames captured from real encoders, with their expected fields.

@@ -1,0 +1,1 @@
+//! Strait proxy library.

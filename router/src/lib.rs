@@ -1,0 +1,1 @@
+//! Virtual hosts, ordered routes and route actions over the protocol-neutral frame view.

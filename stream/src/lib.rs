@@ -1,0 +1,1 @@
+//! Drives a codec over connections: downstream request serving and multiplexed upstream clients.

@@ -1,0 +1,1 @@
+//! Clusters, load balancers and multiplexed connection pools.
