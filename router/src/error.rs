@@ -1,0 +1,45 @@
+/// Why a route table, or one of its parts, was rejected while it was built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RouteError {
+    /// A regex matcher's pattern does not compile (or exceeds the compiled-size bound).
+    #[error("bad regex {pattern:?}: {source}")]
+    BadRegex {
+        /// The pattern as configured, before anchoring.
+        pattern: String,
+        /// What the regex compiler said.
+        #[source]
+        source: regex::Error,
+    },
+    /// A header or variable matcher has an empty name, so it could never match anything.
+    #[error("a matcher has an empty header or variable name")]
+    EmptyMatcherName,
+    /// A cluster action, or one weighted entry, names no cluster.
+    #[error("empty cluster name")]
+    EmptyClusterName,
+    /// A weighted-clusters action lists no cluster.
+    #[error("weighted clusters action lists no cluster")]
+    EmptyWeightedClusters,
+    /// Every cluster of a weighted-clusters action has weight 0, so none could be picked.
+    #[error("weighted clusters action has a total weight of 0")]
+    ZeroTotalWeight,
+    /// A virtual host lists no domain, so it could never be selected.
+    #[error("virtual host {virtual_host:?} has no domains")]
+    NoDomains {
+        /// Name of the virtual host.
+        virtual_host: String,
+    },
+    /// A domain pattern is not `*`, `*<suffix>` or a plain name.
+    #[error("virtual host {virtual_host:?}: unsupported domain pattern {domain:?}")]
+    BadDomain {
+        /// Name of the virtual host.
+        virtual_host: String,
+        /// The offending domain.
+        domain: String,
+    },
+    /// Two virtual hosts (or one, twice) claim the same domain; selection would be ambiguous.
+    #[error("domain {domain:?} is claimed by more than one virtual host")]
+    DuplicateDomain {
+        /// The domain, lower-cased.
+        domain: String,
+    },
+}
