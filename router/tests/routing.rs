@@ -224,3 +224,10 @@ fn header_mutations_remove_then_add() {
     assert_eq!(frame.header("x-env"), Some("prod"));
     assert_eq!(frame.header("keep"), Some("1"));
 }
+
+#[test]
+fn table_is_shareable_across_workers() {
+    // The table is published in an immutable snapshot read by every worker thread.
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<RouteTable>();
+}

@@ -1,0 +1,323 @@
+//! Load balancers: choose one host of a cluster for each request.
+//!
+//! The balancers own no host list. The caller passes the cluster's current hosts as a
+//! slice of anything implementing [`LbHost`] (weight, health, in-flight count) and gets an
+//! index back, so membership updates never have to be pushed into the balancer and the
+//! hot path does not allocate. Hosts that are unhealthy or have weight 0 (draining) are
+//! never picked; when no host is left, `pick` returns `None` and the proxy answers
+//! "no healthy upstream".
+//!
+//! [`Balancer`] dispatches over the three policies with a `match` (no vtable), which is
+//! what a cluster should hold; [`LoadBalancer`] is the same operation as a trait, for
+//! callers that prefer `Box<dyn LoadBalancer<H>>`.
+
+mod least_request;
+mod random;
+mod round_robin;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+
+pub use least_request::LeastRequest;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+
+/// The load-balancing policy of a cluster, as named in configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LbPolicy {
+    /// Smooth weighted round robin.
+    #[default]
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Power of two choices on in-flight requests per unit of weight.
+    LeastRequest,
+}
+
+impl LbPolicy {
+    /// The configuration name: `round_robin`, `random` or `least_request`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LbPolicy::RoundRobin => "round_robin",
+            LbPolicy::Random => "random",
+            LbPolicy::LeastRequest => "least_request",
+        }
+    }
+}
+
+impl fmt::Display for LbPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A load-balancing policy name that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown load-balancing policy {0:?} (expected round_robin, random or least_request)")]
+pub struct UnknownLbPolicy(pub String);
+
+impl FromStr for LbPolicy {
+    type Err = UnknownLbPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "round_robin" => Ok(LbPolicy::RoundRobin),
+            "random" => Ok(LbPolicy::Random),
+            "least_request" => Ok(LbPolicy::LeastRequest),
+            other => Err(UnknownLbPolicy(other.to_string())),
+        }
+    }
+}
+
+/// What a balancer needs to know about a host. Implement it on the pool's host type
+/// (typically backed by atomics) so picking reads live values without copying.
+pub trait LbHost {
+    /// Relative weight; 0 means the host takes no new requests.
+    fn weight(&self) -> u32;
+    /// Whether health checking (or outlier detection) currently allows the host.
+    fn healthy(&self) -> bool;
+    /// Requests currently outstanding on the host.
+    fn in_flight(&self) -> usize;
+}
+
+impl<T: LbHost + ?Sized> LbHost for &T {
+    fn weight(&self) -> u32 {
+        (**self).weight()
+    }
+    fn healthy(&self) -> bool {
+        (**self).healthy()
+    }
+    fn in_flight(&self) -> usize {
+        (**self).in_flight()
+    }
+}
+
+impl<T: LbHost + ?Sized> LbHost for Arc<T> {
+    fn weight(&self) -> u32 {
+        (**self).weight()
+    }
+    fn healthy(&self) -> bool {
+        (**self).healthy()
+    }
+    fn in_flight(&self) -> usize {
+        (**self).in_flight()
+    }
+}
+
+/// A plain snapshot of a host's balancing inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostView {
+    /// Relative weight.
+    pub weight: u32,
+    /// Whether the host may be picked.
+    pub healthy: bool,
+    /// Outstanding requests.
+    pub in_flight: usize,
+}
+
+impl HostView {
+    /// A healthy, idle host of the given weight.
+    pub fn new(weight: u32) -> Self {
+        HostView {
+            weight,
+            healthy: true,
+            in_flight: 0,
+        }
+    }
+}
+
+impl LbHost for HostView {
+    fn weight(&self) -> u32 {
+        self.weight
+    }
+    fn healthy(&self) -> bool {
+        self.healthy
+    }
+    fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+/// Picks one host out of a cluster's hosts.
+pub trait LoadBalancer<H: LbHost>: Send + Sync {
+    /// The index in `hosts` of the chosen host, or `None` if no host is eligible
+    /// (all unhealthy, all weight 0, or the slice is empty).
+    fn pick(&self, hosts: &[H]) -> Option<usize>;
+}
+
+/// Where the randomised balancers get their numbers. Injected so tests are repeatable.
+pub trait RandomSource: Send + Sync {
+    /// A uniformly distributed `u64`.
+    fn next_u64(&self) -> u64;
+}
+
+/// The thread-local generator of `rand`: no lock shared between worker threads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadRandom;
+
+impl RandomSource for ThreadRandom {
+    fn next_u64(&self) -> u64 {
+        rand::random()
+    }
+}
+
+/// A seeded generator behind a lock: for tests and reproducible simulations, not for
+/// the request path of a busy proxy (every pick would contend on the lock).
+#[derive(Debug)]
+pub struct SeededRandom(Mutex<SmallRng>);
+
+impl SeededRandom {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        SeededRandom(Mutex::new(SmallRng::seed_from_u64(seed)))
+    }
+}
+
+impl RandomSource for SeededRandom {
+    fn next_u64(&self) -> u64 {
+        self.0.lock().next_u64()
+    }
+}
+
+/// One of the three balancers, chosen by [`LbPolicy`]; dispatch is a `match`.
+#[derive(Debug)]
+pub enum Balancer<R: RandomSource = ThreadRandom> {
+    /// Smooth weighted round robin.
+    RoundRobin(RoundRobin),
+    /// Weighted random.
+    Random(Random<R>),
+    /// Power of two choices.
+    LeastRequest(LeastRequest<R>),
+}
+
+impl Balancer {
+    /// A balancer for `policy` using the thread-local generator.
+    pub fn new(policy: LbPolicy) -> Self {
+        Balancer::with_random(policy, ThreadRandom)
+    }
+}
+
+impl<R: RandomSource> Balancer<R> {
+    /// A balancer for `policy` drawing from `random` (unused by round robin).
+    pub fn with_random(policy: LbPolicy, random: R) -> Self {
+        match policy {
+            LbPolicy::RoundRobin => Balancer::RoundRobin(RoundRobin::new()),
+            LbPolicy::Random => Balancer::Random(Random::with_random(random)),
+            LbPolicy::LeastRequest => Balancer::LeastRequest(LeastRequest::with_random(random)),
+        }
+    }
+
+    /// The policy this balancer implements.
+    pub fn policy(&self) -> LbPolicy {
+        match self {
+            Balancer::RoundRobin(_) => LbPolicy::RoundRobin,
+            Balancer::Random(_) => LbPolicy::Random,
+            Balancer::LeastRequest(_) => LbPolicy::LeastRequest,
+        }
+    }
+
+    /// Picks a host, see [`LoadBalancer::pick`].
+    pub fn pick<H: LbHost>(&self, hosts: &[H]) -> Option<usize> {
+        match self {
+            Balancer::RoundRobin(lb) => lb.pick(hosts),
+            Balancer::Random(lb) => lb.pick(hosts),
+            Balancer::LeastRequest(lb) => lb.pick(hosts),
+        }
+    }
+}
+
+impl<H: LbHost, R: RandomSource> LoadBalancer<H> for Balancer<R> {
+    fn pick(&self, hosts: &[H]) -> Option<usize> {
+        Balancer::pick(self, hosts)
+    }
+}
+
+/// A boxed balancer for `policy`, for callers that keep `Box<dyn LoadBalancer<H>>`
+/// (for a cluster of `Arc<Host>`: `new_balancer::<Arc<Host>>(policy)`).
+pub fn new_balancer<H: LbHost>(policy: LbPolicy) -> Box<dyn LoadBalancer<H>> {
+    Box::new(Balancer::new(policy))
+}
+
+/// Whether a host may receive new requests at all.
+fn eligible<H: LbHost>(host: &H) -> bool {
+    host.healthy() && host.weight() > 0
+}
+
+/// Maps a uniform `u64` onto `0..n` by multiply-high (Lemire): no division, and a bias
+/// of at most `n / 2^64`, negligible for any host count.
+fn below(random: u64, n: u64) -> u64 {
+    ((u128::from(random) * u128::from(n)) >> 64) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_names_round_trip() {
+        for policy in [
+            LbPolicy::RoundRobin,
+            LbPolicy::Random,
+            LbPolicy::LeastRequest,
+        ] {
+            assert_eq!(policy.as_str().parse::<LbPolicy>(), Ok(policy));
+            assert_eq!(Balancer::new(policy).policy(), policy);
+        }
+        assert_eq!(
+            "weighted".parse::<LbPolicy>(),
+            Err(UnknownLbPolicy("weighted".to_string()))
+        );
+    }
+
+    #[test]
+    fn below_stays_in_range() {
+        assert_eq!(below(0, 7), 0);
+        assert_eq!(below(u64::MAX, 7), 6);
+        assert_eq!(below(u64::MAX / 2, 2), 0);
+        assert_eq!(below(u64::MAX / 2 + 1, 2), 1);
+    }
+
+    #[test]
+    fn every_policy_handles_empty_single_and_all_unhealthy() {
+        let down = HostView {
+            healthy: false,
+            ..HostView::new(1)
+        };
+        for policy in [
+            LbPolicy::RoundRobin,
+            LbPolicy::Random,
+            LbPolicy::LeastRequest,
+        ] {
+            let lb = Balancer::with_random(policy, SeededRandom::new(1));
+            assert_eq!(lb.pick::<HostView>(&[]), None, "{policy}");
+            assert_eq!(lb.pick(&[down, down]), None, "{policy}");
+            assert_eq!(
+                lb.pick(&[HostView::new(0)]),
+                None,
+                "{policy}: weight 0 drains"
+            );
+            assert!(
+                (0..10).all(|_| lb.pick(&[HostView::new(3)]) == Some(0)),
+                "{policy}"
+            );
+            assert!(
+                (0..10).all(|_| lb.pick(&[down, HostView::new(1)]) == Some(1)),
+                "{policy}"
+            );
+        }
+    }
+
+    #[test]
+    fn works_through_references_and_trait_objects() {
+        let hosts = [Arc::new(HostView::new(1)), Arc::new(HostView::new(1))];
+        let lb: Box<dyn LoadBalancer<Arc<HostView>>> = new_balancer(LbPolicy::Random);
+        assert!(lb.pick(&hosts).is_some_and(|i| i < 2));
+        let refs: Vec<&HostView> = hosts.iter().map(|h| &**h).collect();
+        assert!(Balancer::new(LbPolicy::LeastRequest).pick(&refs).is_some());
+    }
+}
