@@ -1,6 +1,6 @@
 use bytes::BytesMut;
 
-use crate::{Detect, DecodeError, Frame, IdWidth, Limits, ProxyFailure, RequestId};
+use crate::{DecodeError, Detect, Frame, IdWidth, Limits, ProxyFailure, RequestId};
 
 /// How upstream connections of a protocol are shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +51,21 @@ pub trait Protocol: Send + Sync + 'static {
         None
     }
 
+    /// A local answer with a status in the protocol's own numbering (a route's
+    /// `direct_response`). `None` when the request must get no answer (oneway,
+    /// heartbeat) or the protocol cannot express it; the proxy then answers as for
+    /// [`ProxyFailure::NoRoute`].
+    fn direct_response(
+        &self,
+        request: &dyn Frame,
+        status: u32,
+        body: Option<&str>,
+    ) -> Option<Box<dyn Frame>> {
+        let _ = (request, status, body);
+        None
+    }
+
     /// The protocol's answer to `request` when the proxy fails it. `None` when the
     /// request must get no answer at all (oneway requests, heartbeats).
-    fn error_response(&self, request: &dyn Frame, failure: ProxyFailure)
-    -> Option<Box<dyn Frame>>;
+    fn error_response(&self, request: &dyn Frame, failure: ProxyFailure) -> Option<Box<dyn Frame>>;
 }

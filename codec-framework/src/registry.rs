@@ -57,7 +57,11 @@ impl Registry {
                 Detect::NoMatch => {}
             }
         }
-        Err(if need_more { Detect::NeedMore } else { Detect::NoMatch })
+        Err(if need_more {
+            Detect::NeedMore
+        } else {
+            Detect::NoMatch
+        })
     }
 }
 

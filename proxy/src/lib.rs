@@ -1,1 +1,24 @@
-//! Strait proxy library.
+//! The Strait proxy: configuration, listeners, the forwarding handler, the admin server
+//! and the process lifecycle. The `strait` binary is a thin wrapper around [`Server`].
+
+pub mod admin;
+pub mod config;
+mod forward;
+mod listener;
+mod server;
+
+use std::sync::Arc;
+
+use strait_codec_framework::Registry;
+
+pub use server::{Server, ServerError};
+
+/// The protocols built into the `strait` binary, in `auto` detection order.
+pub fn builtin_registry() -> Registry {
+    let mut registry = Registry::new();
+    for protocol in [strait_codec_bolt::protocol()] {
+        // Names of built-in protocols are distinct, so registration cannot fail.
+        let _ = registry.register(Arc::clone(&protocol));
+    }
+    registry
+}

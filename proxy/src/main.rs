@@ -1,1 +1,86 @@
-fn main() {}
+//! `strait`: runs the proxy on a config file, or checks one with `--validate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Strait: a service-mesh data-plane proxy.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The YAML configuration file.
+    #[arg(short = 'c', long = "config")]
+    config: PathBuf,
+    /// Check the configuration and exit: 0 if valid, 1 with the error otherwise.
+    #[arg(long)]
+    validate: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let registry = strait::builtin_registry();
+    let config = match strait::config::load(&args.config, &registry) {
+        Ok(c) => c,
+        Err(error) => {
+            eprintln!("strait: invalid configuration: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.validate {
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("strait: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let server = match strait::Server::start(config, registry).await {
+            Ok(s) => s,
+            Err(error) => {
+                eprintln!("strait: {error}");
+                return ExitCode::from(1);
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        server.shutdown().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, run until killed.
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The YAML file, as written by people. Every struct refuses unknown keys, and every
+//! value a later check may complain about keeps its location (`Spanned`).
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// Text with the place it was written.
+pub type S<T> = Spanned<T>;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The admin HTTP server.
+    #[serde(default)]
+    pub admin: Option<AdminFile>,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[serde(default)]
+    pub drain_timeout: Option<S<String>>,
+    /// Listening sockets.
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
+    /// Named route tables.
+    #[serde(default)]
+    pub route_configs: Vec<RouteConfigFile>,
+    /// Upstream clusters.
+    #[serde(default)]
+    pub clusters: Vec<ClusterFile>,
+}
+
+/// `admin:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// `host:port` of the admin server.
+    pub address: S<String>,
+}
+
+/// One entry of `listeners:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: S<String>,
+    pub address: S<String>,
+    /// A registered protocol name, or `auto`.
+    pub protocol: S<String>,
+    pub route_config: S<String>,
+    /// `auto` only: how long to wait for the first bytes.
+    #[serde(default)]
+    pub detect_timeout: Option<S<String>>,
+    #[serde(default)]
+    pub max_frame_size: Option<S<u64>>,
+    #[serde(default)]
+    pub max_requests_per_connection: Option<S<u64>>,
+}
+
+/// One entry of `route_configs:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfigFile {
+    pub name: S<String>,
+    pub virtual_hosts: Vec<VirtualHostFile>,
+}
+
+/// One entry of `virtual_hosts:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualHostFile {
+    pub name: S<String>,
+    #[serde(default = "star")]
+    pub domains: Vec<S<String>>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+}
+
+fn star() -> Vec<S<String>> {
+    vec![Spanned::new(
+        "*".to_string(),
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )]
+}
+
+/// One entry of `routes:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    #[serde(default)]
+    pub name: Option<S<String>>,
+    #[serde(rename = "match", default)]
+    pub matcher: MatchFile,
+    #[serde(default)]
+    pub route: Option<S<RouteActionFile>>,
+    #[serde(default)]
+    pub direct_response: Option<S<DirectResponseFile>>,
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueFile>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<S<String>>,
+}
+
+/// `match:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    #[serde(default)]
+    pub variables: Vec<S<MatcherFile>>,
+    #[serde(default)]
+    pub headers: Vec<S<MatcherFile>>,
+}
+
+/// One variable or header condition; exactly one of the match kinds is set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatcherFile {
+    pub name: S<String>,
+    #[serde(default)]
+    pub exact: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub contains: Option<String>,
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub present: Option<bool>,
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// `route:` (the action).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteActionFile {
+    #[serde(default)]
+    pub cluster: Option<S<String>>,
+    #[serde(default)]
+    pub weighted_clusters: Option<Vec<S<WeightedClusterFile>>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+}
+
+/// One entry of `weighted_clusters:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedClusterFile {
+    pub name: S<String>,
+    pub weight: u32,
+}
+
+/// `direct_response:`: answer with the protocol's error status, never forward.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectResponseFile {
+    pub status: u32,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// `{ name: k, value: v }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValueFile {
+    pub name: S<String>,
+    pub value: String,
+}
+
+/// One entry of `clusters:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub name: S<String>,
+    pub protocol: S<String>,
+    #[serde(default)]
+    pub lb_policy: Option<S<String>>,
+    #[serde(default)]
+    pub connect_timeout: Option<S<String>>,
+    #[serde(default)]
+    pub max_connections_per_host: Option<S<u64>>,
+    #[serde(default)]
+    pub preconnect: bool,
+    #[serde(default)]
+    pub max_requests: Option<S<u64>>,
+    #[serde(default)]
+    pub max_frame_size: Option<S<u64>>,
+    #[serde(default)]
+    pub heartbeat: Option<HeartbeatFile>,
+    pub endpoints: Vec<S<EndpointFile>>,
+}
+
+/// `heartbeat:` of a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatFile {
+    pub interval: S<String>,
+    #[serde(default)]
+    pub max_failures: Option<u32>,
+}
+
+/// One entry of `endpoints:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointFile {
+    pub address: S<String>,
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}

@@ -1,0 +1,533 @@
+//! From the parsed file to a runnable [`Config`], checking every cross-reference.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::json;
+use serde_saphyr::{Location, Spanned};
+use strait_codec_framework::{Limits, Registry};
+use strait_router::{
+    MatchKind, Route, RouteAction, RouteMatch, RouteTable, ValueMatcher, VirtualHost,
+};
+use strait_stream::UpstreamOptions;
+use strait_upstream::lb::LbPolicy;
+use strait_upstream::{ClusterOptions, Endpoint};
+
+use super::file::*;
+use super::{Config, ConfigError, ListenerConfig, ListenerProtocol, duration};
+use super::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DETECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+};
+
+/// Builds errors that point into one file.
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, at: Location, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: at.line(),
+            column: at.column(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(
+        &self,
+        v: &Spanned<String>,
+        key: String,
+    ) -> Result<std::time::Duration, ConfigError> {
+        duration::parse(&v.value).map_err(|m| self.err(v.referenced, key, m))
+    }
+
+    fn addr(&self, v: &Spanned<String>, key: String) -> Result<SocketAddr, ConfigError> {
+        v.value.parse().map_err(|_| {
+            self.err(
+                v.referenced,
+                key,
+                format!("{:?} is not an ip:port address", v.value),
+            )
+        })
+    }
+
+    fn size(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: String,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if s.value == 0 => Err(self.err(s.referenced, key, "must be at least 1")),
+            Some(s) => {
+                usize::try_from(s.value).map_err(|_| self.err(s.referenced, key, "too large"))
+            }
+        }
+    }
+}
+
+/// Checks `parsed` and builds the runtime configuration.
+pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Config, ConfigError> {
+    let cx = Ctx { file };
+    let admin = match &parsed.admin {
+        Some(a) => Some(cx.addr(&a.address, "admin.address".into())?),
+        None => None,
+    };
+    let drain_timeout = match &parsed.drain_timeout {
+        Some(d) => cx.duration(d, "drain_timeout".into())?,
+        None => DEFAULT_DRAIN_TIMEOUT,
+    };
+
+    let clusters = build_clusters(&cx, parsed, registry)?;
+    let cluster_names: HashSet<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    let mut tables = HashMap::new();
+    for (i, rc) in parsed.route_configs.iter().enumerate() {
+        let key = format!("route_configs[{i}]");
+        let table = build_route_table(&cx, rc, &key, &cluster_names)?;
+        if tables
+            .insert(rc.name.value.as_str(), Arc::new(table))
+            .is_some()
+        {
+            return Err(cx.err(
+                rc.name.referenced,
+                format!("{key}.name"),
+                format!("duplicate route config {:?}", rc.name.value),
+            ));
+        }
+    }
+
+    let mut listeners = Vec::new();
+    let mut seen_names = HashSet::new();
+    let mut seen_addrs = HashSet::new();
+    for (i, l) in parsed.listeners.iter().enumerate() {
+        let key = format!("listeners[{i}]");
+        if !seen_names.insert(l.name.value.as_str()) {
+            return Err(cx.err(
+                l.name.referenced,
+                format!("{key}.name"),
+                format!("duplicate listener {:?}", l.name.value),
+            ));
+        }
+        let address = cx.addr(&l.address, format!("{key}.address"))?;
+        if !seen_addrs.insert(address) {
+            return Err(cx.err(
+                l.address.referenced,
+                format!("{key}.address"),
+                format!("{address} is used by another listener"),
+            ));
+        }
+        let protocol = if l.protocol.value == "auto" {
+            let timeout = match &l.detect_timeout {
+                Some(t) => cx.duration(t, format!("{key}.detect_timeout"))?,
+                None => DEFAULT_DETECT_TIMEOUT,
+            };
+            ListenerProtocol::Auto { timeout }
+        } else {
+            let p = registry.get(&l.protocol.value).ok_or_else(|| {
+                cx.err(
+                    l.protocol.referenced,
+                    format!("{key}.protocol"),
+                    format!(
+                        "unknown protocol {:?} (known: auto, {})",
+                        l.protocol.value,
+                        known(registry)
+                    ),
+                )
+            })?;
+            if let Some(t) = &l.detect_timeout {
+                return Err(cx.err(
+                    t.referenced,
+                    format!("{key}.detect_timeout"),
+                    "only valid with protocol: auto",
+                ));
+            }
+            ListenerProtocol::Fixed(p.clone())
+        };
+        let routes = tables
+            .get(l.route_config.value.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                cx.err(
+                    l.route_config.referenced,
+                    format!("{key}.route_config"),
+                    format!("no route config named {:?}", l.route_config.value),
+                )
+            })?;
+        listeners.push(ListenerConfig {
+            name: l.name.value.clone(),
+            address,
+            protocol,
+            routes,
+            route_config: l.route_config.value.clone(),
+            max_frame_size: cx.size(
+                &l.max_frame_size,
+                format!("{key}.max_frame_size"),
+                Limits::DEFAULT_MAX_FRAME_SIZE,
+            )?,
+            max_requests_per_connection: cx.size(
+                &l.max_requests_per_connection,
+                format!("{key}.max_requests_per_connection"),
+                DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            )?,
+        });
+    }
+
+    Ok(Config {
+        admin,
+        drain_timeout,
+        dump: dump(parsed, admin, drain_timeout, &listeners, &clusters),
+        listeners,
+        clusters,
+    })
+}
+
+fn known(registry: &Registry) -> String {
+    registry.names().collect::<Vec<_>>().join(", ")
+}
+
+fn build_clusters(
+    cx: &Ctx<'_>,
+    parsed: &FileConfig,
+    registry: &Registry,
+) -> Result<Vec<ClusterOptions>, ConfigError> {
+    let mut out: Vec<ClusterOptions> = Vec::new();
+    for (i, c) in parsed.clusters.iter().enumerate() {
+        let key = format!("clusters[{i}]");
+        if out.iter().any(|o| o.name == c.name.value) {
+            return Err(cx.err(
+                c.name.referenced,
+                format!("{key}.name"),
+                format!("duplicate cluster {:?}", c.name.value),
+            ));
+        }
+        let protocol = registry.get(&c.protocol.value).cloned().ok_or_else(|| {
+            cx.err(
+                c.protocol.referenced,
+                format!("{key}.protocol"),
+                format!(
+                    "unknown protocol {:?} (known: {})",
+                    c.protocol.value,
+                    known(registry)
+                ),
+            )
+        })?;
+        let lb_policy = match &c.lb_policy {
+            None => LbPolicy::RoundRobin,
+            Some(p) => p.value.parse().map_err(|_| {
+                cx.err(
+                    p.referenced,
+                    format!("{key}.lb_policy"),
+                    format!(
+                        "unknown policy {:?} (round_robin, random, least_request)",
+                        p.value
+                    ),
+                )
+            })?,
+        };
+        let connect_timeout = match &c.connect_timeout {
+            Some(t) => cx.duration(t, format!("{key}.connect_timeout"))?,
+            None => DEFAULT_CONNECT_TIMEOUT,
+        };
+        if c.endpoints.is_empty() {
+            return Err(cx.err(
+                c.name.referenced,
+                format!("{key}.endpoints"),
+                "a cluster needs at least one endpoint",
+            ));
+        }
+        let mut endpoints = Vec::new();
+        for (j, e) in c.endpoints.iter().enumerate() {
+            let ekey = format!("{key}.endpoints[{j}]");
+            if e.value.weight == 0 {
+                return Err(cx.err(
+                    e.referenced,
+                    format!("{ekey}.weight"),
+                    "weight must be at least 1",
+                ));
+            }
+            endpoints.push(Endpoint {
+                addr: cx.addr(&e.value.address, format!("{ekey}.address"))?,
+                weight: e.value.weight,
+            });
+        }
+        let mut connection = UpstreamOptions {
+            limits: Limits {
+                max_frame_size: cx.size(
+                    &c.max_frame_size,
+                    format!("{key}.max_frame_size"),
+                    Limits::DEFAULT_MAX_FRAME_SIZE,
+                )?,
+            },
+            ..UpstreamOptions::default()
+        };
+        if let Some(hb) = &c.heartbeat {
+            connection.heartbeat_interval =
+                Some(cx.duration(&hb.interval, format!("{key}.heartbeat.interval"))?);
+            connection.heartbeat_max_failures = hb.max_failures.unwrap_or(3).max(1);
+        }
+        out.push(ClusterOptions {
+            name: c.name.value.clone(),
+            protocol,
+            lb_policy,
+            connect_timeout,
+            max_connections_per_host: cx.size(
+                &c.max_connections_per_host,
+                format!("{key}.max_connections_per_host"),
+                1,
+            )?,
+            preconnect: c.preconnect,
+            max_requests: cx.size(
+                &c.max_requests,
+                format!("{key}.max_requests"),
+                DEFAULT_MAX_REQUESTS,
+            )?,
+            connection,
+            endpoints,
+        });
+    }
+    Ok(out)
+}
+
+fn build_route_table(
+    cx: &Ctx<'_>,
+    rc: &RouteConfigFile,
+    key: &str,
+    clusters: &HashSet<&str>,
+) -> Result<RouteTable, ConfigError> {
+    let mut hosts = Vec::new();
+    for (i, vh) in rc.virtual_hosts.iter().enumerate() {
+        let vkey = format!("{key}.virtual_hosts[{i}]");
+        let mut routes = Vec::new();
+        for (j, r) in vh.routes.iter().enumerate() {
+            routes.push(build_route(
+                cx,
+                r,
+                &format!("{vkey}.routes[{j}]"),
+                clusters,
+            )?);
+        }
+        let domains = vh.domains.iter().map(|d| d.value.clone()).collect();
+        hosts.push(VirtualHost::new(vh.name.value.clone(), domains, routes));
+    }
+    RouteTable::new(hosts).map_err(|e| {
+        cx.err(
+            rc.name.referenced,
+            format!("{key}.virtual_hosts"),
+            e.to_string(),
+        )
+    })
+}
+
+fn build_route(
+    cx: &Ctx<'_>,
+    r: &RouteFile,
+    key: &str,
+    clusters: &HashSet<&str>,
+) -> Result<Route, ConfigError> {
+    let check_cluster = |name: &Spanned<String>, k: String| {
+        if clusters.contains(name.value.as_str()) {
+            Ok(name.value.clone())
+        } else {
+            Err(cx.err(
+                name.referenced,
+                k,
+                format!("no cluster named {:?}", name.value),
+            ))
+        }
+    };
+    let (action, timeout) = match (&r.route, &r.direct_response) {
+        (Some(a), None) => {
+            let akey = format!("{key}.route");
+            let action = match (&a.value.cluster, &a.value.weighted_clusters) {
+                (Some(c), None) => {
+                    RouteAction::cluster(check_cluster(c, format!("{akey}.cluster"))?)
+                }
+                (None, Some(w)) => {
+                    let mut list = Vec::new();
+                    for (i, wc) in w.iter().enumerate() {
+                        let name = check_cluster(
+                            &wc.value.name,
+                            format!("{akey}.weighted_clusters[{i}].name"),
+                        )?;
+                        list.push((name, wc.value.weight));
+                    }
+                    RouteAction::weighted(list)
+                }
+                _ => {
+                    return Err(cx.err(
+                        a.referenced,
+                        akey,
+                        "set exactly one of cluster, weighted_clusters",
+                    ));
+                }
+            }
+            .map_err(|e| cx.err(a.referenced, format!("{key}.route"), e.to_string()))?;
+            let timeout = match &a.value.timeout {
+                Some(t) => Some(cx.duration(t, format!("{akey}.timeout"))?),
+                None => None,
+            };
+            (action, timeout)
+        }
+        (None, Some(d)) => (
+            RouteAction::direct(d.value.status, d.value.body.clone()),
+            None,
+        ),
+        (Some(a), Some(_)) => {
+            return Err(cx.err(
+                a.referenced,
+                key.to_string(),
+                "set only one of route, direct_response",
+            ));
+        }
+        (None, None) => {
+            return Err(cx.err(
+                Location::UNKNOWN,
+                key.to_string(),
+                "a route needs a route or a direct_response",
+            ));
+        }
+    };
+    let variables = matchers(cx, &r.matcher.variables, &format!("{key}.match.variables"))?;
+    let headers = matchers(cx, &r.matcher.headers, &format!("{key}.match.headers"))?;
+    let mut route = Route::new(RouteMatch::new(variables, headers), action);
+    if let Some(n) = &r.name {
+        route = route.with_name(n.value.clone());
+    }
+    if let Some(t) = timeout {
+        route = route.with_timeout(t);
+    }
+    for h in &r.request_headers_to_add {
+        route = route.with_header_to_add(h.name.value.clone(), h.value.clone());
+    }
+    for h in &r.request_headers_to_remove {
+        route = route.with_header_to_remove(h.value.clone());
+    }
+    Ok(route)
+}
+
+fn matchers(
+    cx: &Ctx<'_>,
+    list: &[Spanned<MatcherFile>],
+    key: &str,
+) -> Result<Vec<ValueMatcher>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        let mkey = format!("{key}[{i}]");
+        let v = &m.value;
+        let mut kinds = Vec::new();
+        if let Some(s) = &v.exact {
+            kinds.push(Ok(MatchKind::Exact(s.clone())));
+        }
+        if let Some(s) = &v.prefix {
+            kinds.push(Ok(MatchKind::Prefix(s.clone())));
+        }
+        if let Some(s) = &v.suffix {
+            kinds.push(Ok(MatchKind::Suffix(s.clone())));
+        }
+        if let Some(s) = &v.contains {
+            kinds.push(Ok(MatchKind::Contains(s.clone())));
+        }
+        if let Some(s) = &v.regex {
+            kinds.push(
+                strait_router::AnchoredRegex::new(s)
+                    .map(MatchKind::Regex)
+                    .map_err(|e| cx.err(m.referenced, format!("{mkey}.regex"), e.to_string())),
+            );
+        }
+        if let Some(p) = v.present {
+            kinds.push(Ok(MatchKind::Present(p)));
+        }
+        let kind = match (kinds.len(), kinds.pop()) {
+            (1, Some(kind)) => kind?,
+            _ => {
+                return Err(cx.err(
+                    m.referenced,
+                    mkey,
+                    "set exactly one of exact, prefix, suffix, contains, regex, present",
+                ));
+            }
+        };
+        out.push(
+            ValueMatcher::new(v.name.value.clone(), kind, v.invert)
+                .map_err(|e| cx.err(m.referenced, mkey, e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
+
+fn dump(
+    parsed: &FileConfig,
+    admin: Option<SocketAddr>,
+    drain_timeout: std::time::Duration,
+    listeners: &[ListenerConfig],
+    clusters: &[ClusterOptions],
+) -> serde_json::Value {
+    let _ = parsed;
+    json!({
+        "admin": admin.map(|a| json!({ "address": a.to_string() })),
+        "drain_timeout_ms": drain_timeout.as_millis() as u64,
+        "listeners": listeners.iter().map(|l| json!({
+            "name": l.name,
+            "address": l.address.to_string(),
+            "protocol": match &l.protocol {
+                ListenerProtocol::Fixed(p) => json!(p.name()),
+                ListenerProtocol::Auto { timeout } => json!({ "auto": { "detect_timeout_ms": timeout.as_millis() as u64 } }),
+            },
+            "route_config": l.route_config,
+            "max_frame_size": l.max_frame_size,
+            "max_requests_per_connection": l.max_requests_per_connection,
+        })).collect::<Vec<_>>(),
+        "route_configs": parsed.route_configs.iter().map(|rc| json!({
+            "name": rc.name.value,
+            "virtual_hosts": rc.virtual_hosts.iter().map(|vh| json!({
+                "name": vh.name.value,
+                "domains": vh.domains.iter().map(|d| d.value.clone()).collect::<Vec<_>>(),
+                "routes": vh.routes.iter().map(route_dump).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "clusters": clusters.iter().map(|c| json!({
+            "name": c.name,
+            "protocol": c.protocol.name(),
+            "lb_policy": format!("{:?}", c.lb_policy),
+            "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
+            "max_connections_per_host": c.max_connections_per_host,
+            "preconnect": c.preconnect,
+            "max_requests": c.max_requests,
+            "max_frame_size": c.connection.limits.max_frame_size,
+            "heartbeat": c.connection.heartbeat_interval.map(|i| json!({
+                "interval_ms": i.as_millis() as u64,
+                "max_failures": c.connection.heartbeat_max_failures,
+            })),
+            "endpoints": c.endpoints.iter().map(|e| json!({ "address": e.addr.to_string(), "weight": e.weight })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn route_dump(r: &RouteFile) -> serde_json::Value {
+    let m = |list: &[Spanned<MatcherFile>]| {
+        list.iter()
+            .map(|m| {
+                let v = &m.value;
+                json!({ "name": v.name.value, "exact": v.exact, "prefix": v.prefix, "suffix": v.suffix,
+                        "contains": v.contains, "regex": v.regex, "present": v.present, "invert": v.invert })
+            })
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "name": r.name.as_ref().map(|n| n.value.clone()),
+        "match": { "variables": m(&r.matcher.variables), "headers": m(&r.matcher.headers) },
+        "route": r.route.as_ref().map(|a| json!({
+            "cluster": a.value.cluster.as_ref().map(|c| c.value.clone()),
+            "weighted_clusters": a.value.weighted_clusters.as_ref().map(|w| w.iter().map(|wc| json!({ "name": wc.value.name.value, "weight": wc.value.weight })).collect::<Vec<_>>()),
+            "timeout": a.value.timeout.as_ref().map(|t| t.value.clone()),
+        })),
+        "direct_response": r.direct_response.as_ref().map(|d| json!({ "status": d.value.status, "body": d.value.body })),
+        "request_headers_to_add": r.request_headers_to_add.iter().map(|h| json!({ "name": h.name.value, "value": h.value })).collect::<Vec<_>>(),
+        "request_headers_to_remove": r.request_headers_to_remove.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,88 @@
+//! The request handler of a downstream connection: route, pick a cluster, forward.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strait_codec_framework::{Frame, Protocol, ProxyFailure};
+use strait_router::{RouteTable, RouteTarget};
+use strait_stream::{HandleFuture, RequestHandler};
+use strait_upstream::Cluster;
+
+use crate::config::DEFAULT_ROUTE_TIMEOUT;
+
+/// Clusters by name, shared by every listener of one configuration snapshot.
+pub type Clusters = HashMap<String, Arc<Cluster>>;
+
+/// Handles the requests of one downstream connection.
+pub struct Forwarder {
+    pub(crate) protocol: Arc<dyn Protocol>,
+    pub(crate) routes: Arc<RouteTable>,
+    pub(crate) clusters: Arc<Clusters>,
+}
+
+impl RequestHandler for Forwarder {
+    fn handle<'a>(&'a self, request: &'a mut dyn Frame) -> HandleFuture<'a> {
+        Box::pin(self.forward(request))
+    }
+}
+
+impl Forwarder {
+    async fn forward(
+        &self,
+        request: &mut dyn Frame,
+    ) -> Result<Option<Box<dyn Frame>>, ProxyFailure> {
+        let decision = self
+            .routes
+            .route(None, request)
+            .ok_or(ProxyFailure::NoRoute)?;
+        let cluster_name = match decision.target {
+            RouteTarget::Cluster(name) => name,
+            RouteTarget::DirectResponse { status, body } => {
+                return match self.protocol.direct_response(request, status, body) {
+                    Some(response) => Ok(Some(response)),
+                    None => Err(ProxyFailure::NoRoute),
+                };
+            }
+        };
+        let cluster = self
+            .clusters
+            .get(cluster_name)
+            .ok_or(ProxyFailure::NoHealthyUpstream)?;
+        if cluster.protocol().name() != self.protocol.name() {
+            tracing::warn!(
+                cluster = cluster_name,
+                "route leads to a cluster of another protocol"
+            );
+            return Err(ProxyFailure::NoHealthyUpstream);
+        }
+        decision.apply_request_headers(request);
+        let timeout = effective_timeout(decision.timeout(), request.timeout());
+        cluster.forward(request, timeout).await
+    }
+}
+
+/// The route's timeout caps the frame's own: a caller that will give up after 100 ms
+/// gets its TIMEOUT answer at 100 ms, not at the route's 3 s.
+fn effective_timeout(route: Option<Duration>, frame: Option<Duration>) -> Duration {
+    match (route, frame) {
+        (Some(r), Some(f)) => r.min(f),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => DEFAULT_ROUTE_TIMEOUT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_timeout_caps_frame_timeout() {
+        let s = Duration::from_secs;
+        assert_eq!(effective_timeout(Some(s(3)), Some(s(1))), s(1));
+        assert_eq!(effective_timeout(Some(s(1)), Some(s(3))), s(1));
+        assert_eq!(effective_timeout(None, Some(s(2))), s(2));
+        assert_eq!(effective_timeout(Some(s(2)), None), s(2));
+        assert_eq!(effective_timeout(None, None), DEFAULT_ROUTE_TIMEOUT);
+    }
+}

@@ -1,0 +1,213 @@
+//! A running proxy: bound listeners, clusters, admin server, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use strait_codec_framework::Registry;
+use strait_upstream::Cluster;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::admin;
+use crate::config::Config;
+use crate::forward::Clusters;
+use crate::listener::{self, Listener};
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener or the admin server could not bind its address.
+    #[error("cannot bind {what} to {addr}: {source}")]
+    Bind {
+        /// Which socket.
+        what: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Counts live downstream connections so shutdown can wait for them.
+#[derive(Default)]
+pub(crate) struct Connections {
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+impl Connections {
+    pub(crate) fn enter(self: &Arc<Self>) -> ConnectionGuard {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        ConnectionGuard(self.clone())
+    }
+
+    async fn drained(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Marks one connection live until dropped.
+pub(crate) struct ConnectionGuard(Arc<Connections>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// State the admin server reads.
+pub(crate) struct AdminState {
+    pub(crate) ready: AtomicBool,
+    pub(crate) config: Config,
+    pub(crate) clusters: Arc<Clusters>,
+    pub(crate) listeners: Vec<(String, SocketAddr)>,
+}
+
+/// A started proxy.
+pub struct Server {
+    listeners: Vec<(String, SocketAddr)>,
+    admin_addr: Option<SocketAddr>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    admin_task: Option<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+    connections: Arc<Connections>,
+    clusters: Arc<Clusters>,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    /// Binds every listener and the admin server, then starts serving. If any socket
+    /// cannot be bound nothing is started (no half-configured proxy).
+    pub async fn start(config: Config, registry: Registry) -> Result<Server, ServerError> {
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            let socket =
+                TcpListener::bind(l.address)
+                    .await
+                    .map_err(|source| ServerError::Bind {
+                        what: format!("listener {:?}", l.name),
+                        addr: l.address,
+                        source,
+                    })?;
+            bound.push((l.clone(), socket));
+        }
+        let admin_socket = match config.admin {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            what: "admin server".into(),
+                            addr,
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+
+        let clusters: Arc<Clusters> = Arc::new(
+            config
+                .clusters
+                .iter()
+                .map(|c| (c.name.clone(), Arc::new(Cluster::new(c.clone()))))
+                .collect(),
+        );
+        for cluster in clusters.values() {
+            cluster.start();
+        }
+        let (shutdown, _) = watch::channel(false);
+        let connections = Arc::new(Connections::default());
+        let registry = Arc::new(registry);
+        let mut listeners = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for (cfg, socket) in bound {
+            // The bound address (a configured port 0 becomes a real port).
+            let addr = socket.local_addr().unwrap_or(cfg.address);
+            tracing::info!(listener = %cfg.name, %addr, "listening");
+            listeners.push((cfg.name.clone(), addr));
+            let listener = Listener {
+                config: cfg,
+                registry: registry.clone(),
+                clusters: clusters.clone(),
+                connections: connections.clone(),
+                shutdown: shutdown.subscribe(),
+            };
+            accept_tasks.push(tokio::spawn(listener::accept_loop(listener, socket)));
+        }
+
+        let mut admin_addr = None;
+        let mut admin_task = None;
+        if let Some(socket) = admin_socket {
+            admin_addr = socket.local_addr().ok();
+            let state = Arc::new(AdminState {
+                ready: AtomicBool::new(true),
+                config: config.clone(),
+                clusters: clusters.clone(),
+                listeners: listeners.clone(),
+            });
+            tracing::info!(addr = ?admin_addr, "admin server listening");
+            admin_task = Some(tokio::spawn(admin::serve(
+                socket,
+                state,
+                shutdown.subscribe(),
+            )));
+        }
+        Ok(Server {
+            listeners,
+            admin_addr,
+            accept_tasks,
+            admin_task,
+            shutdown,
+            connections,
+            clusters,
+            drain_timeout: config.drain_timeout,
+        })
+    }
+
+    /// The bound address of the listener called `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// The bound address of the admin server.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish for at most the configured drain
+    /// timeout, then closes everything. Returns whether every connection drained.
+    pub async fn shutdown(self) -> bool {
+        let _ = self.shutdown.send(true);
+        for task in &self.accept_tasks {
+            task.abort(); // drops the listening sockets: no new connections
+        }
+        let drained = tokio::time::timeout(self.drain_timeout, self.connections.drained())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::warn!("drain timeout reached with connections still open");
+        }
+        if let Some(task) = self.admin_task {
+            task.abort();
+        }
+        for cluster in self.clusters.values() {
+            cluster.shutdown();
+        }
+        drained
+    }
+}
