@@ -1,0 +1,199 @@
+//! The Bolt header map: SOFA RPC's `SimpleMapSerializer` (`wire-formats.md` §1.4).
+//!
+//! The section is a run of `(key, value)` strings, each an `i32` length then that many
+//! bytes, ending exactly at headerLen. A negative length is null (Java's reader); a pair
+//! with a null half is dropped but both halves are consumed, so parsing stays aligned
+//! (MOSN loses alignment here). A string running past the section, or 1-3 stray bytes at
+//! its end, is an error.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use strait_codec_framework::CodecError;
+
+use crate::types::MAX_SECTION_LEN;
+
+/// Checks a header section without allocating: every length fits, nothing trails.
+pub(crate) fn validate(section: &[u8]) -> Result<(), CodecError> {
+    let mut pos = 0;
+    while pos < section.len() {
+        for half in ["key", "value"] {
+            pos = skip_string(section, pos).map_err(|reason| CodecError::Malformed {
+                section: "header map",
+                reason: format!("{half} at offset {pos}: {reason}"),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Skips the string at `pos`, returning the offset after it.
+fn skip_string(section: &[u8], pos: usize) -> Result<usize, &'static str> {
+    let (len, body) = read_len(section, pos).ok_or("length field truncated")?;
+    match len {
+        None => Ok(body),
+        Some(n) if n <= section.len() - body => Ok(body + n),
+        Some(_) => Err("string runs past the end of the header map"),
+    }
+}
+
+/// The length at `pos` (`None` = null) and the offset of the string's bytes.
+fn read_len(section: &[u8], pos: usize) -> Option<(Option<usize>, usize)> {
+    let field: [u8; 4] = section.get(pos..pos.checked_add(4)?)?.try_into().ok()?;
+    let len = i32::from_be_bytes(field);
+    // A negative length is null, as in Java; usize::try_from fails exactly then.
+    Some((usize::try_from(len).ok(), pos + 4))
+}
+
+/// Iterates over the pairs of a section already checked by [`validate`], in wire order,
+/// as raw bytes. Pairs with a null half are skipped. Stops early, rather than panicking,
+/// if the section turns out to be malformed anyway.
+pub(crate) struct RawPairs<'a> {
+    section: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> RawPairs<'a> {
+    /// Pairs of `section`.
+    pub(crate) fn new(section: &'a [u8]) -> Self {
+        RawPairs { section, pos: 0 }
+    }
+
+    fn string(&mut self) -> Option<Option<&'a [u8]>> {
+        let (len, body) = read_len(self.section, self.pos)?;
+        match len {
+            None => {
+                self.pos = body;
+                Some(None)
+            }
+            Some(n) => {
+                let s = self.section.get(body..body.checked_add(n)?)?;
+                self.pos = body + n;
+                Some(Some(s))
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for RawPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let key = self.string()?;
+            let value = self.string()?;
+            if let (Some(k), Some(v)) = (key, value) {
+                return Some((k, v));
+            }
+        }
+    }
+}
+
+/// Owned pairs as slices of the frame's bytes (zero-copy) or of new strings.
+pub(crate) type OwnedPairs = Vec<(Bytes, Bytes)>;
+
+/// Copies the pairs of a validated section as zero-copy slices of `raw`, where `section`
+/// is `raw[start..]`-based: each pair is located by pointer offset into `raw`.
+pub(crate) fn to_owned(raw: &Bytes, section: &[u8]) -> OwnedPairs {
+    RawPairs::new(section)
+        .map(|(k, v)| (raw.slice_ref(k), raw.slice_ref(v)))
+        .collect()
+}
+
+/// Serialised size of `pairs`; errors if it exceeds the headerLen field's range.
+pub(crate) fn encoded_len(pairs: &[(Bytes, Bytes)]) -> Result<u16, CodecError> {
+    let len: usize = pairs.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+    match u16::try_from(len) {
+        Ok(n) if n <= MAX_SECTION_LEN => Ok(n),
+        _ => Err(CodecError::Encode(format!(
+            "header map of {len} bytes exceeds {MAX_SECTION_LEN}"
+        ))),
+    }
+}
+
+/// Appends `pairs` in `SimpleMapSerializer` form. The caller checked [`encoded_len`], so
+/// every string is shorter than 0x7fff and its length fits an `i32`.
+pub(crate) fn write(pairs: &[(Bytes, Bytes)], dst: &mut BytesMut) {
+    for (k, v) in pairs {
+        for s in [k, v] {
+            dst.put_u32(s.len() as u32);
+            dst.put_slice(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(bytes: &[u8]) -> Vec<u8> {
+        let mut out = (bytes.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn empty_section_is_valid() {
+        assert!(validate(&[]).is_ok());
+        assert_eq!(RawPairs::new(&[]).count(), 0);
+    }
+
+    #[test]
+    fn null_value_drops_the_pair_but_stays_aligned() {
+        let mut sec = s(b"a");
+        sec.extend_from_slice(&[0xff; 4]);
+        sec.extend(s(b"b"));
+        sec.extend(s(b"c"));
+        validate(&sec).expect("valid");
+        let pairs: Vec<_> = RawPairs::new(&sec).collect();
+        assert_eq!(pairs, vec![(&b"b"[..], &b"c"[..])]);
+    }
+
+    #[test]
+    fn null_key_drops_the_pair() {
+        let mut sec = vec![0xff; 4];
+        sec.extend(s(b"v"));
+        validate(&sec).expect("valid");
+        assert_eq!(RawPairs::new(&sec).count(), 0);
+    }
+
+    #[test]
+    fn key_without_value_is_malformed() {
+        assert!(validate(&s(b"k")).is_err());
+    }
+
+    #[test]
+    fn overrun_and_trailing_bytes_are_malformed() {
+        let mut sec = s(b"k");
+        sec.extend_from_slice(&[0, 0, 0, 9, b'x']);
+        assert!(validate(&sec).is_err());
+        let mut sec = s(b"k");
+        sec.extend(s(b"v"));
+        sec.extend_from_slice(&[0, 0]);
+        assert!(validate(&sec).is_err());
+    }
+
+    #[test]
+    fn huge_length_does_not_overflow() {
+        let sec = [0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+        assert!(validate(&sec).is_err());
+    }
+
+    #[test]
+    fn write_then_read_back() {
+        let pairs = vec![(Bytes::from_static(b"k"), Bytes::from_static("é".as_bytes()))];
+        let n = encoded_len(&pairs).expect("fits");
+        let mut dst = BytesMut::new();
+        write(&pairs, &mut dst);
+        assert_eq!(dst.len(), usize::from(n));
+        validate(&dst).expect("valid");
+        assert_eq!(
+            RawPairs::new(&dst).next(),
+            Some((&b"k"[..], "é".as_bytes()))
+        );
+    }
+
+    #[test]
+    fn oversized_map_is_an_encode_error() {
+        let big = Bytes::from(vec![b'x'; 0x7fff]);
+        assert!(encoded_len(&[(big, Bytes::new())]).is_err());
+    }
+}
