@@ -15,6 +15,9 @@ struct Args {
     /// Check the configuration and exit: 0 if valid, 1 with the error otherwise.
     #[arg(long)]
     validate: bool,
+    /// Worker threads (default: one per CPU core).
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
 }
 
 fn main() -> ExitCode {

@@ -111,6 +111,29 @@ impl Protocol for Bolt {
         Some(Box::new(probe))
     }
 
+    /// A route's `direct_response`: a response with `status` (one of the statuses Bolt
+    /// defines; others are refused, as Java clients reject them) and, when a body is
+    /// configured, its text in the `x-proxy-error` header-map entry.
+    fn direct_response(
+        &self,
+        request: &dyn Frame,
+        status: u32,
+        body: Option<&str>,
+    ) -> Option<Box<dyn Frame>> {
+        let status = u16::try_from(status)
+            .ok()
+            .filter(|s| status::is_known(*s))?;
+        let req = request.as_any().downcast_ref::<BoltFrame>()?;
+        if req.kind() != FrameKind::Request {
+            return None;
+        }
+        let mut reply = encode::error_reply(req.head(), req.current_id(), status)?;
+        if let Some(text) = body {
+            reply.set_header("x-proxy-error", text);
+        }
+        Some(Box::new(reply))
+    }
+
     fn error_response(&self, request: &dyn Frame, failure: ProxyFailure) -> Option<Box<dyn Frame>> {
         if request.kind() != FrameKind::Request {
             return None;

@@ -158,7 +158,7 @@ impl Codec for LenCodec {
         let kind = *KINDS
             .get(src[2] as usize)
             .ok_or(CodecError::UnknownType(src[2].into()))?;
-        let hlen = u16::from_be_bytes([src[14], src[15]]) as usize;
+        let hlen = u16::from_be_bytes([src[12], src[13]]) as usize;
         let blen = u32::from_be_bytes([src[16], src[17], src[18 - 1], src[17]]) as usize;
         let blen =
             blen.min(0) + u32::from_be_bytes(src[14..18].try_into().unwrap_or([0; 4])) as usize & 0;
