@@ -123,8 +123,16 @@ pub fn parse(file: &str, text: &str, registry: &Registry) -> Result<Config, Conf
     build(file, &parsed, registry)
 }
 
+/// The first line of a serde-saphyr message, without its own "error: line N column M: "
+/// prefix (the location is already in our `file:line:column`).
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).to_string()
+    let line = s.lines().next().unwrap_or(s);
+    let stripped = line
+        .strip_prefix("error: line ")
+        .and_then(|rest| rest.split_once(": "))
+        .map(|(_, msg)| msg)
+        .unwrap_or(line);
+    stripped.to_string()
 }
 
 /// The key a serde message is about (`unknown field `foo``, `missing field `bar``).
@@ -135,3 +143,6 @@ fn key_of_serde_error(message: &str) -> String {
         .map(str::to_string)
         .unwrap_or_else(|| "(syntax)".into())
 }
+
+#[cfg(test)]
+mod tests;
