@@ -54,25 +54,49 @@ fn unknown_key_names_line_and_key() {
     let e = error(&GOOD.replace("    lb_policy: round_robin", "    lb_polcy: round_robin"));
     assert_eq!((e.file.as_str(), e.line), ("strait.yaml", 22), "{e}");
     assert_eq!(e.key, "lb_polcy", "{e}");
-    assert!(e.to_string().starts_with("strait.yaml:22:5: lb_polcy: unknown field"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("strait.yaml:22:5: lb_polcy: unknown field"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_cluster_names_the_reference() {
     let e = error(&GOOD.replace("cluster: test, timeout", "cluster: tset, timeout"));
     assert_eq!(e.line, 16, "{e}");
-    assert_eq!(e.key, "route_configs[0].virtual_hosts[0].routes[0].route.cluster");
+    assert_eq!(
+        e.key,
+        "route_configs[0].virtual_hosts[0].routes[0].route.cluster"
+    );
     assert!(e.message.contains("\"tset\""), "{e}");
 }
 
 #[test]
 fn bad_duration_and_unknown_protocol_and_policy() {
     let e = error(&GOOD.replace("timeout: 3s", "timeout: 3x"));
-    assert_eq!((e.line, e.key.as_str()), (16, "route_configs[0].virtual_hosts[0].routes[0].route.timeout"));
-    let e = error(&GOOD.replace("    protocol: bolt\n    route_config", "    protocol: bolty\n    route_config"));
-    assert_eq!((e.line, e.key.as_str()), (5, "listeners[0].protocol"), "{e}");
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (
+            16,
+            "route_configs[0].virtual_hosts[0].routes[0].route.timeout"
+        )
+    );
+    let e = error(&GOOD.replace(
+        "    protocol: bolt\n    route_config",
+        "    protocol: bolty\n    route_config",
+    ));
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (5, "listeners[0].protocol"),
+        "{e}"
+    );
     let e = error(&GOOD.replace("lb_policy: round_robin", "lb_policy: fastest"));
-    assert_eq!((e.line, e.key.as_str()), (22, "clusters[0].lb_policy"), "{e}");
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (22, "clusters[0].lb_policy"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -81,21 +105,49 @@ fn bad_regex_address_and_matcher_shape() {
     assert_eq!(e.line, 17, "{e}");
     assert!(e.key.ends_with("match.variables[0].regex"), "{e}");
     let e = error(&GOOD.replace("127.0.0.1:12201", "localhost"));
-    assert_eq!((e.line, e.key.as_str()), (25, "clusters[0].endpoints[0].address"), "{e}");
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (25, "clusters[0].endpoints[0].address"),
+        "{e}"
+    );
     let e = error(&GOOD.replace("prefix: \"say\" }", "prefix: \"say\", exact: \"x\" }"));
     assert_eq!(e.line, 15, "{e}");
 }
 
 #[test]
 fn duplicates_and_dangling_route_config_are_errors() {
-    let e = error(&GOOD.replace("  - { name: b, protocol: bolt", "  - { name: a, protocol: bolt"));
+    let e = error(&GOOD.replace(
+        "  - { name: b, protocol: bolt",
+        "  - { name: a, protocol: bolt",
+    ));
     assert!(e.message.contains("duplicate cluster"), "{e}");
     let e = error(&GOOD.replace("    route_config: rpc", "    route_config: rcp"));
-    assert_eq!((e.line, e.key.as_str()), (6, "listeners[0].route_config"), "{e}");
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (6, "listeners[0].route_config"),
+        "{e}"
+    );
 }
 
 #[test]
 fn syntax_errors_have_a_location() {
     let e = error("listeners: [\n  - name: x\n");
     assert!(e.line > 0, "{e}");
+}
+
+#[test]
+fn readme_example_and_quickstart_are_valid() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("A full example:")
+        .expect("README has the full example");
+    let block = &readme[start..];
+    let yaml = block
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block");
+    let config = check(yaml).unwrap_or_else(|e| panic!("README example: {e}"));
+    assert_eq!(config.clusters.len(), 3);
+    check(include_str!("../../../examples/quickstart.yaml")).unwrap();
 }

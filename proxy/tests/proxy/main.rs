@@ -572,3 +572,29 @@ async fn shutdown_drains_in_flight() {
     assert_eq!(r.status(), Some(0));
     assert!(stopping.await.unwrap(), "drained within the drain timeout");
 }
+
+/// `protocol: auto`: Bolt is detected even when its first bytes arrive one at a time;
+/// a silent connection is closed at the first-byte timeout; unknown bytes close at once.
+#[tokio::test]
+async fn auto_listener_detection() {
+    let up = Upstream::start(Mode::Echo("up")).await;
+    let yaml = config(&[up.addr], "", "")
+        .replace("protocol: bolt, route_config: rpc", "protocol: auto, detect_timeout: 300ms, route_config: rpc");
+    let server = proxy(&yaml).await;
+    let addr = server.listener_addr("rpc").unwrap();
+
+    let mut c = Client::connect(addr).await;
+    for byte in wire(&v2crc_request(1, SERVICE)) {
+        c.send_raw(&[byte]).await;
+    }
+    let r = c.recv(LONG).await.expect("v2 detected byte by byte");
+    assert_eq!((r.version(), r.status()), (2, Some(0)));
+
+    let mut silent = Client::connect(addr).await;
+    assert!(silent.closed_within(LONG).await, "closed after the first-byte timeout");
+
+    let mut garbage = Client::connect(addr).await;
+    garbage.send_raw(&[0xff, 0, 0, 0, 0, 0, 0, 0]).await;
+    assert!(garbage.closed_within(LONG).await, "no protocol has 0xff");
+    server.shutdown().await;
+}

@@ -1,0 +1,748 @@
+//! Interop tests: the real `strait` binary between a real SOFA Bolt client and real
+//! SOFA Bolt servers (sofa-rpc-node / sofa-bolt-node, see `<repo>/tests/interop`).
+//!
+//! Every test starts its own processes on its own ports, so they run in parallel.
+//! The Node peers must be installed first: `bash scripts/install-test-peers`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A config with one listener `rpc`, the given route list (flow-style `- { match, route }`
+/// entries) and clusters (flow-style entries).
+fn config(
+    listen: u16,
+    admin: u16,
+    listener_protocol: &str,
+    routes: &[String],
+    clusters: &[String],
+) -> String {
+    let mut yaml = format!(
+        "admin: {{ address: 127.0.0.1:{admin} }}\n\
+         drain_timeout: 10s\n\
+         listeners:\n  \
+           - {{ name: rpc, address: 127.0.0.1:{listen}, protocol: {listener_protocol}, route_config: rpc }}\n\
+         route_configs:\n  \
+           - name: rpc\n    \
+             virtual_hosts:\n      \
+               - name: default\n        \
+                 domains: [\"*\"]\n        \
+                 routes:\n"
+    );
+    for r in routes {
+        yaml.push_str("          - ");
+        yaml.push_str(r);
+        yaml.push('\n');
+    }
+    yaml.push_str("clusters:\n");
+    for c in clusters {
+        yaml.push_str("  - ");
+        yaml.push_str(c);
+        yaml.push('\n');
+    }
+    yaml
+}
+
+/// A route matching the `service` variable exactly.
+fn service_route(service: &str, cluster: &str, timeout: &str) -> String {
+    format!(
+        "{{ match: {{ variables: [{{ name: service, exact: \"{service}\" }}] }}, \
+         route: {{ cluster: {cluster}, timeout: {timeout} }} }}"
+    )
+}
+
+/// A Bolt cluster with the given endpoint addresses.
+fn cluster(name: &str, endpoints: &[String]) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|a| format!("{{ address: \"{a}\", weight: 1 }}"))
+        .collect();
+    format!(
+        "{{ name: {name}, protocol: bolt, lb_policy: round_robin, connect_timeout: 1s, \
+         max_connections_per_host: 2, endpoints: [{}] }}",
+        eps.join(", ")
+    )
+}
+
+/// One listener → one cluster `test` → `backend`, routing the default test service.
+fn simple_proxy(tag: &str, backend: &BoltServer, listener_protocol: &str) -> Strait {
+    let addr = backend.addr();
+    let proto = listener_protocol.to_string();
+    Strait::start(tag, move |listen, admin| {
+        config(
+            listen,
+            admin,
+            &proto,
+            &[service_route(TEST_SERVICE, "test", "3s")],
+            &[cluster("test", std::slice::from_ref(&addr))],
+        )
+    })
+}
+
+/// 10,000 `plus` calls at concurrency 100 plus heartbeats, in one Bolt version.
+fn load(proto: &str) {
+    let mut backend = BoltServer::start("A", &[]);
+    let strait = simple_proxy(&format!("load-{proto}"), &backend, "bolt");
+
+    let s = run_client(
+        strait.listen,
+        &[
+            "--proto",
+            proto,
+            "--method",
+            "plus",
+            "--count",
+            "10000",
+            "--concurrency",
+            "100",
+            "--heartbeat",
+        ],
+    );
+    eprintln!(
+        "load {proto}: {} ok in {} ms ({} calls/s)",
+        num(&s, "ok"),
+        num(&s, "elapsed_ms"),
+        num(&s, "calls_per_sec")
+    );
+    assert_eq!(num(&s, "ok"), 10_000, "summary: {s}");
+    assert_eq!(num(&s, "sent"), 10_000, "summary: {s}");
+    assert!(errors(&s).is_empty(), "errors: {s}");
+    assert_eq!(s["proto"], proto, "summary: {s}");
+    let hb_sent = num(&s, "heartbeat_sent");
+    assert!(hb_sent > 0, "no heartbeat sent: {s}");
+    assert_eq!(num(&s, "heartbeat_acks"), hb_sent, "heartbeat acks: {s}");
+    assert_eq!(num(&s, "heartbeat_unmatched_acks"), 0, "summary: {s}");
+
+    // The proxy answers the client's heartbeats itself: none reaches the backend (the
+    // cluster configures no upstream heartbeat either).
+    let stats = backend.stop();
+    assert_eq!(
+        backend.events("heartbeat"),
+        0,
+        "backend saw heartbeats: {:?}",
+        backend.proc.stdout.tail(5)
+    );
+    assert_eq!(stats["heartbeats"], 0, "backend stats: {stats}");
+    assert_eq!(stats["requests"], 10_000, "backend stats: {stats}");
+    drop(strait);
+}
+
+#[test]
+fn load_v1() {
+    load("v1");
+}
+
+#[test]
+fn load_v2() {
+    load("v2");
+}
+
+#[test]
+fn load_v2crc() {
+    load("v2crc");
+}
+
+#[test]
+fn routes_by_service_and_method() {
+    const SVC_A: &str = "com.example.Alpha:1.0";
+    const SVC_B: &str = "com.example.Beta:1.0";
+    let a = BoltServer::start("A", &[SVC_A, TEST_SERVICE]);
+    let b = BoltServer::start("B", &[SVC_B, TEST_SERVICE]);
+    let (addr_a, addr_b) = (a.addr(), b.addr());
+    let strait = Strait::start("routes", move |listen, admin| {
+        config(
+            listen,
+            admin,
+            "bolt",
+            &[
+                service_route(SVC_A, "a", "3s"),
+                service_route(SVC_B, "b", "3s"),
+                format!(
+                    "{{ match: {{ variables: [{{ name: service, exact: \"{TEST_SERVICE}\" }}], \
+                     headers: [{{ name: sofa_head_method_name, prefix: say }}] }}, \
+                     route: {{ cluster: a, timeout: 3s }} }}"
+                ),
+                service_route(TEST_SERVICE, "b", "3s"),
+            ],
+            &[
+                cluster("a", std::slice::from_ref(&addr_a)),
+                cluster("b", std::slice::from_ref(&addr_b)),
+            ],
+        )
+    });
+
+    // By service: `where` answers "<backend>|<service>".
+    for (svc, backend) in [(SVC_A, "A"), (SVC_B, "B")] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--service",
+                svc,
+                "--method",
+                "where",
+                "--count",
+                "40",
+                "--concurrency",
+                "8",
+            ],
+        );
+        assert_eq!(num(&s, "ok"), 40, "{svc}: {s}");
+        assert!(errors(&s).is_empty(), "{svc}: {s}");
+        assert_eq!(
+            s["answers"][format!("{backend}|{svc}")],
+            40,
+            "{svc} should be answered by {backend} only: {s}"
+        );
+    }
+
+    // By method, from the Java-style header map: say* → A, anything else → B.
+    let s = run_client(
+        strait.listen,
+        &[
+            "--java-headers",
+            "--method",
+            "sayHello",
+            "--count",
+            "40",
+            "--concurrency",
+            "8",
+        ],
+    );
+    assert_eq!(num(&s, "ok"), 40, "sayHello: {s}");
+    assert_eq!(s["answers"]["hello strait from A"], 40, "sayHello: {s}");
+    assert_eq!(backend_count(&s, "A"), 40, "sayHello: {s}");
+    for method in ["whoami", "where"] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--java-headers",
+                "--method",
+                method,
+                "--count",
+                "40",
+                "--concurrency",
+                "8",
+            ],
+        );
+        assert_eq!(num(&s, "ok"), 40, "{method}: {s}");
+        assert!(errors(&s).is_empty(), "{method}: {s}");
+        assert_eq!(backend_count(&s, "B"), 40, "{method} should go to B: {s}");
+        assert_eq!(backend_count(&s, "A"), 0, "{method} should go to B: {s}");
+    }
+    drop(strait);
+}
+
+#[test]
+fn weighted_split() {
+    let a = BoltServer::start("A", &["com.example.Split:1.0"]);
+    let b = BoltServer::start("B", &["com.example.Split:1.0"]);
+    let (addr_a, addr_b) = (a.addr(), b.addr());
+    let strait = Strait::start("weighted", move |listen, admin| {
+        config(
+            listen,
+            admin,
+            "bolt",
+            &[r#"{ match: { variables: [{ name: service, regex: "^com\\.example\\..*" }] }, route: { weighted_clusters: [{ name: a, weight: 90 }, { name: b, weight: 10 }], timeout: 3s } }"#.to_string()],
+            &[
+                cluster("a", std::slice::from_ref(&addr_a)),
+                cluster("b", std::slice::from_ref(&addr_b)),
+            ],
+        )
+    });
+    let s = run_client(
+        strait.listen,
+        &[
+            "--service",
+            "com.example.Split:1.0",
+            "--method",
+            "whoami",
+            "--count",
+            "2000",
+            "--concurrency",
+            "50",
+        ],
+    );
+    assert_eq!(num(&s, "ok"), 2000, "{s}");
+    assert!(errors(&s).is_empty(), "{s}");
+    let (to_a, to_b) = (backend_count(&s, "A"), backend_count(&s, "B"));
+    eprintln!("weighted split: A {to_a}, B {to_b}");
+    assert_eq!(to_a + to_b, 2000, "{s}");
+    assert!(
+        (1600..=1940).contains(&to_a),
+        "90/10 split out of tolerance (80–97% expected on A): A {to_a}, B {to_b}"
+    );
+}
+
+#[test]
+fn unrouted_service_gets_no_processor() {
+    let backend = BoltServer::start("A", &[]);
+    let strait = simple_proxy("unrouted", &backend, "bolt");
+    for proto in ["v1", "v2crc"] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--proto",
+                proto,
+                "--service",
+                "com.example.Nobody:1.0",
+                "--method",
+                "whoami",
+                "--count",
+                "200",
+                "--concurrency",
+                "20",
+            ],
+        );
+        assert_eq!(num(&s, "ok"), 0, "{proto}: {s}");
+        assert_eq!(
+            errors(&s),
+            vec![("status_6".to_string(), 200)],
+            "{proto}: {s}"
+        );
+    }
+    // And nothing reached the backend.
+    assert_eq!(
+        strait.cluster("test")["hosts"][0]["requests"],
+        0,
+        "{}",
+        strait.clusters()
+    );
+}
+
+#[test]
+fn killed_backend_gets_error() {
+    let mut backend = BoltServer::start("A", &[]);
+    let strait = simple_proxy("killed", &backend, "bolt");
+
+    let s = run_client(strait.listen, &["--method", "plus", "--count", "50"]);
+    assert_eq!(num(&s, "ok"), 50, "before the kill: {s}");
+
+    // Calls in flight when the backend dies: sleep(2000) with a 3 s route timeout and a
+    // 5 s client timeout, so a proxy that waited would show status_7 or a client timeout.
+    let in_flight = Client::spawn(
+        strait.listen,
+        &[
+            "--method",
+            "sleep",
+            "--args",
+            "[2000]",
+            "--count",
+            "20",
+            "--concurrency",
+            "20",
+            "--timeout",
+            "5000",
+        ],
+    );
+    strait.wait_in_flight("test", 20);
+    // Let the requests reach the backend (it is sleeping on them) before killing it.
+    std::thread::sleep(Duration::from_millis(300));
+    let killed_at = Instant::now();
+    backend.kill();
+    let s = in_flight.finish();
+    eprintln!(
+        "in-flight calls answered {:?} after the kill ({} ms after the first call)",
+        killed_at.elapsed(),
+        num(&s, "elapsed_ms")
+    );
+    assert_eq!(num(&s, "ok"), 0, "in flight at the kill: {s}");
+    assert_eq!(
+        errors(&s),
+        vec![("status_6".to_string(), 20)],
+        "in flight at the kill: {s}"
+    );
+    assert!(
+        num(&s, "elapsed_ms") < 3000,
+        "in-flight calls should fail before the 3 s route timeout: {s}"
+    );
+
+    // New calls to the dead backend.
+    for proto in ["v1", "v2crc"] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--proto",
+                proto,
+                "--method",
+                "plus",
+                "--count",
+                "50",
+                "--concurrency",
+                "10",
+                "--timeout",
+                "5000",
+            ],
+        );
+        assert_eq!(num(&s, "ok"), 0, "after the kill ({proto}): {s}");
+        assert_eq!(
+            errors(&s),
+            vec![("status_6".to_string(), 50)],
+            "after the kill ({proto}): {s}"
+        );
+        assert!(
+            num(&s, "elapsed_ms") < 3000,
+            "calls to a dead backend should fail before the route timeout: {s}"
+        );
+    }
+}
+
+#[test]
+fn upstream_timeout_gets_timeout_status() {
+    let backend = BoltServer::start("A", &[]);
+    let addr = backend.addr();
+    let strait = Strait::start("timeout", move |listen, admin| {
+        config(
+            listen,
+            admin,
+            "bolt",
+            &[service_route(TEST_SERVICE, "test", "300ms")],
+            &[cluster("test", std::slice::from_ref(&addr))],
+        )
+    });
+    for proto in ["v1", "v2", "v2crc"] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--proto",
+                proto,
+                "--method",
+                "sleep",
+                "--args",
+                "[2000]",
+                "--count",
+                "10",
+                "--concurrency",
+                "10",
+                "--timeout",
+                "3000",
+            ],
+        );
+        assert_eq!(num(&s, "ok"), 0, "{proto}: {s}");
+        assert_eq!(
+            errors(&s),
+            vec![("status_7".to_string(), 10)],
+            "{proto}: {s}"
+        );
+        assert!(
+            num(&s, "elapsed_ms") < 2000,
+            "the 300 ms route timeout should answer before the backend would: {s}"
+        );
+    }
+    // A call faster than the route timeout still works.
+    let s = run_client(
+        strait.listen,
+        &["--method", "sleep", "--args", "[10]", "--count", "5"],
+    );
+    assert_eq!(num(&s, "ok"), 5, "{s}");
+}
+
+#[test]
+fn oneway_never_answered() {
+    const DEAD: &str = "com.example.Dead:1.0";
+    let backend = BoltServer::start("A", &[]);
+    let addr = backend.addr();
+    let dead_addr = format!("127.0.0.1:{}", free_port());
+    let strait = Strait::start("oneway", move |listen, admin| {
+        config(
+            listen,
+            admin,
+            "bolt",
+            &[
+                service_route(TEST_SERVICE, "test", "3s"),
+                service_route(DEAD, "dead", "3s"),
+            ],
+            &[
+                cluster("test", std::slice::from_ref(&addr)),
+                cluster("dead", std::slice::from_ref(&dead_addr)),
+            ],
+        )
+    });
+
+    let mut expected = 0;
+    for proto in ["v1", "v2crc"] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--proto",
+                proto,
+                "--oneway",
+                "--method",
+                "note",
+                "--count",
+                "200",
+                "--concurrency",
+                "50",
+            ],
+        );
+        assert_eq!(num(&s, "oneway_sent"), 200, "{proto}: {s}");
+        assert_eq!(num(&s, "oneway_responses"), 0, "{proto}: {s}");
+        assert!(errors(&s).is_empty(), "{proto}: {s}");
+        expected += 200;
+        wait_until(
+            &format!("backend receives {expected} oneway requests"),
+            Duration::from_secs(10),
+            || (backend.events("oneway") >= expected).then_some(()),
+        );
+    }
+
+    // Oneway with nowhere to go: no error frame either.
+    for (what, service) in [
+        ("unrouted", "com.example.Nobody:1.0"),
+        ("dead backend", DEAD),
+    ] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--service",
+                service,
+                "--oneway",
+                "--method",
+                "note",
+                "--count",
+                "50",
+                "--concurrency",
+                "10",
+                "--oneway-wait",
+                "1000",
+            ],
+        );
+        assert_eq!(num(&s, "oneway_sent"), 50, "{what}: {s}");
+        assert_eq!(num(&s, "oneway_responses"), 0, "{what}: {s}");
+        assert!(errors(&s).is_empty(), "{what}: {s}");
+    }
+    assert_eq!(backend.events("oneway"), expected, "nothing else reached A");
+
+    // The connection is still good for two-way calls afterwards.
+    let s = run_client(strait.listen, &["--method", "plus", "--count", "10"]);
+    assert_eq!(num(&s, "ok"), 10, "{s}");
+}
+
+#[test]
+fn auto_listener_detects_bolt() {
+    let backend = BoltServer::start("A", &[]);
+    let strait = simple_proxy("auto", &backend, "auto");
+    for proto in ["v1", "v2", "v2crc"] {
+        let s = run_client(
+            strait.listen,
+            &[
+                "--proto",
+                proto,
+                "--method",
+                "plus",
+                "--count",
+                "500",
+                "--concurrency",
+                "20",
+                "--heartbeat",
+            ],
+        );
+        assert_eq!(num(&s, "ok"), 500, "{proto}: {s}");
+        assert!(errors(&s).is_empty(), "{proto}: {s}");
+        assert_eq!(
+            num(&s, "heartbeat_acks"),
+            num(&s, "heartbeat_sent"),
+            "{proto}: {s}"
+        );
+    }
+}
+
+#[test]
+fn graceful_shutdown_drains() {
+    let backend = BoltServer::start("A", &[]);
+    let mut strait = simple_proxy("drain", &backend, "bolt");
+    let listen = strait.listen;
+    assert!(accepts_connections(listen));
+
+    let calls = Client::spawn(
+        listen,
+        &[
+            "--method",
+            "sleep",
+            "--args",
+            "[1000]",
+            "--count",
+            "20",
+            "--concurrency",
+            "20",
+        ],
+    );
+    strait.wait_in_flight("test", 20);
+    std::thread::sleep(Duration::from_millis(200));
+    let term_at = Instant::now();
+    strait.proc.signal("TERM");
+    wait_until(
+        "strait logs that it is shutting down",
+        Duration::from_secs(5),
+        || strait.proc.stderr.contains("shutting down").then_some(()),
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    let accepted_while_draining = accepts_connections(listen);
+
+    let s = calls.finish();
+    let status = strait
+        .proc
+        .wait_for_exit(Duration::from_secs(12))
+        .unwrap_or_else(|| panic!("strait did not exit: {}", strait.proc.describe()));
+    eprintln!(
+        "strait exited {status} {:?} after SIGTERM",
+        term_at.elapsed()
+    );
+    assert_eq!(num(&s, "ok"), 20, "calls in flight at SIGTERM: {s}");
+    assert!(errors(&s).is_empty(), "calls in flight at SIGTERM: {s}");
+    assert_eq!(status.code(), Some(0), "{}", strait.proc.describe());
+    assert!(
+        !accepted_while_draining,
+        "the listener still accepted connections while draining"
+    );
+    assert!(
+        !accepts_connections(listen),
+        "the listener accepts connections after exit"
+    );
+}
+
+/// Writes `text`, runs `strait --validate` on it: (exit code, stderr, file path).
+fn validate(dir: &TempDir, name: &str, text: &str) -> (i32, String, String) {
+    let path = dir.write(name, text);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .arg("-c")
+        .arg(&path)
+        .arg("--validate")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run strait --validate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn validate_reports_file_line_and_key() {
+    let dir = TempDir::new("validate");
+    // Line numbers below are 1-based lines of this text.
+    let good = "\
+admin: { address: 127.0.0.1:9901 }
+listeners:
+  - { name: rpc, address: 127.0.0.1:12200, protocol: bolt, route_config: rpc }
+route_configs:
+  - name: rpc
+    virtual_hosts:
+      - name: default
+        domains: [\"*\"]
+        routes:
+          - match:
+              variables: [{ name: service, exact: \"com.alipay.test.TestService:1.0\" }]
+            route: { cluster: test, timeout: 3s }
+clusters:
+  - name: test
+    protocol: bolt
+    lb_policy: round_robin
+    connect_timeout: 1s
+    endpoints: [{ address: 127.0.0.1:12201, weight: 1 }]
+";
+    let (code, stderr, _) = validate(&dir, "good.yaml", good);
+    assert_eq!(code, 0, "a valid config: {stderr}");
+
+    let cases: [(&str, String, u32, &str); 5] = [
+        (
+            "unknown key",
+            good.replace("    lb_policy: round_robin", "    lb_polcy: round_robin"),
+            16,
+            "lb_polcy",
+        ),
+        (
+            "route to an unknown cluster",
+            good.replace("cluster: test, timeout", "cluster: nope, timeout"),
+            12,
+            "route.cluster",
+        ),
+        (
+            "bad duration",
+            good.replace("timeout: 3s", "timeout: 3x"),
+            12,
+            "route.timeout",
+        ),
+        (
+            "unknown cluster protocol",
+            good.replace("    protocol: bolt\n", "    protocol: boltz\n"),
+            15,
+            "clusters[0].protocol",
+        ),
+        (
+            "unknown listener protocol",
+            good.replace(
+                "protocol: bolt, route_config",
+                "protocol: grpcx, route_config",
+            ),
+            3,
+            "listeners[0].protocol",
+        ),
+    ];
+    for (i, (what, text, line, key)) in cases.iter().enumerate() {
+        assert_ne!(text, good, "{what}: the edit did not apply");
+        let (code, stderr, path) = validate(&dir, &format!("bad{i}.yaml"), text);
+        assert_eq!(code, 1, "{what}: exit code; stderr: {stderr}");
+        let at = format!("{path}:{line}:");
+        assert!(
+            stderr.contains(&at),
+            "{what}: stderr should name {at}: {stderr}"
+        );
+        assert!(
+            stderr.contains(key),
+            "{what}: stderr should name the key {key}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn admin_endpoints() {
+    let backend = BoltServer::start("A", &[]);
+    let strait = simple_proxy("admin", &backend, "bolt");
+
+    let (status, body) = strait.admin_get("/ready");
+    assert_eq!(status, 200, "/ready: {body}");
+
+    let (status, body) = strait.admin_get("/config_dump");
+    assert_eq!(status, 200, "/config_dump: {body}");
+    let dump: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/config_dump not JSON ({e}): {body}"));
+    let text = dump.to_string();
+    for needle in [
+        "\"rpc\"",
+        "\"test\"",
+        TEST_SERVICE,
+        &backend.addr(),
+        &strait.listen.to_string(),
+    ] {
+        assert!(text.contains(needle), "/config_dump lacks {needle}: {body}");
+    }
+
+    let (status, body) = strait.admin_get("/listeners");
+    assert_eq!(status, 200, "/listeners: {body}");
+    assert!(
+        body.contains("rpc") && body.contains(&strait.listen.to_string()),
+        "/listeners: {body}"
+    );
+
+    let s = run_client(
+        strait.listen,
+        &["--method", "plus", "--count", "200", "--concurrency", "10"],
+    );
+    assert_eq!(num(&s, "ok"), 200, "{s}");
+    let c = strait.cluster("test");
+    let host = &c["hosts"][0];
+    assert_eq!(host["address"], backend.addr().as_str(), "/clusters: {c}");
+    assert_eq!(host["available"], true, "/clusters: {c}");
+    assert!(
+        host["connections"].as_u64().unwrap_or(0) > 0,
+        "/clusters: {c}"
+    );
+    assert_eq!(host["requests"], 200, "/clusters: {c}");
+    assert_eq!(host["failures"], 0, "/clusters: {c}");
+
+    let (status, _) = strait.admin_get("/nope");
+    assert_eq!(status, 404);
+}
