@@ -657,13 +657,13 @@ clusters:
             "route to an unknown cluster",
             good.replace("cluster: test, timeout", "cluster: nope, timeout"),
             12,
-            "route.cluster",
+            "route_configs[0].virtual_hosts[0].routes[0].route.cluster",
         ),
         (
             "bad duration",
             good.replace("timeout: 3s", "timeout: 3x"),
             12,
-            "route.timeout",
+            "route_configs[0].virtual_hosts[0].routes[0].route.timeout",
         ),
         (
             "unknown cluster protocol",
