@@ -7,8 +7,6 @@ mod forward;
 mod listener;
 mod server;
 
-use std::sync::Arc;
-
 use strait_codec_framework::Registry;
 
 pub use server::{Server, ServerError};
@@ -16,9 +14,7 @@ pub use server::{Server, ServerError};
 /// The protocols built into the `strait` binary, in `auto` detection order.
 pub fn builtin_registry() -> Registry {
     let mut registry = Registry::new();
-    for protocol in [strait_codec_bolt::protocol()] {
-        // Names of built-in protocols are distinct, so registration cannot fail.
-        let _ = registry.register(Arc::clone(&protocol));
-    }
+    // Built-in protocol names are distinct, so registration cannot fail.
+    let _ = registry.register(strait_codec_bolt::protocol());
     registry
 }

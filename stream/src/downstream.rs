@@ -1,6 +1,5 @@
 //! Serving one downstream (accepted) connection.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -141,23 +140,20 @@ where
     }
 }
 
+/// A finished exchange: the request (kept for error answers), its downstream id, and
+/// the handler's result.
+type Exchanged = (
+    Box<dyn Frame>,
+    u64,
+    Result<Option<Box<dyn Frame>>, ProxyFailure>,
+);
+
 /// One request's trip through the handler. The request stays owned here so that a
 /// failure can still be answered in the request's own protocol version.
-fn exchange<H: RequestHandler>(
-    handler: Arc<H>,
-    mut request: Box<dyn Frame>,
-) -> impl Future<
-    Output = (
-        Box<dyn Frame>,
-        u64,
-        Result<Option<Box<dyn Frame>>, ProxyFailure>,
-    ),
-> + Send {
-    async move {
-        let down_id = request.request_id();
-        let result = handler.handle(&mut *request).await;
-        (request, down_id, result)
-    }
+async fn exchange<H: RequestHandler>(handler: Arc<H>, mut request: Box<dyn Frame>) -> Exchanged {
+    let down_id = request.request_id();
+    let result = handler.handle(&mut *request).await;
+    (request, down_id, result)
 }
 
 fn respond(

@@ -159,10 +159,6 @@ impl Codec for LenCodec {
             .get(src[2] as usize)
             .ok_or(CodecError::UnknownType(src[2].into()))?;
         let hlen = u16::from_be_bytes([src[12], src[13]]) as usize;
-        let blen = u32::from_be_bytes([src[16], src[17], src[18 - 1], src[17]]) as usize;
-        let blen =
-            blen.min(0) + u32::from_be_bytes(src[14..18].try_into().unwrap_or([0; 4])) as usize & 0;
-        let _ = blen;
         let body_len = read_u32(&src[HEADER_LEN - 4..HEADER_LEN]) as usize;
         let total = HEADER_LEN + hlen + body_len;
         if total > self.limits.max_frame_size {

@@ -578,8 +578,10 @@ async fn shutdown_drains_in_flight() {
 #[tokio::test]
 async fn auto_listener_detection() {
     let up = Upstream::start(Mode::Echo("up")).await;
-    let yaml = config(&[up.addr], "", "")
-        .replace("protocol: bolt, route_config: rpc", "protocol: auto, detect_timeout: 300ms, route_config: rpc");
+    let yaml = config(&[up.addr], "", "").replace(
+        "protocol: bolt, route_config: rpc",
+        "protocol: auto, detect_timeout: 300ms, route_config: rpc",
+    );
     let server = proxy(&yaml).await;
     let addr = server.listener_addr("rpc").unwrap();
 
@@ -591,10 +593,39 @@ async fn auto_listener_detection() {
     assert_eq!((r.version(), r.status()), (2, Some(0)));
 
     let mut silent = Client::connect(addr).await;
-    assert!(silent.closed_within(LONG).await, "closed after the first-byte timeout");
+    assert!(
+        silent.closed_within(LONG).await,
+        "closed after the first-byte timeout"
+    );
 
     let mut garbage = Client::connect(addr).await;
     garbage.send_raw(&[0xff, 0, 0, 0, 0, 0, 0, 0]).await;
     assert!(garbage.closed_within(LONG).await, "no protocol has 0xff");
+    server.shutdown().await;
+}
+
+/// `preconnect: true` fills the pool before any request and refills it when the
+/// upstream closes a connection.
+#[tokio::test]
+async fn preconnect_fills_and_refills_the_pool() {
+    let mut up = Upstream::start(Mode::Manual).await;
+    let extra = "    max_connections_per_host: 2\n    preconnect: true";
+    let server = proxy(&config(&[up.addr], extra, "")).await;
+    let deadline = Instant::now() + LONG;
+    while up.connections() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(up.connections(), 2, "both slots connected before any request");
+
+    let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
+    c.send(&request(1, SERVICE, "x")).await;
+    let got = up.next(LONG).await.unwrap();
+    got.conn.send(&echo(&got.frame, "up"));
+    assert_eq!(c.recv(LONG).await.unwrap().status(), Some(0));
+    got.conn.close();
+    while up.connections() < 3 && Instant::now() < deadline + LONG {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(up.connections(), 3, "the closed connection was replaced");
     server.shutdown().await;
 }

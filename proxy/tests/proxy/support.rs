@@ -80,10 +80,6 @@ impl Conn {
         let _ = self.0.send(Some(buf.freeze()));
     }
 
-    pub fn send_raw(&self, bytes: &[u8]) {
-        let _ = self.0.send(Some(Bytes::copy_from_slice(bytes)));
-    }
-
     /// Closes the connection (the proxy sees EOF).
     pub fn close(&self) {
         let _ = self.0.send(None);
