@@ -1,0 +1,122 @@
+//! `strait-call`: sends one SOFA Bolt request and prints the answer on one line:
+//! `status=<n> served-by=<x-served-by or -> body=<content as lossy UTF-8>`.
+//!
+//! Exit status: 0 if the response status is 0 (SUCCESS), 1 otherwise (including
+//! connection failures, timeouts and undecodable answers, which are reported on stderr).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use clap::Parser;
+use strait_codec_bolt::BoltCodec;
+use strait_codec_framework::{Frame, FrameKind, Limits};
+use strait_tools::{DEFAULT_METHOD, DEFAULT_SERVICE, Proto, RequestSpec, SERVED_BY};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends one SOFA Bolt request and prints the response.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// `host:port` of the Bolt server or proxy.
+    addr: String,
+    /// `service` header (the routing key).
+    #[arg(long, default_value = DEFAULT_SERVICE)]
+    service: String,
+    /// `sofa_head_method_name` header.
+    #[arg(long, default_value = DEFAULT_METHOD)]
+    method: String,
+    /// Framing.
+    #[arg(long, value_enum, default_value = "v1")]
+    proto: Proto,
+    /// Request content.
+    #[arg(long, default_value = "hello")]
+    body: String,
+    /// Timeout in milliseconds: written in the request and applied to the whole call.
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u32,
+}
+
+/// The request id used for the call.
+const CALL_ID: u32 = 1;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strait-call: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let limit = Duration::from_millis(u64::from(args.timeout_ms.max(1)));
+    match runtime.block_on(async { tokio::time::timeout(limit, call(&args)).await }) {
+        Ok(Ok(0)) => ExitCode::SUCCESS,
+        Ok(Ok(_)) => ExitCode::from(1),
+        Ok(Err(e)) => {
+            eprintln!("strait-call: {e}");
+            ExitCode::from(1)
+        }
+        Err(_) => {
+            eprintln!("strait-call: no answer within {} ms", args.timeout_ms);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Makes the call and prints the answer; returns the response status.
+async fn call(args: &Args) -> Result<u32, String> {
+    let spec = RequestSpec {
+        proto: args.proto,
+        service: args.service.clone(),
+        method: args.method.clone(),
+        timeout_ms: i32::try_from(args.timeout_ms).unwrap_or(i32::MAX),
+        content: Bytes::from(args.body.clone().into_bytes()),
+    };
+    let request = spec
+        .build(CALL_ID)
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let mut out = BytesMut::new();
+    request
+        .encode(&mut out)
+        .map_err(|e| format!("cannot encode the request: {e}"))?;
+    let mut stream = TcpStream::connect(&args.addr)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", args.addr))?;
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| format!("write failed: {e}"))?;
+
+    let mut codec = BoltCodec::new(Limits::default());
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        while let Some(frame) = codec
+            .decode_bolt(&mut buf)
+            .map_err(|e| format!("undecodable answer: {e}"))?
+        {
+            if frame.kind() != FrameKind::Response || frame.request_id() != u64::from(CALL_ID) {
+                continue;
+            }
+            // A decoded Response always has a status field; u32::MAX marks "absent".
+            let status = frame.status().unwrap_or(u32::MAX);
+            println!(
+                "status={status} served-by={} body={}",
+                frame.header(SERVED_BY).unwrap_or("-"),
+                String::from_utf8_lossy(&frame.body())
+            );
+            return Ok(status);
+        }
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before the answer".into());
+        }
+    }
+}
