@@ -5,6 +5,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
+use strait_codec_bolt::BoltCodec;
+use strait_codec_framework::{Frame, Limits};
+use strait_tools::{Proto, RequestSpec, parse_duration};
+
 /// Kills and reaps the child when dropped, whatever the test outcome.
 struct Guard(Child);
 
@@ -95,4 +100,92 @@ fn echo_call_and_load() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+    assert!(parse_duration("3h").is_err());
+    assert!(parse_duration("x").is_err());
+}
+
+#[test]
+fn patched_ids_roundtrip_in_every_framing() {
+    for proto in [Proto::V1, Proto::V2, Proto::V2crc] {
+        let spec = RequestSpec {
+            proto,
+            service: "svc".into(),
+            method: "m".into(),
+            timeout_ms: 1000,
+            content: Bytes::from_static(b"payload"),
+        };
+        let mut frame = spec.build(0).unwrap();
+        frame.set_request_id(0xdead_beef);
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf).unwrap();
+        let back = BoltCodec::new(Limits::default())
+            .decode_bolt(&mut buf)
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.request_id(), 0xdead_beef);
+        assert_eq!(back.is_crc(), proto == Proto::V2crc);
+        assert_eq!(back.header("service"), Some("svc"));
+        assert_eq!(&back.body()[..], b"payload");
+    }
+}
+
+#[test]
+fn echo_acks_heartbeats_and_ignores_oneway() {
+    use std::io::{Read, Write};
+    use strait_codec_bolt::BoltFrame;
+    use strait_codec_framework::FrameKind;
+
+    let (_echo, addr) = start_echo("e2");
+    let mut out = BytesMut::new();
+    for (kind, id) in [(FrameKind::Oneway, 7u32), (FrameKind::Heartbeat, 8)] {
+        Proto::V2crc
+            .apply(BoltFrame::builder(kind))
+            .request_id(id)
+            .content(if kind == FrameKind::Oneway {
+                &b"x"[..]
+            } else {
+                &b""[..]
+            })
+            .build()
+            .unwrap()
+            .encode(&mut out)
+            .unwrap();
+    }
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.write_all(&out).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut codec = BoltCodec::new(Limits::default());
+    let mut buf = BytesMut::new();
+    let ack = loop {
+        if let Some(f) = codec.decode_bolt(&mut buf).unwrap() {
+            break f;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "echo closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    // The oneway request (sent first) got nothing: the first answer is the ack.
+    assert_eq!(ack.kind(), FrameKind::HeartbeatAck);
+    assert_eq!(ack.request_id(), 8);
+    assert!(ack.is_crc());
+    // And nothing else arrives.
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut rest = [0u8; 64];
+    assert!(
+        stream.read(&mut rest).is_err(),
+        "unexpected bytes after the heartbeat ack"
+    );
 }
