@@ -1,4 +1,5 @@
-//! The request handler of a downstream connection: route, pick a cluster, forward.
+//! The request handler of a downstream connection: route, pick a cluster and a
+//! connection, all without waiting unless a connection must be made first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,8 +7,8 @@ use std::time::Duration;
 
 use strait_codec_framework::{Frame, Protocol, ProxyFailure};
 use strait_router::{RouteTable, RouteTarget};
-use strait_stream::{HandleFuture, RequestHandler};
-use strait_upstream::Cluster;
+use strait_stream::{RequestHandler, Route};
+use strait_upstream::{Cluster, Selected};
 
 use crate::config::DEFAULT_ROUTE_TIMEOUT;
 
@@ -22,43 +23,40 @@ pub struct Forwarder {
 }
 
 impl RequestHandler for Forwarder {
-    fn handle<'a>(&'a self, request: &'a mut dyn Frame) -> HandleFuture<'a> {
-        Box::pin(self.forward(request))
+    fn route(&self, request: &mut dyn Frame) -> Route {
+        match self.decide(request) {
+            Ok(route) => route,
+            Err(failure) => Route::Fail(failure),
+        }
     }
 }
 
 impl Forwarder {
-    async fn forward(
-        &self,
-        request: &mut dyn Frame,
-    ) -> Result<Option<Box<dyn Frame>>, ProxyFailure> {
-        let decision = self
-            .routes
-            .route(None, request)
-            .ok_or(ProxyFailure::NoRoute)?;
+    fn decide(&self, request: &mut dyn Frame) -> Result<Route, ProxyFailure> {
+        let decision = self.routes.route(None, request).ok_or(ProxyFailure::NoRoute)?;
         let cluster_name = match decision.target {
             RouteTarget::Cluster(name) => name,
             RouteTarget::DirectResponse { status, body } => {
-                return match self.protocol.direct_response(request, status, body) {
-                    Some(response) => Ok(Some(response)),
-                    None => Err(ProxyFailure::NoRoute),
-                };
+                return self
+                    .protocol
+                    .direct_response(request, status, body)
+                    .map(Route::Reply)
+                    .ok_or(ProxyFailure::NoRoute);
             }
         };
-        let cluster = self
-            .clusters
-            .get(cluster_name)
-            .ok_or(ProxyFailure::NoHealthyUpstream)?;
+        let cluster = self.clusters.get(cluster_name).ok_or(ProxyFailure::NoHealthyUpstream)?;
         if cluster.protocol().name() != self.protocol.name() {
-            tracing::warn!(
-                cluster = cluster_name,
-                "route leads to a cluster of another protocol"
-            );
+            tracing::warn!(cluster = cluster_name, "route leads to a cluster of another protocol");
             return Err(ProxyFailure::NoHealthyUpstream);
         }
         decision.apply_request_headers(request);
         let timeout = effective_timeout(decision.timeout(), request.timeout());
-        cluster.forward(request, timeout).await
+        Ok(match cluster.select()? {
+            Selected::Ready(conn) => Route::Send(conn, timeout),
+            Selected::Connecting(connecting) => {
+                Route::Later(Box::pin(async move { Ok((connecting.await?, timeout)) }))
+            }
+        })
     }
 }
 

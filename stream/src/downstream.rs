@@ -1,6 +1,7 @@
 //! Serving one downstream (accepted) connection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -8,8 +9,10 @@ use futures_util::stream::FuturesUnordered;
 use strait_codec_framework::{DecodeError, Frame, FrameKind, Limits, Protocol, ProxyFailure};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::RequestHandler;
+use crate::handler::{Connecting, RequestHandler, Route};
+use crate::inbox::{Completion, Inbox};
 
 /// Bounds of one downstream connection.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +43,17 @@ pub enum ServeError {
     Decode(strait_codec_framework::CodecError),
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 32 * 1024;
+
+/// One downstream connection's state, owned by its task.
+struct Conn<H> {
+    protocol: Arc<dyn Protocol>,
+    handler: Arc<H>,
+    inbox: Arc<Inbox>,
+    wbuf: BytesMut,
+    /// Two-way requests sent upstream and not completed yet.
+    in_flight: usize,
+}
 
 /// Serves `io` until the peer closes it, a fatal decode error happens, or `shutdown`
 /// turns true (then the connection stops reading, finishes its in-flight requests and
@@ -59,68 +72,72 @@ where
 {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut codec = protocol.new_codec(options.limits);
+    let mut conn = Conn {
+        protocol,
+        handler,
+        inbox: Arc::new(Inbox::default()),
+        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        in_flight: 0,
+    };
     let mut rbuf = initial;
-    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut in_flight = FuturesUnordered::new();
+    let mut connecting = FuturesUnordered::new();
+    let mut completions = Vec::new();
     let mut reading = !*shutdown.borrow();
     let mut decode_pending = !rbuf.is_empty();
-    let mut fatal = None;
 
     loop {
-        if decode_pending && fatal.is_none() {
+        if decode_pending {
             decode_pending = false;
+            // One clock read per batch: every request of a read shares its start time.
+            let now = Instant::now();
             loop {
                 match codec.decode(&mut rbuf) {
-                    Ok(Some(frame)) => match frame.kind() {
-                        FrameKind::Heartbeat => {
-                            // Answered here, never forwarded (design invariant).
-                            if let Some(reply) = protocol.heartbeat_reply(&*frame) {
-                                encode_into(&*reply, &mut wbuf);
-                            }
+                    Ok(Some(frame)) => {
+                        if let Some(later) = conn.on_frame(frame, now) {
+                            connecting.push(later);
                         }
-                        FrameKind::Request | FrameKind::Oneway => {
-                            in_flight.push(exchange(handler.clone(), frame));
-                        }
-                        kind => {
-                            tracing::debug!(?kind, "ignoring non-request frame from downstream");
-                        }
-                    },
+                    }
                     Ok(None) => break,
                     Err(DecodeError::Rejected { error, reply }) => {
                         tracing::debug!(%error, "rejected downstream frame");
                         if let Some(reply) = reply {
-                            encode_into(&*reply, &mut wbuf);
+                            encode_into(&*reply, &mut conn.wbuf);
                         }
                     }
                     Err(DecodeError::Fatal(error)) => {
-                        // Stop reading; what is already in flight is cancelled when the
-                        // connection closes below (P16).
-                        fatal = Some(error);
-                        break;
+                        // Close; requests in flight are answered to nobody (P16).
+                        let _ = wr.write_all(&conn.wbuf).await;
+                        let _ = wr.shutdown().await;
+                        return Err(ServeError::Decode(error));
                     }
                 }
             }
         }
-        if let Some(error) = fatal {
-            let _ = wr.write_all(&wbuf).await;
-            let _ = wr.shutdown().await;
-            return Err(ServeError::Decode(error));
-        }
-        if !reading && in_flight.is_empty() && wbuf.is_empty() {
+        let idle = conn.in_flight == 0 && connecting.is_empty();
+        if !reading && idle && conn.wbuf.is_empty() {
             let _ = wr.shutdown().await;
             return Ok(());
         }
-        let can_read = reading && in_flight.len() < options.max_in_flight;
+        let can_read = reading && conn.in_flight + connecting.len() < options.max_in_flight;
         if can_read {
             rbuf.reserve(READ_CHUNK);
         }
 
         tokio::select! {
             biased;
-            Some((request, down_id, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                respond(&*protocol, request, down_id, result, &mut wbuf);
+            _ = conn.inbox.ready(), if conn.in_flight > 0 => {
+                conn.inbox.drain_into(&mut completions);
+                for completion in completions.drain(..) {
+                    conn.on_completion(completion);
+                }
             }
-            res = wr.write_buf(&mut wbuf), if !wbuf.is_empty() => {
+            Some((request, result)) = connecting.next(), if !connecting.is_empty() => {
+                match result {
+                    Ok((upstream, timeout)) => conn.send(request, upstream, Instant::now(), timeout),
+                    Err(failure) => conn.answer_failure(&*request, request.request_id(), failure),
+                }
+            }
+            res = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => {
                 if res? == 0 {
                     return Err(ServeError::Io(std::io::ErrorKind::WriteZero.into()));
                 }
@@ -140,64 +157,109 @@ where
     }
 }
 
-/// A finished exchange: the request (kept for error answers), its downstream id, and
-/// the handler's result.
-type Exchanged = (
-    Box<dyn Frame>,
-    u64,
-    Result<Option<Box<dyn Frame>>, ProxyFailure>,
-);
+type Later = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = (
+                    Box<dyn Frame>,
+                    Result<(crate::UpstreamConnection, Duration), ProxyFailure>,
+                ),
+            > + Send,
+    >,
+>;
 
-/// One request's trip through the handler. The request stays owned here so that a
-/// failure can still be answered in the request's own protocol version.
-async fn exchange<H: RequestHandler>(handler: Arc<H>, mut request: Box<dyn Frame>) -> Exchanged {
-    let down_id = request.request_id();
-    let result = handler.handle(&mut *request).await;
-    (request, down_id, result)
-}
+// === impl Conn ===
 
-fn respond(
-    protocol: &dyn Protocol,
-    request: Box<dyn Frame>,
-    down_id: u64,
-    result: Result<Option<Box<dyn Frame>>, ProxyFailure>,
-    wbuf: &mut BytesMut,
-) {
-    if request.kind() == FrameKind::Oneway {
-        return; // never answered, not even with an error
-    }
-    match result {
-        Ok(Some(mut response)) => {
-            response.set_request_id(down_id);
-            if !encode_into(&*response, wbuf) {
-                answer_failure(protocol, &*request, down_id, ProxyFailure::CodecError, wbuf);
+impl<H: RequestHandler> Conn<H> {
+    /// Handles one decoded frame; returns the slow-path work if the request must wait
+    /// for a connection.
+    fn on_frame(&mut self, mut frame: Box<dyn Frame>, now: Instant) -> Option<Later> {
+        match frame.kind() {
+            FrameKind::Heartbeat => {
+                // Answered here, never forwarded (design invariant).
+                if let Some(reply) = self.protocol.heartbeat_reply(&*frame) {
+                    encode_into(&*reply, &mut self.wbuf);
+                }
+                None
+            }
+            FrameKind::Request | FrameKind::Oneway => match self.handler.route(&mut *frame) {
+                Route::Send(upstream, timeout) => {
+                    self.send(frame, upstream, now, timeout);
+                    None
+                }
+                Route::Later(connecting) => Some(later(frame, connecting)),
+                Route::Reply(mut response) => {
+                    if frame.kind() == FrameKind::Request {
+                        response.set_request_id(frame.request_id());
+                        self.encode_or_fail(&*frame, &*response);
+                    }
+                    None
+                }
+                Route::Fail(failure) => {
+                    self.answer_failure(&*frame, frame.request_id(), failure);
+                    None
+                }
+            },
+            kind => {
+                tracing::debug!(?kind, "ignoring non-request frame from downstream");
+                None
             }
         }
-        Ok(None) => {
-            tracing::warn!(down_id, "handler gave no response to a two-way request");
-            answer_failure(
-                protocol,
-                &*request,
-                down_id,
-                ProxyFailure::UpstreamReset,
-                wbuf,
-            );
+    }
+
+    fn send(
+        &mut self,
+        request: Box<dyn Frame>,
+        upstream: crate::UpstreamConnection,
+        now: Instant,
+        timeout: Duration,
+    ) {
+        let two_way = request.kind() == FrameKind::Request;
+        match upstream.send(request, &self.inbox, now + timeout) {
+            Ok(()) => self.in_flight += usize::from(two_way),
+            Err((request, error)) => {
+                self.answer_failure(&*request, request.request_id(), error.failure())
+            }
         }
-        Err(failure) => answer_failure(protocol, &*request, down_id, failure, wbuf),
+    }
+
+    fn on_completion(&mut self, completion: Completion) {
+        self.in_flight -= 1;
+        match completion {
+            Completion::Response {
+                down_id,
+                response,
+                request,
+            } => {
+                if !encode_into(&*response, &mut self.wbuf) {
+                    self.answer_failure(&*request, down_id, ProxyFailure::CodecError);
+                }
+            }
+            Completion::Failed {
+                down_id,
+                request,
+                failure,
+            } => self.answer_failure(&*request, down_id, failure),
+        }
+    }
+
+    fn encode_or_fail(&mut self, request: &dyn Frame, response: &dyn Frame) {
+        if !encode_into(response, &mut self.wbuf) {
+            self.answer_failure(request, request.request_id(), ProxyFailure::CodecError);
+        }
+    }
+
+    /// The protocol's error answer; nothing at all for oneway requests.
+    fn answer_failure(&mut self, request: &dyn Frame, down_id: u64, failure: ProxyFailure) {
+        if let Some(mut reply) = self.protocol.error_response(request, failure) {
+            reply.set_request_id(down_id);
+            encode_into(&*reply, &mut self.wbuf);
+        }
     }
 }
 
-fn answer_failure(
-    protocol: &dyn Protocol,
-    request: &dyn Frame,
-    down_id: u64,
-    failure: ProxyFailure,
-    wbuf: &mut BytesMut,
-) {
-    if let Some(mut reply) = protocol.error_response(request, failure) {
-        reply.set_request_id(down_id);
-        encode_into(&*reply, wbuf);
-    }
+fn later(frame: Box<dyn Frame>, connecting: Connecting) -> Later {
+    Box::pin(async move { (frame, connecting.await) })
 }
 
 /// Appends `frame` to `wbuf`; on failure leaves `wbuf` as it was and returns false.

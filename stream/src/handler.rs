@@ -1,19 +1,30 @@
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use strait_codec_framework::{Frame, ProxyFailure};
 
-/// The future a [`RequestHandler`] returns.
-pub type HandleFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Option<Box<dyn Frame>>, ProxyFailure>> + Send + 'a>>;
+use crate::UpstreamConnection;
 
-/// What the proxy does with each request a downstream connection decodes.
-///
-/// The handler borrows the request for the whole exchange, so that on failure the
-/// downstream side can still build the protocol's error answer from it.
+/// Work that must finish before a request can be sent (connecting to a host).
+pub type Connecting =
+    Pin<Box<dyn Future<Output = Result<(UpstreamConnection, Duration), ProxyFailure>> + Send>>;
+
+/// Where a request goes, decided without waiting.
+pub enum Route {
+    /// Send it over this connection now, with this timeout.
+    Send(UpstreamConnection, Duration),
+    /// Send it once this resolves (slow path: no connection is open yet).
+    Later(Connecting),
+    /// Answer locally with this frame (a route's direct response).
+    Reply(Box<dyn Frame>),
+    /// Fail it with the protocol's error for this failure.
+    Fail(ProxyFailure),
+}
+
+/// Decides, per request, what a downstream connection does with it.
 pub trait RequestHandler: Send + Sync + 'static {
-    /// Forwards `request` and resolves to the response (`None` for a oneway request,
-    /// which must never be answered). The response's request id is restored to the
-    /// downstream id by the caller.
-    fn handle<'a>(&'a self, request: &'a mut dyn Frame) -> HandleFuture<'a>;
+    /// Routes `request`; may change it (headers added or removed by the route). Must not
+    /// block: slow work goes in [`Route::Later`].
+    fn route(&self, request: &mut dyn Frame) -> Route;
 }

@@ -1,16 +1,24 @@
 //! Drives a protocol's codec over connections, in both directions.
 //!
-//! - [`downstream`]: serves one accepted connection. Frames become requests handed to a
-//!   [`RequestHandler`]; heartbeats are answered locally and never forwarded; oneway
-//!   requests never get any response, not even an error; a failure becomes the
-//!   protocol's own error answer.
+//! - [`downstream`]: serves one accepted connection. Frames become requests that a
+//!   [`RequestHandler`] routes synchronously; heartbeats are answered locally and never
+//!   forwarded; oneway requests never get any response, not even an error; a failure
+//!   becomes the protocol's own error answer.
 //! - [`upstream`]: a multiplexed client connection with its own request-id space and
 //!   in-flight map, so many downstream connections share a few upstream connections.
 //!   When it dies, every in-flight request fails at once.
+//!
+//! The hot path allocates no future, channel or timer per request: a request is routed
+//! inline, encoded straight into the upstream connection's write buffer and recorded in
+//! its in-flight map together with the [`Inbox`] of the downstream connection, where the
+//! upstream reader drops the response (or the failure) when it comes.
 
 pub mod downstream;
 mod handler;
+mod id_hash;
+mod inbox;
 pub mod upstream;
 
-pub use handler::{HandleFuture, RequestHandler};
+pub use handler::{Connecting, RequestHandler, Route};
+pub use inbox::{Completion, Inbox};
 pub use upstream::{UpstreamConnection, UpstreamError, UpstreamOptions};

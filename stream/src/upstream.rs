@@ -1,39 +1,42 @@
 //! A multiplexed client connection to one upstream host.
 //!
 //! The connection owns its own request-id space: each request forwarded over it gets a
-//! fresh id (wrapping at the protocol's id width and skipping ids still in flight), and
-//! the response is matched back through an in-flight map. Many downstream connections
-//! share a few of these.
+//! fresh id (wrapping at the protocol's id width and skipping ids still in flight), is
+//! encoded straight into the connection's write buffer, and is recorded in the in-flight
+//! map with its caller's [`Inbox`] and deadline. The reader task matches responses by
+//! id; one timer per connection expires overdue requests; if the connection dies, every
+//! request in flight fails at once.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use strait_codec_framework::{
-    CodecError, DecodeError, Frame, FrameKind, Limits, Protocol, RequestId,
+    CodecError, DecodeError, Frame, FrameKind, Limits, Protocol, ProxyFailure, RequestId,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Why a request sent upstream got no response.
-#[derive(Debug, Clone, thiserror::Error)]
+use crate::id_hash::IdMap;
+use crate::inbox::{Completion, Inbox};
+
+/// Why a request could not be sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
-    /// The connection closed (or was closed) with the request in flight.
-    #[error("upstream connection reset")]
-    Reset,
-    /// The connection is closed or going away: the request was not sent.
+    /// The connection is closed or going away.
     #[error("upstream connection closed")]
     Closed,
-    /// No response within the deadline.
-    #[error("upstream timed out")]
-    Timeout,
+    /// The write buffer is over its bound: the upstream does not keep up.
+    #[error("upstream write buffer full")]
+    Backlogged,
     /// The request could not be encoded.
     #[error("encoding request: {0}")]
     Encode(CodecError),
@@ -42,8 +45,19 @@ pub enum UpstreamError {
     IdsExhausted,
 }
 
+impl UpstreamError {
+    /// The proxy failure a caller is answered with.
+    pub fn failure(&self) -> ProxyFailure {
+        match self {
+            UpstreamError::Closed => ProxyFailure::UpstreamReset,
+            UpstreamError::Backlogged | UpstreamError::IdsExhausted => ProxyFailure::Overflow,
+            UpstreamError::Encode(_) => ProxyFailure::CodecError,
+        }
+    }
+}
+
 /// Settings of an upstream connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpstreamOptions {
     /// Codec limits for responses.
     pub limits: Limits,
@@ -51,8 +65,13 @@ pub struct UpstreamOptions {
     pub heartbeat_interval: Option<Duration>,
     /// Close the connection after this many heartbeats in a row went unanswered.
     pub heartbeat_max_failures: u32,
-    /// Encoded requests queued for the writer before senders wait.
-    pub write_queue: usize,
+    /// Bytes of encoded requests buffered for the socket before sends fail.
+    pub max_write_buffer: usize,
+    /// Counters raised while a request is in flight on this connection and lowered when
+    /// it completes (per host, per cluster: they drive least-request and overflow).
+    pub in_flight_gauges: Vec<Arc<AtomicUsize>>,
+    /// Counts requests this connection failed (timeouts, resets).
+    pub failure_counter: Option<Arc<AtomicU64>>,
 }
 
 impl Default for UpstreamOptions {
@@ -61,37 +80,69 @@ impl Default for UpstreamOptions {
             limits: Limits::default(),
             heartbeat_interval: None,
             heartbeat_max_failures: 3,
-            write_queue: 1024,
+            max_write_buffer: 16 * 1024 * 1024,
+            in_flight_gauges: Vec::new(),
+            failure_counter: None,
         }
     }
 }
 
-type Reply = oneshot::Sender<Result<Box<dyn Frame>, UpstreamError>>;
+/// Who is waiting for an in-flight request.
+enum Waiter {
+    /// A downstream caller.
+    Caller {
+        inbox: Arc<Inbox>,
+        down_id: RequestId,
+        request: Box<dyn Frame>,
+    },
+    /// The connection's own keepalive probe.
+    Probe,
+}
+
+struct Pending {
+    waiter: Waiter,
+    deadline: Instant,
+}
+
+/// Everything the senders, the reader, the writer and the timer share; one short lock.
+struct State {
+    in_flight: IdMap<Pending>,
+    /// Deadlines in expiry order; entries whose request already completed are skipped.
+    deadlines: BinaryHeap<Reverse<(Instant, RequestId)>>,
+    /// The deadline the timer sleeps until, if any.
+    armed: Option<Instant>,
+    next_id: RequestId,
+    wbuf: BytesMut,
+}
 
 struct Shared {
     protocol: Arc<dyn Protocol>,
     peer: SocketAddr,
-    next_id: AtomicU64,
-    in_flight: Mutex<HashMap<RequestId, Reply>>,
+    options: UpstreamOptions,
+    state: Mutex<State>,
     open: AtomicBool,
-    /// Milliseconds since `epoch` of the last frame read or written; drives keepalive.
+    writer: Notify,
+    timer: Notify,
+    close: Notify,
+    /// Milliseconds since `epoch` of the last bytes read or written; drives keepalive.
     last_activity: AtomicU64,
     epoch: Instant,
-    close: Notify,
+    probe_acked: AtomicBool,
     unknown_responses: AtomicU64,
 }
 
 /// A handle to one multiplexed upstream connection. Cloning is cheap; all clones share
-/// the connection. The connection lives until the peer closes it, an I/O error, failed
+/// the connection. It lives until the peer closes it, an I/O or decode error, failed
 /// keepalives, or [`UpstreamConnection::close`].
 #[derive(Clone)]
 pub struct UpstreamConnection {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Bytes>,
 }
 
+// === impl UpstreamConnection ===
+
 impl UpstreamConnection {
-    /// Connects to `peer` and starts the connection's reader, writer and keepalive.
+    /// Connects to `peer` and starts the connection's reader, writer, timer and keepalive.
     pub async fn connect(
         peer: SocketAddr,
         protocol: Arc<dyn Protocol>,
@@ -112,22 +163,29 @@ impl UpstreamConnection {
         protocol: Arc<dyn Protocol>,
         options: UpstreamOptions,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(options.write_queue.max(1));
         let shared = Arc::new(Shared {
             protocol,
             peer,
-            next_id: AtomicU64::new(1),
-            in_flight: Mutex::new(HashMap::new()),
+            options,
+            state: Mutex::new(State {
+                in_flight: IdMap::default(),
+                deadlines: BinaryHeap::new(),
+                armed: None,
+                next_id: 0,
+                wbuf: BytesMut::with_capacity(64 * 1024),
+            }),
             open: AtomicBool::new(true),
+            writer: Notify::new(),
+            timer: Notify::new(),
+            close: Notify::new(),
             last_activity: AtomicU64::new(0),
             epoch: Instant::now(),
-            close: Notify::new(),
+            probe_acked: AtomicBool::new(false),
             unknown_responses: AtomicU64::new(0),
         });
-        let conn = UpstreamConnection { shared, tx };
         let (rd, wr) = stream.into_split();
-        tokio::spawn(conn.clone().run(rd, wr, rx, options));
-        conn
+        tokio::spawn(run(shared.clone(), rd, wr));
+        UpstreamConnection { shared }
     }
 
     /// The address of the upstream host.
@@ -142,7 +200,7 @@ impl UpstreamConnection {
 
     /// Requests currently awaiting a response.
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight.lock().len()
+        self.shared.state.lock().in_flight.len()
     }
 
     /// Responses received for ids that were no longer pending (late or unknown).
@@ -150,253 +208,322 @@ impl UpstreamConnection {
         self.shared.unknown_responses.load(Ordering::Relaxed)
     }
 
-    /// Closes the connection; requests in flight fail with [`UpstreamError::Reset`].
+    /// Closes the connection; requests in flight fail with an upstream reset.
     pub fn close(&self) {
         self.shared.open.store(false, Ordering::Release);
         self.shared.close.notify_one();
     }
 
-    /// Sends `request` with a fresh upstream id and waits for its response, at most
-    /// `timeout`. The request's own id is restored before returning, whatever happens.
-    pub async fn call(
+    /// Sends `request` with a fresh upstream id. A two-way request's completion (the
+    /// response, or its failure at `deadline`) goes to `inbox` tagged with the request's
+    /// own id, which is left unchanged on the frame. A oneway request is only written.
+    /// On error the request is handed back, unsent.
+    pub fn send(
         &self,
-        request: &mut dyn Frame,
-        timeout: Duration,
-    ) -> Result<Box<dyn Frame>, UpstreamError> {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let id = self.register(reply_tx)?;
-        if let Err(e) = self.send_with_id(request, id).await {
-            self.shared.in_flight.lock().remove(&id);
-            return Err(e);
-        }
-        match tokio::time::timeout(timeout, reply_rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(UpstreamError::Reset),
-            Err(_) => {
-                // A late response for this id will find nothing and be counted.
-                self.shared.in_flight.lock().remove(&id);
-                Err(UpstreamError::Timeout)
-            }
-        }
-    }
-
-    /// Sends a oneway request: nothing is registered and nothing will be awaited.
-    pub async fn send_oneway(&self, request: &mut dyn Frame) -> Result<(), UpstreamError> {
-        let id = self.next_free_id(&self.shared.in_flight.lock())?;
-        self.send_with_id(request, id).await
-    }
-
-    fn register(&self, reply: Reply) -> Result<RequestId, UpstreamError> {
+        mut request: Box<dyn Frame>,
+        inbox: &Arc<Inbox>,
+        deadline: Instant,
+    ) -> Result<(), (Box<dyn Frame>, UpstreamError)> {
+        let down_id = request.request_id();
+        let two_way = request.kind() != FrameKind::Oneway;
+        let shared = &*self.shared;
+        let mut state = shared.state.lock();
         if !self.is_open() {
-            return Err(UpstreamError::Closed);
+            return Err((request, UpstreamError::Closed));
         }
-        let mut map = self.shared.in_flight.lock();
-        let id = self.next_free_id(&map)?;
-        map.insert(id, reply);
-        Ok(id)
-    }
-
-    /// The next id in the protocol's id space that is not in flight. The counter wraps
-    /// explicitly at the id width (Bolt: u32::MAX → 0).
-    fn next_free_id(
-        &self,
-        in_flight: &HashMap<RequestId, Reply>,
-    ) -> Result<RequestId, UpstreamError> {
-        let width = self.shared.protocol.id_width();
-        for _ in 0..in_flight.len() + 1 {
-            let id = self
-                .shared
-                .next_id
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| {
-                    Some(width.next(id))
-                })
-                // The closure always returns Some, so fetch_update cannot fail.
-                .unwrap_or_else(|id| id);
-            if !in_flight.contains_key(&id) {
-                return Ok(id);
-            }
+        if state.wbuf.len() > shared.options.max_write_buffer {
+            return Err((request, UpstreamError::Backlogged));
         }
-        Err(UpstreamError::IdsExhausted)
-    }
-
-    async fn send_with_id(
-        &self,
-        request: &mut dyn Frame,
-        id: RequestId,
-    ) -> Result<(), UpstreamError> {
-        let original = request.request_id();
+        let id = match next_free_id(shared, &mut state) {
+            Some(id) => id,
+            None => return Err((request, UpstreamError::IdsExhausted)),
+        };
+        let was_empty = state.wbuf.is_empty();
+        let mark = state.wbuf.len();
         request.set_request_id(id);
-        let mut buf = BytesMut::new();
-        let encoded = request.encode(&mut buf);
-        request.set_request_id(original);
-        encoded.map_err(UpstreamError::Encode)?;
-        self.tx
-            .send(buf.freeze())
-            .await
-            .map_err(|_| UpstreamError::Closed)
-    }
-
-    fn touch(&self) {
-        let ms = self.shared.epoch.elapsed().as_millis() as u64;
-        self.shared.last_activity.store(ms, Ordering::Relaxed);
-    }
-
-    async fn run(
-        self,
-        rd: OwnedReadHalf,
-        wr: OwnedWriteHalf,
-        rx: mpsc::Receiver<Bytes>,
-        options: UpstreamOptions,
-    ) {
-        let reason = tokio::select! {
-            r = self.read_loop(rd, options.limits) => r,
-            r = self.write_loop(wr, rx) => r,
-            r = self.keepalive_loop(options) => r,
-            _ = self.shared.close.notified() => "closed by the proxy".to_string(),
-        };
-        self.shared.open.store(false, Ordering::Release);
-        let pending: Vec<Reply> = self
-            .shared
-            .in_flight
-            .lock()
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
-        tracing::debug!(peer = %self.shared.peer, %reason, failed = pending.len(), "upstream connection ended");
-        for reply in pending {
-            let _ = reply.send(Err(UpstreamError::Reset));
+        let encoded = request.encode(&mut state.wbuf);
+        request.set_request_id(down_id);
+        if let Err(e) = encoded {
+            state.wbuf.truncate(mark);
+            return Err((request, UpstreamError::Encode(e)));
         }
-    }
-
-    async fn read_loop(&self, mut rd: OwnedReadHalf, limits: Limits) -> String {
-        let mut codec = self.shared.protocol.new_codec(limits);
-        let mut buf = BytesMut::with_capacity(16 * 1024);
-        loop {
-            buf.reserve(16 * 1024);
-            match rd.read_buf(&mut buf).await {
-                Ok(0) => return "upstream closed the connection".into(),
-                Ok(_) => {}
-                Err(e) => return format!("read error: {e}"),
-            }
-            self.touch();
-            loop {
-                match codec.decode(&mut buf) {
-                    Ok(Some(frame)) => self.dispatch(frame).await,
-                    Ok(None) => break,
-                    Err(DecodeError::Rejected { error, .. }) => {
-                        tracing::warn!(peer = %self.shared.peer, %error, "dropping malformed upstream frame");
-                    }
-                    Err(DecodeError::Fatal(error)) => return format!("decode error: {error}"),
-                }
-            }
-        }
-    }
-
-    async fn dispatch(&self, frame: Box<dyn Frame>) {
-        match frame.kind() {
-            FrameKind::Response | FrameKind::HeartbeatAck => {
-                let reply = self.shared.in_flight.lock().remove(&frame.request_id());
-                match reply {
-                    Some(reply) => {
-                        let _ = reply.send(Ok(frame));
-                    }
-                    None => {
-                        self.shared
-                            .unknown_responses
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(
-                            id = frame.request_id(),
-                            "response for an id not in flight"
-                        );
-                    }
-                }
-            }
-            FrameKind::Heartbeat => {
-                // The upstream probes us: answer it like any peer would.
-                if let Some(reply) = self.shared.protocol.heartbeat_reply(&*frame) {
-                    let mut buf = BytesMut::new();
-                    if reply.encode(&mut buf).is_ok() {
-                        let _ = self.tx.send(buf.freeze()).await;
-                    }
-                }
-            }
-            FrameKind::GoAway => {
-                // No new requests; those in flight may still be answered.
-                self.shared.open.store(false, Ordering::Release);
-            }
-            FrameKind::Request | FrameKind::Oneway => {
-                tracing::debug!("ignoring request sent by an upstream");
-            }
-        }
-    }
-
-    async fn write_loop(&self, mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) -> String {
-        let mut batch = BytesMut::with_capacity(64 * 1024);
-        while let Some(first) = rx.recv().await {
-            batch.extend_from_slice(&first);
-            // Coalesce whatever else is queued into one write.
-            while batch.len() < 64 * 1024 {
-                match rx.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
-                    Err(_) => break,
-                }
-            }
-            if let Err(e) = wr.write_all(&batch).await {
-                return format!("write error: {e}");
-            }
-            batch.clear();
-            self.touch();
-        }
-        "all senders dropped".into()
-    }
-
-    async fn keepalive_loop(&self, options: UpstreamOptions) -> String {
-        let Some(interval) = options.heartbeat_interval else {
-            return std::future::pending().await;
-        };
-        let mut failures = 0u32;
-        loop {
-            tokio::time::sleep(interval).await;
-            let idle_ms = (self.shared.epoch.elapsed().as_millis() as u64)
-                .saturating_sub(self.shared.last_activity.load(Ordering::Relaxed));
-            if idle_ms < interval.as_millis() as u64 {
-                continue;
-            }
-            let Some(ok) = self.heartbeat(interval).await else {
-                return std::future::pending().await; // the protocol has no keepalive
+        if two_way {
+            let waiter = Waiter::Caller {
+                inbox: inbox.clone(),
+                down_id,
+                request,
             };
-            if ok {
-                failures = 0;
-            } else {
-                failures += 1;
-                if failures >= options.heartbeat_max_failures.max(1) {
-                    return format!("{failures} heartbeats unanswered");
+            insert(shared, &mut state, id, waiter, deadline);
+        }
+        drop(state);
+        if was_empty {
+            shared.writer.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// The next id in the protocol's id space that is not in flight. The counter wraps
+/// explicitly at the id width (Bolt: `u32::MAX` → 0).
+fn next_free_id(shared: &Shared, state: &mut State) -> Option<RequestId> {
+    let width = shared.protocol.id_width();
+    for _ in 0..=state.in_flight.len() {
+        let id = width.next(state.next_id);
+        state.next_id = id;
+        if !state.in_flight.contains_key(&id) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+fn insert(shared: &Shared, state: &mut State, id: RequestId, waiter: Waiter, deadline: Instant) {
+    if matches!(waiter, Waiter::Caller { .. }) {
+        for gauge in &shared.options.in_flight_gauges {
+            gauge.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    state.in_flight.insert(id, Pending { waiter, deadline });
+    state.deadlines.push(Reverse((deadline, id)));
+    // Wake the timer only when this deadline is the new earliest one: with uniform
+    // route timeouts that is almost never, so the timer costs nothing per request.
+    if state.armed.is_none_or(|armed| deadline < armed) {
+        state.armed = Some(deadline);
+        shared.timer.notify_one();
+    }
+}
+
+/// Removes `id` from the in-flight map, lowering the gauges for a caller.
+fn remove(shared: &Shared, state: &mut State, id: RequestId) -> Option<Pending> {
+    let pending = state.in_flight.remove(&id)?;
+    if matches!(pending.waiter, Waiter::Caller { .. }) {
+        for gauge in &shared.options.in_flight_gauges {
+            gauge.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    Some(pending)
+}
+
+fn fail(shared: &Shared, pending: Pending, failure: ProxyFailure) {
+    if let Waiter::Caller {
+        inbox,
+        down_id,
+        request,
+    } = pending.waiter
+    {
+        if let Some(counter) = &shared.options.failure_counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        inbox.push(Completion::Failed {
+            down_id,
+            request,
+            failure,
+        });
+    }
+}
+
+fn touch(shared: &Shared) {
+    let ms = shared.epoch.elapsed().as_millis() as u64;
+    shared.last_activity.store(ms, Ordering::Relaxed);
+}
+
+async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
+    let reason = tokio::select! {
+        r = read_loop(&shared, rd) => r,
+        r = write_loop(&shared, wr) => r,
+        r = timer_loop(&shared) => r,
+        r = keepalive_loop(&shared) => r,
+        _ = shared.close.notified() => "closed by the proxy".to_string(),
+    };
+    shared.open.store(false, Ordering::Release);
+    let pending: Vec<Pending> = {
+        let mut state = shared.state.lock();
+        let ids: Vec<RequestId> = state.in_flight.keys().copied().collect();
+        state.deadlines.clear();
+        ids.into_iter().filter_map(|id| remove(&shared, &mut state, id)).collect()
+    };
+    tracing::debug!(peer = %shared.peer, %reason, failed = pending.len(), "upstream connection ended");
+    for p in pending {
+        fail(&shared, p, ProxyFailure::UpstreamReset);
+    }
+}
+
+async fn read_loop(shared: &Shared, mut rd: OwnedReadHalf) -> String {
+    let mut codec = shared.protocol.new_codec(shared.options.limits);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        buf.reserve(32 * 1024);
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => return "upstream closed the connection".into(),
+            Ok(_) => {}
+            Err(e) => return format!("read error: {e}"),
+        }
+        touch(shared);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => dispatch(shared, frame),
+                Ok(None) => break,
+                Err(DecodeError::Rejected { error, .. }) => {
+                    tracing::warn!(peer = %shared.peer, %error, "dropping malformed upstream frame");
+                }
+                Err(DecodeError::Fatal(error)) => return format!("decode error: {error}"),
+            }
+        }
+    }
+}
+
+fn dispatch(shared: &Shared, mut frame: Box<dyn Frame>) {
+    match frame.kind() {
+        FrameKind::Response | FrameKind::HeartbeatAck => {
+            let pending = remove(shared, &mut shared.state.lock(), frame.request_id());
+            match pending.map(|p| p.waiter) {
+                Some(Waiter::Caller {
+                    inbox,
+                    down_id,
+                    request,
+                }) => {
+                    frame.set_request_id(down_id);
+                    inbox.push(Completion::Response {
+                        down_id,
+                        response: frame,
+                        request,
+                    });
+                }
+                Some(Waiter::Probe) => {
+                    shared.probe_acked.store(true, Ordering::Release);
+                }
+                None => {
+                    // Late (timed out) or unknown: dropped and counted (P5).
+                    shared.unknown_responses.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(id = frame.request_id(), "response for an id not in flight");
+                }
+            }
+        }
+        FrameKind::Heartbeat => {
+            // The upstream probes us: answer it like any peer would.
+            if let Some(reply) = shared.protocol.heartbeat_reply(&*frame) {
+                let mut state = shared.state.lock();
+                let was_empty = state.wbuf.is_empty();
+                if reply.encode(&mut state.wbuf).is_ok() && was_empty {
+                    shared.writer.notify_one();
+                }
+            }
+        }
+        FrameKind::GoAway => {
+            // No new requests; those in flight may still be answered.
+            shared.open.store(false, Ordering::Release);
+        }
+        FrameKind::Request | FrameKind::Oneway => {
+            tracing::debug!("ignoring a request sent by an upstream");
+        }
+    }
+}
+
+async fn write_loop(shared: &Shared, mut wr: OwnedWriteHalf) -> String {
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        {
+            let mut state = shared.state.lock();
+            if !state.wbuf.is_empty() {
+                // Swap buffers: senders keep encoding into the spare one while this
+                // batch is written, and neither buffer is reallocated.
+                std::mem::swap(&mut state.wbuf, &mut out);
+            }
+        }
+        if out.is_empty() {
+            shared.writer.notified().await;
+            continue;
+        }
+        if let Err(e) = wr.write_all(&out).await {
+            return format!("write error: {e}");
+        }
+        out.clear();
+        touch(shared);
+    }
+}
+
+async fn timer_loop(shared: &Shared) -> String {
+    loop {
+        let armed = shared.state.lock().armed;
+        match armed {
+            None => shared.timer.notified().await,
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => expire(shared, Instant::now()),
+                    _ = shared.timer.notified() => {}
                 }
             }
         }
     }
+}
 
-    /// Sends one heartbeat; `None` if the protocol has none, else whether it was acked.
-    async fn heartbeat(&self, timeout: Duration) -> Option<bool> {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let id = self.register(reply_tx).ok()?;
-        let Some(mut probe) = self.shared.protocol.heartbeat_request(id) else {
-            self.shared.in_flight.lock().remove(&id);
-            return None;
-        };
-        let mut buf = BytesMut::new();
-        probe.set_request_id(id);
-        if probe.encode(&mut buf).is_err() || self.tx.send(buf.freeze()).await.is_err() {
-            self.shared.in_flight.lock().remove(&id);
-            return Some(false);
+/// Fails every request whose deadline passed and re-arms the timer.
+fn expire(shared: &Shared, now: Instant) {
+    let mut expired = Vec::new();
+    {
+        let mut state = shared.state.lock();
+        while let Some(Reverse((deadline, id))) = state.deadlines.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            state.deadlines.pop();
+            // The id may have completed, or been reused by a later request.
+            if state.in_flight.get(&id).is_some_and(|p| p.deadline == deadline) {
+                expired.extend(remove(shared, &mut state, id));
+            }
         }
-        let acked = matches!(
-            tokio::time::timeout(timeout, reply_rx).await,
-            Ok(Ok(Ok(ref f))) if f.kind() == FrameKind::HeartbeatAck
-        );
-        if !acked {
-            self.shared.in_flight.lock().remove(&id);
-        }
-        Some(acked)
+        state.armed = state.deadlines.peek().map(|Reverse((d, _))| *d);
     }
+    for pending in expired {
+        fail(shared, pending, ProxyFailure::Timeout);
+    }
+}
+
+async fn keepalive_loop(shared: &Shared) -> String {
+    let Some(interval) = shared.options.heartbeat_interval else {
+        return std::future::pending().await;
+    };
+    let mut failures = 0u32;
+    loop {
+        tokio::time::sleep(interval).await;
+        let idle_ms = (shared.epoch.elapsed().as_millis() as u64)
+            .saturating_sub(shared.last_activity.load(Ordering::Relaxed));
+        if idle_ms < interval.as_millis() as u64 {
+            continue;
+        }
+        if !send_probe(shared, interval) {
+            return std::future::pending().await; // the protocol has no keepalive
+        }
+        tokio::time::sleep(interval).await;
+        if shared.probe_acked.swap(false, Ordering::AcqRel) {
+            failures = 0;
+        } else {
+            failures += 1;
+            if failures >= shared.options.heartbeat_max_failures.max(1) {
+                return format!("{failures} heartbeats unanswered");
+            }
+        }
+    }
+}
+
+/// Queues the protocol's heartbeat; false if the protocol has none.
+fn send_probe(shared: &Shared, timeout: Duration) -> bool {
+    let mut state = shared.state.lock();
+    let Some(id) = next_free_id(shared, &mut state) else {
+        return true; // every id busy: the connection is anything but idle
+    };
+    let Some(probe) = shared.protocol.heartbeat_request(id) else {
+        return false;
+    };
+    let was_empty = state.wbuf.is_empty();
+    if probe.encode(&mut state.wbuf).is_ok() {
+        shared.probe_acked.store(false, Ordering::Release);
+        // The ack is matched like any response; an unanswered probe expires quietly.
+        insert(shared, &mut state, id, Waiter::Probe, Instant::now() + timeout);
+        drop(state);
+        if was_empty {
+            shared.writer.notify_one();
+        }
+    }
+    true
 }

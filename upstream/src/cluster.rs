@@ -1,13 +1,15 @@
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use strait_codec_framework::{Frame, FrameKind, Protocol, ProxyFailure};
-use strait_stream::{UpstreamError, UpstreamOptions};
+use strait_codec_framework::{Protocol, ProxyFailure};
+use strait_stream::{UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
 
-use crate::host::{ConnectError, Host};
+use crate::host::{ConnectError, Connector, Host};
 use crate::lb::{Balancer, LbPolicy};
 
 /// One endpoint of a static cluster.
@@ -42,12 +44,27 @@ pub struct ClusterOptions {
     pub endpoints: Vec<Endpoint>,
 }
 
+/// A connection being made for a request that found none open.
+pub type Connecting = Pin<Box<dyn Future<Output = Result<UpstreamConnection, ProxyFailure>> + Send>>;
+
+/// Where a request can go, decided without waiting when a connection is open.
+pub enum Selected {
+    /// An open connection.
+    Ready(UpstreamConnection),
+    /// No connection is open yet: this connects one (trying other hosts on failure).
+    Connecting(Connecting),
+}
+
 /// A static cluster: hosts, a load balancer and per-host connection pools.
 pub struct Cluster {
-    options: ClusterOptions,
+    name: String,
+    max_requests: usize,
+    preconnect: bool,
+    connector: Connector,
     hosts: Vec<Arc<Host>>,
     lb: Balancer,
-    active: AtomicUsize,
+    /// Requests in flight across the cluster; raised and lowered by the connections.
+    in_flight: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
 }
 
@@ -77,11 +94,13 @@ pub struct HostSnapshot {
     pub connections: usize,
     /// Requests sent so far.
     pub requests: u64,
-    /// Requests that failed (connect failure, reset, timeout).
+    /// Failed connection attempts and requests failed by the proxy (timeouts, resets).
     pub failures: u64,
     /// Consecutive failed connection attempts.
     pub connect_failures: u32,
 }
+
+// === impl Cluster ===
 
 impl Cluster {
     /// Builds the cluster; call [`Cluster::start`] inside a runtime to pre-connect.
@@ -89,33 +108,33 @@ impl Cluster {
         let hosts = options
             .endpoints
             .iter()
-            .map(|e| {
-                Arc::new(Host::new(
-                    e.addr,
-                    e.weight.max(1),
-                    options.max_connections_per_host,
-                ))
-            })
+            .map(|e| Arc::new(Host::new(e.addr, e.weight.max(1), options.max_connections_per_host)))
             .collect();
-        let lb = Balancer::new(options.lb_policy);
         let (stop, _) = watch::channel(false);
         Cluster {
-            options,
+            name: options.name,
+            max_requests: options.max_requests,
+            preconnect: options.preconnect,
+            connector: Connector {
+                protocol: options.protocol,
+                options: options.connection,
+                connect_timeout: options.connect_timeout,
+            },
             hosts,
-            lb,
-            active: AtomicUsize::new(0),
+            lb: Balancer::new(options.lb_policy),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             stop,
         }
     }
 
     /// The cluster's name.
     pub fn name(&self) -> &str {
-        &self.options.name
+        &self.name
     }
 
     /// The protocol spoken to the hosts.
     pub fn protocol(&self) -> &Arc<dyn Protocol> {
-        &self.options.protocol
+        &self.connector.protocol
     }
 
     /// The hosts.
@@ -125,7 +144,7 @@ impl Cluster {
 
     /// Starts pre-connecting and the reconnect task, if the cluster pre-connects.
     pub fn start(self: &Arc<Self>) {
-        if !self.options.preconnect {
+        if !self.preconnect {
             return;
         }
         let cluster = Arc::downgrade(self);
@@ -134,12 +153,7 @@ impl Cluster {
             loop {
                 let Some(c) = cluster.upgrade() else { return };
                 for host in &c.hosts {
-                    host.fill_all(
-                        &c.options.protocol,
-                        c.options.connection,
-                        c.options.connect_timeout,
-                    )
-                    .await;
+                    host.fill_all(&c.connector, &c.in_flight).await;
                 }
                 drop(c);
                 tokio::select! {
@@ -158,62 +172,42 @@ impl Cluster {
         }
     }
 
-    /// Forwards `request` to a host and waits for the response, at most `timeout`. A
-    /// oneway request resolves to `None` once written.
-    pub async fn forward(
-        &self,
-        request: &mut dyn Frame,
-        timeout: Duration,
-    ) -> Result<Option<Box<dyn Frame>>, ProxyFailure> {
-        if self.active.fetch_add(1, Ordering::AcqRel) >= self.options.max_requests {
-            self.active.fetch_sub(1, Ordering::AcqRel);
+    /// Picks a host and one of its connections for the next request. Fails with
+    /// overflow past `max_requests`, and with no healthy upstream when every host is
+    /// backing off after connect failures.
+    pub fn select(self: &Arc<Self>) -> Result<Selected, ProxyFailure> {
+        if self.in_flight.load(Ordering::Relaxed) >= self.max_requests {
             return Err(ProxyFailure::Overflow);
         }
-        let result = self.forward_admitted(request, timeout).await;
-        self.active.fetch_sub(1, Ordering::AcqRel);
-        result
+        let index = self.lb.pick(&self.hosts).ok_or(ProxyFailure::NoHealthyUpstream)?;
+        let host = &self.hosts[index];
+        host.count_request();
+        match host.ready_connection(&self.connector, &self.in_flight) {
+            Some(conn) => Ok(Selected::Ready(conn)),
+            None => {
+                let cluster = self.clone();
+                Ok(Selected::Connecting(Box::pin(async move { cluster.connect(index).await })))
+            }
+        }
     }
 
-    async fn forward_admitted(
-        &self,
-        request: &mut dyn Frame,
-        timeout: Duration,
-    ) -> Result<Option<Box<dyn Frame>>, ProxyFailure> {
-        let deadline = tokio::time::Instant::now() + timeout;
+    /// Connects to `first`, then to other hosts the balancer picks if that fails:
+    /// nothing was sent yet, so trying elsewhere is safe.
+    async fn connect(&self, first: usize) -> Result<UpstreamConnection, ProxyFailure> {
         let mut last = ProxyFailure::NoHealthyUpstream;
-        // A failed connect sent nothing, so another host may be tried; once a request
-        // is written it is never sent twice.
-        for _ in 0..self.hosts.len().max(1) {
-            let Some(index) = self.lb.pick(&self.hosts) else {
-                return Err(last);
-            };
-            let host = &self.hosts[index];
-            let conn = match host
-                .connection(
-                    &self.options.protocol,
-                    self.options.connection,
-                    self.options.connect_timeout,
-                )
-                .await
-            {
-                Ok(conn) => conn,
-                Err(ConnectError::BackingOff) => continue,
-                Err(ConnectError::Failed) => {
-                    host.record(true);
-                    last = ProxyFailure::ConnectFailure;
-                    continue;
+        let mut index = first;
+        for attempt in 0..self.hosts.len() {
+            if attempt > 0 {
+                match self.lb.pick(&self.hosts) {
+                    Some(i) => index = i,
+                    None => break,
                 }
-            };
-            let _in_flight = host.start_request();
-            if request.kind() == FrameKind::Oneway {
-                let sent = conn.send_oneway(request).await;
-                host.record(sent.is_err());
-                return sent.map(|()| None).map_err(failure_of);
             }
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let result = conn.call(request, remaining).await;
-            host.record(result.is_err());
-            return result.map(Some).map_err(failure_of);
+            match self.hosts[index].connection(&self.connector, &self.in_flight).await {
+                Ok(conn) => return Ok(conn),
+                Err(ConnectError::BackingOff) => {}
+                Err(ConnectError::Failed) => last = ProxyFailure::ConnectFailure,
+            }
         }
         Err(last)
     }
@@ -221,8 +215,8 @@ impl Cluster {
     /// The cluster's state, for the admin API.
     pub fn snapshot(&self) -> ClusterSnapshot {
         ClusterSnapshot {
-            name: self.options.name.clone(),
-            in_flight: self.active.load(Ordering::Relaxed),
+            name: self.name.clone(),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
             hosts: self
                 .hosts
                 .iter()
@@ -247,14 +241,5 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-fn failure_of(error: UpstreamError) -> ProxyFailure {
-    match error {
-        UpstreamError::Timeout => ProxyFailure::Timeout,
-        UpstreamError::Reset | UpstreamError::Closed => ProxyFailure::UpstreamReset,
-        UpstreamError::Encode(_) => ProxyFailure::CodecError,
-        UpstreamError::IdsExhausted => ProxyFailure::Overflow,
     }
 }

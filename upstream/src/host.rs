@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -17,10 +17,14 @@ pub struct Host {
     weight: u32,
     slots: Vec<Slot>,
     next_slot: AtomicUsize,
-    in_flight: AtomicUsize,
+    /// Requests in flight to this host; raised and lowered by its connections.
+    in_flight: Arc<AtomicUsize>,
+    /// Set while the host waits out a connect backoff: the lock-free fast check the
+    /// load balancer makes on every pick.
+    backing_off: AtomicBool,
     backoff: Mutex<Backoff>,
     requests: AtomicU64,
-    failures: AtomicU64,
+    failures: Arc<AtomicU64>,
 }
 
 /// One connection position in a host's pool; reconnected when its connection dies.
@@ -40,6 +44,16 @@ pub(crate) enum ConnectError {
     Failed,
 }
 
+/// What a connection needs, shared by every host of a cluster.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    pub(crate) protocol: Arc<dyn Protocol>,
+    pub(crate) options: UpstreamOptions,
+    pub(crate) connect_timeout: Duration,
+}
+
+// === impl Host ===
+
 impl Host {
     pub(crate) fn new(addr: SocketAddr, weight: u32, connections: usize) -> Self {
         Host {
@@ -52,10 +66,11 @@ impl Host {
                 })
                 .collect(),
             next_slot: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            backing_off: AtomicBool::new(false),
             backoff: Mutex::new(Backoff::default()),
             requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            failures: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -76,22 +91,19 @@ impl Host {
 
     /// Whether the host may be picked: it is not waiting out a connect backoff.
     pub fn available(&self) -> bool {
-        self.backoff.lock().ready(Instant::now())
+        if !self.backing_off.load(Ordering::Acquire) {
+            return true;
+        }
+        let ready = self.backoff.lock().ready(Instant::now());
+        if ready {
+            self.backing_off.store(false, Ordering::Release);
+        }
+        ready
     }
 
     /// Open connections in the pool.
     pub fn open_connections(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.conn.lock().as_ref().is_some_and(|c| c.is_open()))
-            .count()
-    }
-
-    pub(crate) fn record(&self, failed: bool) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if failed {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        self.slots.iter().filter(|s| s.open().is_some()).count()
     }
 
     pub(crate) fn counters(&self) -> (u64, u64, u32) {
@@ -102,63 +114,61 @@ impl Host {
         )
     }
 
-    /// Counts a request in flight until the guard drops.
-    pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A connection from the pool (slots taken round robin), connecting on demand.
-    pub(crate) async fn connection(
+    /// An open pooled connection, without waiting: slots are taken round robin, and an
+    /// empty slot lends another slot's connection while it is refilled in the
+    /// background. `None` when no connection is open at all.
+    pub(crate) fn ready_connection(
         self: &Arc<Self>,
-        protocol: &Arc<dyn Protocol>,
-        options: UpstreamOptions,
-        connect_timeout: Duration,
-    ) -> Result<UpstreamConnection, ConnectError> {
+        connector: &Connector,
+        cluster_in_flight: &Arc<AtomicUsize>,
+    ) -> Option<UpstreamConnection> {
         let index = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let slot = &self.slots[index];
-        if let Some(conn) = slot.open() {
-            return Ok(conn);
+        if let Some(conn) = self.slots[index].open() {
+            return Some(conn);
         }
-        // Another slot may be open: use it rather than wait, and fill this one in the
-        // background so the pool grows to its configured size.
-        if let Some(conn) = self.slots.iter().find_map(Slot::open) {
-            if slot.connecting.try_lock().is_err() || !self.available() {
-                return Ok(conn); // a fill is under way, or the host is backing off
-            }
-            let host = self.clone();
-            let protocol = protocol.clone();
+        let conn = self.slots.iter().find_map(Slot::open)?;
+        if self.available() && self.slots[index].connecting.try_lock().is_ok() {
+            let (host, connector, gauge) = (self.clone(), connector.clone(), cluster_in_flight.clone());
             tokio::spawn(async move {
-                let _ = host
-                    .fill(&host.slots[index], &protocol, options, connect_timeout)
-                    .await;
+                let _ = host.fill(index, &connector, &gauge).await;
             });
-            return Ok(conn);
         }
-        self.fill(slot, protocol, options, connect_timeout).await
+        Some(conn)
     }
 
-    /// Connects every empty slot (used ahead of time, and by the maintenance task).
-    pub(crate) async fn fill_all(
+    /// A connection, connecting a slot if none is open.
+    pub(crate) async fn connection(
         &self,
-        protocol: &Arc<dyn Protocol>,
-        options: UpstreamOptions,
-        connect_timeout: Duration,
-    ) {
-        for slot in &self.slots {
-            if slot.open().is_none() && self.available() {
-                let _ = self.fill(slot, protocol, options, connect_timeout).await;
+        connector: &Connector,
+        cluster_in_flight: &Arc<AtomicUsize>,
+    ) -> Result<UpstreamConnection, ConnectError> {
+        if let Some(conn) = self.slots.iter().find_map(Slot::open) {
+            return Ok(conn);
+        }
+        let index = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.fill(index, connector, cluster_in_flight).await
+    }
+
+    /// Connects every empty slot (ahead of time, and by the maintenance task).
+    pub(crate) async fn fill_all(&self, connector: &Connector, cluster_in_flight: &Arc<AtomicUsize>) {
+        for index in 0..self.slots.len() {
+            if self.slots[index].open().is_none() && self.available() {
+                let _ = self.fill(index, connector, cluster_in_flight).await;
             }
         }
     }
 
     async fn fill(
         &self,
-        slot: &Slot,
-        protocol: &Arc<dyn Protocol>,
-        options: UpstreamOptions,
-        connect_timeout: Duration,
+        index: usize,
+        connector: &Connector,
+        cluster_in_flight: &Arc<AtomicUsize>,
     ) -> Result<UpstreamConnection, ConnectError> {
+        let slot = &self.slots[index];
         let _guard = slot.connecting.lock().await;
         if let Some(conn) = slot.open() {
             return Ok(conn); // someone else connected while we waited
@@ -166,9 +176,16 @@ impl Host {
         if !self.available() {
             return Err(ConnectError::BackingOff);
         }
-        match UpstreamConnection::connect(self.addr, protocol.clone(), options, connect_timeout)
-            .await
-        {
+        let mut options = connector.options.clone();
+        options.in_flight_gauges = vec![self.in_flight.clone(), cluster_in_flight.clone()];
+        options.failure_counter = Some(self.failures.clone());
+        let attempt = UpstreamConnection::connect(
+            self.addr,
+            connector.protocol.clone(),
+            options,
+            connector.connect_timeout,
+        );
+        match attempt.await {
             Ok(conn) => {
                 self.backoff.lock().succeeded();
                 *slot.conn.lock() = Some(conn.clone());
@@ -176,7 +193,9 @@ impl Host {
             }
             Err(error) => {
                 tracing::debug!(addr = %self.addr, %error, "upstream connect failed");
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 self.backoff.lock().failed(Instant::now());
+                self.backing_off.store(true, Ordering::Release);
                 Err(ConnectError::Failed)
             }
         }
@@ -192,21 +211,6 @@ impl Host {
     }
 }
 
-impl Slot {
-    fn open(&self) -> Option<UpstreamConnection> {
-        self.conn.lock().as_ref().filter(|c| c.is_open()).cloned()
-    }
-}
-
-/// Decrements a host's in-flight count when dropped.
-pub(crate) struct InFlight(Arc<Host>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl LbHost for Host {
     fn weight(&self) -> u32 {
         self.weight
@@ -216,5 +220,13 @@ impl LbHost for Host {
     }
     fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+// === impl Slot ===
+
+impl Slot {
+    fn open(&self) -> Option<UpstreamConnection> {
+        self.conn.lock().as_ref().filter(|c| c.is_open()).cloned()
     }
 }

@@ -7,5 +7,7 @@ mod cluster;
 mod host;
 pub mod lb;
 
-pub use cluster::{Cluster, ClusterOptions, ClusterSnapshot, Endpoint, HostSnapshot};
+pub use cluster::{
+    Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HostSnapshot, Selected,
+};
 pub use host::Host;
