@@ -33,7 +33,10 @@ impl RequestHandler for Forwarder {
 
 impl Forwarder {
     fn decide(&self, request: &mut dyn Frame) -> Result<Route, ProxyFailure> {
-        let decision = self.routes.route(None, request).ok_or(ProxyFailure::NoRoute)?;
+        let decision = self
+            .routes
+            .route(None, request)
+            .ok_or(ProxyFailure::NoRoute)?;
         let cluster_name = match decision.target {
             RouteTarget::Cluster(name) => name,
             RouteTarget::DirectResponse { status, body } => {
@@ -44,9 +47,15 @@ impl Forwarder {
                     .ok_or(ProxyFailure::NoRoute);
             }
         };
-        let cluster = self.clusters.get(cluster_name).ok_or(ProxyFailure::NoHealthyUpstream)?;
+        let cluster = self
+            .clusters
+            .get(cluster_name)
+            .ok_or(ProxyFailure::NoHealthyUpstream)?;
         if cluster.protocol().name() != self.protocol.name() {
-            tracing::warn!(cluster = cluster_name, "route leads to a cluster of another protocol");
+            tracing::warn!(
+                cluster = cluster_name,
+                "route leads to a cluster of another protocol"
+            );
             return Err(ProxyFailure::NoHealthyUpstream);
         }
         decision.apply_request_headers(request);

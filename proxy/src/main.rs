@@ -5,6 +5,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// mimalloc: bench/run measured 2.63M Bolt requests per CPU-second with it against 2.21M
+// with glibc malloc (the hot path allocates a frame box per message), for ~10 MiB more
+// resident memory. The `mimalloc` feature (on by default) selects it.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Strait: a service-mesh data-plane proxy.
 #[derive(Parser, Debug)]
 #[command(version, about)]

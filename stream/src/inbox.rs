@@ -48,6 +48,19 @@ impl Inbox {
         }
     }
 
+    /// Queues several completions under one lock, waking the connection at most once.
+    pub fn push_all(&self, completions: impl Iterator<Item = Completion>) {
+        let was_empty = {
+            let mut queue = self.queue.lock();
+            let before = queue.len();
+            queue.extend(completions);
+            before == 0 && !queue.is_empty()
+        };
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
     /// Moves every queued completion into `out`.
     pub fn drain_into(&self, out: &mut Vec<Completion>) {
         std::mem::swap(&mut *self.queue.lock(), out);

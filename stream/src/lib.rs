@@ -15,7 +15,7 @@
 
 pub mod downstream;
 mod handler;
-mod id_hash;
+mod id_slab;
 mod inbox;
 pub mod upstream;
 

@@ -7,8 +7,6 @@
 //! id; one timer per connection expires overdue requests; if the connection dies, every
 //! request in flight fails at once.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -25,7 +23,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::id_hash::IdMap;
+use crate::id_slab::IdSlab;
 use crate::inbox::{Completion, Inbox};
 
 /// Why a request could not be sent upstream.
@@ -106,10 +104,9 @@ struct Pending {
 
 /// Everything the senders, the reader, the writer and the timer share; one short lock.
 struct State {
-    in_flight: IdMap<Pending>,
-    /// Deadlines in expiry order; entries whose request already completed are skipped.
-    deadlines: BinaryHeap<Reverse<(Instant, RequestId)>>,
-    /// The deadline the timer sleeps until, if any.
+    in_flight: IdSlab<Pending>,
+    /// When the timer wakes next: no later than the earliest deadline in flight. It may
+    /// belong to a request that already completed; the timer then just re-arms.
     armed: Option<Instant>,
     next_id: RequestId,
     wbuf: BytesMut,
@@ -168,8 +165,7 @@ impl UpstreamConnection {
             peer,
             options,
             state: Mutex::new(State {
-                in_flight: IdMap::default(),
-                deadlines: BinaryHeap::new(),
+                in_flight: IdSlab::new(),
                 armed: None,
                 next_id: 0,
                 wbuf: BytesMut::with_capacity(64 * 1024),
@@ -267,10 +263,13 @@ impl UpstreamConnection {
 /// explicitly at the id width (Bolt: `u32::MAX` → 0).
 fn next_free_id(shared: &Shared, state: &mut State) -> Option<RequestId> {
     let width = shared.protocol.id_width();
-    for _ in 0..=state.in_flight.len() {
+    state.in_flight.reserve_one();
+    // Consecutive ids cover every slot, and at most half are taken: this finds a free
+    // one within `capacity` steps, almost always the first.
+    for _ in 0..state.in_flight.capacity() {
         let id = width.next(state.next_id);
         state.next_id = id;
-        if !state.in_flight.contains_key(&id) {
+        if state.in_flight.is_free(id) {
             return Some(id);
         }
     }
@@ -284,9 +283,9 @@ fn insert(shared: &Shared, state: &mut State, id: RequestId, waiter: Waiter, dea
         }
     }
     state.in_flight.insert(id, Pending { waiter, deadline });
-    state.deadlines.push(Reverse((deadline, id)));
-    // Wake the timer only when this deadline is the new earliest one: with uniform
-    // route timeouts that is almost never, so the timer costs nothing per request.
+    // Wake the timer only when this deadline is earlier than the one it sleeps until:
+    // with uniform route timeouts that is almost never, so the timer costs nothing per
+    // request, and nothing is kept per request beyond its in-flight entry.
     if state.armed.is_none_or(|armed| deadline < armed) {
         state.armed = Some(deadline);
         shared.timer.notify_one();
@@ -295,7 +294,7 @@ fn insert(shared: &Shared, state: &mut State, id: RequestId, waiter: Waiter, dea
 
 /// Removes `id` from the in-flight map, lowering the gauges for a caller.
 fn remove(shared: &Shared, state: &mut State, id: RequestId) -> Option<Pending> {
-    let pending = state.in_flight.remove(&id)?;
+    let pending = state.in_flight.remove(id)?;
     if matches!(pending.waiter, Waiter::Caller { .. }) {
         for gauge in &shared.options.in_flight_gauges {
             gauge.fetch_sub(1, Ordering::Relaxed);
@@ -338,9 +337,11 @@ async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
     shared.open.store(false, Ordering::Release);
     let pending: Vec<Pending> = {
         let mut state = shared.state.lock();
-        let ids: Vec<RequestId> = state.in_flight.keys().copied().collect();
-        state.deadlines.clear();
-        ids.into_iter().filter_map(|id| remove(&shared, &mut state, id)).collect()
+        let ids: Vec<RequestId> = state.in_flight.ids().collect();
+        state.armed = None;
+        ids.into_iter()
+            .filter_map(|id| remove(&shared, &mut state, id))
+            .collect()
     };
     tracing::debug!(peer = %shared.peer, %reason, failed = pending.len(), "upstream connection ended");
     for p in pending {
@@ -351,6 +352,9 @@ async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
 async fn read_loop(shared: &Shared, mut rd: OwnedReadHalf) -> String {
     let mut codec = shared.protocol.new_codec(shared.options.limits);
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut frames = Vec::new();
+    let mut done = Vec::new();
+    let mut run = Vec::new();
     loop {
         buf.reserve(32 * 1024);
         match rd.read_buf(&mut buf).await {
@@ -359,63 +363,93 @@ async fn read_loop(shared: &Shared, mut rd: OwnedReadHalf) -> String {
             Err(e) => return format!("read error: {e}"),
         }
         touch(shared);
-        loop {
+        let fatal = loop {
             match codec.decode(&mut buf) {
-                Ok(Some(frame)) => dispatch(shared, frame),
-                Ok(None) => break,
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break None,
                 Err(DecodeError::Rejected { error, .. }) => {
                     tracing::warn!(peer = %shared.peer, %error, "dropping malformed upstream frame");
                 }
-                Err(DecodeError::Fatal(error)) => return format!("decode error: {error}"),
+                Err(DecodeError::Fatal(error)) => break Some(format!("decode error: {error}")),
+            }
+        };
+        dispatch(shared, &mut frames, &mut done);
+        deliver(&mut done, &mut run);
+        if let Some(reason) = fatal {
+            return reason;
+        }
+    }
+}
+
+/// Matches a read's frames with their requests, under one lock.
+fn dispatch(
+    shared: &Shared,
+    frames: &mut Vec<Box<dyn Frame>>,
+    done: &mut Vec<(Arc<Inbox>, Completion)>,
+) {
+    let mut state = shared.state.lock();
+    for mut frame in frames.drain(..) {
+        match frame.kind() {
+            FrameKind::Response | FrameKind::HeartbeatAck => {
+                match remove(shared, &mut state, frame.request_id()).map(|p| p.waiter) {
+                    Some(Waiter::Caller {
+                        inbox,
+                        down_id,
+                        request,
+                    }) => {
+                        frame.set_request_id(down_id);
+                        let response = frame;
+                        let completion = Completion::Response {
+                            down_id,
+                            response,
+                            request,
+                        };
+                        done.push((inbox, completion));
+                    }
+                    Some(Waiter::Probe) => shared.probe_acked.store(true, Ordering::Release),
+                    None => {
+                        // Late (timed out) or unknown: dropped and counted (P5).
+                        shared.unknown_responses.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            id = frame.request_id(),
+                            "response for an id not in flight"
+                        );
+                    }
+                }
+            }
+            FrameKind::Heartbeat => {
+                // The upstream probes us: answer it like any peer would.
+                if let Some(reply) = shared.protocol.heartbeat_reply(&*frame) {
+                    let was_empty = state.wbuf.is_empty();
+                    if reply.encode(&mut state.wbuf).is_ok() && was_empty {
+                        shared.writer.notify_one();
+                    }
+                }
+            }
+            FrameKind::GoAway => {
+                // No new requests; those in flight may still be answered.
+                shared.open.store(false, Ordering::Release);
+            }
+            FrameKind::Request | FrameKind::Oneway => {
+                tracing::debug!("ignoring a request sent by an upstream");
             }
         }
     }
 }
 
-fn dispatch(shared: &Shared, mut frame: Box<dyn Frame>) {
-    match frame.kind() {
-        FrameKind::Response | FrameKind::HeartbeatAck => {
-            let pending = remove(shared, &mut shared.state.lock(), frame.request_id());
-            match pending.map(|p| p.waiter) {
-                Some(Waiter::Caller {
-                    inbox,
-                    down_id,
-                    request,
-                }) => {
-                    frame.set_request_id(down_id);
-                    inbox.push(Completion::Response {
-                        down_id,
-                        response: frame,
-                        request,
-                    });
-                }
-                Some(Waiter::Probe) => {
-                    shared.probe_acked.store(true, Ordering::Release);
-                }
-                None => {
-                    // Late (timed out) or unknown: dropped and counted (P5).
-                    shared.unknown_responses.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(id = frame.request_id(), "response for an id not in flight");
-                }
-            }
+/// Hands completions to their inboxes, one lock and one wake-up per run of completions
+/// for the same downstream connection (`run` is a reused scratch buffer).
+fn deliver(done: &mut Vec<(Arc<Inbox>, Completion)>, run: &mut Vec<Completion>) {
+    let mut current: Option<Arc<Inbox>> = None;
+    for (inbox, completion) in done.drain(..) {
+        if let Some(c) = current.take_if(|c| !Arc::ptr_eq(c, &inbox)) {
+            c.push_all(run.drain(..));
         }
-        FrameKind::Heartbeat => {
-            // The upstream probes us: answer it like any peer would.
-            if let Some(reply) = shared.protocol.heartbeat_reply(&*frame) {
-                let mut state = shared.state.lock();
-                let was_empty = state.wbuf.is_empty();
-                if reply.encode(&mut state.wbuf).is_ok() && was_empty {
-                    shared.writer.notify_one();
-                }
-            }
-        }
-        FrameKind::GoAway => {
-            // No new requests; those in flight may still be answered.
-            shared.open.store(false, Ordering::Release);
-        }
-        FrameKind::Request | FrameKind::Oneway => {
-            tracing::debug!("ignoring a request sent by an upstream");
-        }
+        current.get_or_insert(inbox);
+        run.push(completion);
+    }
+    if let Some(c) = current {
+        c.push_all(run.drain(..));
     }
 }
 
@@ -457,22 +491,26 @@ async fn timer_loop(shared: &Shared) -> String {
     }
 }
 
-/// Fails every request whose deadline passed and re-arms the timer.
+/// Fails every request whose deadline passed and re-arms the timer at the earliest
+/// deadline left. One scan of the in-flight map per wake-up: with uniform timeouts the
+/// timer wakes about once per timeout period, so the scan is cheap amortised.
 fn expire(shared: &Shared, now: Instant) {
     let mut expired = Vec::new();
     {
         let mut state = shared.state.lock();
-        while let Some(Reverse((deadline, id))) = state.deadlines.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            state.deadlines.pop();
-            // The id may have completed, or been reused by a later request.
-            if state.in_flight.get(&id).is_some_and(|p| p.deadline == deadline) {
-                expired.extend(remove(shared, &mut state, id));
+        let mut earliest: Option<Instant> = None;
+        let mut overdue = Vec::new();
+        for (id, pending) in state.in_flight.iter() {
+            if pending.deadline <= now {
+                overdue.push(id);
+            } else if earliest.is_none_or(|e| pending.deadline < e) {
+                earliest = Some(pending.deadline);
             }
         }
-        state.armed = state.deadlines.peek().map(|Reverse((d, _))| *d);
+        for id in overdue {
+            expired.extend(remove(shared, &mut state, id));
+        }
+        state.armed = earliest;
     }
     for pending in expired {
         fail(shared, pending, ProxyFailure::Timeout);
@@ -519,7 +557,13 @@ fn send_probe(shared: &Shared, timeout: Duration) -> bool {
     if probe.encode(&mut state.wbuf).is_ok() {
         shared.probe_acked.store(false, Ordering::Release);
         // The ack is matched like any response; an unanswered probe expires quietly.
-        insert(shared, &mut state, id, Waiter::Probe, Instant::now() + timeout);
+        insert(
+            shared,
+            &mut state,
+            id,
+            Waiter::Probe,
+            Instant::now() + timeout,
+        );
         drop(state);
         if was_empty {
             shared.writer.notify_one();

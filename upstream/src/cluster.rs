@@ -45,7 +45,8 @@ pub struct ClusterOptions {
 }
 
 /// A connection being made for a request that found none open.
-pub type Connecting = Pin<Box<dyn Future<Output = Result<UpstreamConnection, ProxyFailure>> + Send>>;
+pub type Connecting =
+    Pin<Box<dyn Future<Output = Result<UpstreamConnection, ProxyFailure>> + Send>>;
 
 /// Where a request can go, decided without waiting when a connection is open.
 pub enum Selected {
@@ -108,7 +109,13 @@ impl Cluster {
         let hosts = options
             .endpoints
             .iter()
-            .map(|e| Arc::new(Host::new(e.addr, e.weight.max(1), options.max_connections_per_host)))
+            .map(|e| {
+                Arc::new(Host::new(
+                    e.addr,
+                    e.weight.max(1),
+                    options.max_connections_per_host,
+                ))
+            })
             .collect();
         let (stop, _) = watch::channel(false);
         Cluster {
@@ -179,14 +186,19 @@ impl Cluster {
         if self.in_flight.load(Ordering::Relaxed) >= self.max_requests {
             return Err(ProxyFailure::Overflow);
         }
-        let index = self.lb.pick(&self.hosts).ok_or(ProxyFailure::NoHealthyUpstream)?;
+        let index = self
+            .lb
+            .pick(&self.hosts)
+            .ok_or(ProxyFailure::NoHealthyUpstream)?;
         let host = &self.hosts[index];
         host.count_request();
         match host.ready_connection(&self.connector, &self.in_flight) {
             Some(conn) => Ok(Selected::Ready(conn)),
             None => {
                 let cluster = self.clone();
-                Ok(Selected::Connecting(Box::pin(async move { cluster.connect(index).await })))
+                Ok(Selected::Connecting(Box::pin(async move {
+                    cluster.connect(index).await
+                })))
             }
         }
     }
@@ -203,7 +215,10 @@ impl Cluster {
                     None => break,
                 }
             }
-            match self.hosts[index].connection(&self.connector, &self.in_flight).await {
+            match self.hosts[index]
+                .connection(&self.connector, &self.in_flight)
+                .await
+            {
                 Ok(conn) => return Ok(conn),
                 Err(ConnectError::BackingOff) => {}
                 Err(ConnectError::Failed) => last = ProxyFailure::ConnectFailure,

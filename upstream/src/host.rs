@@ -132,7 +132,8 @@ impl Host {
         }
         let conn = self.slots.iter().find_map(Slot::open)?;
         if self.available() && self.slots[index].connecting.try_lock().is_ok() {
-            let (host, connector, gauge) = (self.clone(), connector.clone(), cluster_in_flight.clone());
+            let (host, connector, gauge) =
+                (self.clone(), connector.clone(), cluster_in_flight.clone());
             tokio::spawn(async move {
                 let _ = host.fill(index, &connector, &gauge).await;
             });
@@ -154,7 +155,11 @@ impl Host {
     }
 
     /// Connects every empty slot (ahead of time, and by the maintenance task).
-    pub(crate) async fn fill_all(&self, connector: &Connector, cluster_in_flight: &Arc<AtomicUsize>) {
+    pub(crate) async fn fill_all(
+        &self,
+        connector: &Connector,
+        cluster_in_flight: &Arc<AtomicUsize>,
+    ) {
         for index in 0..self.slots.len() {
             if self.slots[index].open().is_none() && self.available() {
                 let _ = self.fill(index, connector, cluster_in_flight).await;

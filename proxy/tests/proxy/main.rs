@@ -615,7 +615,11 @@ async fn preconnect_fills_and_refills_the_pool() {
     while up.connections() < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(up.connections(), 2, "both slots connected before any request");
+    assert_eq!(
+        up.connections(),
+        2,
+        "both slots connected before any request"
+    );
 
     let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
     c.send(&request(1, SERVICE, "x")).await;

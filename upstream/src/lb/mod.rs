@@ -223,6 +223,11 @@ impl<R: RandomSource> Balancer<R> {
 
     /// Picks a host, see [`LoadBalancer::pick`].
     pub fn pick<H: LbHost>(&self, hosts: &[H]) -> Option<usize> {
+        // One host, the common sidecar case: every policy picks it if it is eligible,
+        // so skip the policy's state (and its lock) entirely.
+        if let [only] = hosts {
+            return eligible(only).then_some(0);
+        }
         match self {
             Balancer::RoundRobin(lb) => lb.pick(hosts),
             Balancer::Random(lb) => lb.pick(hosts),
