@@ -2,6 +2,7 @@
 //! connection, all without waiting unless a connection must be made first.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +13,33 @@ use strait_upstream::{Cluster, Selected};
 
 use crate::config::DEFAULT_ROUTE_TIMEOUT;
 
-/// Clusters by name, shared by every listener of one configuration snapshot.
-pub type Clusters = HashMap<String, Arc<Cluster>>;
+/// Clusters by name, shared by every listener of one configuration snapshot. Looked up
+/// once per request, so keyed with a cheap hasher (names come from our own config).
+pub type Clusters = HashMap<String, Arc<Cluster>, BuildHasherDefault<NameHasher>>;
+
+/// A word-at-a-time multiplicative hasher for cluster names (SipHash's flood resistance
+/// is not needed for keys that only the configuration defines).
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(K);
+        }
+    }
+}
 
 /// Handles the requests of one downstream connection.
 pub struct Forwarder {

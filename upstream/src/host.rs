@@ -126,7 +126,10 @@ impl Host {
         connector: &Connector,
         cluster_in_flight: &Arc<AtomicUsize>,
     ) -> Option<UpstreamConnection> {
-        let index = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let index = match self.slots.len() {
+            1 => 0, // no shared counter to bump for the common single-connection pool
+            n => self.next_slot.fetch_add(1, Ordering::Relaxed) % n,
+        };
         if let Some(conn) = self.slots[index].open() {
             return Some(conn);
         }
