@@ -34,17 +34,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let runtime = match runtime {
+    let runtime = match strait_tools::runtime(args.threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("strait-echo: cannot start the runtime: {e}");

@@ -89,17 +89,7 @@ fn main() -> ExitCode {
         eprintln!("strait-load: --rate must be a positive number");
         return ExitCode::from(2);
     }
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let runtime = match runtime {
+    let runtime = match strait_tools::runtime(args.threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("strait-load: cannot start the runtime: {e}");
