@@ -195,9 +195,10 @@ impl BoltFrame {
 impl Frame for BoltFrame {
     fn kind(&self) -> FrameKind {
         match (self.head.cmd_type, self.head.cmdcode) {
-            // A oneway heartbeat is still oneway: it must never be answered.
+            // A oneway heartbeat is a heartbeat (never forwarded) that `heartbeat_reply`
+            // leaves unanswered, as it must every oneway request.
+            (TYPE_REQUEST | TYPE_ONEWAY, CMD_HEARTBEAT) => FrameKind::Heartbeat,
             (TYPE_ONEWAY, _) => FrameKind::Oneway,
-            (TYPE_REQUEST, CMD_HEARTBEAT) => FrameKind::Heartbeat,
             (TYPE_REQUEST, _) => FrameKind::Request,
             (_, CMD_HEARTBEAT) => FrameKind::HeartbeatAck,
             _ => FrameKind::Response,

@@ -90,7 +90,7 @@ impl Protocol for Bolt {
 
     fn heartbeat_reply(&self, request: &dyn Frame) -> Option<Box<dyn Frame>> {
         let req = request.as_any().downcast_ref::<BoltFrame>()?;
-        if req.kind() != FrameKind::Heartbeat {
+        if req.kind() != FrameKind::Heartbeat || req.cmd_type() == types::TYPE_ONEWAY {
             return None;
         }
         let ack = req

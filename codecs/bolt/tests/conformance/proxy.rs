@@ -295,3 +295,21 @@ fn p08_no_error_for_oneway_heartbeat_or_response() {
         );
     }
 }
+
+#[test]
+fn oneway_heartbeat_is_a_heartbeat_never_answered() {
+    let mut raw = fx("bolt_v1_heartbeat");
+    raw[1] = 0x02; // type: oneway
+    let frame = decode_one(&raw);
+    assert_eq!(
+        frame.kind(),
+        FrameKind::Heartbeat,
+        "never routed or forwarded"
+    );
+    assert!(
+        protocol().heartbeat_reply(&frame).is_none(),
+        "and never answered"
+    );
+    let two_way = decode_one(&fx("bolt_v1_heartbeat"));
+    assert!(protocol().heartbeat_reply(&two_way).is_some());
+}
