@@ -68,8 +68,10 @@ async fn serve_connection(listener: &Listener, mut stream: TcpStream) -> Result<
         },
         max_in_flight: listener.config.max_requests_per_connection,
     };
+    let (rd, wr) = stream.into_split();
     downstream::serve(
-        stream,
+        rd,
+        wr,
         initial,
         protocol,
         handler,

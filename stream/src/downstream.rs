@@ -55,11 +55,13 @@ struct Conn<H> {
     in_flight: usize,
 }
 
-/// Serves `io` until the peer closes it, a fatal decode error happens, or `shutdown`
-/// turns true (then the connection stops reading, finishes its in-flight requests and
-/// closes). `initial` holds bytes already read during protocol detection.
-pub async fn serve<IO, H>(
-    io: IO,
+/// Serves a connection, given as its read and write halves (for a `TcpStream`, its
+/// lock-free `into_split`), until the peer closes it, a fatal decode error happens, or
+/// `shutdown` turns true (then the connection stops reading, finishes its in-flight
+/// requests and closes). `initial` holds bytes already read during protocol detection.
+pub async fn serve<R, W, H>(
+    mut rd: R,
+    mut wr: W,
     initial: BytesMut,
     protocol: Arc<dyn Protocol>,
     handler: Arc<H>,
@@ -67,10 +69,10 @@ pub async fn serve<IO, H>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError>
 where
-    IO: AsyncRead + AsyncWrite + Send,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
     H: RequestHandler,
 {
-    let (mut rd, mut wr) = tokio::io::split(io);
     let mut codec = protocol.new_codec(options.limits);
     let mut conn = Conn {
         protocol,
