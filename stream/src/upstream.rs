@@ -70,6 +70,8 @@ pub struct UpstreamOptions {
     pub in_flight_gauges: Vec<Arc<AtomicUsize>>,
     /// Counts requests this connection failed (timeouts, resets).
     pub failure_counter: Option<Arc<AtomicU64>>,
+    /// Counts two-way requests completed over this connection (answered or failed).
+    pub completed_counter: Option<Arc<AtomicU64>>,
 }
 
 impl Default for UpstreamOptions {
@@ -81,6 +83,7 @@ impl Default for UpstreamOptions {
             max_write_buffer: 16 * 1024 * 1024,
             in_flight_gauges: Vec::new(),
             failure_counter: None,
+            completed_counter: None,
         }
     }
 }
@@ -292,15 +295,29 @@ fn insert(shared: &Shared, state: &mut State, id: RequestId, waiter: Waiter, dea
     }
 }
 
-/// Removes `id` from the in-flight map, lowering the gauges for a caller.
-fn remove(shared: &Shared, state: &mut State, id: RequestId) -> Option<Pending> {
-    let pending = state.in_flight.remove(id)?;
-    if matches!(pending.waiter, Waiter::Caller { .. }) {
-        for gauge in &shared.options.in_flight_gauges {
-            gauge.fetch_sub(1, Ordering::Relaxed);
-        }
+/// Removes `id` from the in-flight map; the caller settles the counters for the whole
+/// batch with [`settle`].
+fn remove(state: &mut State, id: RequestId) -> Option<Pending> {
+    state.in_flight.remove(id)
+}
+
+/// Lowers the in-flight gauges and raises the completed counter by the `callers`
+/// requests a batch completed: one atomic operation per counter per batch, not per
+/// request.
+fn settle(shared: &Shared, callers: usize) {
+    if callers == 0 {
+        return;
     }
-    Some(pending)
+    for gauge in &shared.options.in_flight_gauges {
+        gauge.fetch_sub(callers, Ordering::Relaxed);
+    }
+    if let Some(counter) = &shared.options.completed_counter {
+        counter.fetch_add(callers as u64, Ordering::Relaxed);
+    }
+}
+
+fn is_caller(pending: &Pending) -> bool {
+    matches!(pending.waiter, Waiter::Caller { .. })
 }
 
 fn fail(shared: &Shared, pending: Pending, failure: ProxyFailure) {
@@ -340,9 +357,10 @@ async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
         let ids: Vec<RequestId> = state.in_flight.ids().collect();
         state.armed = None;
         ids.into_iter()
-            .filter_map(|id| remove(&shared, &mut state, id))
+            .filter_map(|id| remove(&mut state, id))
             .collect()
     };
+    settle(&shared, pending.iter().filter(|p| is_caller(p)).count());
     tracing::debug!(peer = %shared.peer, %reason, failed = pending.len(), "upstream connection ended");
     for p in pending {
         fail(&shared, p, ProxyFailure::UpstreamReset);
@@ -388,10 +406,11 @@ fn dispatch(
     done: &mut Vec<(Arc<Inbox>, Completion)>,
 ) {
     let mut state = shared.state.lock();
+    let before = done.len();
     for mut frame in frames.drain(..) {
         match frame.kind() {
             FrameKind::Response | FrameKind::HeartbeatAck => {
-                match remove(shared, &mut state, frame.request_id()).map(|p| p.waiter) {
+                match remove(&mut state, frame.request_id()).map(|p| p.waiter) {
                     Some(Waiter::Caller {
                         inbox,
                         down_id,
@@ -435,6 +454,8 @@ fn dispatch(
             }
         }
     }
+    drop(state);
+    settle(shared, done.len() - before);
 }
 
 /// Hands completions to their inboxes, one lock and one wake-up per run of completions
@@ -508,10 +529,11 @@ fn expire(shared: &Shared, now: Instant) {
             }
         }
         for id in overdue {
-            expired.extend(remove(shared, &mut state, id));
+            expired.extend(remove(&mut state, id));
         }
         state.armed = earliest;
     }
+    settle(shared, expired.iter().filter(|p| is_caller(p)).count());
     for pending in expired {
         fail(shared, pending, ProxyFailure::Timeout);
     }

@@ -93,7 +93,7 @@ pub struct HostSnapshot {
     pub in_flight: usize,
     /// Open pooled connections.
     pub connections: usize,
-    /// Requests sent so far.
+    /// Two-way requests completed so far (answered, timed out or reset).
     pub requests: u64,
     /// Failed connection attempts and requests failed by the proxy (timeouts, resets).
     pub failures: u64,
@@ -191,7 +191,6 @@ impl Cluster {
             .pick(&self.hosts)
             .ok_or(ProxyFailure::NoHealthyUpstream)?;
         let host = &self.hosts[index];
-        host.count_request();
         match host.ready_connection(&self.connector, &self.in_flight) {
             Some(conn) => Ok(Selected::Ready(conn)),
             None => {

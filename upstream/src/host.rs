@@ -23,7 +23,7 @@ pub struct Host {
     /// load balancer makes on every pick.
     backing_off: AtomicBool,
     backoff: Mutex<Backoff>,
-    requests: AtomicU64,
+    requests: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
 }
 
@@ -69,7 +69,7 @@ impl Host {
             in_flight: Arc::new(AtomicUsize::new(0)),
             backing_off: AtomicBool::new(false),
             backoff: Mutex::new(Backoff::default()),
-            requests: AtomicU64::new(0),
+            requests: Arc::new(AtomicU64::new(0)),
             failures: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -112,10 +112,6 @@ impl Host {
             self.failures.load(Ordering::Relaxed),
             self.backoff.lock().failures(),
         )
-    }
-
-    pub(crate) fn count_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An open pooled connection, without waiting: slots are taken round robin, and an
@@ -187,6 +183,7 @@ impl Host {
         let mut options = connector.options.clone();
         options.in_flight_gauges = vec![self.in_flight.clone(), cluster_in_flight.clone()];
         options.failure_counter = Some(self.failures.clone());
+        options.completed_counter = Some(self.requests.clone());
         let attempt = UpstreamConnection::connect(
             self.addr,
             connector.protocol.clone(),
