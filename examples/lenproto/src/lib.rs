@@ -1,8 +1,5 @@
-//! `lenproto`: a small length-prefixed RPC protocol, added to Strait without touching
-//! any other crate. It exists to prove that the codec framework is a real plugin
-//! boundary; `docs/adding-a-protocol.md` walks through it.
-//!
-//! Wire format (big-endian), an 18-byte fixed header then two sections:
+//! `lenproto`: a small length-prefixed RPC protocol, added to Strait without touching any
+//! other crate; `docs/adding-a-protocol.md` walks through it. Wire format (big-endian):
 //!
 //! ```text
 //! 'L' 'P' | kind u8 | status u8 | id u32 | timeout_ms u32 | headers_len u16 | body_len u32
@@ -17,11 +14,11 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use strait_codec_framework::{
-    Codec, CodecError, DecodeError, Detect, Frame, FrameKind, HeaderIter, IdWidth, Limits,
-    PoolMode, Protocol, ProxyFailure, RequestId,
+    Codec, CodecError, DecodeError, Detect, Frame, FrameKind, HeaderIter, IdWidth, Limits, PoolMode,
+    Protocol, ProxyFailure, RequestId,
 };
 
-const HEADER_LEN: usize = 18;
+const FIXED: usize = 18;
 const KINDS: [FrameKind; 5] = [
     FrameKind::Request,
     FrameKind::Oneway,
@@ -30,12 +27,12 @@ const KINDS: [FrameKind; 5] = [
     FrameKind::HeartbeatAck,
 ];
 
-/// One lenproto message, fully decoded (the protocol is tiny, so no lazy views).
+/// One lenproto message, fully decoded (the protocol is tiny: no lazy views needed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LenFrame {
     /// Message kind.
     pub kind: FrameKind,
-    /// Response status (0 = ok); 0 in requests.
+    /// Response status (0 = ok).
     pub status: u8,
     /// Request id.
     pub id: u32,
@@ -48,27 +45,18 @@ pub struct LenFrame {
 }
 
 impl LenFrame {
-    /// A request for `service` with a body.
-    pub fn request(id: u32, service: &str, body: &[u8]) -> Self {
-        LenFrame {
-            kind: FrameKind::Request,
-            status: 0,
-            id,
-            timeout_ms: 0,
-            headers: vec![("service".into(), service.into())],
-            body: Bytes::copy_from_slice(body),
-        }
+    /// A message of `kind` with no headers or body.
+    pub fn new(kind: FrameKind, id: u32, status: u8) -> Self {
+        let (timeout_ms, headers, body) = (0, Vec::new(), Bytes::new());
+        LenFrame { kind, status, id, timeout_ms, headers, body }
     }
 
-    fn reply(kind: FrameKind, status: u8, id: u32) -> Box<dyn Frame> {
-        Box::new(LenFrame {
-            kind,
-            status,
-            id,
-            timeout_ms: 0,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        })
+    /// A request for `service` carrying `body`.
+    pub fn request(id: u32, service: &str, body: &[u8]) -> Self {
+        let mut frame = LenFrame::new(FrameKind::Request, id, 0);
+        frame.headers.push(("service".into(), service.into()));
+        frame.body = Bytes::copy_from_slice(body);
+        frame
     }
 }
 
@@ -80,17 +68,14 @@ impl Frame for LenFrame {
         self.id.into()
     }
     fn set_request_id(&mut self, id: RequestId) {
-        self.id = id as u32; // ids are allocated within IdWidth::U32
+        self.id = id as u32; // the proxy allocates ids within IdWidth::U32
     }
     fn timeout(&self) -> Option<Duration> {
         (self.timeout_ms > 0).then(|| Duration::from_millis(self.timeout_ms.into()))
     }
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        let found = self.headers.iter().rev().find(|(k, _)| k == name);
+        found.map(|(_, v)| v.as_str())
     }
     fn set_header(&mut self, name: &str, value: &str) {
         self.remove_header(name);
@@ -118,22 +103,19 @@ impl Frame for LenFrame {
         (self.kind == FrameKind::Response).then_some(self.status.into())
     }
     fn encode(&self, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let headers: String = self
-            .headers
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect();
-        let hlen = u16::try_from(headers.len())
-            .map_err(|_| CodecError::Encode("headers longer than 65535 bytes".into()))?;
-        let kind = KINDS.iter().position(|k| *k == self.kind).unwrap_or(0) as u8;
-        dst.reserve(HEADER_LEN + headers.len() + self.body.len());
+        let headers: String = self.headers.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let too_long = |what: &str| CodecError::Encode(format!("{what} too long"));
+        let hlen = u16::try_from(headers.len()).map_err(|_| too_long("headers"))?;
+        let blen = u32::try_from(self.body.len()).map_err(|_| too_long("body"))?;
+        let kind = KINDS.iter().position(|k| *k == self.kind).ok_or(too_long("kind"))?;
+        dst.reserve(FIXED + headers.len() + self.body.len());
         dst.put_slice(b"LP");
-        dst.put_u8(kind);
+        dst.put_u8(kind as u8);
         dst.put_u8(self.status);
         dst.put_u32(self.id);
         dst.put_u32(self.timeout_ms);
         dst.put_u16(hlen);
-        dst.put_u32(self.body.len() as u32);
+        dst.put_u32(blen);
         dst.put_slice(headers.as_bytes());
         dst.put_slice(&self.body);
         Ok(())
@@ -143,88 +125,56 @@ impl Frame for LenFrame {
     }
 }
 
-struct LenCodec {
-    limits: Limits,
-}
+struct LenCodec(Limits);
 
 impl Codec for LenCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Box<dyn Frame>>, DecodeError> {
-        if src.len() < HEADER_LEN {
+        if src.len() < FIXED {
             return Ok(None);
         }
         if &src[..2] != b"LP" {
             return Err(CodecError::BadMagic(src[0]).into());
         }
-        let kind = *KINDS
-            .get(src[2] as usize)
-            .ok_or(CodecError::UnknownType(src[2].into()))?;
-        let hlen = u16::from_be_bytes([src[12], src[13]]) as usize;
-        let body_len = read_u32(&src[HEADER_LEN - 4..HEADER_LEN]) as usize;
-        let total = HEADER_LEN + hlen + body_len;
-        if total > self.limits.max_frame_size {
-            return Err(CodecError::FrameTooLarge {
-                len: total as u64,
-                max: self.limits.max_frame_size,
-            }
-            .into());
+        let kind = *KINDS.get(usize::from(src[2])).ok_or(CodecError::UnknownType(src[2].into()))?;
+        let hlen = usize::from(u16::from_be_bytes([src[12], src[13]]));
+        let blen = u32::from_be_bytes([src[14], src[15], src[16], src[17]]) as usize;
+        let total = FIXED + hlen + blen;
+        if total > self.0.max_frame_size {
+            return Err(CodecError::FrameTooLarge { len: total as u64, max: self.0.max_frame_size }.into());
         }
         if src.len() < total {
-            src.reserve(total - src.len());
+            src.reserve(total - src.len()); // bounded by the limit just checked
             return Ok(None);
         }
-        let mut frame = src.split_to(total);
-        let status = frame[3];
-        let id = read_u32(&frame[4..8]);
-        let timeout_ms = read_u32(&frame[8..12]);
-        frame.advance(HEADER_LEN);
-        let headers_raw = frame.split_to(hlen);
-        let text = std::str::from_utf8(&headers_raw).map_err(|_| malformed("not UTF-8"))?;
-        let headers = text
-            .lines()
-            .map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .ok_or_else(|| malformed("no '='"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Box::new(LenFrame {
-            kind,
-            status,
-            id,
-            timeout_ms,
-            headers,
-            body: frame.freeze(),
-        })))
+        let mut raw = src.split_to(total);
+        let mut frame = LenFrame::new(kind, u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]), raw[3]);
+        frame.timeout_ms = u32::from_be_bytes([raw[8], raw[9], raw[10], raw[11]]);
+        raw.advance(FIXED);
+        let text = raw.split_to(hlen);
+        let malformed = |reason: &str| CodecError::Malformed { section: "headers", reason: reason.into() };
+        for line in std::str::from_utf8(&text).map_err(|_| malformed("not UTF-8"))?.lines() {
+            let (k, v) = line.split_once('=').ok_or_else(|| malformed("a line without '='"))?;
+            frame.headers.push((k.into(), v.into()));
+        }
+        frame.body = raw.freeze();
+        Ok(Some(Box::new(frame)))
     }
 }
 
-fn read_u32(b: &[u8]) -> u32 {
-    b.iter().fold(0, |acc, byte| (acc << 8) | u32::from(*byte))
-}
-
-fn malformed(reason: &str) -> DecodeError {
-    CodecError::Malformed {
-        section: "headers",
-        reason: reason.into(),
-    }
-    .into()
-}
-
-/// The lenproto protocol descriptor; register it with [`protocol`].
-pub struct LenProto;
-
-/// Status a proxy failure maps to.
+/// The status lenproto answers a proxy failure with.
 pub fn status_for(failure: ProxyFailure) -> u8 {
     match failure {
+        ProxyFailure::NoHealthyUpstream | ProxyFailure::ConnectFailure => 3,
+        ProxyFailure::UpstreamReset => 3,
         ProxyFailure::NoRoute => 4,
         ProxyFailure::Timeout => 5,
         ProxyFailure::Overflow | ProxyFailure::RateLimited => 6,
         ProxyFailure::CodecError => 7,
-        ProxyFailure::NoHealthyUpstream
-        | ProxyFailure::ConnectFailure
-        | ProxyFailure::UpstreamReset => 3,
     }
 }
+
+/// The lenproto protocol descriptor.
+pub struct LenProto;
 
 impl Protocol for LenProto {
     fn name(&self) -> &'static str {
@@ -238,7 +188,7 @@ impl Protocol for LenProto {
         }
     }
     fn new_codec(&self, limits: Limits) -> Box<dyn Codec> {
-        Box::new(LenCodec { limits })
+        Box::new(LenCodec(limits))
     }
     fn id_width(&self) -> IdWidth {
         IdWidth::U32
@@ -247,23 +197,16 @@ impl Protocol for LenProto {
         PoolMode::Multiplex
     }
     fn heartbeat_reply(&self, request: &dyn Frame) -> Option<Box<dyn Frame>> {
-        Some(LenFrame::reply(
-            FrameKind::HeartbeatAck,
-            0,
-            request.request_id() as u32,
-        ))
+        let id = request.request_id() as u32;
+        Some(Box::new(LenFrame::new(FrameKind::HeartbeatAck, id, 0)))
     }
     fn heartbeat_request(&self, id: RequestId) -> Option<Box<dyn Frame>> {
-        Some(LenFrame::reply(FrameKind::Heartbeat, 0, id as u32))
+        Some(Box::new(LenFrame::new(FrameKind::Heartbeat, id as u32, 0)))
     }
     fn error_response(&self, request: &dyn Frame, failure: ProxyFailure) -> Option<Box<dyn Frame>> {
-        (request.kind() == FrameKind::Request).then(|| {
-            LenFrame::reply(
-                FrameKind::Response,
-                status_for(failure),
-                request.request_id() as u32,
-            )
-        })
+        let (id, status) = (request.request_id() as u32, status_for(failure));
+        let reply = LenFrame::new(FrameKind::Response, id, status);
+        (request.kind() == FrameKind::Request).then(|| Box::new(reply) as Box<dyn Frame>)
     }
 }
 

@@ -26,9 +26,8 @@ async fn backend(name: &'static str) -> SocketAddr {
                         resp.kind = FrameKind::Response;
                         resp.id = req.request_id() as u32;
                         resp.headers.clear();
-                        resp.body = format!("{name}:{}", String::from_utf8_lossy(&req.body()))
-                            .into_bytes()
-                            .into();
+                        resp.body =
+                            format!("{name}:{}", String::from_utf8_lossy(&req.body())).into_bytes().into();
                         resp.encode(&mut out).unwrap();
                         stream.write_all(&out).await.unwrap();
                     }
@@ -49,10 +48,7 @@ async fn roundtrip(stream: &mut TcpStream, frame: &LenFrame) -> Box<dyn Frame> {
         if let Some(f) = codec.decode(&mut buf).unwrap() {
             return f;
         }
-        assert!(
-            stream.read_buf(&mut buf).await.unwrap() > 0,
-            "proxy closed the connection"
-        );
+        assert!(stream.read_buf(&mut buf).await.unwrap() > 0, "proxy closed the connection");
     }
 }
 
@@ -82,15 +78,10 @@ clusters:
     );
     let config = strait::config::parse("lenproto.yaml", &yaml, &registry).unwrap();
     let server = strait::Server::start(config, registry).await.unwrap();
-    let mut client = TcpStream::connect(server.listener_addr("lp").unwrap())
-        .await
-        .unwrap();
+    let mut client = TcpStream::connect(server.listener_addr("lp").unwrap()).await.unwrap();
 
     let resp = roundtrip(&mut client, &LenFrame::request(41, "alpha", b"hi")).await;
-    assert_eq!(
-        (resp.kind(), resp.request_id(), resp.status()),
-        (FrameKind::Response, 41, Some(0))
-    );
+    assert_eq!((resp.kind(), resp.request_id(), resp.status()), (FrameKind::Response, 41, Some(0)));
     assert_eq!(&resp.body()[..], b"a:hi");
 
     let resp = roundtrip(&mut client, &LenFrame::request(42, "beta", b"yo")).await;
@@ -98,18 +89,34 @@ clusters:
 
     let resp = roundtrip(&mut client, &LenFrame::request(43, "gamma", b"")).await;
     let no_route = status_for(strait_codec_framework::ProxyFailure::NoRoute);
-    assert_eq!(
-        (resp.request_id(), resp.status()),
-        (43, Some(no_route.into()))
-    );
+    assert_eq!((resp.request_id(), resp.status()), (43, Some(no_route.into())));
 
     let mut hb = LenFrame::request(44, "alpha", b"");
     hb.kind = FrameKind::Heartbeat;
     let resp = roundtrip(&mut client, &hb).await;
-    assert_eq!(
-        (resp.kind(), resp.request_id()),
-        (FrameKind::HeartbeatAck, 44)
-    );
+    assert_eq!((resp.kind(), resp.request_id()), (FrameKind::HeartbeatAck, 44));
 
     assert!(server.shutdown().await);
+}
+
+#[test]
+fn codec_round_trips_and_waits_at_every_split() {
+    let mut frame = LenFrame::request(7, "alpha", b"payload");
+    frame.timeout_ms = 250;
+    let mut wire = BytesMut::new();
+    frame.encode(&mut wire).unwrap();
+    for split in 0..wire.len() {
+        let mut codec = protocol().new_codec(Limits::default());
+        let mut buf = BytesMut::from(&wire[..split]);
+        assert!(codec.decode(&mut buf).unwrap().is_none(), "split at {split}");
+        assert_eq!(buf.len(), split, "need-more leaves the buffer untouched");
+        buf.extend_from_slice(&wire[split..]);
+        let decoded = codec.decode(&mut buf).unwrap().expect("whole frame");
+        let decoded = decoded.as_any().downcast_ref::<LenFrame>().unwrap();
+        assert_eq!(decoded, &frame);
+        assert!(buf.is_empty());
+    }
+    let tiny = Limits { max_frame_size: 20 };
+    let mut buf = wire.clone();
+    assert!(protocol().new_codec(tiny).decode(&mut buf).is_err(), "limit checked before buffering");
 }
