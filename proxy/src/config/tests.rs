@@ -151,3 +151,67 @@ fn readme_example_and_quickstart_are_valid() {
     assert_eq!(config.clusters.len(), 3);
     check(include_str!("../../../examples/quickstart.yaml")).unwrap();
 }
+
+#[test]
+fn a_fixed_listener_cannot_route_to_a_cluster_of_another_protocol() {
+    let mut registry = crate::builtin_registry();
+    registry.register(other_protocol()).unwrap();
+    let text = GOOD.replace(
+        "  - { name: b, protocol: bolt",
+        "  - { name: b, protocol: other",
+    );
+    let e = parse("strait.yaml", &text, &registry)
+        .err()
+        .expect("rejected");
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (6, "listeners[0].route_config"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("cluster \"b\", which speaks other"),
+        "{e}"
+    );
+}
+
+/// A second protocol name, enough for configuration checks.
+fn other_protocol() -> std::sync::Arc<dyn strait_codec_framework::Protocol> {
+    struct Other;
+    impl strait_codec_framework::Protocol for Other {
+        fn name(&self) -> &'static str {
+            "other"
+        }
+        fn detect(&self, _: &[u8]) -> strait_codec_framework::Detect {
+            strait_codec_framework::Detect::NoMatch
+        }
+        fn new_codec(
+            &self,
+            limits: strait_codec_framework::Limits,
+        ) -> Box<dyn strait_codec_framework::Codec> {
+            crate::builtin_registry()
+                .get("bolt")
+                .unwrap()
+                .new_codec(limits)
+        }
+        fn id_width(&self) -> strait_codec_framework::IdWidth {
+            strait_codec_framework::IdWidth::U32
+        }
+        fn pool_mode(&self) -> strait_codec_framework::PoolMode {
+            strait_codec_framework::PoolMode::Multiplex
+        }
+        fn heartbeat_reply(
+            &self,
+            _: &dyn strait_codec_framework::Frame,
+        ) -> Option<Box<dyn strait_codec_framework::Frame>> {
+            None
+        }
+        fn error_response(
+            &self,
+            _: &dyn strait_codec_framework::Frame,
+            _: strait_codec_framework::ProxyFailure,
+        ) -> Option<Box<dyn strait_codec_framework::Frame>> {
+            None
+        }
+    }
+    std::sync::Arc::new(Other)
+}

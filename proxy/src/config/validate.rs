@@ -158,6 +158,27 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                     format!("no route config named {:?}", l.route_config.value),
                 )
             })?;
+        if let ListenerProtocol::Fixed(p) = &protocol {
+            // The proxy forwards frames as they are: a Bolt listener can only route to
+            // Bolt clusters (protocol translation is not a thing the router does).
+            for cluster in clusters_of(&routes) {
+                let other = clusters
+                    .iter()
+                    .find(|c| c.name == cluster)
+                    .map(|c| c.protocol.name());
+                if let Some(other) = other.filter(|o| *o != p.name()) {
+                    return Err(cx.err(
+                        l.route_config.referenced,
+                        format!("{key}.route_config"),
+                        format!(
+                            "route config {:?} sends {} requests to cluster {cluster:?}, which speaks {other}",
+                            l.route_config.value,
+                            p.name()
+                        ),
+                    ));
+                }
+            }
+        }
         listeners.push(ListenerConfig {
             name: l.name.value.clone(),
             address,
@@ -184,6 +205,21 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
         listeners,
         clusters,
     })
+}
+
+/// Every cluster a route table can send to.
+fn clusters_of(table: &RouteTable) -> Vec<&str> {
+    let mut names = Vec::new();
+    for route in table.virtual_hosts().iter().flat_map(|vh| &vh.routes) {
+        match &route.action {
+            RouteAction::Cluster(name) => names.push(name.as_str()),
+            RouteAction::WeightedClusters(w) => {
+                names.extend(w.clusters().iter().map(|(n, _)| n.as_str()))
+            }
+            RouteAction::DirectResponse { .. } => {}
+        }
+    }
+    names
 }
 
 fn known(registry: &Registry) -> String {
