@@ -91,6 +91,7 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
                     "requests": h.requests,
                     "failures": h.failures,
                     "connect_failures": h.connect_failures,
+                    "unknown_responses": h.unknown_responses,
                 })).collect::<Vec<_>>(),
             })
         }).collect::<Vec<_>>()

@@ -72,6 +72,9 @@ pub struct UpstreamOptions {
     pub failure_counter: Option<Arc<AtomicU64>>,
     /// Counts two-way requests completed over this connection (answered or failed).
     pub completed_counter: Option<Arc<AtomicU64>>,
+    /// Counts responses whose id was not in flight (late after a timeout, or unknown):
+    /// they are dropped, never delivered.
+    pub unknown_response_counter: Option<Arc<AtomicU64>>,
 }
 
 impl Default for UpstreamOptions {
@@ -84,6 +87,7 @@ impl Default for UpstreamOptions {
             in_flight_gauges: Vec::new(),
             failure_counter: None,
             completed_counter: None,
+            unknown_response_counter: None,
         }
     }
 }
@@ -128,7 +132,6 @@ struct Shared {
     last_activity: AtomicU64,
     epoch: Instant,
     probe_acked: AtomicBool,
-    unknown_responses: AtomicU64,
 }
 
 /// A handle to one multiplexed upstream connection. Cloning is cheap; all clones share
@@ -180,7 +183,6 @@ impl UpstreamConnection {
             last_activity: AtomicU64::new(0),
             epoch: Instant::now(),
             probe_acked: AtomicBool::new(false),
-            unknown_responses: AtomicU64::new(0),
         });
         let (rd, wr) = stream.into_split();
         tokio::spawn(run(shared.clone(), rd, wr));
@@ -195,16 +197,6 @@ impl UpstreamConnection {
     /// Whether new requests may be sent on this connection.
     pub fn is_open(&self) -> bool {
         self.shared.open.load(Ordering::Acquire)
-    }
-
-    /// Requests currently awaiting a response.
-    pub fn in_flight(&self) -> usize {
-        self.shared.state.lock().in_flight.len()
-    }
-
-    /// Responses received for ids that were no longer pending (late or unknown).
-    pub fn unknown_responses(&self) -> u64 {
-        self.shared.unknown_responses.load(Ordering::Relaxed)
     }
 
     /// Closes the connection; requests in flight fail with an upstream reset.
@@ -428,7 +420,9 @@ fn dispatch(
                     Some(Waiter::Probe) => shared.probe_acked.store(true, Ordering::Release),
                     None => {
                         // Late (timed out) or unknown: dropped and counted (P5).
-                        shared.unknown_responses.fetch_add(1, Ordering::Relaxed);
+                        if let Some(counter) = &shared.options.unknown_response_counter {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
                         tracing::debug!(
                             id = frame.request_id(),
                             "response for an id not in flight"

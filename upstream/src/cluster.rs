@@ -99,6 +99,8 @@ pub struct HostSnapshot {
     pub failures: u64,
     /// Consecutive failed connection attempts.
     pub connect_failures: u32,
+    /// Responses dropped because their id was not in flight (late or unknown).
+    pub unknown_responses: u64,
 }
 
 // === impl Cluster ===
@@ -235,7 +237,7 @@ impl Cluster {
                 .hosts
                 .iter()
                 .map(|h| {
-                    let (requests, failures, connect_failures) = h.counters();
+                    let (requests, failures, connect_failures, unknown_responses) = h.counters();
                     HostSnapshot {
                         addr: h.addr(),
                         weight: h.weight(),
@@ -245,6 +247,7 @@ impl Cluster {
                         requests,
                         failures,
                         connect_failures,
+                        unknown_responses,
                     }
                 })
                 .collect(),

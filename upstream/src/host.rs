@@ -25,6 +25,7 @@ pub struct Host {
     backoff: Mutex<Backoff>,
     requests: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
+    unknown_responses: Arc<AtomicU64>,
 }
 
 /// One connection position in a host's pool; reconnected when its connection dies.
@@ -71,6 +72,7 @@ impl Host {
             backoff: Mutex::new(Backoff::default()),
             requests: Arc::new(AtomicU64::new(0)),
             failures: Arc::new(AtomicU64::new(0)),
+            unknown_responses: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -106,11 +108,14 @@ impl Host {
         self.slots.iter().filter(|s| s.open().is_some()).count()
     }
 
-    pub(crate) fn counters(&self) -> (u64, u64, u32) {
+    /// Requests completed, requests failed, consecutive connect failures, and responses
+    /// dropped for an id not in flight.
+    pub(crate) fn counters(&self) -> (u64, u64, u32, u64) {
         (
             self.requests.load(Ordering::Relaxed),
             self.failures.load(Ordering::Relaxed),
             self.backoff.lock().failures(),
+            self.unknown_responses.load(Ordering::Relaxed),
         )
     }
 
@@ -184,6 +189,7 @@ impl Host {
         options.in_flight_gauges = vec![self.in_flight.clone(), cluster_in_flight.clone()];
         options.failure_counter = Some(self.failures.clone());
         options.completed_counter = Some(self.requests.clone());
+        options.unknown_response_counter = Some(self.unknown_responses.clone());
         let attempt = UpstreamConnection::connect(
             self.addr,
             connector.protocol.clone(),

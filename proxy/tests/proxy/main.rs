@@ -155,7 +155,11 @@ async fn p4_out_of_order_responses() {
 #[tokio::test]
 async fn p5_unknown_response_id_is_dropped() {
     let mut up = Upstream::start(Mode::Manual).await;
-    let server = proxy(&config(&[up.addr], "", "")).await;
+    let yaml = format!(
+        "admin: {{ address: \"127.0.0.1:0\" }}\n{}",
+        config(&[up.addr], "", "")
+    );
+    let server = proxy(&yaml).await;
     let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
     c.send(&request(5, SERVICE, "x")).await;
     let got = up.next(LONG).await.unwrap();
@@ -171,6 +175,10 @@ async fn p5_unknown_response_id_is_dropped() {
         c.recv(SHORT).await.is_none(),
         "the stray response must not reach anyone"
     );
+    let body = admin_get(&server, "/clusters").await;
+    let clusters: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let host = &clusters["clusters"][0]["hosts"][0];
+    assert_eq!(host["unknown_responses"], 1, "dropped and counted: {body}");
     server.shutdown().await;
 }
 

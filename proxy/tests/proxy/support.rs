@@ -245,3 +245,18 @@ impl Client {
 
 pub const SHORT: Duration = Duration::from_millis(300);
 pub const LONG: Duration = Duration::from_secs(5);
+
+/// `GET path` on the admin server; the response body.
+pub async fn admin_get(server: &strait::Server, path: &str) -> String {
+    let mut stream = TcpStream::connect(server.admin_addr().expect("admin configured"))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or(text)
+}
