@@ -73,6 +73,14 @@ pub trait Frame: Send + Any {
         None
     }
 
+    /// Whether the routing metadata this request carries (the fields behind
+    /// [`Frame::variable`] and [`Frame::header`]) exists but could not be read, say a
+    /// Dubbo body that is not valid hessian2. A request that then matches no route is
+    /// answered as [`crate::ProxyFailure::CodecError`] (a bad request), not as unrouted.
+    fn metadata_unreadable(&self) -> bool {
+        false
+    }
+
     /// The payload, as the protocol defines it (Bolt content, Dubbo body...).
     fn body(&self) -> Bytes;
 

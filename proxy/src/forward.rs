@@ -59,10 +59,14 @@ impl RequestHandler for Forwarder {
 
 impl Forwarder {
     fn decide(&self, request: &mut dyn Frame) -> Result<Route, ProxyFailure> {
-        let decision = self
-            .routes
-            .route(None, request)
-            .ok_or(ProxyFailure::NoRoute)?;
+        let Some(decision) = self.routes.route(None, request) else {
+            // A request whose metadata could not be read is malformed, not unrouted.
+            return Err(if request.metadata_unreadable() {
+                ProxyFailure::CodecError
+            } else {
+                ProxyFailure::NoRoute
+            });
+        };
         let cluster_name = match decision.target {
             RouteTarget::Cluster(name) => name,
             RouteTarget::DirectResponse { status, body } => {
