@@ -81,7 +81,7 @@ impl Forwarder {
             .clusters
             .get(cluster_name)
             .ok_or(ProxyFailure::NoHealthyUpstream)?;
-        if cluster.protocol().name() != self.protocol.name() {
+        if cluster.transport().name() != self.protocol.name() {
             tracing::warn!(
                 cluster = cluster_name,
                 "route leads to a cluster of another protocol"

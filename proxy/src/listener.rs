@@ -53,6 +53,7 @@ async fn serve_connection(listener: &Listener, mut stream: TcpStream) -> Result<
     let mut initial = BytesMut::new();
     let protocol: Arc<dyn Protocol> = match &listener.config.protocol {
         ListenerProtocol::Fixed(p) => p.clone(),
+        ListenerProtocol::Http => return Err("HTTP listeners are not served yet".into()),
         ListenerProtocol::Auto { timeout } => {
             detect(&listener.registry, &mut stream, &mut initial, *timeout).await?
         }

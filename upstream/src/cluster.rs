@@ -9,7 +9,7 @@ use strait_codec_framework::{Protocol, ProxyFailure};
 use strait_stream::{UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
 
-use crate::host::{ConnectError, Connector, Host};
+use crate::host::{ConnectError, Connector, Host, RequestGuard};
 use crate::lb::{Balancer, LbPolicy};
 
 /// One endpoint of a static cluster.
@@ -26,8 +26,8 @@ pub struct Endpoint {
 pub struct ClusterOptions {
     /// Cluster name, as routes refer to it.
     pub name: String,
-    /// The protocol spoken to the hosts.
-    pub protocol: Arc<dyn Protocol>,
+    /// What the hosts speak and who owns the connections.
+    pub transport: Transport,
     /// How a host is picked.
     pub lb_policy: LbPolicy,
     /// Bound on one connection attempt.
@@ -42,6 +42,31 @@ pub struct ClusterOptions {
     pub connection: UpstreamOptions,
     /// The hosts.
     pub endpoints: Vec<Endpoint>,
+}
+
+/// What a cluster's hosts speak, and so who manages the connections to them.
+#[derive(Clone)]
+pub enum Transport {
+    /// A framed protocol (Bolt, Dubbo...): the cluster keeps per-host pools of
+    /// multiplexed connections and [`Cluster::select`] hands them out.
+    Framed(Arc<dyn Protocol>),
+    /// Connections owned by the caller (the proxy's HTTP/1 and HTTP/2 pools): the
+    /// cluster picks hosts ([`Cluster::pick`]), tracks their health and counts their
+    /// requests, and `select` is not used.
+    External {
+        /// The protocol name, as configured (`http1`, `http2`).
+        name: &'static str,
+    },
+}
+
+impl Transport {
+    /// The protocol name, as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Framed(p) => p.name(),
+            Transport::External { name } => name,
+        }
+    }
 }
 
 /// A connection being made for a request that found none open.
@@ -61,7 +86,8 @@ pub struct Cluster {
     name: String,
     max_requests: usize,
     preconnect: bool,
-    connector: Connector,
+    transport: Transport,
+    connector: Option<Connector>,
     hosts: Vec<Arc<Host>>,
     lb: Balancer,
     /// Requests in flight across the cluster; raised and lowered by the connections.
@@ -124,11 +150,15 @@ impl Cluster {
             name: options.name,
             max_requests: options.max_requests,
             preconnect: options.preconnect,
-            connector: Connector {
-                protocol: options.protocol,
-                options: options.connection,
-                connect_timeout: options.connect_timeout,
+            connector: match &options.transport {
+                Transport::Framed(protocol) => Some(Connector {
+                    protocol: protocol.clone(),
+                    options: options.connection,
+                    connect_timeout: options.connect_timeout,
+                }),
+                Transport::External { .. } => None,
             },
+            transport: options.transport,
             hosts,
             lb: Balancer::new(options.lb_policy),
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -141,9 +171,14 @@ impl Cluster {
         &self.name
     }
 
-    /// The protocol spoken to the hosts.
-    pub fn protocol(&self) -> &Arc<dyn Protocol> {
-        &self.connector.protocol
+    /// What the hosts speak.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// The framed protocol spoken to the hosts, if the cluster manages its connections.
+    pub fn protocol(&self) -> Option<&Arc<dyn Protocol>> {
+        self.connector.as_ref().map(|c| &c.protocol)
     }
 
     /// The hosts.
@@ -153,7 +188,7 @@ impl Cluster {
 
     /// Starts pre-connecting and the reconnect task, if the cluster pre-connects.
     pub fn start(self: &Arc<Self>) {
-        if !self.preconnect {
+        if !self.preconnect || self.connector.is_none() {
             return;
         }
         let cluster = Arc::downgrade(self);
@@ -161,8 +196,10 @@ impl Cluster {
         tokio::spawn(async move {
             loop {
                 let Some(c) = cluster.upgrade() else { return };
-                for host in &c.hosts {
-                    host.fill_all(&c.connector, &c.in_flight).await;
+                if let Some(connector) = &c.connector {
+                    for host in &c.hosts {
+                        host.fill_all(connector, &c.in_flight).await;
+                    }
                 }
                 drop(c);
                 tokio::select! {
@@ -185,15 +222,13 @@ impl Cluster {
     /// overflow past `max_requests`, and with no healthy upstream when every host is
     /// backing off after connect failures.
     pub fn select(self: &Arc<Self>) -> Result<Selected, ProxyFailure> {
-        if self.in_flight.load(Ordering::Relaxed) >= self.max_requests {
-            return Err(ProxyFailure::Overflow);
-        }
-        let index = self
-            .lb
-            .pick(&self.hosts)
-            .ok_or(ProxyFailure::NoHealthyUpstream)?;
+        let Some(connector) = &self.connector else {
+            // An External cluster's connections belong to its caller.
+            return Err(ProxyFailure::NoHealthyUpstream);
+        };
+        let index = self.pick_index()?;
         let host = &self.hosts[index];
-        match host.ready_connection(&self.connector, &self.in_flight) {
+        match host.ready_connection(connector, &self.in_flight) {
             Some(conn) => Ok(Selected::Ready(conn)),
             None => {
                 let cluster = self.clone();
@@ -204,9 +239,34 @@ impl Cluster {
         }
     }
 
+    /// Picks a host for the next request (overflow past `max_requests`, no healthy
+    /// upstream when every host is backing off), for clusters whose connections the
+    /// caller manages. Pair it with [`Cluster::begin_request`].
+    pub fn pick(&self) -> Result<&Arc<Host>, ProxyFailure> {
+        self.pick_index().map(|i| &self.hosts[i])
+    }
+
+    fn pick_index(&self) -> Result<usize, ProxyFailure> {
+        if self.in_flight.load(Ordering::Relaxed) >= self.max_requests {
+            return Err(ProxyFailure::Overflow);
+        }
+        self.lb
+            .pick(&self.hosts)
+            .ok_or(ProxyFailure::NoHealthyUpstream)
+    }
+
+    /// Counts a request to `host` as in flight (for `max_requests`, least-request
+    /// balancing and the admin view) until the guard is finished or dropped.
+    pub fn begin_request(&self, host: &Arc<Host>) -> RequestGuard {
+        RequestGuard::new(host.clone(), self.in_flight.clone())
+    }
+
     /// Connects to `first`, then to other hosts the balancer picks if that fails:
     /// nothing was sent yet, so trying elsewhere is safe.
     async fn connect(&self, first: usize) -> Result<UpstreamConnection, ProxyFailure> {
+        let Some(connector) = &self.connector else {
+            return Err(ProxyFailure::NoHealthyUpstream);
+        };
         let mut last = ProxyFailure::NoHealthyUpstream;
         let mut index = first;
         for attempt in 0..self.hosts.len() {
@@ -217,7 +277,7 @@ impl Cluster {
                 }
             }
             match self.hosts[index]
-                .connection(&self.connector, &self.in_flight)
+                .connection(connector, &self.in_flight)
                 .await
             {
                 Ok(conn) => return Ok(conn),

@@ -103,6 +103,19 @@ impl Host {
         ready
     }
 
+    /// Records a successful connection attempt made by a caller-managed pool.
+    pub fn connect_succeeded(&self) {
+        self.backoff.lock().succeeded();
+    }
+
+    /// Records a failed connection attempt made by a caller-managed pool: the host
+    /// backs off, as it does for the cluster's own pools.
+    pub fn connect_failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.backoff.lock().failed(Instant::now());
+        self.backing_off.store(true, Ordering::Release);
+    }
+
     /// Open connections in the pool.
     pub fn open_connections(&self) -> usize {
         self.slots.iter().filter(|s| s.open().is_some()).count()
@@ -204,9 +217,7 @@ impl Host {
             }
             Err(error) => {
                 tracing::debug!(addr = %self.addr, %error, "upstream connect failed");
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                self.backoff.lock().failed(Instant::now());
-                self.backing_off.store(true, Ordering::Release);
+                self.connect_failed();
                 Err(ConnectError::Failed)
             }
         }
@@ -239,5 +250,49 @@ impl LbHost for Host {
 impl Slot {
     fn open(&self) -> Option<UpstreamConnection> {
         self.conn.lock().as_ref().filter(|c| c.is_open()).cloned()
+    }
+}
+
+/// One request of a caller-managed pool, counted in flight on its host and cluster
+/// until finished or dropped.
+pub struct RequestGuard {
+    host: Arc<Host>,
+    cluster_in_flight: Arc<AtomicUsize>,
+    failed: bool,
+}
+
+impl RequestGuard {
+    pub(crate) fn new(host: Arc<Host>, cluster_in_flight: Arc<AtomicUsize>) -> Self {
+        host.in_flight.fetch_add(1, Ordering::Relaxed);
+        cluster_in_flight.fetch_add(1, Ordering::Relaxed);
+        RequestGuard {
+            host,
+            cluster_in_flight,
+            failed: false,
+        }
+    }
+
+    /// The host the request went to.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    /// Marks the request as failed by the proxy (timeout, reset), for the host's
+    /// failure count.
+    pub fn fail(&mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.host.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.cluster_in_flight.fetch_sub(1, Ordering::Relaxed);
+        let counter = if self.failed {
+            &self.host.failures
+        } else {
+            &self.host.requests
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -9,5 +9,6 @@ pub mod lb;
 
 pub use cluster::{
     Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HostSnapshot, Selected,
+    Transport,
 };
-pub use host::Host;
+pub use host::{Host, RequestGuard};

@@ -83,8 +83,10 @@ pub struct ListenerConfig {
 /// What a listener speaks.
 #[derive(Clone)]
 pub enum ListenerProtocol {
-    /// One protocol.
+    /// One framed protocol.
     Fixed(Arc<dyn Protocol>),
+    /// HTTP/1.1 and h2c (prior knowledge and `Upgrade: h2c`) on one port.
+    Http,
     /// Detected from the first bytes, among the registry's protocols in order.
     Auto {
         /// Bound on waiting for enough bytes to decide.

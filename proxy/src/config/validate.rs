@@ -12,7 +12,7 @@ use strait_router::{
 };
 use strait_stream::UpstreamOptions;
 use strait_upstream::lb::LbPolicy;
-use strait_upstream::{ClusterOptions, Endpoint};
+use strait_upstream::{ClusterOptions, Endpoint, Transport};
 
 use super::file::*;
 use super::{Config, ConfigError, ListenerConfig, ListenerProtocol, duration};
@@ -127,13 +127,22 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                 None => DEFAULT_DETECT_TIMEOUT,
             };
             ListenerProtocol::Auto { timeout }
+        } else if l.protocol.value == HTTP_LISTENER {
+            if let Some(t) = &l.detect_timeout {
+                return Err(cx.err(
+                    t.referenced,
+                    format!("{key}.detect_timeout"),
+                    "only valid with protocol: auto",
+                ));
+            }
+            ListenerProtocol::Http
         } else {
             let p = registry.get(&l.protocol.value).ok_or_else(|| {
                 cx.err(
                     l.protocol.referenced,
                     format!("{key}.protocol"),
                     format!(
-                        "unknown protocol {:?} (known: auto, {})",
+                        "unknown protocol {:?} (known: auto, http, {})",
                         l.protocol.value,
                         known(registry)
                     ),
@@ -158,22 +167,28 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                     format!("no route config named {:?}", l.route_config.value),
                 )
             })?;
-        if let ListenerProtocol::Fixed(p) = &protocol {
+        let served = match &protocol {
+            ListenerProtocol::Fixed(p) => Some(p.name()),
+            ListenerProtocol::Http => Some(HTTP_LISTENER),
+            ListenerProtocol::Auto { .. } => None,
+        };
+        if let Some(served) = served {
             // The proxy forwards frames as they are: a Bolt listener can only route to
-            // Bolt clusters (protocol translation is not a thing the router does).
+            // Bolt clusters, an HTTP listener to HTTP/1 or HTTP/2 clusters (protocol
+            // translation is not a thing the router does).
             for cluster in clusters_of(&routes) {
                 let other = clusters
                     .iter()
                     .find(|c| c.name == cluster)
-                    .map(|c| c.protocol.name());
-                if let Some(other) = other.filter(|o| *o != p.name()) {
+                    .map(|c| c.transport.name());
+                if let Some(other) = other.filter(|o| !listener_reaches(served, o)) {
                     return Err(cx.err(
                         l.route_config.referenced,
                         format!("{key}.route_config"),
                         format!(
                             "route config {:?} sends {} requests to cluster {cluster:?}, which speaks {other}",
                             l.route_config.value,
-                            p.name()
+                            served
                         ),
                     ));
                 }
@@ -241,17 +256,23 @@ fn build_clusters(
                 format!("duplicate cluster {:?}", c.name.value),
             ));
         }
-        let protocol = registry.get(&c.protocol.value).cloned().ok_or_else(|| {
-            cx.err(
-                c.protocol.referenced,
-                format!("{key}.protocol"),
-                format!(
-                    "unknown protocol {:?} (known: {})",
-                    c.protocol.value,
-                    known(registry)
-                ),
-            )
-        })?;
+        let transport = match HTTP_CLUSTERS.iter().find(|n| **n == c.protocol.value) {
+            Some(name) => Transport::External { name },
+            None => Transport::Framed(registry.get(&c.protocol.value).cloned().ok_or_else(
+                || {
+                    cx.err(
+                        c.protocol.referenced,
+                        format!("{key}.protocol"),
+                        format!(
+                            "unknown protocol {:?} (known: {}, {})",
+                            c.protocol.value,
+                            HTTP_CLUSTERS.join(", "),
+                            known(registry)
+                        ),
+                    )
+                },
+            )?),
+        };
         let lb_policy = match &c.lb_policy {
             None => LbPolicy::RoundRobin,
             Some(p) => p.value.parse().map_err(|_| {
@@ -308,7 +329,7 @@ fn build_clusters(
         }
         out.push(ClusterOptions {
             name: c.name.value.clone(),
-            protocol,
+            transport,
             lb_policy,
             connect_timeout,
             max_connections_per_host: cx.size(
@@ -512,6 +533,7 @@ fn dump(
             "address": l.address.to_string(),
             "protocol": match &l.protocol {
                 ListenerProtocol::Fixed(p) => json!(p.name()),
+                ListenerProtocol::Http => json!(HTTP_LISTENER),
                 ListenerProtocol::Auto { timeout } => json!({ "auto": { "detect_timeout_ms": timeout.as_millis() as u64 } }),
             },
             "route_config": l.route_config,
@@ -528,7 +550,7 @@ fn dump(
         })).collect::<Vec<_>>(),
         "clusters": clusters.iter().map(|c| json!({
             "name": c.name,
-            "protocol": c.protocol.name(),
+            "protocol": c.transport.name(),
             "lb_policy": format!("{:?}", c.lb_policy),
             "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
             "max_connections_per_host": c.max_connections_per_host,
@@ -566,4 +588,19 @@ fn route_dump(r: &RouteFile) -> serde_json::Value {
         "request_headers_to_add": r.request_headers_to_add.iter().map(|h| json!({ "name": h.name.value, "value": h.value })).collect::<Vec<_>>(),
         "request_headers_to_remove": r.request_headers_to_remove.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
     })
+}
+
+/// The listener protocol that serves HTTP/1.1 and h2c on one port.
+pub(crate) const HTTP_LISTENER: &str = "http";
+
+/// Cluster protocols whose connections the proxy's HTTP pools manage.
+pub(crate) const HTTP_CLUSTERS: [&str; 2] = ["http1", "http2"];
+
+/// Whether a listener serving `served` may route to a cluster speaking `cluster`.
+fn listener_reaches(served: &str, cluster: &str) -> bool {
+    if served == HTTP_LISTENER {
+        HTTP_CLUSTERS.contains(&cluster)
+    } else {
+        served == cluster
+    }
 }
