@@ -29,7 +29,7 @@
 //
 // stdout (JSON lines): {"event":"listening","port":P,...} once ready, then
 // {"event":"connection"}, {"event":"heartbeat"}, {"event":"oneway"}, {"event":"event"},
-// {"event":"bad_request"} as they happen (not with --quiet), and
+// {"event":"bad_request"}, {"event":"sleeping"} (a sleep call started) as they happen (not with --quiet), and
 // {"event":"stopped","stats":{...}} on SIGTERM/SIGINT.
 
 const net = require('net');
@@ -195,6 +195,8 @@ async function handle(id, req) {
   switch (req.method) {
     case 'sleep': {
       const ms = Number(req.args[0]) || 0;
+      // a readiness signal for tests that act while calls are held by the backend
+      if (!opts.quiet) emit({ event: 'sleeping', ms, id: idString(id) });
       await new Promise(r => setTimeout(r, ms));
       return okResponse(id, req, JSON.stringify(describe(req)));
     }

@@ -4,6 +4,7 @@
 //! Every test starts its own processes on its own ports, so they run in parallel.
 //! The Node peers must be installed first: `bash scripts/install-test-peers`.
 
+mod dubbo;
 mod support;
 
 use std::time::{Duration, Instant};

@@ -543,3 +543,153 @@ pub fn errors(summary: &Value) -> Vec<(String, u64)> {
 pub fn backend_count(summary: &Value, name: &str) -> u64 {
     summary["backends"][name].as_u64().unwrap_or(0)
 }
+
+// === Dubbo 2 peers ===
+
+/// `<repo>/tests/interop` after checking the Dubbo peers are installed: the npm packages
+/// (dubbo2.js, hessian.js, js-to-java) and the Python ones in `pydeps/`. Fails (never
+/// skips) when they are not.
+pub fn dubbo_peers_dir() -> PathBuf {
+    let dir = peers_dir();
+    let modules = dir.join("node_modules");
+    for package in ["dubbo2.js", "hessian.js", "js-to-java"] {
+        assert!(
+            modules.join(package).is_dir(),
+            "the Dubbo interop peers are not installed ({} is missing): \
+             run `bash scripts/install-test-peers` from the repository root",
+            modules.join(package).display()
+        );
+    }
+    assert!(
+        dir.join("pydeps/dubbo_ssl").is_dir(),
+        "the Python interop peers are not installed ({} is missing): \
+         run `bash scripts/install-test-peers` from the repository root",
+        dir.join("pydeps/dubbo_ssl").display()
+    );
+    dir
+}
+
+/// The Dubbo test provider (`dubbo-server.js`, on hessian.js): answers every call with a
+/// JSON description of what it received, naming itself.
+pub struct DubboServer {
+    pub proc: Proc,
+    pub port: u16,
+    pub name: String,
+}
+
+impl DubboServer {
+    /// Starts a provider named `name` on a free port and waits for its `listening` line.
+    pub fn start(name: &str) -> DubboServer {
+        let dir = dubbo_peers_dir();
+        let mut cmd = Command::new("node");
+        cmd.current_dir(&dir)
+            .arg(dir.join("dubbo-server.js"))
+            .args(["--port", "0", "--name", name]);
+        let mut proc = Proc::spawn(&format!("dubbo-server[{name}]"), &mut cmd);
+        let port = wait_for_listening(&mut proc, &format!("dubbo-server {name}"));
+        DubboServer {
+            proc,
+            port,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// How many stdout events of this kind (`heartbeat`, `oneway`, `connection`, ...) so far.
+    pub fn events(&self, kind: &str) -> usize {
+        self.proc
+            .stdout
+            .json()
+            .iter()
+            .filter(|v| v["event"] == kind)
+            .count()
+    }
+
+    /// SIGTERM; waits for exit and returns the counters of its `stopped` line.
+    pub fn stop(&mut self) -> Value {
+        let status = self.proc.stop(Duration::from_secs(5));
+        let stopped = self
+            .proc
+            .stdout
+            .json()
+            .into_iter()
+            .find(|v| v["event"] == "stopped");
+        match stopped {
+            Some(v) => v["stats"].clone(),
+            None => panic!(
+                "dubbo-server {} exited ({status}) without a stopped line: {}",
+                self.name,
+                self.proc.describe()
+            ),
+        }
+    }
+
+    /// SIGKILL: the backend dies without closing anything gracefully.
+    pub fn kill(&mut self) {
+        self.proc.kill_now();
+    }
+}
+
+/// Waits (at most 15 s) for a `{"event":"listening","port":P}` stdout line and returns P.
+fn wait_for_listening(proc: &mut Proc, what: &str) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let listening = proc
+            .stdout
+            .json()
+            .into_iter()
+            .find(|v| v["event"] == "listening");
+        if let Some(port) = listening.and_then(|v| v["port"].as_u64()) {
+            return u16::try_from(port).expect("port fits u16");
+        }
+        assert!(
+            proc.try_status().is_none() && Instant::now() < deadline,
+            "{what} did not start listening: {}",
+            proc.describe()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Client {
+    /// Starts `dubbo-client.js` (dubbo2.js `DirectlyDubbo`) with `--target <target> <args>`.
+    pub fn dubbo_js(target: SocketAddr, args: &[&str]) -> Client {
+        let dir = dubbo_peers_dir();
+        let mut cmd = Command::new("node");
+        cmd.current_dir(&dir)
+            .arg(dir.join("dubbo-client.js"))
+            .args(["--target", &target.to_string()])
+            .args(args);
+        Client {
+            proc: Proc::spawn(&format!("dubbo-client.js {args:?}"), &mut cmd),
+        }
+    }
+
+    /// Starts `dubbo_client.py` (dubbo-ssl-python `DubboClient`) with `--target <target> <args>`.
+    pub fn dubbo_py(target: SocketAddr, args: &[&str]) -> Client {
+        let dir = dubbo_peers_dir();
+        let mut cmd = Command::new("python3");
+        cmd.current_dir(&dir)
+            .env("PYTHONPATH", dir.join("pydeps"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .arg(dir.join("dubbo_client.py"))
+            .args(["--target", &target.to_string()])
+            .args(args);
+        Client {
+            proc: Proc::spawn(&format!("dubbo_client.py {args:?}"), &mut cmd),
+        }
+    }
+}
+
+/// Runs `dubbo-client.js` to completion and returns its summary.
+pub fn run_dubbo_js(target: SocketAddr, args: &[&str]) -> Value {
+    Client::dubbo_js(target, args).finish()
+}
+
+/// Runs `dubbo_client.py` to completion and returns its summary.
+pub fn run_dubbo_py(target: SocketAddr, args: &[&str]) -> Value {
+    Client::dubbo_py(target, args).finish()
+}
