@@ -1,0 +1,290 @@
+//! [`Body`]: the one body type of both directions.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+
+/// A type-erased error, as carried by [`Body::Boxed`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a body could not produce its next frame.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The peer's HTTP connection failed or reset the stream while the body was read.
+    #[error("body stream failed: {0}")]
+    Hyper(#[from] hyper::Error),
+    /// A boxed body failed.
+    #[error("body failed: {0}")]
+    Other(BoxError),
+}
+
+impl BodyError {
+    /// Whether the failure came from the peer (stream or connection reset, truncated
+    /// body), as opposed to a local body producer failing.
+    pub fn is_peer_failure(&self) -> bool {
+        matches!(self, BodyError::Hyper(_))
+    }
+}
+
+/// How a [`TrackedBody`] ended, as reported to its [`BodyObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// The whole body (and its trailers, if any) was read to the end.
+    Complete,
+    /// The body failed or was dropped before its end: the connection it came from is
+    /// not reusable.
+    Aborted,
+}
+
+/// Told exactly once when a [`TrackedBody`] is finished with (read to the end, failed or
+/// dropped). Upstream pools use it to learn when an HTTP/1.1 connection is free again.
+pub trait BodyObserver: Send + Sync + 'static {
+    /// The body ended; `end` says whether it was read completely.
+    fn body_finished(&self, end: BodyEnd);
+}
+
+/// A streamed body from a peer whose end is reported to a [`BodyObserver`].
+pub struct TrackedBody {
+    body: Incoming,
+    observer: Option<Arc<dyn BodyObserver>>,
+}
+
+impl TrackedBody {
+    /// Wraps `body`; `observer` hears about its end exactly once.
+    pub fn new(body: Incoming, observer: Arc<dyn BodyObserver>) -> Self {
+        TrackedBody {
+            body,
+            observer: Some(observer),
+        }
+    }
+
+    fn finish(&mut self, end: BodyEnd) {
+        if let Some(observer) = self.observer.take() {
+            observer.body_finished(end);
+        }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        let end = if http_body::Body::is_end_stream(&self.body) {
+            BodyEnd::Complete
+        } else {
+            BodyEnd::Aborted
+        };
+        self.finish(end);
+    }
+}
+
+impl fmt::Debug for TrackedBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackedBody")
+            .field("body", &self.body)
+            .field("finished", &self.observer.is_none())
+            .finish()
+    }
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(BodyEnd::Complete),
+            Poll::Ready(Some(Err(_))) => self.finish(BodyEnd::Aborted),
+            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.finish(BodyEnd::Complete),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The body of every request and response Strait handles, in both directions.
+///
+/// An enum rather than a box, so the common cases cost no allocation: no body, one
+/// buffer, or a peer's body streamed through. A streamed body is pulled only as fast as
+/// the side it is sent to consumes it (HTTP/2 flow-control credit is released as data
+/// is polled, HTTP/1 reads stop when nobody polls), so a slow reader never makes Strait
+/// buffer without bound. Trailers pass through as trailer frames.
+#[derive(Default)]
+pub enum Body {
+    /// No body at all.
+    #[default]
+    Empty,
+    /// One buffer, sent as a single data frame (an empty buffer is no body).
+    Full(Bytes),
+    /// A peer's body (a downstream request, or an HTTP/2 upstream response), streamed.
+    Incoming(Incoming),
+    /// A peer's body whose end is reported to an observer (HTTP/1.1 upstream responses).
+    Tracked(TrackedBody),
+    /// Any other body; costs an allocation, for the uncommon cases.
+    Boxed(BoxBody<Bytes, BoxError>),
+}
+
+impl Body {
+    /// No body.
+    pub fn empty() -> Self {
+        Body::Empty
+    }
+
+    /// One buffer.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        Body::Full(bytes.into())
+    }
+
+    /// Boxes any body with `Bytes` data (a channel, a generated stream...).
+    pub fn boxed<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Body::Boxed(BoxBody::new(body.map_err(Into::into)))
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body::Full(bytes)
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Body::Full(Bytes::from(s))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Body::Full(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<Incoming> for Body {
+    fn from(body: Incoming) -> Self {
+        Body::Incoming(body)
+    }
+}
+
+impl From<TrackedBody> for Body {
+    fn from(body: TrackedBody) -> Self {
+        Body::Tracked(body)
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Body::Empty"),
+            Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
+            Body::Incoming(b) => f.debug_tuple("Body::Incoming").field(b).finish(),
+            Body::Tracked(b) => f.debug_tuple("Body::Tracked").field(b).finish(),
+            Body::Boxed(_) => f.write_str("Body::Boxed"),
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(bytes) => {
+                let bytes = std::mem::take(bytes);
+                Poll::Ready((!bytes.is_empty()).then(|| Ok(Frame::data(bytes))))
+            }
+            Body::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
+            Body::Tracked(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
+            Body::Boxed(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Other),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Full(bytes) => bytes.is_empty(),
+            Body::Incoming(body) => body.is_end_stream(),
+            Body::Tracked(body) => body.is_end_stream(),
+            Body::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
+            Body::Incoming(body) => body.size_hint(),
+            Body::Tracked(body) => body.size_hint(),
+            Body::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn body_is_send_and_sync() {
+        assert_send_sync::<Body>();
+    }
+
+    #[tokio::test]
+    async fn full_yields_its_bytes_once() {
+        let body = Body::full("hello");
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"hello");
+    }
+
+    #[tokio::test]
+    async fn empty_and_empty_full_are_end_of_stream() {
+        assert!(Body::empty().is_end_stream());
+        assert!(Body::full(Bytes::new()).is_end_stream());
+        let mut body = Body::full(Bytes::new());
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn boxed_passes_trailers_through() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let inner = http_body_util::Full::new(Bytes::from_static(b"x")).with_trailers(
+            std::future::ready(Some(Ok::<_, std::convert::Infallible>(trailers))),
+        );
+        let body = Body::boxed(inner);
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+        assert_eq!(&collected.to_bytes()[..], b"x");
+    }
+}

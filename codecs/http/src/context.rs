@@ -1,0 +1,64 @@
+//! [`RequestContext`]: what the server driver knows about a request besides its head.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::{HeaderValue, Version};
+
+use crate::Scheme;
+
+/// Per-request facts from the downstream connection, handed to the [`crate::Handler`]
+/// with every request. Cloning costs a reference-count increment.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    peer: SocketAddr,
+    version: Version,
+    scheme: Scheme,
+    /// The peer IP as a header value, built once per connection for `x-forwarded-for`.
+    peer_ip: HeaderValue,
+}
+
+impl RequestContext {
+    /// The context of requests from `peer`, received as `version` over `scheme`.
+    pub fn new(peer: SocketAddr, version: Version, scheme: Scheme) -> Self {
+        RequestContext {
+            peer,
+            version,
+            scheme,
+            peer_ip: ip_header_value(peer.ip()),
+        }
+    }
+
+    /// The downstream peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The downstream HTTP version (`HTTP_11`, `HTTP_10` or `HTTP_2`).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The scheme of the downstream connection.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The peer's IP (IPv4-mapped IPv6 shown as IPv4) as a header value.
+    pub fn peer_ip_value(&self) -> &HeaderValue {
+        &self.peer_ip
+    }
+
+    pub(crate) fn with_version(&self, version: Version) -> Self {
+        RequestContext {
+            version,
+            ..self.clone()
+        }
+    }
+}
+
+fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    let text = ip.to_canonical().to_string();
+    // An IP address's text form is ASCII digits, dots, colons and hex letters only.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
