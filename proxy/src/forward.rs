@@ -76,6 +76,9 @@ impl Forwarder {
                     .map(Route::Reply)
                     .ok_or(ProxyFailure::NoRoute);
             }
+            // HTTP-only: rejected at load for framed listeners; a framed request that
+            // reaches one through an `auto` listener is unrouted.
+            RouteTarget::Redirect { .. } => return Err(ProxyFailure::NoRoute),
         };
         let cluster = self
             .clusters

@@ -1,4 +1,4 @@
-use crate::RouteError;
+use crate::{Redirect, RouteError};
 
 /// What a matched route does with the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum RouteAction {
         /// Optional response body.
         body: Option<String>,
     },
+    /// Answer with an HTTP redirect to a location built from the request.
+    Redirect(Redirect),
 }
 
 impl RouteAction {
@@ -34,6 +36,11 @@ impl RouteAction {
     /// Answer locally with `status` and an optional body.
     pub fn direct(status: u32, body: Option<String>) -> Self {
         RouteAction::DirectResponse { status, body }
+    }
+
+    /// Answer with a redirect, see [`Redirect`].
+    pub fn redirect(redirect: Redirect) -> Self {
+        RouteAction::Redirect(redirect)
     }
 }
 

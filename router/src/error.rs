@@ -42,4 +42,35 @@ pub enum RouteError {
         /// The domain, lower-cased.
         domain: String,
     },
+    /// A redirect's `response_code` is not one of 301, 302, 303, 307, 308.
+    #[error("redirect response_code {0} is not one of 301, 302, 303, 307, 308")]
+    BadRedirectCode(u16),
+    /// A part of a redirect cannot go into a URL as written.
+    #[error("invalid redirect {part} {value:?}")]
+    BadRedirect {
+        /// `scheme`, `host`, `port` or `path`.
+        part: &'static str,
+        /// The value as configured.
+        value: String,
+    },
+    /// A redirect sets both a replacement path and a prefix rewrite.
+    #[error("a redirect sets only one of path_redirect, prefix_rewrite")]
+    PathAndPrefixRewrite,
+    /// A prefix rewrite holds bytes a path cannot (`?`, `#`, whitespace, controls).
+    #[error("invalid prefix_rewrite {0:?}")]
+    BadPrefixRewrite(String),
+    /// A host rewrite is empty or holds bytes an authority cannot.
+    #[error("invalid host_rewrite {0:?}")]
+    BadHostRewrite(String),
+    /// A prefix rewrite on a route whose path condition is a regex: there is no matched
+    /// prefix to replace.
+    #[error("prefix_rewrite needs a path or prefix match, not regex")]
+    PrefixRewriteWithRegex,
+    /// A prefix rewrite on a route without any path condition.
+    #[error("prefix_rewrite needs a path or prefix match")]
+    PrefixRewriteWithoutPathMatch,
+    /// A path or host rewrite on a route that does not forward (a redirect or a direct
+    /// response), where it would never apply.
+    #[error("prefix_rewrite and host_rewrite only apply to a route that forwards to a cluster")]
+    RewriteWithoutForward,
 }

@@ -14,7 +14,8 @@
 //! RouteTable::route(authority, frame)
 //!   └─ virtual host: exact domain ▶ longest `*.suffix` ▶ `*`
 //!        └─ first route whose RouteMatch holds
-//!             └─ RouteDecision: cluster (weighted pick done) | direct response
+//!             └─ RouteDecision: cluster (weighted pick done) | direct response | redirect
+//!                  + path/host rewrites and response headers, as data for the protocol glue
 //! ```
 
 #![forbid(unsafe_code)]
@@ -22,11 +23,34 @@
 mod action;
 mod error;
 mod matcher;
+mod path;
+mod query;
+mod redirect;
 mod route;
 mod table;
 
 pub use action::{RouteAction, WeightedClusters};
 pub use error::RouteError;
 pub use matcher::{AnchoredRegex, MatchKind, RouteMatch, ValueMatcher};
-pub use route::{Route, RouteDecision, RouteTarget};
+pub use path::{PathKind, PathMatch};
+pub use query::{percent_decode, query_param};
+pub use redirect::Redirect;
+pub use route::{HeaderSink, Route, RouteDecision, RouteTarget};
 pub use table::{RouteTable, VirtualHost};
+
+/// The routing variables ([`Frame::variable`](strait_codec_framework::Frame::variable))
+/// the router itself reads for path conditions, query conditions, rewrites and redirects.
+/// A protocol that has no such notion simply does not provide them: its requests match
+/// no `path`/`prefix`/`regex` condition and have no query parameters.
+pub mod var {
+    /// The request path, without the query string (`/users/7`).
+    pub const PATH: &str = "path";
+    /// The raw query string, without `?` (`id=7&x=%20`).
+    pub const QUERY: &str = "query";
+    /// The authority the request was sent to (Host / `:authority`), port included.
+    pub const AUTHORITY: &str = "authority";
+    /// The host of [`AUTHORITY`], without the port; read when a frame has no authority.
+    pub const HOST: &str = "host";
+    /// The request's scheme (`http`, `https`); a redirect assumes `http` without it.
+    pub const SCHEME: &str = "scheme";
+}

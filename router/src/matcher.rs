@@ -3,7 +3,7 @@ use std::fmt;
 use regex::Regex;
 use strait_codec_framework::Frame;
 
-use crate::RouteError;
+use crate::{PathMatch, RouteError, query_param, var};
 
 /// Upper bound on the compiled size of one configured regex, so a hostile or careless
 /// pattern cannot make a route table eat memory (the `regex` default is 10 MiB; a route
@@ -131,20 +131,34 @@ impl ValueMatcher {
     }
 }
 
-/// The conditions of a route: every variable and header matcher must hold (AND).
-/// An empty `RouteMatch` matches every request.
+/// The conditions of a route: every one must hold (AND). An empty `RouteMatch` matches
+/// every request.
+///
+/// They are checked cheapest first: a `path`/`prefix` comparison, then variables, then
+/// headers, then a path regex, and last the query parameters, the only step that parses
+/// anything (and only on routes that have such conditions).
 #[derive(Debug, Clone, Default)]
 pub struct RouteMatch {
+    /// Condition on the request path ([`crate::var::PATH`], no query string).
+    pub path: Option<PathMatch>,
     /// Conditions on routing variables (`service`, `method`, `path`...).
     pub variables: Vec<ValueMatcher>,
     /// Conditions on headers.
     pub headers: Vec<ValueMatcher>,
+    /// Conditions on query parameters, by percent-decoded name and value (see
+    /// [`crate::query_param`]), read from the [`crate::var::QUERY`] variable. A request
+    /// without a query has no parameters.
+    pub query_parameters: Vec<ValueMatcher>,
 }
 
 impl RouteMatch {
     /// A match over the given variable and header conditions.
     pub fn new(variables: Vec<ValueMatcher>, headers: Vec<ValueMatcher>) -> Self {
-        RouteMatch { variables, headers }
+        RouteMatch {
+            variables,
+            headers,
+            ..Self::default()
+        }
     }
 
     /// A match that every request satisfies.
@@ -152,12 +166,48 @@ impl RouteMatch {
         Self::default()
     }
 
-    /// Whether `frame` satisfies every condition. Variables are checked first because
-    /// they are the usual discriminators (service, method) and short-circuit early.
-    pub fn matches(&self, frame: &dyn Frame) -> bool {
-        self.variables.iter().all(|m| m.matches_variable(frame))
-            && self.headers.iter().all(|m| m.matches_header(frame))
+    /// Adds a condition on the path (replacing any previous one).
+    pub fn with_path(mut self, path: PathMatch) -> Self {
+        self.path = Some(path);
+        self
     }
+
+    /// Adds conditions on query parameters.
+    pub fn with_query_parameters(mut self, matchers: Vec<ValueMatcher>) -> Self {
+        self.query_parameters.extend(matchers);
+        self
+    }
+
+    /// Whether `frame` satisfies every condition, cheapest first.
+    pub fn matches(&self, frame: &dyn Frame) -> bool {
+        let (cheap_path, regex_path) = match &self.path {
+            Some(p) if p.is_regex() => (None, Some(p)),
+            other => (other.as_ref(), None),
+        };
+        cheap_path.is_none_or(|p| path_holds(p, frame))
+            && self.variables.iter().all(|m| m.matches_variable(frame))
+            && self.headers.iter().all(|m| m.matches_header(frame))
+            && regex_path.is_none_or(|p| path_holds(p, frame))
+            && self.query_holds(frame)
+    }
+
+    fn query_holds(&self, frame: &dyn Frame) -> bool {
+        if self.query_parameters.is_empty() {
+            return true;
+        }
+        let query = frame.variable(var::QUERY);
+        let query = query.as_deref().unwrap_or("");
+        self.query_parameters
+            .iter()
+            .all(|m| m.matches_value(query_param(query, &m.name).as_deref()))
+    }
+}
+
+/// A frame without a path (an RPC frame) satisfies no path condition.
+fn path_holds(matcher: &PathMatch, frame: &dyn Frame) -> bool {
+    frame
+        .variable(var::PATH)
+        .is_some_and(|path| matcher.matches_path(&path))
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use strait_codec_framework::Frame;
 
-use crate::{RouteAction, RouteMatch, VirtualHost};
+use crate::path::{PathKind, push_query, rewrite_prefix};
+use crate::redirect::check_prefix_rewrite;
+use crate::{RouteAction, RouteError, RouteMatch, VirtualHost, var};
 
 /// One entry of a virtual host's ordered route list.
 #[derive(Debug, Clone)]
@@ -19,10 +21,20 @@ pub struct Route {
     pub request_headers_to_add: Vec<(String, String)>,
     /// Headers removed from the request before it is forwarded.
     pub request_headers_to_remove: Vec<String>,
+    /// Replacement for the part of the path the `path`/`prefix` condition matched, applied
+    /// to a forwarded request (see [`RouteDecision::path_rewrite`]).
+    pub prefix_rewrite: Option<String>,
+    /// Replacement authority (Host / `:authority`) of a forwarded request.
+    pub host_rewrite: Option<String>,
+    /// Headers set on the response (replacing existing values), see
+    /// [`RouteDecision::apply_response_headers`].
+    pub response_headers_to_add: Vec<(String, String)>,
+    /// Headers removed from the response (before the additions).
+    pub response_headers_to_remove: Vec<String>,
 }
 
 impl Route {
-    /// A route with no name, no timeout and no header mutations.
+    /// A route with no name, no timeout, no rewrites and no header mutations.
     pub fn new(matcher: RouteMatch, action: RouteAction) -> Self {
         Route {
             name: None,
@@ -31,6 +43,10 @@ impl Route {
             timeout: None,
             request_headers_to_add: Vec::new(),
             request_headers_to_remove: Vec::new(),
+            prefix_rewrite: None,
+            host_rewrite: None,
+            response_headers_to_add: Vec::new(),
+            response_headers_to_remove: Vec::new(),
         }
     }
 
@@ -59,6 +75,72 @@ impl Route {
         self
     }
 
+    /// Replaces the matched path prefix of forwarded requests with `rewrite`. Rejects a
+    /// value that cannot go into a path; whether the route has a prefix to replace is
+    /// checked by [`Route::check`].
+    pub fn with_prefix_rewrite(mut self, rewrite: &str) -> Result<Self, RouteError> {
+        check_prefix_rewrite(rewrite)?;
+        self.prefix_rewrite = Some(rewrite.to_string());
+        Ok(self)
+    }
+
+    /// Replaces the authority of forwarded requests. Rejects an empty value and one with
+    /// `/`, `?`, `#`, `@`, whitespace or control characters.
+    pub fn with_host_rewrite(mut self, host: &str) -> Result<Self, RouteError> {
+        if host.is_empty()
+            || host
+                .bytes()
+                .any(|b| b"/?#@".contains(&b) || !b.is_ascii_graphic())
+        {
+            return Err(RouteError::BadHostRewrite(host.to_string()));
+        }
+        self.host_rewrite = Some(host.to_string());
+        Ok(self)
+    }
+
+    /// Adds a header to set on the response.
+    pub fn with_response_header_to_add(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.response_headers_to_add
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a header to remove from the response.
+    pub fn with_response_header_to_remove(mut self, name: impl Into<String>) -> Self {
+        self.response_headers_to_remove.push(name.into());
+        self
+    }
+
+    /// Checks what depends on more than one part of the route: a prefix rewrite (of the
+    /// route or of its redirect) needs a `path` or `prefix` condition to replace, and path
+    /// and host rewrites need an action that forwards. [`crate::RouteTable::new`] runs it
+    /// on every route.
+    pub fn check(&self) -> Result<(), RouteError> {
+        let redirect_rewrite = match &self.action {
+            RouteAction::Redirect(r) => r.prefix_rewrite().is_some(),
+            _ => false,
+        };
+        if self.prefix_rewrite.is_some() || redirect_rewrite {
+            match self.matcher.path.as_ref().map(|p| p.kind()) {
+                Some(PathKind::Exact(_) | PathKind::Prefix(_)) => {}
+                Some(PathKind::Regex(_)) => return Err(RouteError::PrefixRewriteWithRegex),
+                None => return Err(RouteError::PrefixRewriteWithoutPathMatch),
+            }
+        }
+        let forwards = matches!(
+            self.action,
+            RouteAction::Cluster(_) | RouteAction::WeightedClusters(_)
+        );
+        if !forwards && (self.prefix_rewrite.is_some() || self.host_rewrite.is_some()) {
+            return Err(RouteError::RewriteWithoutForward);
+        }
+        Ok(())
+    }
+
     /// Whether `frame` satisfies this route's conditions.
     pub fn matches(&self, frame: &dyn Frame) -> bool {
         self.matcher.matches(frame)
@@ -68,17 +150,16 @@ impl Route {
     /// so a route that both removes and adds a name ends up with its own value (the
     /// order Envoy uses too).
     pub fn apply_request_headers(&self, frame: &mut dyn Frame) {
-        for name in &self.request_headers_to_remove {
-            frame.remove_header(name);
-        }
-        for (name, value) in &self.request_headers_to_add {
-            frame.set_header(name, value);
-        }
+        apply(
+            frame,
+            &self.request_headers_to_remove,
+            &self.request_headers_to_add,
+        );
     }
 
-    /// Where this route sends a request, `rng_value` choosing among weighted clusters
-    /// (see [`crate::WeightedClusters::pick_cluster`]). Deterministic, for tests.
-    pub fn target_with(&self, rng_value: u64) -> RouteTarget<'_> {
+    /// Where this route sends `frame`, `rng_value` choosing among weighted clusters (see
+    /// [`crate::WeightedClusters::pick_cluster`]). Deterministic, for tests.
+    pub fn target_with(&self, frame: &dyn Frame, rng_value: u64) -> RouteTarget<'_> {
         match &self.action {
             RouteAction::Cluster(name) => RouteTarget::Cluster(name),
             RouteAction::WeightedClusters(split) => {
@@ -88,23 +169,75 @@ impl Route {
                 status: *status,
                 body: body.as_deref(),
             },
+            RouteAction::Redirect(redirect) => RouteTarget::Redirect {
+                status: redirect.response_code(),
+                location: redirect.location(self.matcher.path.as_ref(), frame),
+            },
         }
     }
 
-    /// Where this route sends a request. A random number is only drawn when the action
-    /// is a weighted split, so plain routes pay nothing for it.
-    pub fn target(&self) -> RouteTarget<'_> {
+    /// Where this route sends `frame`. A random number is only drawn when the action is a
+    /// weighted split, and a location only built for a redirect, so plain routes pay
+    /// nothing for either.
+    pub fn target(&self, frame: &dyn Frame) -> RouteTarget<'_> {
         match &self.action {
             RouteAction::WeightedClusters(split) => {
                 RouteTarget::Cluster(split.pick_cluster_random())
             }
-            _ => self.target_with(0),
+            _ => self.target_with(frame, 0),
         }
     }
 }
 
-/// The resolved action of a routing decision: the weighted choice, if any, is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Something headers can be set on and removed from: every [`Frame`], or a wrapper a
+/// protocol's glue puts around its own header map. It lets
+/// [`RouteDecision::apply_response_headers`] work on a response the router never sees.
+///
+/// ```ignore
+/// // The HTTP glue (orphan rule: a local newtype around the foreign map).
+/// struct Headers<'a>(&'a mut http::HeaderMap);
+/// impl strait_router::HeaderSink for Headers<'_> {
+///     fn set(&mut self, name: &str, value: &str) {
+///         if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name), http::HeaderValue::try_from(value)) {
+///             self.0.insert(n, v);
+///         }
+///     }
+///     fn remove(&mut self, name: &str) {
+///         self.0.remove(name);
+///     }
+/// }
+/// decision.apply_response_headers(&mut Headers(&mut response.headers));
+/// ```
+pub trait HeaderSink {
+    /// Sets `name` to `value`, replacing every value it had.
+    fn set(&mut self, name: &str, value: &str);
+    /// Removes every value of `name`.
+    fn remove(&mut self, name: &str);
+}
+
+impl<F: Frame + ?Sized> HeaderSink for F {
+    fn set(&mut self, name: &str, value: &str) {
+        self.set_header(name, value);
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.remove_header(name);
+    }
+}
+
+/// Removals first, then additions.
+fn apply<S: HeaderSink + ?Sized>(sink: &mut S, remove: &[String], add: &[(String, String)]) {
+    for name in remove {
+        sink.remove(name);
+    }
+    for (name, value) in add {
+        sink.set(name, value);
+    }
+}
+
+/// The resolved action of a routing decision: the weighted choice, if any, is made, and
+/// a redirect's location is computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteTarget<'a> {
     /// Forward to this cluster.
     Cluster(&'a str),
@@ -115,11 +248,40 @@ pub enum RouteTarget<'a> {
         /// Optional body.
         body: Option<&'a str>,
     },
+    /// Answer with an HTTP redirect.
+    Redirect {
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+        /// The `Location` header value (absolute, or a relative `/path?query` when the
+        /// request had no authority and the redirect sets no host).
+        location: String,
+    },
 }
 
 /// The outcome of [`crate::RouteTable::route`]. It borrows the table, so a request that
 /// holds it keeps using the configuration snapshot it started with.
-#[derive(Debug, Clone, Copy)]
+///
+/// For HTTP, the glue applies it to the request head as follows (the router itself never
+/// names a protocol):
+///
+/// ```ignore
+/// match &decision.target {
+///     RouteTarget::Redirect { status, location } => { /* answer `status` with `Location: location` */ }
+///     RouteTarget::DirectResponse { status, body } => { /* answer `status` with `body` */ }
+///     RouteTarget::Cluster(name) => {
+///         if let Some(path_and_query) = decision.path_rewrite(&head) {
+///             parts.uri = /* the same URI with `path_and_query` */;
+///         }
+///         if let Some(host) = decision.host_rewrite() {
+///             /* set `Host` (HTTP/1) or the URI authority (HTTP/2) to `host` */
+///         }
+///         decision.apply_request_headers(&mut head);
+///         // ... later, on the response:
+///         decision.apply_response_headers(&mut Headers(&mut response.headers));
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
 pub struct RouteDecision<'a> {
     /// The selected virtual host (for metric labels and logs).
     pub virtual_host: &'a VirtualHost,
@@ -130,11 +292,11 @@ pub struct RouteDecision<'a> {
 }
 
 impl<'a> RouteDecision<'a> {
-    /// The chosen cluster, or `None` for a direct response.
+    /// The chosen cluster, or `None` for a direct response or a redirect.
     pub fn cluster(&self) -> Option<&'a str> {
         match self.target {
             RouteTarget::Cluster(name) => Some(name),
-            RouteTarget::DirectResponse { .. } => None,
+            RouteTarget::DirectResponse { .. } | RouteTarget::Redirect { .. } => None,
         }
     }
 
@@ -161,5 +323,44 @@ impl<'a> RouteDecision<'a> {
     /// Applies the route's header mutations, see [`Route::apply_request_headers`].
     pub fn apply_request_headers(&self, frame: &mut dyn Frame) {
         self.route.apply_request_headers(frame);
+    }
+
+    /// The new path and query (`/v2/users?id=1`) of a request forwarded by a route with a
+    /// prefix rewrite: the part of [`var::PATH`] that the route's `path` or `prefix`
+    /// matched is replaced, and [`var::QUERY`] is kept. `None` when the route has no prefix
+    /// rewrite (leave the request as it is) or the request has no path. Allocates only for
+    /// routes that rewrite.
+    pub fn path_rewrite(&self, frame: &dyn Frame) -> Option<String> {
+        let rewrite = self.route.prefix_rewrite.as_deref()?;
+        let path = frame.variable(var::PATH)?;
+        let mut out = rewrite_prefix(self.route.matcher.path.as_ref(), rewrite, &path);
+        push_query(&mut out, frame.variable(var::QUERY).as_deref());
+        Some(out)
+    }
+
+    /// The authority (Host / `:authority`) a forwarded request must carry instead of its
+    /// own, if the route rewrites it.
+    pub fn host_rewrite(&self) -> Option<&'a str> {
+        self.route.host_rewrite.as_deref()
+    }
+
+    /// Headers to set on the response.
+    pub fn response_headers_to_add(&self) -> &'a [(String, String)] {
+        &self.route.response_headers_to_add
+    }
+
+    /// Headers to remove from the response.
+    pub fn response_headers_to_remove(&self) -> &'a [String] {
+        &self.route.response_headers_to_remove
+    }
+
+    /// Applies the route's response header mutations to `response`: removals first, then
+    /// additions (each replacing the values the header had).
+    pub fn apply_response_headers<S: HeaderSink + ?Sized>(&self, response: &mut S) {
+        apply(
+            response,
+            &self.route.response_headers_to_remove,
+            &self.route.response_headers_to_add,
+        );
     }
 }

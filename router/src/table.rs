@@ -54,7 +54,11 @@ pub struct RouteTable {
 impl RouteTable {
     /// Builds the table, rejecting hosts without domains, unsupported patterns (a `*`
     /// anywhere but first, as in `foo.*`) and a domain claimed twice.
+    /// Every route is checked too ([`Route::check`]).
     pub fn new(virtual_hosts: Vec<VirtualHost>) -> Result<Self, RouteError> {
+        for route in virtual_hosts.iter().flat_map(|host| &host.routes) {
+            route.check()?;
+        }
         let mut exact = HashMap::new();
         let mut suffixes: Vec<(String, usize)> = Vec::new();
         let mut default = None;
@@ -156,7 +160,7 @@ impl RouteTable {
         Some(RouteDecision {
             virtual_host,
             route,
-            target: route.target(),
+            target: route.target(frame),
         })
     }
 
@@ -171,7 +175,7 @@ impl RouteTable {
         Some(RouteDecision {
             virtual_host,
             route,
-            target: route.target_with(rng_value),
+            target: route.target_with(frame, rng_value),
         })
     }
 
@@ -188,7 +192,7 @@ impl RouteTable {
 
 /// `host` without a trailing `:port`, or `None` if it has none. A bare IPv6 address
 /// (`::1`) has colons but no port; a bracketed one (`[::1]:80`) does.
-fn strip_port(authority: &str) -> Option<&str> {
+pub(crate) fn strip_port(authority: &str) -> Option<&str> {
     let (host, port) = authority.rsplit_once(':')?;
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -231,7 +231,7 @@ fn clusters_of(table: &RouteTable) -> Vec<&str> {
             RouteAction::WeightedClusters(w) => {
                 names.extend(w.clusters().iter().map(|(n, _)| n.as_str()))
             }
-            RouteAction::DirectResponse { .. } => {}
+            RouteAction::DirectResponse { .. } | RouteAction::Redirect(_) => {}
         }
     }
     names
