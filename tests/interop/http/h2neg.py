@@ -25,8 +25,8 @@ Cases (RFC 9113 expectation in brackets):
                             valid GET on stream 3
   zero_window_increment     WINDOW_UPDATE on stream 0 with increment 0 [connection error
                             PROTOCOL_ERROR (6.9)]
-  oversized_headers_frame   a HEADERS frame of 20000 bytes, over the default 16384
-                            SETTINGS_MAX_FRAME_SIZE [connection error FRAME_SIZE_ERROR (4.2)]
+  oversized_headers_frame   a HEADERS frame over the server's SETTINGS_MAX_FRAME_SIZE (16384
+                            unless it announced more) [connection error FRAME_SIZE_ERROR (4.2)]
   ok                        a plain GET on stream 1 (control case)
 
 Each line: {"case", "goaway": null | {"error_code": NAME, "error_code_num", "last_stream_id",
@@ -48,6 +48,7 @@ import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.errors  # noqa: E402
 import h2.events  # noqa: E402
+from hpack import NeverIndexedHeaderTuple  # noqa: E402
 from hyperframe.frame import (  # noqa: E402
     DataFrame,
     Frame,
@@ -86,6 +87,7 @@ class Probe:
         self.resets = []
         self.responses = {}
         self.http1 = None
+        self.server_max_frame_size = None
         self.synced = True  # whether h2's state machine still follows the connection
         cfg = h2.config.H2Configuration(
             client_side=True,
@@ -185,6 +187,9 @@ class Probe:
                 entry["length"] = len(frame.data)
             elif isinstance(frame, WindowUpdateFrame):
                 entry["increment"] = frame.window_increment
+            elif isinstance(frame, SettingsFrame) and "ACK" not in frame.flags:
+                entry["settings"] = {str(k): v for k, v in frame.settings.items()}
+                self.server_max_frame_size = frame.settings.get(SettingsFrame.MAX_FRAME_SIZE, 16384)
             self.frames.append(entry)
 
     def on_event(self, event):
@@ -338,9 +343,12 @@ def case_zero_window_increment(p):
 
 def case_oversized_headers_frame(p):
     p.start()
-    p.pump(lambda: any(f.get("type") == "SETTINGS" for f in p.frames), timeout=2)
-    filler = [(b"x-filler-%d" % i, b"v" * 1000) for i in range(20)]
-    block = p.conn.encoder.encode(p.request_headers() + filler)
+    p.pump(lambda: p.server_max_frame_size is not None, timeout=2)
+    limit = p.server_max_frame_size or 16384
+    # never-indexed literals: the block is as long as the filler, and the encoder's dynamic
+    # table stays untouched
+    filler = [NeverIndexedHeaderTuple(b"x-filler-%d" % i, b"v" * 1000) for i in range(limit // 1000 + 2)]
+    block = p.conn.encoder.encode(p.request_headers() + filler, huffman=False)
     frame = HeadersFrame(1, data=block)
     frame.flags.add("END_HEADERS")
     frame.flags.add("END_STREAM")
@@ -348,6 +356,7 @@ def case_oversized_headers_frame(p):
     p.wait_close()
     doc = p.report("oversized_headers_frame")
     doc["frame_length"] = len(block)
+    doc["server_max_frame_size"] = limit
     return doc
 
 
