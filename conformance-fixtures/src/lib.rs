@@ -4,11 +4,12 @@
 //! how they were produced). They are compiled in with `include_str!`, so tests, fuzz seed
 //! corpora and benchmarks never depend on the working directory.
 //!
-//! [`bolt`] holds the expected decoded fields of every Bolt fixture. Dubbo fixtures are
-//! included as bytes only for now.
+//! [`bolt`] and [`dubbo`] hold the expected decoded fields of every Bolt and Dubbo
+//! fixture.
 #![forbid(unsafe_code)]
 
 pub mod bolt;
+pub mod dubbo;
 mod files;
 
 pub use files::FILES;

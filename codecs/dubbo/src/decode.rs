@@ -1,0 +1,88 @@
+//! Bytes to [`DubboFrame`]s: header checks and limits, before any body byte is buffered.
+
+use bytes::{Bytes, BytesMut};
+use strait_codec_framework::{CodecError, DecodeError, Limits};
+
+use crate::frame::DubboFrame;
+use crate::types::*;
+
+/// What the header parser found.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// At least this many bytes are needed to go on.
+    NeedMore(usize),
+    /// A complete, checked header.
+    Head(Head),
+}
+
+/// Parses and checks the header at the front of `b`. The magic is checked as soon as its
+/// bytes arrive, so garbage is refused without waiting for 16 bytes. Java would hand
+/// bytes before a magic to its telnet console; a proxy closes instead (D12, D13).
+pub(crate) fn parse_head(b: &[u8], max_frame_size: usize) -> Result<Parsed, CodecError> {
+    for (i, want) in MAGIC.iter().enumerate() {
+        match b.get(i) {
+            None => return Ok(Parsed::NeedMore(HEADER_LEN)),
+            Some(got) if got != want => return Err(CodecError::BadMagic(*got)),
+            Some(_) => {}
+        }
+    }
+    let Some(head) = Head::read(b) else {
+        return Ok(Parsed::NeedMore(HEADER_LEN));
+    };
+    let len = head.body_len as i32;
+    if len < 0 {
+        return Err(CodecError::BadLength {
+            field: "body length",
+            value: i64::from(len),
+        });
+    }
+    let total = head.total_len();
+    if total > max_frame_size {
+        return Err(CodecError::FrameTooLarge {
+            len: total as u64,
+            max: max_frame_size,
+        });
+    }
+    Ok(Parsed::Head(head))
+}
+
+/// Decodes one frame from the front of `src` (see [`strait_codec_framework::Codec`]).
+/// Bodies are not looked at here: their metadata is read lazily by the frame.
+pub fn decode_frame(src: &mut BytesMut, limits: Limits) -> Result<Option<DubboFrame>, DecodeError> {
+    let head = match parse_head(src, limits.max_frame_size)? {
+        Parsed::NeedMore(n) => {
+            src.reserve(n.saturating_sub(src.len()));
+            return Ok(None);
+        }
+        Parsed::Head(head) => head,
+    };
+    let total = head.total_len();
+    if src.len() < total {
+        // Bounded by the limit checked in parse_head.
+        src.reserve(total - src.len());
+        return Ok(None);
+    }
+    let raw = src.split_to(total).freeze();
+    Ok(Some(DubboFrame::from_parts(raw, head)))
+}
+
+/// Parses `raw` as exactly one complete frame (for builders and tests).
+pub fn parse_complete(raw: Bytes) -> Result<DubboFrame, CodecError> {
+    let head = match parse_head(&raw, usize::MAX)? {
+        Parsed::Head(head) => head,
+        Parsed::NeedMore(n) => {
+            return Err(CodecError::Encode(format!(
+                "frame of {} bytes is shorter than its header ({n})",
+                raw.len()
+            )));
+        }
+    };
+    if head.total_len() != raw.len() {
+        return Err(CodecError::Encode(format!(
+            "length field says {} bytes, frame has {}",
+            head.total_len(),
+            raw.len()
+        )));
+    }
+    Ok(DubboFrame::from_parts(raw, head))
+}

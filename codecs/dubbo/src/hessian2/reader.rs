@@ -1,0 +1,501 @@
+//! [`Reader`]: typed reads over a borrowed Hessian 2.0 stream.
+
+use std::ops::Range;
+
+use super::string::{decode_java_utf8, scan_units};
+use super::tag::{self, *};
+use super::{Error, HString, MAX_DEPTH};
+
+/// Reads Hessian 2.0 values one after another from `&[u8]`.
+///
+/// One reader is one Hessian stream: class definitions seen while reading or skipping are
+/// remembered (as field counts) for later object instances, as Java's `Hessian2Input`
+/// does until it is reset. Errors leave the position unspecified; stop reading then.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    pub(super) buf: &'a [u8],
+    pub(super) pos: usize,
+    /// Field count of every class definition, in order of appearance. Each definition
+    /// consumed at least 3 bytes, so this never outgrows the input.
+    pub(super) classes: Vec<usize>,
+}
+
+/// One entry of a map, as [`Reader::read_map`] hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry<'a> {
+    /// The key, if it is a string.
+    pub key: Option<HString<'a>>,
+    /// The value, if both key and value are strings (other values are skipped).
+    pub value: Option<HString<'a>>,
+    /// The entry's bytes (key and value, and any class definition before them).
+    pub raw: Range<usize>,
+}
+
+/// Where a map lay in the input, see [`Reader::read_map`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapInfo {
+    /// The whole map, from its `H`/`M` to its `Z` included.
+    pub span: Range<usize>,
+    /// The bytes opening the map: `H`, or `M` and its type.
+    pub open: Range<usize>,
+}
+
+// === impl Reader ===
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`, with an empty class table.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            classes: Vec::new(),
+        }
+    }
+
+    /// Offset of the next byte to read.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_at_end(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// The field counts of the class definitions seen so far, in order.
+    pub fn class_field_counts(&self) -> &[usize] {
+        &self.classes
+    }
+
+    pub(super) fn byte(&mut self) -> Result<u8, Error> {
+        let b = self
+            .buf
+            .get(self.pos)
+            .copied()
+            .ok_or(Error::Truncated { at: self.pos })?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.buf.len())
+            .ok_or(Error::Truncated { at: self.buf.len() })?;
+        let bytes = self.buf.get(self.pos..end).unwrap_or_default();
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(super) fn peek_raw(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    /// The bytecode of the next value, without consuming it. Class definitions in front
+    /// of the value are consumed (and recorded) first: they are not values themselves.
+    pub fn peek(&mut self) -> Result<u8, Error> {
+        loop {
+            let b = self.peek_raw().ok_or(Error::Truncated { at: self.pos })?;
+            if b != CLASS_DEF {
+                return Ok(b);
+            }
+            self.pos += 1;
+            self.class_def()?;
+        }
+    }
+
+    /// Whether the next value is null (`N`).
+    pub fn next_is_null(&mut self) -> Result<bool, Error> {
+        Ok(self.peek()? == NULL)
+    }
+
+    fn unexpected(&self, expected: &'static str) -> Error {
+        match self.peek_raw() {
+            Some(found) => Error::Unexpected {
+                expected,
+                found,
+                at: self.pos,
+            },
+            None => Error::Truncated { at: self.pos },
+        }
+    }
+
+    /// Reads a null.
+    pub fn read_null(&mut self) -> Result<(), Error> {
+        if self.peek()? != NULL {
+            return Err(self.unexpected("null"));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// Reads a boolean (`T` or `F`).
+    pub fn read_bool(&mut self) -> Result<bool, Error> {
+        let v = match self.peek()? {
+            TRUE => true,
+            FALSE => false,
+            _ => return Err(self.unexpected("boolean")),
+        };
+        self.pos += 1;
+        Ok(v)
+    }
+
+    /// Reads an int in any of its four forms.
+    pub fn read_int(&mut self) -> Result<i32, Error> {
+        let b = self.peek()?;
+        if !tag::is_int(b) {
+            return Err(self.unexpected("int"));
+        }
+        self.pos += 1;
+        let b = i32::from(b);
+        Ok(match b {
+            0x80..=0xbf => b - 0x90,
+            0xc0..=0xcf => ((b - 0xc8) << 8) | i32::from(self.byte()?),
+            0xd0..=0xd7 => {
+                let [b1, b0] = self.array()?;
+                ((b - 0xd4) << 16) | (i32::from(b1) << 8) | i32::from(b0)
+            }
+            // 'I': the only other int bytecode (checked above).
+            _ => i32::from_be_bytes(self.array()?),
+        })
+    }
+
+    /// Reads a long in any of its five forms, or an int (Java's `readLong` widens).
+    pub fn read_long(&mut self) -> Result<i64, Error> {
+        let b = self.peek()?;
+        if tag::is_int(b) {
+            return self.read_int().map(i64::from);
+        }
+        let v = i64::from(b);
+        let value = match b {
+            0xd8..=0xef => {
+                self.pos += 1;
+                v - 0xe0
+            }
+            0xf0..=0xff => {
+                self.pos += 1;
+                ((v - 0xf8) << 8) | i64::from(self.byte()?)
+            }
+            0x38..=0x3f => {
+                self.pos += 1;
+                let [b1, b0] = self.array()?;
+                ((v - 0x3c) << 16) | (i64::from(b1) << 8) | i64::from(b0)
+            }
+            LONG_INT32 => {
+                self.pos += 1;
+                i64::from(i32::from_be_bytes(self.array()?))
+            }
+            LONG => {
+                self.pos += 1;
+                i64::from_be_bytes(self.array()?)
+            }
+            _ => return Err(self.unexpected("long")),
+        };
+        Ok(value)
+    }
+
+    /// Reads a double in any of its six forms.
+    pub fn read_double(&mut self) -> Result<f64, Error> {
+        let value = match self.peek()? {
+            DOUBLE_ZERO => {
+                self.pos += 1;
+                0.0
+            }
+            DOUBLE_ONE => {
+                self.pos += 1;
+                1.0
+            }
+            DOUBLE_BYTE => {
+                self.pos += 1;
+                f64::from(i8::from_be_bytes(self.array()?))
+            }
+            DOUBLE_SHORT => {
+                self.pos += 1;
+                f64::from(i16::from_be_bytes(self.array()?))
+            }
+            DOUBLE_MILLS => {
+                self.pos += 1;
+                f64::from(i32::from_be_bytes(self.array()?)) / 1000.0
+            }
+            DOUBLE => {
+                self.pos += 1;
+                f64::from_be_bytes(self.array()?)
+            }
+            _ => return Err(self.unexpected("double")),
+        };
+        Ok(value)
+    }
+
+    /// Reads one chunk header at the current position: `(units, is_final)`.
+    fn string_chunk_header(&mut self) -> Result<(usize, bool), Error> {
+        let at = self.pos;
+        let b = self.byte()?;
+        Ok(match b {
+            0x00..=0x1f => (usize::from(b), true),
+            0x30..=0x33 => (
+                (usize::from(b - 0x30) << 8) | usize::from(self.byte()?),
+                true,
+            ),
+            STRING_FINAL | STRING_CHUNK => (
+                usize::from(u16::from_be_bytes(self.array()?)),
+                b == STRING_FINAL,
+            ),
+            found => {
+                return Err(Error::Unexpected {
+                    expected: "string",
+                    found,
+                    at,
+                });
+            }
+        })
+    }
+
+    /// Reads one chunk: its byte range and whether it was the last.
+    fn string_chunk(&mut self) -> Result<(Range<usize>, bool), Error> {
+        let (units, last) = self.string_chunk_header()?;
+        let start = self.pos;
+        self.pos = scan_units(self.buf, start, units)?;
+        Ok((start..self.pos, last))
+    }
+
+    /// Skips a string (all chunks) without allocating.
+    pub(super) fn skip_string(&mut self) -> Result<(), Error> {
+        while !self.string_chunk()?.1 {}
+        Ok(())
+    }
+
+    /// Reads a string in any form (short, medium, `S`, chunked `R`…`S`). Its length
+    /// counts UTF-16 units.
+    pub fn read_string(&mut self) -> Result<HString<'a>, Error> {
+        if !tag::is_string(self.peek()?) {
+            return Err(self.unexpected("string"));
+        }
+        let (first, last) = self.string_chunk()?;
+        let buf = self.buf;
+        let first_bytes = buf.get(first.clone()).unwrap_or_default();
+        if last {
+            return Ok(match std::str::from_utf8(first_bytes) {
+                Ok(text) => HString::Borrowed {
+                    at: first.start,
+                    text,
+                },
+                Err(_) => HString::Owned(decode_java_utf8(first_bytes)),
+            });
+        }
+        // Chunked: join the chunks' bytes (already scanned, so bounded by the input).
+        let mut bytes = first_bytes.to_vec();
+        loop {
+            let (range, last) = self.string_chunk()?;
+            bytes.extend_from_slice(buf.get(range).unwrap_or_default());
+            if last {
+                break;
+            }
+        }
+        Ok(HString::Owned(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => decode_java_utf8(e.as_bytes()),
+        }))
+    }
+
+    /// Reads a string or a null (`None`).
+    pub fn read_string_or_null(&mut self) -> Result<Option<HString<'a>>, Error> {
+        if self.next_is_null()? {
+            self.pos += 1;
+            return Ok(None);
+        }
+        self.read_string().map(Some)
+    }
+
+    /// Skips a list/map type: a string, or an int indexing the type table.
+    pub(super) fn skip_type(&mut self) -> Result<(), Error> {
+        let b = self.peek_raw().ok_or(Error::Truncated { at: self.pos })?;
+        if tag::is_string(b) {
+            self.skip_string()
+        } else if tag::is_int(b) {
+            self.read_int().map(drop)
+        } else {
+            Err(self.unexpected("type name or type reference"))
+        }
+    }
+
+    /// Reads a class definition (after its `C`): name, field count, field names.
+    pub(super) fn class_def(&mut self) -> Result<(), Error> {
+        self.skip_string()?;
+        let at = self.pos;
+        let n = self.read_int()?;
+        let n = usize::try_from(n).map_err(|_| Error::BadLength {
+            len: i64::from(n),
+            at,
+        })?;
+        // Every field name takes at least one byte: fail early on an absurd count.
+        if n > self.remaining() {
+            return Err(Error::Truncated { at: self.buf.len() });
+        }
+        for _ in 0..n {
+            self.skip_string()?;
+        }
+        self.classes.push(n);
+        Ok(())
+    }
+
+    /// Reads a map (`H`, or `M` with a type) and hands each entry to `f`, in wire order.
+    /// String keys and, for them, string values are read; everything else is skipped.
+    /// Returns `None` for a null map.
+    pub fn read_map(&mut self, mut f: impl FnMut(MapEntry<'a>)) -> Result<Option<MapInfo>, Error> {
+        // `peek` consumes any class definition in front, so the map starts here.
+        let b = self.peek()?;
+        let start = self.pos;
+        match b {
+            NULL => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            MAP_UNTYPED => self.pos += 1,
+            MAP_TYPED => {
+                self.pos += 1;
+                self.skip_type()?;
+            }
+            _ => return Err(self.unexpected("map")),
+        }
+        let open = start..self.pos;
+        loop {
+            let entry_start = self.pos;
+            if self.peek_raw() == Some(END) {
+                self.pos += 1;
+                break;
+            }
+            let key = self.string_or_skip(MAX_DEPTH - 1)?;
+            let value = match key {
+                Some(_) => self.string_or_skip(MAX_DEPTH - 1)?,
+                None => {
+                    self.skip_within(MAX_DEPTH - 1)?;
+                    None
+                }
+            };
+            f(MapEntry {
+                key,
+                value,
+                raw: entry_start..self.pos,
+            });
+        }
+        Ok(Some(MapInfo {
+            span: open.start..self.pos,
+            open,
+        }))
+    }
+
+    /// Reads a string if the next value is one, else skips the value; `None` then.
+    fn string_or_skip(&mut self, depth: usize) -> Result<Option<HString<'a>>, Error> {
+        if tag::is_string(self.peek()?) {
+            self.read_string().map(Some)
+        } else {
+            self.skip_within(depth).map(|_| None)
+        }
+    }
+
+    /// Reads a string if the next value is one, else skips the value (whatever it is)
+    /// and returns `None`.
+    pub fn read_string_or_skip(&mut self) -> Result<Option<HString<'a>>, Error> {
+        self.string_or_skip(MAX_DEPTH)
+    }
+
+    /// Reads a map keeping only its string-to-string entries. `None` for a null map.
+    pub fn read_string_map(&mut self) -> Result<Option<Vec<(HString<'a>, HString<'a>)>>, Error> {
+        let mut out = Vec::new();
+        let info = self.read_map(|e| {
+            if let (Some(k), Some(v)) = (e.key, e.value) {
+                out.push((k, v));
+            }
+        })?;
+        Ok(info.map(|_| out))
+    }
+
+    /// Reads a list (any of the six forms) keeping only its string elements. `None` for
+    /// a null list.
+    pub fn read_string_list(&mut self) -> Result<Option<Vec<HString<'a>>>, Error> {
+        let at = self.pos;
+        let b = self.peek()?;
+        let fixed_len = match b {
+            NULL => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            LIST_TYPED_VAR | LIST_UNTYPED_VAR => {
+                self.pos += 1;
+                if b == LIST_TYPED_VAR {
+                    self.skip_type()?;
+                }
+                None
+            }
+            LIST_TYPED_FIXED | LIST_UNTYPED_FIXED => {
+                self.pos += 1;
+                if b == LIST_TYPED_FIXED {
+                    self.skip_type()?;
+                }
+                let len_at = self.pos;
+                let n = self.read_int()?;
+                Some(usize::try_from(n).map_err(|_| Error::BadLength {
+                    len: i64::from(n),
+                    at: len_at,
+                })?)
+            }
+            0x70..=0x77 => {
+                self.pos += 1;
+                self.skip_type()?;
+                Some(usize::from(b - 0x70))
+            }
+            0x78..=0x7f => {
+                self.pos += 1;
+                Some(usize::from(b - 0x78))
+            }
+            _ => {
+                return Err(Error::Unexpected {
+                    expected: "list",
+                    found: b,
+                    at,
+                });
+            }
+        };
+        let mut out = Vec::new();
+        match fixed_len {
+            Some(n) => {
+                if n > self.remaining() {
+                    return Err(Error::Truncated { at: self.buf.len() });
+                }
+                for _ in 0..n {
+                    if let Some(s) = self.string_or_skip(MAX_DEPTH - 1)? {
+                        out.push(s);
+                    }
+                }
+            }
+            None => loop {
+                if self.peek_raw() == Some(END) {
+                    self.pos += 1;
+                    break;
+                }
+                if let Some(s) = self.string_or_skip(MAX_DEPTH - 1)? {
+                    out.push(s);
+                }
+            },
+        }
+        Ok(Some(out))
+    }
+
+    /// Skips one value of any type (see `wire-formats.md` §2.6), recording class
+    /// definitions on the way.
+    pub fn skip_value(&mut self) -> Result<(), Error> {
+        self.skip_within(MAX_DEPTH)
+    }
+}

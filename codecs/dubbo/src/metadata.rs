@@ -1,0 +1,377 @@
+//! The routing metadata of a Dubbo body, read lazily (`wire-formats.md` §2.4, §2.5, §2.7).
+//!
+//! A request body is five strings (dubbo version, path, service version, method,
+//! parameter-types descriptor), one value per parameter, then the attachments map. The
+//! arguments are skipped, never decoded. Strings are kept as ranges into the body when
+//! they are one valid UTF-8 chunk (the common case), so reading the metadata of a request
+//! allocates only the attachment list.
+
+use std::ops::Range;
+
+use crate::hessian2::{self, HString, MapEntry, Reader};
+use crate::status;
+use crate::types::*;
+
+/// Why the metadata of a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// The body is not hessian2, the only serialization the proxy reads.
+    #[error("serialization id {0} is not hessian2 (2)")]
+    Serialization(u8),
+    /// A field is not valid hessian2.
+    #[error("{field}: {source}")]
+    Hessian {
+        /// Which field was being read.
+        field: &'static str,
+        /// What was wrong with it.
+        source: hessian2::Error,
+    },
+    /// A response's result flag is outside 0..=5 (Java: "Unknown result flag").
+    #[error("unknown result flag {0}")]
+    ResultFlag(i32),
+}
+
+/// A string of the body: a range of it, or decoded text (chunked or Java-encoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Text {
+    Range(Range<usize>),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn new(s: HString<'_>) -> Text {
+        match s.range() {
+            Some(r) => Text::Range(r),
+            None => Text::Owned(s.into_string().into_boxed_str()),
+        }
+    }
+
+    pub fn owned(s: &str) -> Text {
+        Text::Owned(s.into())
+    }
+
+    /// The text; `body` must be the body it was read from.
+    pub fn as_str<'b>(&'b self, body: &'b [u8]) -> &'b str {
+        match self {
+            // Checked as UTF-8 when read, so this cannot fail for the body it came from.
+            Text::Range(r) => body
+                .get(r.clone())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+
+    /// Whether the text is `name`, comparing bytes (no UTF-8 check needed).
+    fn is(&self, body: &[u8], name: &str) -> bool {
+        match self {
+            Text::Range(r) => body.get(r.clone()) == Some(name.as_bytes()),
+            Text::Owned(s) => &**s == name,
+        }
+    }
+}
+
+/// One attachment entry in wire order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The key, if it is a string.
+    pub key: Option<Text>,
+    /// The value, if key and value are strings.
+    pub value: Option<Text>,
+    /// The entry's bytes in the body; `None` once set by the proxy (written afresh).
+    pub raw: Option<Range<usize>>,
+}
+
+impl Entry {
+    fn new(e: MapEntry<'_>) -> Entry {
+        Entry {
+            key: e.key.map(Text::new),
+            value: e.value.map(Text::new),
+            raw: Some(e.raw),
+        }
+    }
+
+    fn key_is(&self, body: &[u8], name: &str) -> bool {
+        self.key.as_ref().is_some_and(|k| k.is(body, name))
+    }
+}
+
+/// The attachments map of a body and where it lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attachments {
+    /// The bytes a re-encode replaces: the map, its `N`, or an empty range where a map
+    /// would go.
+    pub span: Range<usize>,
+    /// The bytes opening the map (`H`, or `M` and its type); `None` writes `H`.
+    pub open: Option<Range<usize>>,
+    /// Every entry, string-to-string or not.
+    pub entries: Vec<Entry>,
+}
+
+impl Attachments {
+    /// Reads the attachments map at the reader's position: a map, a null, or nothing at
+    /// all (the body ends: treated as no attachments, a map is inserted there on edit).
+    fn read(r: &mut Reader<'_>) -> Result<Attachments, hessian2::Error> {
+        let at = r.position();
+        if r.is_at_end() {
+            return Ok(Attachments {
+                span: at..at,
+                open: None,
+                entries: Vec::new(),
+            });
+        }
+        let mut entries = Vec::new();
+        let info = r.read_map(|e| entries.push(Entry::new(e)))?;
+        Ok(match info {
+            Some(info) => Attachments {
+                span: info.span,
+                open: Some(info.open),
+                entries,
+            },
+            // The `N` is the byte just read.
+            None => Attachments {
+                span: r.position() - 1..r.position(),
+                open: None,
+                entries,
+            },
+        })
+    }
+
+    /// The value of the last entry named `name`, if it is a string (Java's `HashMap`
+    /// keeps the last put).
+    pub fn get<'b>(&'b self, body: &'b [u8], name: &str) -> Option<&'b str> {
+        let entry = self.entries.iter().rev().find(|e| e.key_is(body, name))?;
+        entry.value.as_ref().map(|v| v.as_str(body))
+    }
+
+    /// The string entries, in wire order.
+    pub fn strings<'b>(&'b self, body: &'b [u8]) -> impl Iterator<Item = (&'b str, &'b str)> {
+        self.entries
+            .iter()
+            .filter_map(move |e| match (&e.key, &e.value) {
+                (Some(k), Some(v)) => Some((k.as_str(body), v.as_str(body))),
+                _ => None,
+            })
+    }
+
+    /// Sets `name` to `value`: the first entry with that key is replaced in place (wire
+    /// order kept), later duplicates are dropped; a new entry goes last.
+    pub fn set(&mut self, body: &[u8], name: &str, value: &str) {
+        let mut seen = false;
+        self.entries.retain_mut(|e| {
+            if !e.key_is(body, name) {
+                return true;
+            }
+            if seen {
+                return false;
+            }
+            seen = true;
+            e.value = Some(Text::owned(value));
+            e.raw = None;
+            true
+        });
+        if !seen {
+            self.entries.push(Entry {
+                key: Some(Text::owned(name)),
+                value: Some(Text::owned(value)),
+                raw: None,
+            });
+        }
+    }
+
+    /// Removes every entry keyed `name` (whatever its value); whether any was there.
+    pub fn remove(&mut self, body: &[u8], name: &str) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| !e.key_is(body, name));
+        self.entries.len() != before
+    }
+}
+
+/// What a request body says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestMeta {
+    pub dubbo_version: Text,
+    pub path: Text,
+    pub version: Option<Text>,
+    pub method: Text,
+    pub types: Text,
+    /// The arguments' bytes (skipped, never decoded).
+    pub args: Range<usize>,
+    pub attachments: Attachments,
+}
+
+/// What a response body says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResponseMeta {
+    /// Status 20 only: the result flag (0..=5).
+    pub result: Option<i32>,
+    /// The result value, if it is a string.
+    pub value: Option<Text>,
+    /// Status other than 20: the error message (`None` if null).
+    pub error: Option<Text>,
+    /// Result flags 3..=5 only.
+    pub attachments: Option<Attachments>,
+}
+
+/// The metadata of one frame, parsed at most once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Meta {
+    Request(RequestMeta),
+    Response(ResponseMeta),
+    /// Events have no metadata.
+    Event,
+    Unreadable(MetadataError),
+}
+
+impl Meta {
+    /// Parses the body of a frame with header `head`.
+    pub fn parse(head: &Head, body: &[u8]) -> Meta {
+        if head.is_event() {
+            return Meta::Event;
+        }
+        if head.serialization() != HESSIAN2 {
+            return Meta::Unreadable(MetadataError::Serialization(head.serialization()));
+        }
+        let parsed = if head.is_request() {
+            parse_request(body).map(Meta::Request)
+        } else {
+            parse_response(head.status, body).map(Meta::Response)
+        };
+        parsed.unwrap_or_else(Meta::Unreadable)
+    }
+
+    pub fn attachments(&self) -> Option<&Attachments> {
+        match self {
+            Meta::Request(m) => Some(&m.attachments),
+            Meta::Response(m) => m.attachments.as_ref(),
+            Meta::Event | Meta::Unreadable(_) => None,
+        }
+    }
+
+    pub fn attachments_mut(&mut self) -> Option<&mut Attachments> {
+        match self {
+            Meta::Request(m) => Some(&mut m.attachments),
+            Meta::Response(m) => m.attachments.as_mut(),
+            Meta::Event | Meta::Unreadable(_) => None,
+        }
+    }
+}
+
+fn field(name: &'static str) -> impl Fn(hessian2::Error) -> MetadataError {
+    move |source| MetadataError::Hessian {
+        field: name,
+        source,
+    }
+}
+
+fn parse_request(body: &[u8]) -> Result<RequestMeta, MetadataError> {
+    let mut r = Reader::new(body);
+    let dubbo_version = Text::new(r.read_string().map_err(field("dubbo version"))?);
+    let path = Text::new(r.read_string().map_err(field("path"))?);
+    let version = r
+        .read_string_or_null()
+        .map_err(field("version"))?
+        .map(Text::new);
+    let method = Text::new(r.read_string().map_err(field("method"))?);
+    let types = r.read_string().map_err(field("parameter types"))?;
+    let count = argument_count(types.as_str());
+    let types = Text::new(types);
+    let args_start = r.position();
+    for _ in 0..count {
+        r.skip_value().map_err(field("arguments"))?;
+    }
+    let args = args_start..r.position();
+    let attachments = Attachments::read(&mut r).map_err(field("attachments"))?;
+    Ok(RequestMeta {
+        dubbo_version,
+        path,
+        version,
+        method,
+        types,
+        args,
+        attachments,
+    })
+}
+
+fn parse_response(status: u8, body: &[u8]) -> Result<ResponseMeta, MetadataError> {
+    let mut r = Reader::new(body);
+    if status != status::OK {
+        let error = r
+            .read_string_or_null()
+            .map_err(field("error message"))?
+            .map(Text::new);
+        return Ok(ResponseMeta {
+            result: None,
+            value: None,
+            error,
+            attachments: None,
+        });
+    }
+    let flag = r.read_int().map_err(field("result flag"))?;
+    let value = match flag {
+        RESPONSE_WITH_EXCEPTION | RESPONSE_WITH_EXCEPTION_WITH_ATTACHMENTS => {
+            r.skip_value().map_err(field("exception"))?;
+            None
+        }
+        RESPONSE_VALUE | RESPONSE_VALUE_WITH_ATTACHMENTS => r
+            .read_string_or_skip()
+            .map_err(field("value"))?
+            .map(Text::new),
+        RESPONSE_NULL_VALUE | RESPONSE_NULL_VALUE_WITH_ATTACHMENTS => None,
+        other => return Err(MetadataError::ResultFlag(other)),
+    };
+    let attachments = if flag >= RESPONSE_WITH_EXCEPTION_WITH_ATTACHMENTS {
+        Some(Attachments::read(&mut r).map_err(field("attachments"))?)
+    } else {
+        None
+    };
+    Ok(ResponseMeta {
+        result: Some(flag),
+        value,
+        error: None,
+        attachments,
+    })
+}
+
+/// How many arguments a parameter-types descriptor names (MOSN's rule, §2.4): each of
+/// `Z B C D F I J S V` and each `L…;` is one, `[` adds nothing, anything else is ignored.
+/// An `L` without its `;` still counts one.
+pub fn argument_count(desc: &str) -> usize {
+    let mut count = 0;
+    let mut in_class = false;
+    for b in desc.bytes() {
+        if in_class {
+            in_class = b != b';';
+            continue;
+        }
+        match b {
+            b'Z' | b'B' | b'C' | b'D' | b'F' | b'I' | b'J' | b'S' | b'V' => count += 1,
+            b'L' => {
+                count += 1;
+                in_class = true;
+            }
+            _ => {}
+        }
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_counting() {
+        assert_eq!(argument_count(""), 0);
+        assert_eq!(argument_count("Ljava/lang/String;"), 1);
+        assert_eq!(argument_count("[I[[Ljava/lang/String;JZLa/B;"), 5);
+        assert_eq!(
+            argument_count("Ljava/lang/String;[Ljava/lang/String;[Ljava/lang/Object;"),
+            3
+        );
+        // Letters inside a class name do not count.
+        assert_eq!(argument_count("LZBCDFIJSV;I"), 2);
+        assert_eq!(argument_count("Lunterminated"), 1);
+        assert_eq!(argument_count("[[["), 0);
+    }
+}
