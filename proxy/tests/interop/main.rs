@@ -5,6 +5,7 @@
 //! The Node peers must be installed first: `bash scripts/install-test-peers`.
 
 mod dubbo;
+mod http;
 mod support;
 
 use std::time::{Duration, Instant};

@@ -693,3 +693,258 @@ pub fn run_dubbo_js(target: SocketAddr, args: &[&str]) -> Value {
 pub fn run_dubbo_py(target: SocketAddr, args: &[&str]) -> Value {
     Client::dubbo_py(target, args).finish()
 }
+
+// === HTTP / gRPC peers (tests/interop/http) ===
+
+/// `<repo>/tests/interop/http` after checking its peers are installed: the Python packages
+/// in `pydeps/` (hypercorn, h2, httpx, websockets, grpcio), the npm gRPC packages, and the
+/// curl / nghttp / h2load commands. Fails (never skips) when something is missing.
+pub fn http_peers_dir() -> PathBuf {
+    let dir = repo_root().join("tests/interop");
+    let missing: Vec<PathBuf> = [
+        "pydeps/hypercorn",
+        "pydeps/h2",
+        "pydeps/httpx",
+        "pydeps/websockets",
+        "pydeps/grpc",
+        "pydeps/grpc_tools",
+        "node_modules/@grpc/grpc-js",
+        "node_modules/@grpc/proto-loader",
+    ]
+    .iter()
+    .map(|p| dir.join(p))
+    .filter(|p| !p.is_dir())
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "the HTTP interop peers are not installed ({missing:?} missing): \
+         run `bash scripts/install-test-peers` from the repository root"
+    );
+    for tool in ["curl", "nghttp", "h2load"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(
+            found,
+            "`{tool}` is not installed: run `bash scripts/install-test-peers` from the repository root"
+        );
+    }
+    dir.join("http")
+}
+
+/// `python3 <tests/interop/http/script>` with the peers' `pydeps` on PYTHONPATH.
+pub fn http_python(script: &str) -> Command {
+    let dir = http_peers_dir();
+    let mut cmd = Command::new("python3");
+    cmd.current_dir(&dir)
+        .env("PYTHONPATH", dir.join("../pydeps"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .arg(dir.join(script));
+    cmd
+}
+
+/// `node <tests/interop/http/script>`.
+pub fn http_node(script: &str) -> Command {
+    let dir = http_peers_dir();
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir).arg(dir.join(script));
+    cmd
+}
+
+impl Proc {
+    /// Like [`Proc::spawn`], but with stdin piped and returned: the HTTP peers exit when
+    /// their stdin closes, so they also go away if the test process itself is killed.
+    pub fn spawn_with_stdin(name: &str, cmd: &mut Command) -> (Proc, std::process::ChildStdin) {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let (stdout, r1) = Lines::collect(child.stdout.take().expect("piped stdout"));
+        let (stderr, r2) = Lines::collect(child.stderr.take().expect("piped stderr"));
+        let proc = Proc {
+            name: name.to_string(),
+            child,
+            status: None,
+            stdout,
+            stderr,
+            readers: vec![r1, r2],
+        };
+        (proc, stdin)
+    }
+}
+
+/// A server peer of `tests/interop/http` (backend.py, grpc_server.py, grpc-server.js):
+/// started on port 0, ready once it printed `{"event":"listening","port":P}`; stopped (stdin
+/// closed, then SIGTERM, then SIGKILL) when dropped.
+pub struct HttpPeer {
+    pub proc: Proc,
+    pub port: u16,
+    pub name: String,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl HttpPeer {
+    /// Spawns `cmd` (which must listen on port 0 and print its port) and waits for the port.
+    pub fn start(name: &str, cmd: &mut Command) -> HttpPeer {
+        let (mut proc, stdin) = Proc::spawn_with_stdin(name, cmd);
+        let port = wait_for_listening(&mut proc, name);
+        HttpPeer {
+            proc,
+            port,
+            name: name.to_string(),
+            stdin: Some(stdin),
+        }
+    }
+
+    /// The hypercorn backend (`backend.py --name NAME`).
+    pub fn backend(name: &str) -> HttpPeer {
+        let mut cmd = http_python("backend.py");
+        cmd.args(["--port", "0", "--name", name]);
+        HttpPeer::start(&format!("backend.py[{name}]"), &mut cmd)
+    }
+
+    /// The grpcio server (`grpc_server.py --name NAME`).
+    pub fn grpc_py(name: &str) -> HttpPeer {
+        let mut cmd = http_python("grpc_server.py");
+        cmd.args(["--port", "0", "--name", name]);
+        HttpPeer::start(&format!("grpc_server.py[{name}]"), &mut cmd)
+    }
+
+    /// The @grpc/grpc-js server (`grpc-server.js --name NAME`).
+    pub fn grpc_js(name: &str) -> HttpPeer {
+        let mut cmd = http_node("grpc-server.js");
+        cmd.args(["--port", "0", "--name", name]);
+        HttpPeer::start(&format!("grpc-server.js[{name}]"), &mut cmd)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Closes stdin (the peer's stop signal), waits for it to exit and returns the `stats`
+    /// of its `stopped` line.
+    pub fn stop(&mut self) -> Value {
+        drop(self.stdin.take());
+        let status = match self.proc.wait_for_exit(Duration::from_secs(10)) {
+            Some(status) => status,
+            None => self.proc.stop(Duration::from_secs(3)),
+        };
+        let stopped = self
+            .proc
+            .stdout
+            .json()
+            .into_iter()
+            .find(|v| v["event"] == "stopped");
+        match stopped {
+            Some(v) => v["stats"].clone(),
+            None => panic!(
+                "{} exited ({status}) without a stopped line: {}",
+                self.name,
+                self.proc.describe()
+            ),
+        }
+    }
+}
+
+impl Drop for HttpPeer {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        // Proc's own Drop then sends SIGTERM (and SIGKILL after 3 s) if still running.
+    }
+}
+
+/// Runs a client command to completion (at most `limit`) and returns its last stdout line
+/// as JSON; panics if it does not exit 0 or prints no JSON.
+pub fn run_json(name: &str, cmd: &mut Command, limit: Duration) -> Value {
+    let mut proc = Proc::spawn(name, cmd);
+    let status = proc
+        .wait_for_exit(limit)
+        .unwrap_or_else(|| panic!("{name} still running after {limit:?}: {}", proc.describe()));
+    let lines = proc.stdout.snapshot();
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_else(|| panic!("{name} printed nothing ({status}): {}", proc.describe()));
+    let value: Value = serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!(
+            "{name}'s last line is not JSON ({e}): {last}\n{}",
+            proc.describe()
+        )
+    });
+    assert!(
+        status.success(),
+        "{name} exited with {status}: {value}\n{}",
+        proc.describe()
+    );
+    value
+}
+
+/// Samples a process's resident set size (`VmRSS` of `/proc/<pid>/status`) every 5 ms on a
+/// thread until [`RssSampler::finish`], which returns the peak in KiB.
+pub struct RssSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    peak: Arc<AtomicU64>,
+    samples: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// `VmRSS` of a process in KiB, if it is still running.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let samples = Arc::new(AtomicU64::new(0));
+        let (s, p, n) = (stop.clone(), peak.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    p.fetch_max(kib, Ordering::Relaxed);
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        RssSampler {
+            stop,
+            peak,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; returns (peak KiB, number of samples).
+    pub fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (
+            self.peak.load(Ordering::Relaxed),
+            self.samples.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
