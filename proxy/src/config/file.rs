@@ -70,7 +70,7 @@ pub struct VirtualHostFile {
     #[serde(default = "star")]
     pub domains: Vec<S<String>>,
     #[serde(default)]
-    pub routes: Vec<RouteFile>,
+    pub routes: Vec<S<RouteFile>>,
 }
 
 fn star() -> Vec<S<String>> {
@@ -81,7 +81,7 @@ fn star() -> Vec<S<String>> {
     )]
 }
 
-/// One entry of `routes:`.
+/// One entry of `routes:`. Exactly one of `route`, `redirect`, `direct_response`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
@@ -92,21 +92,41 @@ pub struct RouteFile {
     #[serde(default)]
     pub route: Option<S<RouteActionFile>>,
     #[serde(default)]
+    pub redirect: Option<S<RedirectFile>>,
+    #[serde(default)]
     pub direct_response: Option<S<DirectResponseFile>>,
     #[serde(default)]
     pub request_headers_to_add: Vec<HeaderValueFile>,
     #[serde(default)]
     pub request_headers_to_remove: Vec<S<String>>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueFile>,
+    #[serde(default)]
+    pub response_headers_to_remove: Vec<S<String>>,
 }
 
-/// `match:`
+/// `match:`. At most one of `path`, `prefix`, `regex`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchFile {
+    /// The path (no query) equals this.
+    #[serde(default)]
+    pub path: Option<S<String>>,
+    /// The path starts with this.
+    #[serde(default)]
+    pub prefix: Option<S<String>>,
+    /// The whole path matches this regex.
+    #[serde(default)]
+    pub regex: Option<S<String>>,
+    /// `path`/`prefix` compare case-sensitively (default true).
+    #[serde(default)]
+    pub case_sensitive: Option<S<bool>>,
     #[serde(default)]
     pub variables: Vec<S<MatcherFile>>,
     #[serde(default)]
     pub headers: Vec<S<MatcherFile>>,
+    #[serde(default)]
+    pub query_parameters: Vec<S<MatcherFile>>,
 }
 
 /// One variable or header condition; exactly one of the match kinds is set.
@@ -140,6 +160,32 @@ pub struct RouteActionFile {
     pub weighted_clusters: Option<Vec<S<WeightedClusterFile>>>,
     #[serde(default)]
     pub timeout: Option<S<String>>,
+    /// Replaces the matched `path`/`prefix` of the forwarded request's path.
+    #[serde(default)]
+    pub prefix_rewrite: Option<S<String>>,
+    /// Replaces the forwarded request's authority (Host / `:authority`).
+    #[serde(default)]
+    pub host_rewrite: Option<S<String>>,
+}
+
+/// `redirect:` (Envoy's `RedirectAction`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectFile {
+    #[serde(default)]
+    pub scheme_redirect: Option<S<String>>,
+    #[serde(default)]
+    pub host_redirect: Option<S<String>>,
+    #[serde(default)]
+    pub port_redirect: Option<S<u32>>,
+    #[serde(default)]
+    pub path_redirect: Option<S<String>>,
+    #[serde(default)]
+    pub prefix_rewrite: Option<S<String>>,
+    #[serde(default)]
+    pub response_code: Option<S<u32>>,
+    #[serde(default)]
+    pub strip_query: bool,
 }
 
 /// One entry of `weighted_clusters:`.
@@ -150,7 +196,7 @@ pub struct WeightedClusterFile {
     pub weight: u32,
 }
 
-/// `direct_response:`: answer with the protocol's error status, never forward.
+/// `direct_response:`: answer locally with this status (in the protocol's numbering).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectResponseFile {
@@ -164,7 +210,7 @@ pub struct DirectResponseFile {
 #[serde(deny_unknown_fields)]
 pub struct HeaderValueFile {
     pub name: S<String>,
-    pub value: String,
+    pub value: S<String>,
 }
 
 /// One entry of `clusters:`.

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use serde_saphyr::{Location, Spanned};
 use strait_codec_framework::{Limits, Registry};
-use strait_router::{
-    MatchKind, Route, RouteAction, RouteMatch, RouteTable, ValueMatcher, VirtualHost,
-};
+use strait_router::{RouteAction, RouteTable};
 use strait_stream::UpstreamOptions;
 use strait_upstream::lb::LbPolicy;
 use strait_upstream::{ClusterOptions, Endpoint, Transport};
@@ -20,6 +18,10 @@ use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DETECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_REQUESTS_PER_CONNECTION,
 };
+
+mod routes;
+
+use routes::{build_route_table, check_listener_routes, route_dump};
 
 /// Builds errors that point into one file.
 struct Ctx<'a> {
@@ -167,6 +169,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                     format!("no route config named {:?}", l.route_config.value),
                 )
             })?;
+        check_listener_routes(&cx, parsed, l, &protocol)?;
         let served = match &protocol {
             ListenerProtocol::Fixed(p) => Some(p.name()),
             ListenerProtocol::Http => Some(HTTP_LISTENER),
@@ -258,8 +261,8 @@ fn build_clusters(
         }
         let transport = match HTTP_CLUSTERS.iter().find(|n| **n == c.protocol.value) {
             Some(name) => Transport::External { name },
-            None => Transport::Framed(registry.get(&c.protocol.value).cloned().ok_or_else(
-                || {
+            None => {
+                Transport::Framed(registry.get(&c.protocol.value).cloned().ok_or_else(|| {
                     cx.err(
                         c.protocol.referenced,
                         format!("{key}.protocol"),
@@ -270,8 +273,8 @@ fn build_clusters(
                             known(registry)
                         ),
                     )
-                },
-            )?),
+                })?)
+            }
         };
         let lb_policy = match &c.lb_policy {
             None => LbPolicy::RoundRobin,
@@ -350,173 +353,6 @@ fn build_clusters(
     Ok(out)
 }
 
-fn build_route_table(
-    cx: &Ctx<'_>,
-    rc: &RouteConfigFile,
-    key: &str,
-    clusters: &HashSet<&str>,
-) -> Result<RouteTable, ConfigError> {
-    let mut hosts = Vec::new();
-    for (i, vh) in rc.virtual_hosts.iter().enumerate() {
-        let vkey = format!("{key}.virtual_hosts[{i}]");
-        let mut routes = Vec::new();
-        for (j, r) in vh.routes.iter().enumerate() {
-            routes.push(build_route(
-                cx,
-                r,
-                &format!("{vkey}.routes[{j}]"),
-                clusters,
-            )?);
-        }
-        let domains = vh.domains.iter().map(|d| d.value.clone()).collect();
-        hosts.push(VirtualHost::new(vh.name.value.clone(), domains, routes));
-    }
-    RouteTable::new(hosts).map_err(|e| {
-        cx.err(
-            rc.name.referenced,
-            format!("{key}.virtual_hosts"),
-            e.to_string(),
-        )
-    })
-}
-
-fn build_route(
-    cx: &Ctx<'_>,
-    r: &RouteFile,
-    key: &str,
-    clusters: &HashSet<&str>,
-) -> Result<Route, ConfigError> {
-    let check_cluster = |name: &Spanned<String>, k: String| {
-        if clusters.contains(name.value.as_str()) {
-            Ok(name.value.clone())
-        } else {
-            Err(cx.err(
-                name.referenced,
-                k,
-                format!("no cluster named {:?}", name.value),
-            ))
-        }
-    };
-    let (action, timeout) = match (&r.route, &r.direct_response) {
-        (Some(a), None) => {
-            let akey = format!("{key}.route");
-            let action = match (&a.value.cluster, &a.value.weighted_clusters) {
-                (Some(c), None) => {
-                    RouteAction::cluster(check_cluster(c, format!("{akey}.cluster"))?)
-                }
-                (None, Some(w)) => {
-                    let mut list = Vec::new();
-                    for (i, wc) in w.iter().enumerate() {
-                        let name = check_cluster(
-                            &wc.value.name,
-                            format!("{akey}.weighted_clusters[{i}].name"),
-                        )?;
-                        list.push((name, wc.value.weight));
-                    }
-                    RouteAction::weighted(list)
-                }
-                _ => {
-                    return Err(cx.err(
-                        a.referenced,
-                        akey,
-                        "set exactly one of cluster, weighted_clusters",
-                    ));
-                }
-            }
-            .map_err(|e| cx.err(a.referenced, format!("{key}.route"), e.to_string()))?;
-            let timeout = match &a.value.timeout {
-                Some(t) => Some(cx.duration(t, format!("{akey}.timeout"))?),
-                None => None,
-            };
-            (action, timeout)
-        }
-        (None, Some(d)) => (
-            RouteAction::direct(d.value.status, d.value.body.clone()),
-            None,
-        ),
-        (Some(a), Some(_)) => {
-            return Err(cx.err(
-                a.referenced,
-                key.to_string(),
-                "set only one of route, direct_response",
-            ));
-        }
-        (None, None) => {
-            return Err(cx.err(
-                Location::UNKNOWN,
-                key.to_string(),
-                "a route needs a route or a direct_response",
-            ));
-        }
-    };
-    let variables = matchers(cx, &r.matcher.variables, &format!("{key}.match.variables"))?;
-    let headers = matchers(cx, &r.matcher.headers, &format!("{key}.match.headers"))?;
-    let mut route = Route::new(RouteMatch::new(variables, headers), action);
-    if let Some(n) = &r.name {
-        route = route.with_name(n.value.clone());
-    }
-    if let Some(t) = timeout {
-        route = route.with_timeout(t);
-    }
-    for h in &r.request_headers_to_add {
-        route = route.with_header_to_add(h.name.value.clone(), h.value.clone());
-    }
-    for h in &r.request_headers_to_remove {
-        route = route.with_header_to_remove(h.value.clone());
-    }
-    Ok(route)
-}
-
-fn matchers(
-    cx: &Ctx<'_>,
-    list: &[Spanned<MatcherFile>],
-    key: &str,
-) -> Result<Vec<ValueMatcher>, ConfigError> {
-    let mut out = Vec::new();
-    for (i, m) in list.iter().enumerate() {
-        let mkey = format!("{key}[{i}]");
-        let v = &m.value;
-        let mut kinds = Vec::new();
-        if let Some(s) = &v.exact {
-            kinds.push(Ok(MatchKind::Exact(s.clone())));
-        }
-        if let Some(s) = &v.prefix {
-            kinds.push(Ok(MatchKind::Prefix(s.clone())));
-        }
-        if let Some(s) = &v.suffix {
-            kinds.push(Ok(MatchKind::Suffix(s.clone())));
-        }
-        if let Some(s) = &v.contains {
-            kinds.push(Ok(MatchKind::Contains(s.clone())));
-        }
-        if let Some(s) = &v.regex {
-            kinds.push(
-                strait_router::AnchoredRegex::new(s)
-                    .map(MatchKind::Regex)
-                    .map_err(|e| cx.err(m.referenced, format!("{mkey}.regex"), e.to_string())),
-            );
-        }
-        if let Some(p) = v.present {
-            kinds.push(Ok(MatchKind::Present(p)));
-        }
-        let kind = match (kinds.len(), kinds.pop()) {
-            (1, Some(kind)) => kind?,
-            _ => {
-                return Err(cx.err(
-                    m.referenced,
-                    mkey,
-                    "set exactly one of exact, prefix, suffix, contains, regex, present",
-                ));
-            }
-        };
-        out.push(
-            ValueMatcher::new(v.name.value.clone(), kind, v.invert)
-                .map_err(|e| cx.err(m.referenced, mkey, e.to_string()))?,
-        );
-    }
-    Ok(out)
-}
-
 fn dump(
     parsed: &FileConfig,
     admin: Option<SocketAddr>,
@@ -563,30 +399,6 @@ fn dump(
             })),
             "endpoints": c.endpoints.iter().map(|e| json!({ "address": e.addr.to_string(), "weight": e.weight })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-    })
-}
-
-fn route_dump(r: &RouteFile) -> serde_json::Value {
-    let m = |list: &[Spanned<MatcherFile>]| {
-        list.iter()
-            .map(|m| {
-                let v = &m.value;
-                json!({ "name": v.name.value, "exact": v.exact, "prefix": v.prefix, "suffix": v.suffix,
-                        "contains": v.contains, "regex": v.regex, "present": v.present, "invert": v.invert })
-            })
-            .collect::<Vec<_>>()
-    };
-    json!({
-        "name": r.name.as_ref().map(|n| n.value.clone()),
-        "match": { "variables": m(&r.matcher.variables), "headers": m(&r.matcher.headers) },
-        "route": r.route.as_ref().map(|a| json!({
-            "cluster": a.value.cluster.as_ref().map(|c| c.value.clone()),
-            "weighted_clusters": a.value.weighted_clusters.as_ref().map(|w| w.iter().map(|wc| json!({ "name": wc.value.name.value, "weight": wc.value.weight })).collect::<Vec<_>>()),
-            "timeout": a.value.timeout.as_ref().map(|t| t.value.clone()),
-        })),
-        "direct_response": r.direct_response.as_ref().map(|d| json!({ "status": d.value.status, "body": d.value.body })),
-        "request_headers_to_add": r.request_headers_to_add.iter().map(|h| json!({ "name": h.name.value, "value": h.value })).collect::<Vec<_>>(),
-        "request_headers_to_remove": r.request_headers_to_remove.iter().map(|h| h.value.clone()).collect::<Vec<_>>(),
     })
 }
 
