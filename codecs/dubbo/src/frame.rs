@@ -39,6 +39,15 @@ pub struct DubboFrame {
     edit: Edit,
 }
 
+/// Why a frame's attachments cannot be edited.
+#[derive(Debug)]
+enum NoAttachments {
+    /// The body was read and has no attachments map.
+    Absent(&'static str),
+    /// The body could not be read.
+    Unreadable(String),
+}
+
 // === impl DubboFrame ===
 
 impl DubboFrame {
@@ -218,23 +227,29 @@ impl DubboFrame {
     }
 
     /// The attachments to edit, or why there are none to edit.
-    fn attachments_mut(&mut self) -> Result<(&[u8], &mut Attachments), String> {
+    fn attachments_mut(&mut self) -> Result<(&[u8], &mut Attachments), NoAttachments> {
         self.meta();
         let DubboFrame { raw, meta, .. } = self;
         let body = raw.get(HEADER_LEN..).unwrap_or_default();
         match meta.get_mut() {
-            Some(Meta::Unreadable(e)) => Err(format!("the metadata is unreadable: {e}")),
-            Some(Meta::Event) => Err("an event carries no attachments".to_string()),
+            Some(Meta::Unreadable(e)) => Err(NoAttachments::Unreadable(format!(
+                "the metadata is unreadable: {e}"
+            ))),
+            Some(Meta::Event) => Err(NoAttachments::Absent("an event carries no attachments")),
             Some(m) => match m.attachments_mut() {
                 Some(a) => Ok((body, a)),
-                None => Err("the response's result flag has no attachments map".to_string()),
+                None => Err(NoAttachments::Absent(
+                    "the response's result flag has no attachments map",
+                )),
             },
             // `meta()` above initialised the cell.
-            None => Err("the metadata was not read".to_string()),
+            None => Err(NoAttachments::Unreadable(
+                "the metadata was not read".into(),
+            )),
         }
     }
 
-    fn note_edit(&mut self, result: Result<(), String>, what: &str, name: &str) {
+    fn note_edit(&mut self, result: Result<(), NoAttachments>, what: &str, name: &str) {
         match result {
             Ok(()) => {
                 if self.edit == Edit::None {
@@ -244,6 +259,10 @@ impl DubboFrame {
             // A refused change is kept even if later ones succeed: the frame must not go
             // out without it.
             Err(why) => {
+                let why = match why {
+                    NoAttachments::Absent(s) => s.to_string(),
+                    NoAttachments::Unreadable(s) => s,
+                };
                 if !matches!(self.edit, Edit::Refused(_)) {
                     self.edit = Edit::Refused(format!("cannot {what} attachment {name:?}: {why}"));
                 }
@@ -298,8 +317,9 @@ impl Frame for DubboFrame {
         self.note_edit(result, "set", name);
     }
 
-    /// Removes an attachment (every entry with that key, string-valued or not). Where the
-    /// attachments cannot be read the removal cannot be guaranteed, so, as for
+    /// Removes an attachment (every entry with that key, string-valued or not). A frame
+    /// whose body was read and has no attachments map has nothing to remove. Where the
+    /// metadata cannot be read the removal cannot be guaranteed, so, as for
     /// [`Frame::set_header`], encode then fails.
     fn remove_header(&mut self, name: &str) -> bool {
         match self.attachments_mut() {
@@ -310,6 +330,7 @@ impl Frame for DubboFrame {
                 }
                 removed
             }
+            Err(NoAttachments::Absent(_)) => false,
             Err(why) => {
                 self.note_edit(Err(why), "remove", name);
                 false
