@@ -581,3 +581,20 @@ fn http_only_keys_are_errors_on_a_framed_listener() {
         .replace(route, "redirect: { path_redirect: /x }");
     check(&auto).unwrap();
 }
+
+#[test]
+fn readme_http_example_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("An HTTP example:")
+        .expect("README has the HTTP example");
+    let yaml = readme[start..]
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block");
+    let config = check(yaml).unwrap_or_else(|e| panic!("README HTTP example: {e}"));
+    let routes = &config.listeners[0].routes.virtual_hosts()[0].routes;
+    assert_eq!(routes.len(), 6);
+    assert_eq!(routes[1].prefix_rewrite.as_deref(), Some("/v1/"));
+}
