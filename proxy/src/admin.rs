@@ -79,15 +79,20 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
     json!({
         "clusters": names.iter().map(|name| {
             let s = state.clusters[*name].snapshot();
+            // HTTP clusters' connections live in the proxy's HTTP pools.
+            let http_open = state.http_pools.get(*name).map(|p| p.open_connections());
             json!({
                 "name": s.name,
                 "in_flight": s.in_flight,
-                "hosts": s.hosts.iter().map(|h| json!({
+                "hosts": s.hosts.iter().enumerate().map(|(i, h)| json!({
                     "address": h.addr.to_string(),
                     "weight": h.weight,
                     "available": h.available,
                     "in_flight": h.in_flight,
-                    "connections": h.connections,
+                    "connections": http_open
+                        .as_ref()
+                        .and_then(|open| open.get(i).copied())
+                        .unwrap_or(h.connections),
                     "requests": h.requests,
                     "failures": h.failures,
                     "connect_failures": h.connect_failures,

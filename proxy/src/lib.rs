@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod config;
 mod forward;
+mod http;
 mod listener;
 mod server;
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use strait_codec_framework::{Detect, Limits, Protocol, Registry};
+use strait_codec_http::{Handler, ServerOptions};
 use strait_stream::downstream::{self, DownstreamOptions};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::forward::{Clusters, Forwarder};
+use crate::http::{HttpForwarder, HttpPools};
 use crate::server::Connections;
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
@@ -21,11 +23,31 @@ pub(crate) struct Listener {
     pub(crate) config: ListenerConfig,
     pub(crate) registry: Arc<Registry>,
     pub(crate) clusters: Arc<Clusters>,
+    pub(crate) http_pools: Arc<HttpPools>,
     pub(crate) connections: Arc<Connections>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
+/// What a listener needs to serve HTTP, built once per listener.
+struct HttpServing {
+    handler: Arc<dyn Handler>,
+    options: Arc<ServerOptions>,
+}
+
+/// What a connection turned out to speak.
+enum Speaks {
+    Framed(Arc<dyn Protocol>),
+    Http,
+}
+
 pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
+    let http = Arc::new(HttpServing {
+        handler: Arc::new(HttpForwarder {
+            routes: listener.config.routes.clone(),
+            pools: listener.http_pools.clone(),
+        }),
+        options: Arc::new(ServerOptions::default()),
+    });
     let listener = Arc::new(listener);
     loop {
         let (stream, peer) = match socket.accept().await {
@@ -39,23 +61,44 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         };
         let _ = stream.set_nodelay(true);
         let listener = listener.clone();
+        let http = http.clone();
         let guard = listener.connections.enter();
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(error) = serve_connection(&listener, stream).await {
+            if let Err(error) = serve_connection(&listener, &http, stream, peer).await {
                 tracing::debug!(%peer, listener = %listener.config.name, %error, "downstream connection closed");
             }
         });
     }
 }
 
-async fn serve_connection(listener: &Listener, mut stream: TcpStream) -> Result<(), String> {
+async fn serve_connection(
+    listener: &Listener,
+    http: &HttpServing,
+    mut stream: TcpStream,
+    peer: std::net::SocketAddr,
+) -> Result<(), String> {
     let mut initial = BytesMut::new();
-    let protocol: Arc<dyn Protocol> = match &listener.config.protocol {
-        ListenerProtocol::Fixed(p) => p.clone(),
-        ListenerProtocol::Http => return Err("HTTP listeners are not served yet".into()),
+    let speaks = match &listener.config.protocol {
+        ListenerProtocol::Fixed(p) => Speaks::Framed(p.clone()),
+        ListenerProtocol::Http => Speaks::Http,
         ListenerProtocol::Auto { timeout } => {
             detect(&listener.registry, &mut stream, &mut initial, *timeout).await?
+        }
+    };
+    let protocol = match speaks {
+        Speaks::Framed(p) => p,
+        Speaks::Http => {
+            return strait_codec_http::serve_connection(
+                stream,
+                initial.freeze(),
+                peer,
+                http.handler.clone(),
+                http.options.clone(),
+                listener.shutdown.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string());
         }
     };
     let handler = Arc::new(Forwarder {
@@ -83,22 +126,30 @@ async fn serve_connection(listener: &Listener, mut stream: TcpStream) -> Result<
     .map_err(|e| e.to_string())
 }
 
-/// Reads until one registered protocol claims the prefix, in registration order.
+/// Reads until HTTP (checked first: its methods and preface are text a binary
+/// protocol's magic never starts with) or one registered protocol, in registration
+/// order, claims the prefix.
 async fn detect(
     registry: &Registry,
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     timeout: Duration,
-) -> Result<Arc<dyn Protocol>, String> {
+) -> Result<Speaks, String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match registry.detect(buf) {
-            Ok(p) => return Ok(p.clone()),
-            Err(Detect::NoMatch) => return Err("no protocol matches the first bytes".into()),
-            Err(_) if buf.len() >= MAX_DETECT_BYTES => {
-                return Err("undecided after the detection limit".into());
-            }
-            Err(_) => {}
+        match strait_codec_http::detect(buf) {
+            Detect::Match => return Ok(Speaks::Http),
+            Detect::NeedMore if !buf.is_empty() && buf.len() < MAX_DETECT_BYTES => {}
+            _ => match registry.detect(buf) {
+                Ok(p) => return Ok(Speaks::Framed(p.clone())),
+                Err(Detect::NoMatch) => {
+                    return Err("no protocol matches the first bytes".into());
+                }
+                Err(_) if buf.len() >= MAX_DETECT_BYTES => {
+                    return Err("undecided after the detection limit".into());
+                }
+                Err(_) => {}
+            },
         }
         buf.reserve(1024);
         match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {

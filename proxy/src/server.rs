@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 use crate::admin;
 use crate::config::Config;
 use crate::forward::Clusters;
+use crate::http::HttpPools;
+use crate::http::pool::{HttpPool, UpstreamVersion};
 use crate::listener::{self, Listener};
 
 /// Why the proxy could not start.
@@ -71,6 +73,7 @@ pub(crate) struct AdminState {
     pub(crate) ready: AtomicBool,
     pub(crate) config: Config,
     pub(crate) clusters: Arc<Clusters>,
+    pub(crate) http_pools: Arc<HttpPools>,
     pub(crate) listeners: Vec<(String, SocketAddr)>,
 }
 
@@ -83,6 +86,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     connections: Arc<Connections>,
     clusters: Arc<Clusters>,
+    http_pools: Arc<HttpPools>,
     drain_timeout: Duration,
 }
 
@@ -127,6 +131,23 @@ impl Server {
         for cluster in clusters.values() {
             cluster.start();
         }
+        let http_pools: Arc<HttpPools> = Arc::new(
+            config
+                .clusters
+                .iter()
+                .filter_map(|c| {
+                    let version = UpstreamVersion::from_name(c.transport.name())?;
+                    let cluster = clusters.get(&c.name)?.clone();
+                    let pool = HttpPool::new(
+                        cluster,
+                        version,
+                        c.connect_timeout,
+                        c.max_connections_per_host,
+                    );
+                    Some((c.name.clone(), Arc::new(pool)))
+                })
+                .collect(),
+        );
         let (shutdown, _) = watch::channel(false);
         let connections = Arc::new(Connections::default());
         let registry = Arc::new(registry);
@@ -141,6 +162,7 @@ impl Server {
                 config: cfg,
                 registry: registry.clone(),
                 clusters: clusters.clone(),
+                http_pools: http_pools.clone(),
                 connections: connections.clone(),
                 shutdown: shutdown.subscribe(),
             };
@@ -155,6 +177,7 @@ impl Server {
                 ready: AtomicBool::new(true),
                 config: config.clone(),
                 clusters: clusters.clone(),
+                http_pools: http_pools.clone(),
                 listeners: listeners.clone(),
             });
             tracing::info!(addr = ?admin_addr, "admin server listening");
@@ -172,6 +195,7 @@ impl Server {
             shutdown,
             connections,
             clusters,
+            http_pools,
             drain_timeout: config.drain_timeout,
         })
     }
@@ -207,6 +231,9 @@ impl Server {
         }
         for cluster in self.clusters.values() {
             cluster.shutdown();
+        }
+        for pool in self.http_pools.values() {
+            pool.close_idle();
         }
         drained
     }

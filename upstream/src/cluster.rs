@@ -242,8 +242,10 @@ impl Cluster {
     /// Picks a host for the next request (overflow past `max_requests`, no healthy
     /// upstream when every host is backing off), for clusters whose connections the
     /// caller manages. Pair it with [`Cluster::begin_request`].
-    pub fn pick(&self) -> Result<&Arc<Host>, ProxyFailure> {
-        self.pick_index().map(|i| &self.hosts[i])
+    /// Returns the host with its index in [`Cluster::hosts`], so a caller can keep
+    /// per-host state in a parallel vector.
+    pub fn pick(&self) -> Result<(usize, &Arc<Host>), ProxyFailure> {
+        self.pick_index().map(|i| (i, &self.hosts[i]))
     }
 
     fn pick_index(&self) -> Result<usize, ProxyFailure> {

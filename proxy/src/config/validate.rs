@@ -276,6 +276,24 @@ fn build_clusters(
                 })?)
             }
         };
+        let transport_name = transport.name();
+        if let Transport::External { name } = &transport {
+            // HTTP pools connect on demand and have no keepalive probe of their own.
+            if c.preconnect {
+                return Err(cx.err(
+                    c.protocol.referenced,
+                    format!("{key}.preconnect"),
+                    format!("not supported for protocol {name}"),
+                ));
+            }
+            if let Some(hb) = &c.heartbeat {
+                return Err(cx.err(
+                    hb.interval.referenced,
+                    format!("{key}.heartbeat"),
+                    format!("not supported for protocol {name}"),
+                ));
+            }
+        }
         let lb_policy = match &c.lb_policy {
             None => LbPolicy::RoundRobin,
             Some(p) => p.value.parse().map_err(|_| {
@@ -338,7 +356,7 @@ fn build_clusters(
             max_connections_per_host: cx.size(
                 &c.max_connections_per_host,
                 format!("{key}.max_connections_per_host"),
-                1,
+                default_connections_per_host(transport_name),
             )?,
             preconnect: c.preconnect,
             max_requests: cx.size(
@@ -414,5 +432,16 @@ fn listener_reaches(served: &str, cluster: &str) -> bool {
         HTTP_CLUSTERS.contains(&cluster)
     } else {
         served == cluster
+    }
+}
+
+/// `max_connections_per_host` when unset: one multiplexed connection carries a framed
+/// protocol's load; HTTP/1.1 needs a connection per concurrent request (the value caps
+/// them); HTTP/2 opens more connections only when the server's stream limit is reached.
+fn default_connections_per_host(transport: &str) -> usize {
+    match transport {
+        "http1" => 1024,
+        "http2" => 4,
+        _ => 1,
     }
 }

@@ -1,0 +1,417 @@
+//! Upstream connection pools of `http1` and `http2` clusters.
+//!
+//! The cluster ([`strait_upstream::Cluster`]) picks the host, keeps its health (connect
+//! backoff) and counts its requests, exactly as for framed protocols; this module only
+//! owns the connections:
+//!
+//! - `http1`: one exchange per connection at a time. Idle keep-alive connections wait
+//!   in a per-host stack; a connection goes back on it when its response body has been
+//!   read to the end (the body tells us, see [`strait_codec_http::BodyObserver`]), and
+//!   is dropped when the body was aborted. `max_connections_per_host` caps open
+//!   connections; past it a request fails with overflow instead of queueing.
+//! - `http2`: streams over a few shared connections. A request takes a connection with
+//!   stream capacity left under the server's `SETTINGS_MAX_CONCURRENT_STREAMS`, opens
+//!   another one while under `max_connections_per_host`, and otherwise queues on the
+//!   least busy connection (the HTTP/2 client waits for a stream slot).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http::{Request, Response, Version};
+use parking_lot::Mutex;
+use strait_codec_framework::ProxyFailure;
+use strait_codec_http::{
+    Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
+};
+use strait_upstream::{Cluster, Host, RequestGuard};
+use tokio::net::TcpStream;
+
+/// Which HTTP version a cluster speaks to its hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamVersion {
+    /// HTTP/1.1 keep-alive.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c, or h2 once TLS exists).
+    Http2,
+}
+
+impl UpstreamVersion {
+    /// The version to prepare requests for.
+    pub(crate) fn http(self) -> Version {
+        match self {
+            UpstreamVersion::Http1 => Version::HTTP_11,
+            UpstreamVersion::Http2 => Version::HTTP_2,
+        }
+    }
+
+    /// From a cluster's configured protocol name.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "http1" => Some(UpstreamVersion::Http1),
+            "http2" => Some(UpstreamVersion::Http2),
+            _ => None,
+        }
+    }
+}
+
+/// The connections of one HTTP cluster, one [`HostPool`] per host of the cluster (same
+/// order as [`Cluster::hosts`]).
+pub(crate) struct HttpPool {
+    cluster: Arc<Cluster>,
+    version: UpstreamVersion,
+    connect_timeout: Duration,
+    max_connections: usize,
+    client: ClientOptions,
+    hosts: Vec<Arc<HostPool>>,
+}
+
+/// A response head from an upstream, with the request still counted in flight.
+pub(crate) struct Exchange {
+    pub(crate) response: Response<Body>,
+    pub(crate) guard: RequestGuard,
+}
+
+/// Why no response came back.
+pub(crate) struct SendFailure {
+    pub(crate) failure: ProxyFailure,
+    pub(crate) detail: String,
+}
+
+impl HttpPool {
+    pub(crate) fn new(
+        cluster: Arc<Cluster>,
+        version: UpstreamVersion,
+        connect_timeout: Duration,
+        max_connections: usize,
+    ) -> Self {
+        let hosts = cluster
+            .hosts()
+            .iter()
+            .map(|h| {
+                Arc::new_cyclic(|me| HostPool {
+                    me: me.clone(),
+                    addr: h.addr(),
+                    idle: Mutex::new(Vec::new()),
+                    open_h1: AtomicUsize::new(0),
+                    h2: Mutex::new(Vec::new()),
+                    h2_connecting: tokio::sync::Mutex::new(()),
+                })
+            })
+            .collect();
+        HttpPool {
+            cluster,
+            version,
+            connect_timeout,
+            max_connections: max_connections.max(1),
+            client: ClientOptions::default(),
+            hosts,
+        }
+    }
+
+    /// The version requests must be prepared for.
+    pub(crate) fn version(&self) -> UpstreamVersion {
+        self.version
+    }
+
+    /// Sends `request` to a host the cluster picks and waits for the response head. A
+    /// request that certainly never left (connect failure, a connection that closed
+    /// under it) is tried on another connection or host, up to once per host plus one.
+    pub(crate) async fn send(&self, request: Request<Body>) -> Result<Exchange, SendFailure> {
+        let mut request = request;
+        let mut last = SendFailure {
+            failure: ProxyFailure::NoHealthyUpstream,
+            detail: String::new(),
+        };
+        for _ in 0..=self.hosts.len() {
+            let (index, host) = self.cluster.pick().map_err(|failure| SendFailure {
+                failure,
+                detail: String::new(),
+            })?;
+            let mut guard = self.cluster.begin_request(host);
+            let pool = &self.hosts[index];
+            let result = match self.version {
+                UpstreamVersion::Http1 => pool.send_h1(self, host, request).await,
+                UpstreamVersion::Http2 => pool.send_h2(self, host, request).await,
+            };
+            match result {
+                Ok(response) => return Ok(Exchange { response, guard }),
+                Err(Attempt::Connect(back, detail)) => {
+                    // A host we hold live connections to is up: a refused extra
+                    // connection (a full accept backlog, say) fails this attempt but
+                    // does not make the whole host back off.
+                    if pool.is_empty() {
+                        guard.host().connect_failed();
+                    }
+                    guard.fail();
+                    request = back;
+                    last = SendFailure {
+                        failure: ProxyFailure::ConnectFailure,
+                        detail,
+                    };
+                }
+                Err(Attempt::Overflow(back)) => {
+                    request = back;
+                    last = SendFailure {
+                        failure: ProxyFailure::Overflow,
+                        detail: "too many upstream connections".into(),
+                    };
+                    // Another host may have room.
+                }
+                Err(Attempt::Failed(mut error)) => {
+                    if let Some(back) = error.take_request() {
+                        request = back;
+                        last = SendFailure {
+                            failure: error.failure(),
+                            detail: error.to_string(),
+                        };
+                        continue;
+                    }
+                    guard.fail();
+                    return Err(SendFailure {
+                        failure: error.failure(),
+                        detail: error.to_string(),
+                    });
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, String> {
+        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            Ok(Err(error)) => Err(format!("connect to {addr}: {error}")),
+            Err(_) => Err(format!("connect to {addr}: timed out")),
+        }
+    }
+
+    /// Open connections per host, for the admin view.
+    pub(crate) fn open_connections(&self) -> Vec<usize> {
+        self.hosts
+            .iter()
+            .map(|h| match self.version {
+                UpstreamVersion::Http1 => h.open_h1.load(Ordering::Relaxed),
+                UpstreamVersion::Http2 => h.h2.lock().iter().filter(|c| !c.is_closed()).count(),
+            })
+            .collect()
+    }
+
+    /// Drops every idle connection (shutdown).
+    pub(crate) fn close_idle(&self) {
+        for host in &self.hosts {
+            host.idle.lock().clear();
+            host.h2.lock().clear();
+        }
+    }
+}
+
+/// How one attempt failed.
+enum Attempt {
+    /// No connection could be made; the request comes back untouched.
+    Connect(Request<Body>, String),
+    /// The host is at its connection cap; the request comes back untouched.
+    Overflow(Request<Body>),
+    /// The exchange failed (the request may come back if it was not sent).
+    Failed(ClientError),
+}
+
+/// The connections to one host.
+struct HostPool {
+    me: Weak<HostPool>,
+    addr: SocketAddr,
+    /// Idle HTTP/1.1 connections, most recently used last (reused first: warm).
+    idle: Mutex<Vec<Arc<H1Slot>>>,
+    /// Open HTTP/1.1 connections, idle or busy.
+    open_h1: AtomicUsize,
+    h2: Mutex<Vec<Http2Connection>>,
+    /// Serialises opening HTTP/2 connections, so a burst opens one, not many.
+    h2_connecting: tokio::sync::Mutex<()>,
+}
+
+/// One HTTP/1.1 connection and its place in the pool. It is the connection's body
+/// observer: when a response body ends, the slot puts itself back on the idle stack.
+struct H1Slot {
+    me: Weak<H1Slot>,
+    pool: Weak<HostPool>,
+    conn: Mutex<Option<Http1Connection>>,
+}
+
+impl BodyObserver for H1Slot {
+    fn body_finished(&self, end: BodyEnd) {
+        let Some(pool) = self.pool.upgrade() else {
+            return;
+        };
+        let reusable =
+            end == BodyEnd::Complete && self.conn.lock().as_ref().is_some_and(|c| !c.is_closed());
+        match (reusable, self.me.upgrade()) {
+            (true, Some(me)) => pool.idle.lock().push(me),
+            _ => pool.retire(self),
+        }
+    }
+}
+
+impl HostPool {
+    /// Whether no connection to the host is open.
+    fn is_empty(&self) -> bool {
+        self.open_h1.load(Ordering::Relaxed) == 0 && self.h2.lock().iter().all(|c| c.is_closed())
+    }
+
+    /// Forgets a connection that will not be reused.
+    fn retire(&self, slot: &H1Slot) {
+        if slot.conn.lock().take().is_some() {
+            self.open_h1.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An idle connection that can take a request now, if any.
+    fn checkout_h1(&self) -> Option<(Arc<H1Slot>, Http1Connection)> {
+        loop {
+            let slot = self.idle.lock().pop()?;
+            let conn = slot.conn.lock().take();
+            match conn {
+                Some(conn) if !conn.is_closed() => return Some((slot, conn)),
+                Some(_) => {
+                    self.open_h1.fetch_sub(1, Ordering::Relaxed);
+                }
+                None => {}
+            }
+        }
+    }
+
+    async fn send_h1(
+        &self,
+        pool: &HttpPool,
+        host: &Host,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, Attempt> {
+        let (slot, mut conn) = match self.checkout_h1() {
+            Some(found) => found,
+            None => {
+                if self.open_h1.fetch_add(1, Ordering::Relaxed) >= pool.max_connections {
+                    self.open_h1.fetch_sub(1, Ordering::Relaxed);
+                    return Err(Attempt::Overflow(request));
+                }
+                match self.open_h1(pool, host).await {
+                    Ok(found) => found,
+                    Err(detail) => {
+                        self.open_h1.fetch_sub(1, Ordering::Relaxed);
+                        return Err(Attempt::Connect(request, detail));
+                    }
+                }
+            }
+        };
+        // Counted in open_h1 until the slot retires it (an aborted body), or until
+        // `counted` uncounts it: the exchange failed, or was abandoned (a timeout
+        // drops this future, and the connection with it).
+        let counted = Counted {
+            open: &self.open_h1,
+            armed: true,
+        };
+        match conn.send(request).await {
+            Ok(response) => {
+                counted.keep();
+                // Back in its slot before anyone can read the body, so the observer
+                // finds it there when the body ends.
+                *slot.conn.lock() = Some(conn);
+                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    self.retire(&slot);
+                }
+                Ok(response)
+            }
+            Err(error) => Err(Attempt::Failed(error)),
+        }
+    }
+
+    async fn open_h1(
+        &self,
+        pool: &HttpPool,
+        host: &Host,
+    ) -> Result<(Arc<H1Slot>, Http1Connection), String> {
+        let stream = pool.connect(self.addr).await?;
+        let conn = Http1Connection::handshake(stream, &pool.client)
+            .await
+            .map_err(|e| e.to_string())?;
+        host.connect_succeeded();
+        let slot = Arc::new_cyclic(|me| H1Slot {
+            me: me.clone(),
+            pool: self.me.clone(),
+            conn: Mutex::new(None),
+        });
+        conn.set_observer(slot.clone());
+        Ok((slot, conn))
+    }
+
+    /// A connection with a free stream, or the least busy one when every connection
+    /// is full and no more may be opened. `None` when a new connection is needed.
+    fn pick_h2(&self, max_connections: usize) -> Option<Http2Connection> {
+        let mut conns = self.h2.lock();
+        conns.retain(|c| !c.is_closed());
+        if let Some(c) = conns.iter().find(|c| c.has_capacity()) {
+            return Some(c.clone());
+        }
+        if conns.len() < max_connections {
+            return None;
+        }
+        conns.iter().min_by_key(|c| c.active_streams()).cloned()
+    }
+
+    async fn send_h2(
+        &self,
+        pool: &HttpPool,
+        host: &Host,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, Attempt> {
+        let conn = match self.pick_h2(pool.max_connections) {
+            Some(conn) => conn,
+            None => {
+                let _connecting = self.h2_connecting.lock().await;
+                // Someone may have connected while we waited.
+                match self.pick_h2(pool.max_connections) {
+                    Some(conn) => conn,
+                    None => match self.open_h2(pool, host).await {
+                        Ok(conn) => conn,
+                        Err(detail) => return Err(Attempt::Connect(request, detail)),
+                    },
+                }
+            }
+        };
+        conn.send(request).await.map_err(Attempt::Failed)
+    }
+
+    async fn open_h2(&self, pool: &HttpPool, host: &Host) -> Result<Http2Connection, String> {
+        let stream = pool.connect(self.addr).await?;
+        let conn = Http2Connection::handshake(stream, &pool.client)
+            .await
+            .map_err(|e| e.to_string())?;
+        host.connect_succeeded();
+        self.h2.lock().push(conn.clone());
+        Ok(conn)
+    }
+}
+
+/// Uncounts an open HTTP/1.1 connection when dropped armed: the exchange on it failed
+/// or was abandoned, so the connection is gone.
+struct Counted<'a> {
+    open: &'a AtomicUsize,
+    armed: bool,
+}
+
+impl Counted<'_> {
+    /// The connection survived the exchange: keep counting it.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
