@@ -9,7 +9,7 @@
 //! `http_peers_work_directly` runs the same peers against each other without Strait, so a
 //! failure through Strait is Strait's.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -432,6 +432,95 @@ fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (String, bool) {
     (String::from_utf8_lossy(&got).into_owned(), closed)
 }
 
+/// One HTTP/1.1 response read off a kept-alive connection.
+struct H1Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl H1Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Reads one response (status line, headers, then a Content-Length or chunked body, none
+/// for HEAD, 1xx, 204 and 304).
+fn read_h1_response(r: &mut impl BufRead, head: bool) -> H1Response {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header line");
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h
+            .split_once(':')
+            .unwrap_or_else(|| panic!("bad header {h:?}"));
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let mut resp = H1Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head || status < 200 || status == 204 || status == 304 {
+        return resp;
+    }
+    if resp
+        .header("transfer-encoding")
+        .map(|v| v.eq_ignore_ascii_case("chunked"))
+        == Some(true)
+    {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).expect("chunk size");
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
+            if n == 0 {
+                loop {
+                    let mut t = String::new();
+                    r.read_line(&mut t).expect("trailer");
+                    if t.trim_end().is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).expect("chunk");
+            resp.body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = resp.header("content-length") {
+        let mut body = vec![0; len.parse().expect("content-length")];
+        r.read_exact(&mut body).expect("body");
+        resp.body = body;
+    }
+    resp
+}
+
 /// An upstream that accepts connections, reads the request head and closes without
 /// answering (for the 502 case). Stops when dropped.
 struct ClosingUpstream {
@@ -626,6 +715,7 @@ fn http_peers_work_directly() {
         "{ws}"
     );
 
+    assert_eq!(h1_keepalive_exchange(addr)["name"], "direct");
     let neg = h2neg(
         addr,
         &["ok", "window_overflow_connection", "window_overflow_stream"],
@@ -644,9 +734,9 @@ fn http_peers_work_directly() {
     assert_eq!(neg[2].1["followup_status"], "200", "{}", neg[2].1);
 
     let stats = b.stop();
-    // 3 curl + 3 nghttp + 200 h2load + 50 httpx + 1 (ok) + 1 (follow-up) echoes, plus the
-    // POST /upload of window_overflow_stream that was reset before its body
-    assert_eq!(stats["by_endpoint"]["echo"], 258, "{stats}");
+    // 3 curl + 3 nghttp + 200 h2load + 50 httpx + 4 keep-alive + 1 (ok) + 1 (follow-up)
+    // echoes, plus the POST /upload of window_overflow_stream that was reset before its body
+    assert_eq!(stats["by_endpoint"]["echo"], 262, "{stats}");
     assert_eq!(stats["websockets"], 1, "{stats}");
 
     let py = HttpPeer::grpc_py("py-direct");
@@ -890,6 +980,87 @@ fn http_auto_listener_serves_h1_and_h2c() {
         assert_proxied_echo(&r.json(), "auto");
     }
     assert_eq!(b.stop()["requests"], 3);
+}
+
+/// HTTP/1.1 on one kept-alive connection to `addr`: three pipelined requests (GET, HEAD of a
+/// 100 MB download, GET) answered in order, the HEAD with the download's Content-Length and
+/// no body; then a chunked request body, and a request with `Expect: 100-continue` whose body
+/// is sent only after the interim 100. Returns the last echo.
+fn h1_keepalive_exchange(addr: SocketAddr) -> Value {
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    conn.write_all(
+        b"GET /p1 HTTP/1.1\r\nHost: pipe\r\n\r\n\
+          HEAD /download?bytes=100000000 HTTP/1.1\r\nHost: pipe\r\n\r\n\
+          GET /p3?x=3 HTTP/1.1\r\nHost: pipe\r\n\r\n",
+    )
+    .unwrap();
+    let first = read_h1_response(&mut r, false);
+    assert_eq!(
+        (first.status, first.json()["path"].clone()),
+        (200, "/p1".into())
+    );
+    let head = read_h1_response(&mut r, true);
+    assert_eq!(head.status, 200, "{:?}", head.headers);
+    assert_eq!(
+        head.header("content-length"),
+        Some("100000000"),
+        "{:?}",
+        head.headers
+    );
+    let third = read_h1_response(&mut r, false);
+    assert_eq!(
+        (third.status, third.json()["path"].clone()),
+        (200, "/p3".into()),
+        "in order, and no HEAD body in between"
+    );
+
+    conn.write_all(
+        b"POST /chunked HTTP/1.1\r\nHost: pipe\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    let doc = read_h1_response(&mut r, false).json();
+    assert_eq!(
+        (doc["body"].clone(), doc["body_bytes"].clone()),
+        ("hello, world".into(), 12.into()),
+        "{doc}"
+    );
+
+    conn.write_all(
+        b"POST /expect HTTP/1.1\r\nHost: pipe\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let interim = read_h1_response(&mut r, false);
+    assert_eq!(
+        interim.status, 100,
+        "the body waits for 100 Continue: {:?}",
+        interim.headers
+    );
+    conn.write_all(b"continued").unwrap();
+    let last = read_h1_response(&mut r, false);
+    let doc = last.json();
+    assert_eq!(
+        (last.status, doc["body"].clone()),
+        (200, "continued".into()),
+        "{doc}"
+    );
+    doc
+}
+
+/// [`h1_keepalive_exchange`] through Strait (`http1` cluster): each of the 5 requests reaches
+/// the backend exactly once.
+#[test]
+fn http1_pipelining_head_chunked_and_expect_continue() {
+    http_peers_dir();
+    let mut b = HttpPeer::backend("keepalive");
+    let strait = single_backend_strait("http-pipeline", "http", "http1", &b.addr());
+    let last = h1_keepalive_exchange(strait.listen);
+    assert_proxied_echo(&last, "keepalive");
+    let stats = b.stop();
+    assert_eq!(stats["requests"], 5, "{stats}");
 }
 
 /// Routing by virtual host (exact, `*.suffix`, `*`; Host and :authority), path (exact),
