@@ -361,12 +361,7 @@ impl Http2Connection {
             .map_err(ClientError::Handshake)?;
         let task_shared = shared.clone();
         tokio::spawn(async move {
-            let result = TrackSettings {
-                conn,
-                shared: task_shared.clone(),
-            }
-            .await;
-            if let Err(error) = result {
+            if let Err(error) = conn.await {
                 tracing::debug!(%error, "upstream HTTP/2 connection failed");
             }
             task_shared.closed.store(true, Ordering::Release);
@@ -425,38 +420,29 @@ impl Http2Connection {
     }
 }
 
-/// Drives the client connection, noting the server's stream limit after every poll.
-struct TrackSettings<T>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    conn: http2::Connection<T, Body, TokioExecutor>,
-    shared: Arc<H2Shared>,
-}
-
-impl<T> std::future::Future for TrackSettings<T>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    type Output = hyper::Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let result = Pin::new(&mut self.conn).poll(cx);
-        let max = self.conn.current_max_send_streams();
-        self.shared.max_streams.store(max, Ordering::Release);
-        result
-    }
-}
-
-/// Watches the frames an HTTP/2 server sends for GOAWAY, by walking frame headers
-/// (9 bytes each) as the bytes go by; payloads are skipped, nothing is copied.
+/// Watches the frames an HTTP/2 server sends, by walking frame headers (9 bytes each)
+/// as the bytes go by: GOAWAY marks the connection as going away, and the
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` entries of SETTINGS frames are recorded. Other
+/// payloads are skipped; nothing is copied or buffered.
+///
+/// (hyper applies the server's settings inside the connection task and exposes the
+/// stream limit only on the connection future, which that task owns.)
 struct GoAwayWatch<T> {
     inner: T,
     shared: Arc<H2Shared>,
     header: [u8; 9],
     header_len: usize,
+    /// Payload bytes of the current frame still to go by.
     skip: usize,
+    /// Whether the current payload is SETTINGS entries.
+    in_settings: bool,
+    entry: [u8; 6],
+    entry_len: usize,
 }
+
+const FRAME_SETTINGS: u8 = 0x4;
+const FRAME_GOAWAY: u8 = 0x7;
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
 impl<T> GoAwayWatch<T> {
     fn new(inner: T, shared: Arc<H2Shared>) -> Self {
@@ -466,6 +452,9 @@ impl<T> GoAwayWatch<T> {
             header: [0; 9],
             header_len: 0,
             skip: 0,
+            in_settings: false,
+            entry: [0; 6],
+            entry_len: 0,
         }
     }
 
@@ -473,6 +462,9 @@ impl<T> GoAwayWatch<T> {
         while !bytes.is_empty() {
             if self.skip > 0 {
                 let n = self.skip.min(bytes.len());
+                if self.in_settings {
+                    self.settings_entries(&bytes[..n]);
+                }
                 self.skip -= n;
                 bytes = &bytes[n..];
                 continue;
@@ -484,10 +476,33 @@ impl<T> GoAwayWatch<T> {
             if self.header_len == 9 {
                 let h = &self.header;
                 self.skip = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
-                if h[3] == 0x7 {
+                let stream_zero = h[5..9].iter().all(|&b| b & 0x7f == 0);
+                // A SETTINGS frame that is not an ACK.
+                self.in_settings = h[3] == FRAME_SETTINGS && h[4] & 0x1 == 0 && stream_zero;
+                self.entry_len = 0;
+                if h[3] == FRAME_GOAWAY {
                     self.shared.go_away.store(true, Ordering::Release);
                 }
                 self.header_len = 0;
+            }
+        }
+    }
+
+    fn settings_entries(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = (6 - self.entry_len).min(bytes.len());
+            self.entry[self.entry_len..self.entry_len + n].copy_from_slice(&bytes[..n]);
+            self.entry_len += n;
+            bytes = &bytes[n..];
+            if self.entry_len == 6 {
+                let e = &self.entry;
+                let id = u16::from_be_bytes([e[0], e[1]]);
+                let value = u32::from_be_bytes([e[2], e[3], e[4], e[5]]);
+                if id == SETTINGS_MAX_CONCURRENT_STREAMS {
+                    let value = usize::try_from(value).unwrap_or(usize::MAX);
+                    self.shared.max_streams.store(value, Ordering::Release);
+                }
+                self.entry_len = 0;
             }
         }
     }
@@ -569,6 +584,28 @@ mod tests {
         assert!(!s.go_away.load(Ordering::Acquire));
         watch.scan(&bytes[30..]);
         assert!(s.go_away.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn max_concurrent_streams_read_from_settings_split_anywhere() {
+        // SETTINGS: INITIAL_WINDOW_SIZE 65535, MAX_CONCURRENT_STREAMS 7; then an ACK.
+        let mut bytes = vec![0, 0, 12, 4, 0, 0, 0, 0, 0];
+        bytes.extend_from_slice(&[0, 4, 0, 0, 0xff, 0xff, 0, 3, 0, 0, 0, 7]);
+        bytes.extend_from_slice(&[0, 0, 0, 4, 1, 0, 0, 0, 0]);
+        for split in 1..bytes.len() {
+            let s = shared();
+            let mut watch = GoAwayWatch::new((), s.clone());
+            watch.scan(&bytes[..split]);
+            watch.scan(&bytes[split..]);
+            assert_eq!(s.max_streams.load(Ordering::Acquire), 7, "split at {split}");
+        }
+        // A later SETTINGS lowers it.
+        let s = shared();
+        let mut watch = GoAwayWatch::new((), s.clone());
+        watch.scan(&bytes);
+        watch.scan(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 1]);
+        assert_eq!(s.max_streams.load(Ordering::Acquire), 1);
+        assert!(!s.go_away.load(Ordering::Acquire));
     }
 
     #[test]

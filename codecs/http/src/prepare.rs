@@ -174,12 +174,11 @@ fn to_origin_form(parts: &mut request::Parts) {
     if parts.uri.authority().is_none() {
         return;
     }
-    if !parts.headers.contains_key(HOST) {
-        if let Some(authority) = parts.uri.authority() {
-            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(HOST, value);
-            }
-        }
+    if !parts.headers.contains_key(HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(HOST, value);
     }
     if parts.method == http::Method::CONNECT {
         // CONNECT keeps its authority-form target.

@@ -171,8 +171,9 @@ where
     let mut builder = http1::Builder::new();
     builder
         .max_buf_size(options.max_header_bytes.max(8192))
-        .max_headers(options.max_headers)
-        .pipeline_flush(true);
+        .max_headers(options.max_headers);
+    // Not `pipeline_flush`: hyper then skips flushing while unparsed bytes are
+    // buffered, so the automatic 400 for a malformed request is never sent.
     if let Some(limit) = options.header_read_timeout {
         builder.timer(TokioTimer::new()).header_read_timeout(limit);
     }
@@ -286,17 +287,17 @@ impl hyper::service::Service<Request<Incoming>> for H1Service {
     type Future = ServiceFuture;
 
     fn call(&self, mut request: Request<Incoming>) -> ServiceFuture {
-        if let Some(slot) = &self.h2c {
-            if h2c::wants_h2c(&request) {
-                let on_upgrade = hyper::upgrade::on(&mut request);
-                let (parts, _) = request.into_parts();
-                let stream1 = h2c::stream1_frames(parts, self.ctx.scheme());
-                *slot.lock() = Some(H2cPending {
-                    on_upgrade,
-                    stream1,
-                });
-                return ServiceFuture::Ready(Some(h2c::switching_protocols()));
-            }
+        if let Some(slot) = &self.h2c
+            && h2c::wants_h2c(&request)
+        {
+            let on_upgrade = hyper::upgrade::on(&mut request);
+            let (parts, _) = request.into_parts();
+            let stream1 = h2c::stream1_frames(parts, self.ctx.scheme());
+            *slot.lock() = Some(H2cPending {
+                on_upgrade,
+                stream1,
+            });
+            return ServiceFuture::Ready(Some(h2c::switching_protocols()));
         }
         let ctx = if request.version() == self.ctx.version() {
             self.ctx.clone()

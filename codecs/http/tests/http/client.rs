@@ -1,0 +1,202 @@
+//! Upstream client connections against `serve_connection` servers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::BodyExt;
+use parking_lot::Mutex;
+use strait_codec_http::{
+    Body, BodyEnd, BodyObserver, ClientOptions, Http1Connection, Http2Connection, ServerOptions,
+};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+#[derive(Default)]
+struct Ends(Mutex<Vec<BodyEnd>>);
+
+impl BodyObserver for Ends {
+    fn body_finished(&self, end: BodyEnd) {
+        self.0.lock().push(end);
+    }
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri)
+        .header("host", "a")
+        .body(Body::Empty)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http1_connection_is_reused_after_the_body_is_finished() {
+    let server = server().await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    let ends = Arc::new(Ends::default());
+    conn.set_observer(ends.clone());
+    assert!(conn.is_ready());
+
+    let response = conn.send(get("/info?n=1")).await.unwrap();
+    let peer1 = response.headers()["x-peer"].clone();
+    // Busy until the body is finished.
+    assert!(!conn.is_ready());
+    assert!(ends.0.lock().is_empty());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"GET /info?n=1 HTTP/1.1 HTTP/1.1");
+    assert_eq!(*ends.0.lock(), [BodyEnd::Complete]);
+    assert!(conn.is_ready());
+
+    // A streamed request body and a chunked response on the same connection.
+    let request = Request::post("/echo")
+        .header("host", "a")
+        .body(Body::boxed(Chunks::new(vec![
+            Bytes::from_static(b"one "),
+            Bytes::from_static(b"two"),
+        ])))
+        .unwrap();
+    let response = conn.send(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"one two");
+    assert_eq!(*ends.0.lock(), [BodyEnd::Complete, BodyEnd::Complete]);
+
+    // Still the same connection: the server saw the same peer.
+    let response = conn.send(get("/info?n=3")).await.unwrap();
+    assert_eq!(response.headers()["x-peer"], peer1);
+    response.into_body().collect().await.unwrap();
+    assert_eq!(server.observed.requests.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn http1_body_dropped_early_is_aborted_and_not_reused() {
+    let server = server().await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    let ends = Arc::new(Ends::default());
+    conn.set_observer(ends.clone());
+    let response = conn.send(get("/big")).await.unwrap();
+    drop(response);
+    assert_eq!(*ends.0.lock(), [BodyEnd::Aborted]);
+    assert!(conn.is_closed());
+    let mut error = conn.send(get("/info")).await.unwrap_err();
+    assert!(error.was_not_sent());
+    assert_eq!(
+        error.failure(),
+        strait_codec_framework::ProxyFailure::ConnectFailure
+    );
+    let request = error.take_request().expect("the request comes back");
+    assert_eq!(request.uri(), "/info");
+}
+
+#[tokio::test]
+async fn http1_upgrade_consumes_the_connection() {
+    let server = server().await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    let ends = Arc::new(Ends::default());
+    conn.set_observer(ends.clone());
+    let request = Request::get("/upgrade")
+        .header("host", "a")
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(Body::Empty)
+        .unwrap();
+    let mut response = conn.send(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(*ends.0.lock(), [BodyEnd::Aborted]);
+    assert!(conn.is_closed());
+    let upgraded = hyper::upgrade::on(&mut response).await.unwrap();
+    let mut io = hyper_util::rt::TokioIo::new(upgraded);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    io.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    io.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+}
+
+#[tokio::test]
+async fn http2_concurrent_sends_and_stream_limit() {
+    let server = server_with(ServerOptions {
+        h2_max_concurrent_streams: 2,
+        ..Default::default()
+    })
+    .await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let conn = Http2Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    // The first exchange makes sure the server's SETTINGS have been read.
+    let response = conn.send(get("http://a/info")).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"GET http://a/info HTTP/2.0 HTTP/2.0");
+    assert_eq!(conn.max_concurrent_streams(), 2);
+    assert_eq!(conn.active_streams(), 0);
+    assert!(conn.has_capacity());
+
+    // Two slow requests fill the limit.
+    let a = tokio::spawn({
+        let conn = conn.clone();
+        async move { conn.send(get("http://a/slow")).await }
+    });
+    let b = tokio::spawn({
+        let conn = conn.clone();
+        async move { conn.send(get("http://a/slow")).await }
+    });
+    let observed = server.observed.clone();
+    eventually(|| observed.waiting.load(Ordering::SeqCst) == 2).await;
+    assert_eq!(conn.active_streams(), 2);
+    assert!(!conn.has_capacity());
+
+    // Many concurrent sends complete once the slow ones are released.
+    let mut fast = Vec::new();
+    for i in 0..8 {
+        let conn = conn.clone();
+        fast.push(tokio::spawn(async move {
+            let response = conn
+                .send(get(&format!("http://a/info?n={i}")))
+                .await
+                .unwrap();
+            response.into_body().collect().await.unwrap().to_bytes()
+        }));
+    }
+    server.observed.gate.notify_one();
+    server.observed.gate.notify_one();
+    for task in [a, b] {
+        let response = task.await.unwrap().unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"slow");
+    }
+    for (i, task) in fast.into_iter().enumerate() {
+        let body = task.await.unwrap();
+        assert_eq!(
+            body,
+            format!("GET http://a/info?n={i} HTTP/2.0 HTTP/2.0").as_bytes()
+        );
+    }
+    assert_eq!(conn.active_streams(), 0);
+}
+
+#[tokio::test]
+async fn http2_goaway_makes_the_connection_unusable() {
+    let server = server().await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let conn = Http2Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    let response = conn.send(get("http://a/info")).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    assert!(!conn.is_closed());
+    server.shutdown.send(true).unwrap();
+    eventually(|| conn.is_closed()).await;
+    let mut error = conn.send(get("http://a/info")).await.unwrap_err();
+    assert!(error.was_not_sent());
+    assert!(error.take_request().is_some());
+}
