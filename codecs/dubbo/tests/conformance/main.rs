@@ -2,7 +2,10 @@
 //! detection A3/A7, proxy-facing behaviour (P3, heartbeats, error answers), attachment
 //! editing, hessian2 edge cases and a robustness sweep.
 
+mod attachments;
 mod cases;
 mod cases_body;
 mod fixtures;
+mod hessian;
+mod proxy;
 mod support;
