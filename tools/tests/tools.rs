@@ -46,7 +46,7 @@ fn start_echo(name: &str) -> (Guard, String) {
 fn echo_call_and_load() {
     let (_echo, addr) = start_echo("e1");
 
-    for proto in ["v1", "v2", "v2crc"] {
+    for (proto, ok) in [("v1", 0), ("v2", 0), ("v2crc", 0), ("dubbo", 20)] {
         let out = Command::new(env!("CARGO_BIN_EXE_strait-call"))
             .args([&addr, "--proto", proto, "--body", &format!("hi {proto}")])
             .args([
@@ -63,7 +63,7 @@ fn echo_call_and_load() {
         assert!(out.status.success(), "{proto}: {out:?}");
         assert_eq!(
             stdout.trim(),
-            format!("status=0 served-by=e1 body=hi {proto}")
+            format!("status={ok} served-by=e1 body=hi {proto}")
         );
     }
 
@@ -77,7 +77,11 @@ fn echo_call_and_load() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 
-    for (proto, extra) in [("v1", &[][..]), ("v2crc", &["--rate", "4000"][..])] {
+    for (proto, extra) in [
+        ("v1", &[][..]),
+        ("v2crc", &["--rate", "4000"][..]),
+        ("dubbo", &[][..]),
+    ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strait-load"));
         cmd.args([&addr, "--connections", "2", "--concurrency", "32"])
             .args(["--requests", "2000", "--size", "200", "--proto", proto])

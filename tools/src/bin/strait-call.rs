@@ -1,7 +1,7 @@
-//! `strait-call`: sends one SOFA Bolt request and prints the answer on one line:
+//! `strait-call`: sends one SOFA Bolt or Dubbo request and prints the answer on one line:
 //! `status=<n> served-by=<x-served-by or -> body=<content as lossy UTF-8>`.
 //!
-//! Exit status: 0 if the response status is 0 (SUCCESS), 1 otherwise (including
+//! Exit status: 0 if the response status is success (Bolt 0, Dubbo 20), 1 otherwise (including
 //! connection failures, timeouts and undecodable answers, which are reported on stderr).
 
 use std::process::ExitCode;
@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
-use strait_codec_bolt::BoltCodec;
-use strait_codec_framework::{Frame, FrameKind, Limits};
+use strait_codec_framework::{FrameKind, Limits};
 use strait_tools::{DEFAULT_METHOD, DEFAULT_SERVICE, Proto, RequestSpec, SERVED_BY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Sends one SOFA Bolt request and prints the response.
+/// Sends one SOFA Bolt or Dubbo request and prints the response.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -55,7 +54,7 @@ fn main() -> ExitCode {
     };
     let limit = Duration::from_millis(u64::from(args.timeout_ms.max(1)));
     match runtime.block_on(async { tokio::time::timeout(limit, call(&args)).await }) {
-        Ok(Ok(0)) => ExitCode::SUCCESS,
+        Ok(Ok(status)) if status == args.proto.ok_status() => ExitCode::SUCCESS,
         Ok(Ok(_)) => ExitCode::from(1),
         Ok(Err(e)) => {
             eprintln!("strait-call: {e}");
@@ -78,7 +77,7 @@ async fn call(args: &Args) -> Result<u32, String> {
         content: Bytes::from(args.body.clone().into_bytes()),
     };
     let request = spec
-        .build(CALL_ID)
+        .build_frame(CALL_ID)
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let mut out = BytesMut::new();
     request
@@ -92,11 +91,11 @@ async fn call(args: &Args) -> Result<u32, String> {
         .await
         .map_err(|e| format!("write failed: {e}"))?;
 
-    let mut codec = BoltCodec::new(Limits::default());
+    let mut codec = args.proto.protocol().new_codec(Limits::default());
     let mut buf = BytesMut::with_capacity(8 * 1024);
     loop {
         while let Some(frame) = codec
-            .decode_bolt(&mut buf)
+            .decode(&mut buf)
             .map_err(|e| format!("undecodable answer: {e}"))?
         {
             if frame.kind() != FrameKind::Response || frame.request_id() != u64::from(CALL_ID) {
@@ -107,7 +106,7 @@ async fn call(args: &Args) -> Result<u32, String> {
             println!(
                 "status={status} served-by={} body={}",
                 frame.header(SERVED_BY).unwrap_or("-"),
-                String::from_utf8_lossy(&frame.body())
+                strait_tools::answer_text(&*frame)
             );
             return Ok(status);
         }

@@ -1,8 +1,9 @@
-//! `strait-echo`: a multiplexed SOFA Bolt echo backend (v1, v2, v2+CRC).
+//! `strait-echo`: a multiplexed echo backend for SOFA Bolt (v1, v2, v2+CRC) and Dubbo,
+//! told apart on each connection's first byte.
 //!
-//! Every request is answered with status SUCCESS, its own content and the header
-//! `x-served-by: NAME`, in the request's framing; heartbeats get their ack; oneway
-//! requests are never answered. One task per connection: it reads a large chunk,
+//! Every request is answered with success, its own content (Bolt) or its arguments as
+//! the result (Dubbo), and `x-served-by: NAME`, in the request's framing; heartbeats get
+//! their ack; oneway requests are never answered. One task per connection: it reads a large chunk,
 //! answers every complete frame in it into one buffer and writes that buffer once.
 
 use std::io::Write as _;
@@ -11,13 +12,11 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use clap::Parser;
-use strait_codec_bolt::{BoltCodec, BoltFrame, status};
-use strait_codec_framework::{CodecError, DecodeError, Frame, FrameKind, Limits};
-use strait_tools::SERVED_BY;
+use strait_codec_framework::{Codec, CodecError, DecodeError, Frame, Limits, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A SOFA Bolt echo backend.
+/// A SOFA Bolt and Dubbo echo backend.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -98,7 +97,7 @@ impl std::fmt::Display for ConnError {
 async fn connection(mut stream: TcpStream, name: &str) -> Result<(), ConnError> {
     // Latency matters more than packet count for a benchmark backend.
     stream.set_nodelay(true).map_err(ConnError::Io)?;
-    let mut codec = BoltCodec::new(Limits::default());
+    let mut codec: Option<Box<dyn Codec>> = None;
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let mut wbuf = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -109,9 +108,18 @@ async fn connection(mut stream: TcpStream, name: &str) -> Result<(), ConnError> 
         if n == 0 {
             return Ok(());
         }
+        let codec = codec.get_or_insert_with(|| {
+            // Dubbo's magic starts 0xda; anything else is tried as Bolt.
+            let protocol: Arc<dyn Protocol> = if rbuf.first() == Some(&0xda) {
+                strait_codec_dubbo::protocol()
+            } else {
+                strait_codec_bolt::protocol()
+            };
+            protocol.new_codec(Limits::default())
+        });
         loop {
-            match codec.decode_bolt(&mut rbuf) {
-                Ok(Some(frame)) => answer(&frame, name, &mut wbuf).map_err(ConnError::Codec)?,
+            match codec.decode(&mut rbuf) {
+                Ok(Some(frame)) => answer(&*frame, name, &mut wbuf).map_err(ConnError::Codec)?,
                 Ok(None) => break,
                 Err(DecodeError::Fatal(e)) => {
                     // Send what was already answered, then close.
@@ -134,17 +142,9 @@ async fn connection(mut stream: TcpStream, name: &str) -> Result<(), ConnError> 
 }
 
 /// Appends the answer to `frame` (if it gets one) to `out`.
-fn answer(frame: &BoltFrame, name: &str, out: &mut BytesMut) -> Result<(), CodecError> {
-    let reply = match frame.kind() {
-        FrameKind::Request => frame
-            .response_builder()
-            .status(status::SUCCESS)
-            .header(SERVED_BY, name)
-            .content(frame.body())
-            .build()?,
-        FrameKind::Heartbeat => frame.response_builder().status(status::SUCCESS).build()?,
-        // Oneway requests are never answered; stray responses are ignored.
-        _ => return Ok(()),
-    };
-    reply.encode(out)
+fn answer(frame: &dyn Frame, name: &str, out: &mut BytesMut) -> Result<(), CodecError> {
+    match strait_tools::echo_answer(frame, name)? {
+        Some(reply) => reply.encode(out),
+        None => Ok(()),
+    }
 }

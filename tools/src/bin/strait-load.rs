@@ -1,4 +1,4 @@
-//! `strait-load`: a SOFA Bolt load generator.
+//! `strait-load`: a SOFA Bolt and Dubbo load generator.
 //!
 //! Requests are pipelined over `--connections` connections with at most `--concurrency`
 //! requests in flight in total. Closed loop (default): every answer frees a slot that is
@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use strait_codec_bolt::{BoltCodec, BoltFrame};
-use strait_codec_framework::{DecodeError, Frame, FrameKind, Limits};
+use strait_codec_framework::{Codec, DecodeError, Frame, FrameKind, Limits};
 use strait_tools::{DEFAULT_METHOD, DEFAULT_SERVICE, Proto, RequestSpec, parse_duration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// A SOFA Bolt load generator with HDR latency histograms.
+/// A SOFA Bolt and Dubbo load generator with HDR latency histograms.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -156,9 +155,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         timeout_ms: args.timeout_ms,
         content: content.clone(),
     };
-    let template = spec
-        .build(0)
+    let expected = spec
+        .expected_value()
         .map_err(|e| format!("cannot build the request: {e}"))?;
+    let spec = Arc::new(spec);
 
     let mut streams = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -188,7 +188,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         // Spread the concurrency: the first `rem` connections get one more slot.
         let slots = args.concurrency / args.connections
             + usize::from(i < args.concurrency % args.connections);
-        let conn = Conn::new(stream, template.clone(), content.clone(), slots);
+        let template = spec
+            .build_frame(0)
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        let conn = Conn::new(stream, template, spec.clone(), expected.clone(), slots);
         let plan = Arc::clone(&plan);
         if args.rate.is_some() {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -311,11 +314,13 @@ fn pace(
 /// One connection's state, owned by its task.
 struct Conn {
     stream: TcpStream,
-    codec: BoltCodec,
+    codec: Box<dyn Codec>,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    template: BoltFrame,
-    content: Bytes,
+    template: Box<dyn Frame>,
+    spec: Arc<RequestSpec>,
+    /// What an echo answer must carry (see [`RequestSpec::is_echo_answer`]).
+    expected: Bytes,
     /// Per slot: the id in flight (if any) and its start (intended or actual send time).
     slot_id: Vec<Option<u32>>,
     slot_start: Vec<Instant>,
@@ -334,15 +339,22 @@ enum Stop {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, template: BoltFrame, content: Bytes, slots: usize) -> Self {
+    fn new(
+        stream: TcpStream,
+        template: Box<dyn Frame>,
+        spec: Arc<RequestSpec>,
+        expected: Bytes,
+        slots: usize,
+    ) -> Self {
         let now = Instant::now();
         Conn {
             stream,
-            codec: BoltCodec::new(Limits::default()),
+            codec: spec.proto.protocol().new_codec(Limits::default()),
             rbuf: BytesMut::with_capacity(64 * 1024),
             wbuf: BytesMut::with_capacity(64 * 1024),
             template,
-            content,
+            spec,
+            expected,
             slot_id: vec![None; slots],
             slot_start: vec![now; slots],
             // Slots are < MAX_PER_CONNECTION (checked in main), so they fit u16.
@@ -424,7 +436,7 @@ impl Conn {
     fn settle(&mut self) -> Result<(), Stop> {
         let now = Instant::now();
         loop {
-            let frame = match self.codec.decode_bolt(&mut self.rbuf) {
+            let frame = match self.codec.decode(&mut self.rbuf) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(()),
                 Err(DecodeError::Fatal(e)) => {
@@ -435,12 +447,12 @@ impl Conn {
                     continue;
                 }
             };
-            self.check(&frame, now);
+            self.check(&*frame, now);
         }
     }
 
     /// Verifies one answer and records its latency.
-    fn check(&mut self, frame: &BoltFrame, now: Instant) {
+    fn check(&mut self, frame: &dyn Frame, now: Instant) {
         if frame.kind() != FrameKind::Response {
             let kind = frame.kind();
             self.error(1, || format!("unexpected {kind:?} frame"));
@@ -457,11 +469,11 @@ impl Conn {
         self.free.push(slot as u16);
         self.out.last_done = Some(now);
         let status = frame.status();
-        if status != Some(0) {
+        if status != Some(self.spec.proto.ok_status()) {
             self.error(1, || format!("answer {id} has status {status:?}"));
             return;
         }
-        if frame.body() != self.content {
+        if !self.spec.is_echo_answer(frame, &self.expected) {
             self.error(1, || {
                 format!("answer {id} does not echo the request content")
             });
