@@ -7,5 +7,7 @@ mod cases;
 mod cases_body;
 mod fixtures;
 mod hessian;
+mod mosn;
 mod proxy;
+mod robustness;
 mod support;
