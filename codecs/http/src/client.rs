@@ -265,7 +265,12 @@ impl Http1Connection {
             return Err(ClientError::not_sent(request, Some(error)));
         }
         self.shared.in_flight.store(true, Ordering::Release);
-        match self.sender.try_send_request(request).await {
+        // Dropped before the exchange settles (a timeout abandoned it): the connection
+        // is in an unknown state and must not be reused.
+        let abandoned = Abandoned(Some(&self.shared));
+        let result = self.sender.try_send_request(request).await;
+        abandoned.disarm();
+        match result {
             Ok(response) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     self.shared.upgraded.store(true, Ordering::Release);
@@ -279,6 +284,24 @@ impl Http1Connection {
                 self.shared.in_flight.store(false, Ordering::Release);
                 Err(ClientError::from_try_send(error))
             }
+        }
+    }
+}
+
+/// Marks an HTTP/1.1 connection closed when an exchange on it is abandoned midway.
+struct Abandoned<'a>(Option<&'a H1Shared>);
+
+impl Abandoned<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0 {
+            shared.closed.store(true, Ordering::Release);
+            shared.in_flight.store(false, Ordering::Release);
         }
     }
 }

@@ -230,7 +230,22 @@ impl Frame for RequestHead {
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
     }
 
+    /// A header by name, case-insensitively (first value; `None` unless it is visible
+    /// ASCII or UTF-8). The HTTP/2 pseudo-headers `:authority`, `:path` (with query),
+    /// `:method` and `:scheme` read the request line on every version.
     fn header(&self, name: &str) -> Option<&str> {
+        if let Some(pseudo) = name.strip_prefix(':') {
+            return match pseudo {
+                "authority" => self.authority(),
+                "path" => Some(match self.parts.uri.path_and_query() {
+                    Some(pq) => pq.as_str(),
+                    None => "/",
+                }),
+                "method" => Some(self.parts.method.as_str()),
+                "scheme" => Some(self.parts.uri.scheme_str().unwrap_or(self.scheme.as_str())),
+                _ => None,
+            };
+        }
         self.parts.headers.get(name).and_then(value_str)
     }
 
@@ -384,6 +399,11 @@ mod tests {
         assert_eq!(h.header("x-env"), Some("canary"));
         assert_eq!(h.header("X-ENV"), Some("canary"));
         assert_eq!(h.header("x-missing"), None);
+        assert_eq!(h.header(":authority"), Some("example.com:8080"));
+        assert_eq!(h.header(":path"), Some("/foo/bar?x=1&y=2"));
+        assert_eq!(h.header(":method"), Some("GET"));
+        assert_eq!(h.header(":scheme"), Some("http"));
+        assert_eq!(h.header(":status"), None);
         assert_eq!(h.timeout(), None);
         assert_eq!(h.request_id(), 0);
         assert!(h.body().is_empty());

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -70,6 +71,11 @@ pub struct ServerOptions {
     /// starts waiting for it, so it is also the keep-alive idle timeout; and on reading
     /// the first bytes of the connection. `None`: unbounded.
     pub header_read_timeout: Option<Duration>,
+    /// Close a connection (gracefully: HTTP/1 once idle, HTTP/2 by GOAWAY) once a whole
+    /// period of this length passed without a byte read or written (so after one to
+    /// two periods of silence). One timer per connection, nothing per request.
+    /// `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// Whether `Upgrade: h2c` requests switch the connection to HTTP/2.
     pub h2c_upgrade: bool,
 }
@@ -87,6 +93,7 @@ impl Default for ServerOptions {
             h2_keepalive_interval: None,
             h2_keepalive_timeout: Duration::from_secs(20),
             header_read_timeout: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(300)),
             h2c_upgrade: true,
         }
     }
@@ -155,10 +162,14 @@ where
             }
         }
     };
-    let io = Rewind::new(initial, io);
+    let idle = options.idle_timeout.map(|timeout| Idle {
+        timeout,
+        activity: Arc::new(AtomicBool::new(false)),
+    });
+    let io = Rewind::new(initial, io, idle.as_ref().map(|i| i.activity.clone()));
     if version == Version::HTTP_2 {
         let ctx = RequestContext::new(peer, Version::HTTP_2, options.scheme);
-        return serve_h2(io, ctx, handler, &options, &mut shutdown).await;
+        return serve_h2(io, ctx, handler, &options, &mut shutdown, idle.as_ref()).await;
     }
 
     let ctx = RequestContext::new(peer, Version::HTTP_11, options.scheme);
@@ -180,7 +191,7 @@ where
     let conn = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
-    drive(conn, &mut shutdown)
+    drive(conn, &mut shutdown, idle.as_ref())
         .await
         .map_err(ServeError::Http1)?;
 
@@ -191,7 +202,7 @@ where
     let upgraded = pending.on_upgrade.await.map_err(ServeError::H2cUpgrade)?;
     let io = InjectStream1::new(TokioIo::new(upgraded), pending.stream1);
     let ctx = ctx.with_version(Version::HTTP_2);
-    serve_h2(io, ctx, handler, &options, &mut shutdown).await
+    serve_h2(io, ctx, handler, &options, &mut shutdown, idle.as_ref()).await
 }
 
 async fn serve_h2<IO>(
@@ -200,6 +211,7 @@ async fn serve_h2<IO>(
     handler: Arc<dyn Handler>,
     options: &ServerOptions,
     shutdown: &mut watch::Receiver<bool>,
+    idle: Option<&Idle>,
 ) -> Result<(), ServeError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -216,7 +228,7 @@ where
         .keep_alive_timeout(options.h2_keepalive_timeout);
     let service = H2Service { handler, ctx };
     let conn = builder.serve_connection(TokioIo::new(io), service);
-    drive(conn, shutdown).await.map_err(ServeError::Http2)
+    drive(conn, shutdown, idle).await.map_err(ServeError::Http2)
 }
 
 /// A hyper connection future that can be asked to shut down gracefully.
@@ -247,16 +259,40 @@ where
     }
 }
 
-async fn drive<C: Graceful>(conn: C, shutdown: &mut watch::Receiver<bool>) -> hyper::Result<()> {
+/// The idle timeout of one connection: its IO sets `activity` when bytes move.
+struct Idle {
+    timeout: Duration,
+    activity: Arc<AtomicBool>,
+}
+
+/// Runs a connection to its end; on shutdown, or after a whole idle period without
+/// activity, asks it to finish gracefully.
+async fn drive<C: Graceful>(
+    conn: C,
+    shutdown: &mut watch::Receiver<bool>,
+    idle: Option<&Idle>,
+) -> hyper::Result<()> {
     let mut conn = std::pin::pin!(conn);
     let mut watching = true;
     if *shutdown.borrow_and_update() {
         conn.as_mut().graceful();
         watching = false;
     }
+    let period = idle.map_or(Duration::from_secs(3600), |i| i.timeout);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut idle_watch = idle.is_some();
     loop {
         tokio::select! {
             result = conn.as_mut() => return result,
+            _ = ticks.tick(), if idle_watch => {
+                // Each period, check that something moved since the last check.
+                if let Some(idle) = idle
+                    && !idle.activity.swap(false, Ordering::Relaxed)
+                {
+                    idle_watch = false;
+                    conn.as_mut().graceful();
+                }
+            }
             changed = shutdown.changed(), if watching => {
                 watching = false;
                 if changed.is_ok() && *shutdown.borrow() {

@@ -244,3 +244,25 @@ async fn slow_reader_bounds_what_the_producer_pushes() {
     let observed = server.observed.clone();
     eventually(|| observed.produced.load(Ordering::SeqCst) > stalled).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_connection_is_closed_after_the_idle_timeout() {
+    let server = server_with(strait_codec_http::ServerOptions {
+        idle_timeout: Some(std::time::Duration::from_secs(10)),
+        header_read_timeout: None,
+        ..Default::default()
+    })
+    .await;
+    let mut conn = connect(server.addr).await;
+    conn.get_mut()
+        .write_all(b"GET /info HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_response(&mut conn, false).await;
+    assert_eq!(response.status, 200);
+    // Nothing more is sent: the (paused, auto-advancing) clock runs to the idle
+    // timeout and the server closes the connection.
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}

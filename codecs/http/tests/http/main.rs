@@ -4,4 +4,5 @@ mod client;
 mod h1;
 mod h2;
 mod h2c;
+mod proxy;
 mod support;

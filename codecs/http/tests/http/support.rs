@@ -37,6 +37,7 @@ pub struct Observed {
 /// The test handler:
 /// - `/info`: `METHOD target request-version ctx-version`, header `x-peer`;
 /// - `/echo`: the request body (and trailers) streamed back;
+/// - `/headers`: the URI, version and sorted request headers, one per line;
 /// - `/stream`: reads the body chunk by chunk, reporting each chunk, then answers with
 ///   a chunked body `got N bytes`;
 /// - `/slow`: waits for the gate, then answers `slow`;
@@ -72,6 +73,16 @@ impl Handler for TestHandler {
                     response
                 }
                 "/echo" => Response::new(request.into_body()),
+                "/headers" => {
+                    let mut lines: Vec<String> = request
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")))
+                        .collect();
+                    lines.sort();
+                    lines.insert(0, format!("{} {:?}", request.uri(), request.version()));
+                    Response::new(Body::from(lines.join("\n")))
+                }
                 "/stream" => {
                     let mut body = request.into_body();
                     let mut total = 0;
