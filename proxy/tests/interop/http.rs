@@ -1389,10 +1389,15 @@ fn http_errors_404_503_504_502_400() {
         ] {
             let r = curl(&[flag, &u(path)]).expect(status);
             eprintln!("{flag} {path} -> {status} body {:?}", r.text());
-            assert!(
-                !r.text().trim().is_empty(),
-                "{flag} {path}: {status} without a body"
-            );
+            let want = match status {
+                404 => format!("no route for {}/nothing-here\n", strait.listen),
+                503 => "no healthy upstream\n".to_string(),
+                504 => "upstream request timeout\n".to_string(),
+                _ => "upstream reset (upstream connection failed: connection closed before \
+                      message completed)\n"
+                    .to_string(),
+            };
+            assert_eq!(r.text(), want, "{flag} {path}: the body names the cause");
             assert_eq!(
                 r.header("x-backend-name"),
                 None,
@@ -1943,7 +1948,8 @@ fn grpc_clients_against_each_others_servers_through_strait() {
     }
 }
 
-/// Proxy-made gRPC failures, as trailers-only responses both clients understand: no route →
+/// Proxy-made gRPC failures, as trailers-only responses (HTTP 200, grpc-status in the only
+/// HEADERS frame, checked with curl) that both clients understand: no route →
 /// UNIMPLEMENTED, connection refused → UNAVAILABLE, route timeout (200 ms, the call's own
 /// deadline 10 s) → DEADLINE_EXCEEDED.
 #[test]
@@ -1974,10 +1980,28 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
         ],
     );
     let target = strait.listen.to_string();
-    for (authority, case, want) in [
-        ("noroute.grpc", "unary", "UNIMPLEMENTED"),
-        ("dead.grpc", "unary", "UNAVAILABLE"),
-        ("slow.grpc", "deadline", "DEADLINE_EXCEEDED"),
+    for (authority, case, want, details, cause) in [
+        (
+            "noroute.grpc",
+            "unary",
+            "UNIMPLEMENTED",
+            "no route for noroute.grpc/strait.interop.Interop/Unary",
+            "no_route",
+        ),
+        (
+            "dead.grpc",
+            "unary",
+            "UNAVAILABLE",
+            "no healthy upstream",
+            "no_healthy_upstream",
+        ),
+        (
+            "slow.grpc",
+            "deadline",
+            "DEADLINE_EXCEEDED",
+            "upstream request timeout",
+            "upstream_timeout",
+        ),
     ] {
         let args = [
             "--target",
@@ -1996,12 +2020,53 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
             ("grpc-js", node_json("grpc-client.js", &args)),
         ] {
             eprintln!("{client} {authority}: {}", s["cases"][case]);
+            let c = &s["cases"][case];
             assert_eq!(
-                s["cases"][case]["code"], want,
+                (c["code"].as_str(), c["details"].as_str()),
+                (Some(want), Some(details)),
                 "{client} via {authority}: {s}"
+            );
+            assert_eq!(
+                (
+                    c["initial_metadata"].clone(),
+                    c["trailing_metadata"].clone()
+                ),
+                (
+                    serde_json::json!({}),
+                    serde_json::json!({ "x-strait-error": cause })
+                ),
+                "a trailers-only answer naming the cause, {client} via {authority}: {s}"
             );
         }
     }
+    // on the wire (curl): HTTP 200 whose only HEADERS frame carries grpc-status and ends the
+    // stream, no DATA
+    let dir = TempDir::new("grpc-frame");
+    let empty_message = dir.write("req", "\0\0\0\0\0");
+    let r = curl(&[
+        "--http2-prior-knowledge",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "-H",
+        "host: noroute.grpc",
+        "--data-binary",
+        &format!("@{}", empty_message.display()),
+        &format!("{}/strait.interop.Interop/Unary", base(strait.listen)),
+    ])
+    .expect(200);
+    assert_eq!(
+        (r.header("grpc-status"), r.header("content-type")),
+        (Some("12"), Some("application/grpc")),
+        "trailers-only: {:?}",
+        r.headers
+    );
+    assert_eq!(
+        (r.body.len(), r.trailers.len()),
+        (0, 0),
+        "no body, no separate trailers"
+    );
     let stats = py.stop();
     assert_eq!(
         stats["calls"],
