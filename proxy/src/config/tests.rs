@@ -598,3 +598,19 @@ fn readme_http_example_is_valid() {
     assert_eq!(routes.len(), 6);
     assert_eq!(routes[1].prefix_rewrite.as_deref(), Some("/v1/"));
 }
+
+#[test]
+fn readme_dubbo_example_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("Dubbo routes read the same way")
+        .expect("README has the Dubbo example");
+    let yaml = readme[start..]
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block");
+    let config = check(yaml).unwrap_or_else(|e| panic!("README Dubbo example: {e}"));
+    assert_eq!(config.clusters.len(), 2);
+    assert!(config.clusters.iter().all(|c| c.transport.name() == "dubbo"));
+}
