@@ -631,6 +631,30 @@ mod tests {
         assert!(!s.go_away.load(Ordering::Acquire));
     }
 
+    /// Arbitrary bytes in arbitrary splits never panic the frame walker.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200 {
+            let s = shared();
+            let mut watch = GoAwayWatch::new((), s.clone());
+            let len = (next() % 4096) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let n = 1 + (next() as usize % rest.len());
+                watch.scan(&rest[..n]);
+                rest = &rest[n..];
+            }
+        }
+    }
+
     #[test]
     fn data_bytes_looking_like_go_away_are_skipped() {
         let s = shared();

@@ -89,8 +89,11 @@ pub fn split_grpc_path(path: &str) -> Option<(&str, &str)> {
 
 /// `host[:port]` without its port (`[v6]:port` keeps its brackets).
 pub fn strip_port(authority: &str) -> &str {
-    if let Some(end) = authority.strip_prefix('[').and_then(|r| r.find(']')) {
-        return &authority[..end + 2];
+    if let Some(rest) = authority.strip_prefix('[') {
+        return match rest.find(']') {
+            Some(end) => &authority[..end + 2],
+            None => authority,
+        };
     }
     match authority.rsplit_once(':') {
         Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
@@ -495,6 +498,7 @@ mod tests {
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
         assert_eq!(strip_port("a.com:"), "a.com:");
+        assert_eq!(strip_port("[::1"), "[::1");
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //!   upgraded connections;
 //! - [`Body`]: the one body type, streamed with flow control, no box on the hot path.
 
+#![deny(missing_docs)]
+
 mod body;
 mod client;
 mod context;

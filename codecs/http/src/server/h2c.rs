@@ -355,6 +355,37 @@ mod tests {
         assert_eq!(out, expected);
     }
 
+    /// Yields one byte per read: the injection point is found across any split.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl AsyncRead for OneByte<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if let Some((&first, rest)) = self.0.split_first() {
+                buf.put_slice(&[first]);
+                self.0 = rest;
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn injects_after_first_settings_frame_read_byte_by_byte() {
+        let mut client = H2_PREFACE.to_vec();
+        client.extend_from_slice(&[0, 0, 0, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+        client.extend_from_slice(&[0, 0, 4, 8, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let mut io = InjectStream1::new(OneByte(&client), Bytes::from_static(b"<H>"));
+        let mut out = Vec::new();
+        io.read_to_end(&mut out).await.unwrap();
+        let mut expected = client[..33].to_vec();
+        expected.extend_from_slice(b"<H>");
+        expected.extend_from_slice(&client[33..]);
+        assert_eq!(out, expected);
+    }
+
     #[tokio::test]
     async fn no_injection_without_preface() {
         let inner: &[u8] = &[b'x'; 40];
