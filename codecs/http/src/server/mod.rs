@@ -49,8 +49,9 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ServerOptions {
     /// The scheme of the listener (`https` behind TLS).
     pub scheme: Scheme,
-    /// Largest request head, in bytes: HTTP/1 read buffer (at least 8 KiB) and HTTP/2
-    /// `SETTINGS_MAX_HEADER_LIST_SIZE`. Larger HTTP/1 heads get 431.
+    /// Largest request head, in bytes (HTTP/1 request line and headers, HTTP/2
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`). Larger HTTP/1 heads get 431. Also the HTTP/1
+    /// read buffer size (at least 8 KiB).
     pub max_header_bytes: usize,
     /// Most header fields in an HTTP/1 request; more get 431.
     pub max_headers: usize,
@@ -78,6 +79,9 @@ pub struct ServerOptions {
     pub idle_timeout: Option<Duration>,
     /// Whether `Upgrade: h2c` requests switch the connection to HTTP/2.
     pub h2c_upgrade: bool,
+    /// Whether an HTTP/1 client that shuts down its write side after a request still
+    /// gets its answer (otherwise the connection closes at once on read EOF).
+    pub h1_half_close: bool,
 }
 
 impl Default for ServerOptions {
@@ -95,6 +99,7 @@ impl Default for ServerOptions {
             header_read_timeout: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(300)),
             h2c_upgrade: true,
+            h1_half_close: false,
         }
     }
 }
@@ -182,7 +187,9 @@ where
     let mut builder = http1::Builder::new();
     builder
         .max_buf_size(options.max_header_bytes.max(8192))
-        .max_headers(options.max_headers);
+        .max_header_size(options.max_header_bytes)
+        .max_headers(options.max_headers)
+        .half_close(options.h1_half_close);
     // Not `pipeline_flush`: hyper then skips flushing while unparsed bytes are
     // buffered, so the automatic 400 for a malformed request is never sent.
     if let Some(limit) = options.header_read_timeout {

@@ -189,6 +189,45 @@ async fn too_many_headers_get_431() {
 }
 
 #[tokio::test]
+async fn oversized_head_gets_431() {
+    let server = server_with(strait_codec_http::ServerOptions {
+        max_header_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut conn = connect(server.addr).await;
+    let big = "v".repeat(2000);
+    conn.get_mut()
+        .write_all(format!("GET / HTTP/1.1\r\nx-big: {big}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw).await;
+    assert!(
+        raw.starts_with(b"HTTP/1.1 431 "),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
+
+#[tokio::test]
+async fn half_closed_client_gets_its_answer() {
+    let server = server_with(strait_codec_http::ServerOptions {
+        h1_half_close: true,
+        ..Default::default()
+    })
+    .await;
+    let mut conn = connect(server.addr).await;
+    conn.get_mut()
+        .write_all(b"GET /info HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    conn.get_mut().shutdown().await.unwrap();
+    let response = read_response(&mut conn, false).await;
+    assert_eq!(response.text(), "GET /info HTTP/1.1 HTTP/1.1");
+}
+
+#[tokio::test]
 async fn shutdown_drains_in_flight_and_closes_idle() {
     let mut server = server().await;
     let mut busy = connect(server.addr).await;
