@@ -20,7 +20,7 @@ use hyper::server::conn::{http1, http2};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::detect::{HttpDetect, detect_version};
@@ -123,7 +123,22 @@ pub enum ServeError {
     /// The connection upgraded by `Upgrade: h2c` could not be taken over.
     #[error("h2c upgrade: {0}")]
     H2cUpgrade(#[source] hyper::Error),
+    /// The HTTP/2 preface was not followed by a SETTINGS frame (answered with GOAWAY
+    /// PROTOCOL_ERROR).
+    #[error("HTTP/2 preface not followed by SETTINGS")]
+    NoInitialSettings,
 }
+
+/// Offset of the type byte of the first frame after the 24-byte HTTP/2 preface.
+const FIRST_FRAME_TYPE: usize = 24 + 3;
+/// HTTP/2 frame type SETTINGS.
+const FRAME_TYPE_SETTINGS: u8 = 0x4;
+/// GOAWAY on stream 0: last stream 0, error PROTOCOL_ERROR (1).
+const GOAWAY_PROTOCOL_ERROR: [u8; 17] = [
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, // header: length 8, type GOAWAY, no flags, stream 0
+    0, 0, 0, 0, // last stream id
+    0, 0, 0, 1, // PROTOCOL_ERROR
+];
 
 /// Serves one downstream connection until it closes or, once `shutdown` turns true,
 /// drains it: HTTP/1.1 finishes the request in progress and closes (idle connections
@@ -148,9 +163,18 @@ where
     let mut initial = initial;
     let version = loop {
         match detect_version(&initial) {
-            HttpDetect::Http2 => break Version::HTTP_2,
+            HttpDetect::Http2 if initial.len() > FIRST_FRAME_TYPE => {
+                if initial[FIRST_FRAME_TYPE] == FRAME_TYPE_SETTINGS {
+                    break Version::HTTP_2;
+                }
+                // RFC 9113 §3.4: the preface must be followed by SETTINGS; anything
+                // else is a connection error (the h2 library does not check it).
+                let _ = io.write_all(&GOAWAY_PROTOCOL_ERROR).await;
+                let _ = io.shutdown().await;
+                return Err(ServeError::NoInitialSettings);
+            }
             HttpDetect::Http1 | HttpDetect::NoMatch => break Version::HTTP_11,
-            HttpDetect::NeedMore => {
+            HttpDetect::Http2 | HttpDetect::NeedMore => {
                 let mut buf = BytesMut::with_capacity(initial.len() + 1024);
                 buf.extend_from_slice(&initial);
                 let read = io.read_buf(&mut buf);
