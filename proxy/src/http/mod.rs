@@ -132,15 +132,15 @@ async fn forward(
     // The request stops counting as in flight once its response head is here; the
     // body streams at the pace of the downstream reader.
     drop(guard);
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(downstream) = downstream_upgrade {
-            let upstream = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                if let Err(error) = strait_codec_http::tunnel(downstream, upstream).await {
-                    tracing::debug!(%error, "upgraded connection ended");
-                }
-            });
-        }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(downstream) = downstream_upgrade
+    {
+        let upstream = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            if let Err(error) = strait_codec_http::tunnel(downstream, upstream).await {
+                tracing::debug!(%error, "upgraded connection ended");
+            }
+        });
     }
     let (mut parts, body) = response.into_parts();
     prepare_downstream_response(&mut parts, ctx.version());

@@ -313,7 +313,7 @@ fn h2load(args: &[&str]) -> (H2load, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut r = H2load::default();
     let nums = |line: &str| -> Vec<u64> {
-        line.split(|c: char| c == ',' || c == ':')
+        line.split([',', ':'])
             .filter_map(|part| part.split_whitespace().next()?.parse().ok())
             .collect()
     };
