@@ -1,0 +1,158 @@
+//! Upstream client connections: HTTP/1.1 (one exchange at a time) and HTTP/2 (many
+//! streams). Which connection to use, and how many to open, is the pool's business.
+
+mod http1;
+mod http2;
+mod watch;
+
+use std::time::Duration;
+
+use http::Request;
+use strait_codec_framework::ProxyFailure;
+
+use crate::Body;
+
+pub use self::http1::Http1Connection;
+pub use self::http2::Http2Connection;
+
+/// Settings of upstream connections.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Largest response head accepted from an HTTP/1 upstream, in bytes (at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1 response.
+    pub max_headers: usize,
+    /// HTTP/2 initial stream window: how much of one response the upstream may send
+    /// before the downstream has consumed it.
+    pub h2_initial_stream_window: u32,
+    /// HTTP/2 initial connection window.
+    pub h2_initial_connection_window: u32,
+    /// HTTP/2 `SETTINGS_MAX_FRAME_SIZE` we accept.
+    pub h2_max_frame_size: u32,
+    /// Send an HTTP/2 PING after this much silence (none: never).
+    pub h2_keepalive_interval: Option<Duration>,
+    /// Close the HTTP/2 connection when a PING is not answered within this.
+    pub h2_keepalive_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            h2_initial_stream_window: 256 * 1024,
+            h2_initial_connection_window: 1024 * 1024,
+            h2_max_frame_size: 16 * 1024,
+            h2_keepalive_interval: None,
+            h2_keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why an upstream exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The HTTP handshake on a fresh connection failed.
+    #[error("upstream handshake failed: {0}")]
+    Handshake(#[source] hyper::Error),
+    /// The request was certainly not sent: the connection was closed, going away,
+    /// upgraded or busy. The request is given back when it was not consumed.
+    #[error("request not sent: upstream connection unusable")]
+    NotSent {
+        /// The request, untouched, to send elsewhere.
+        request: Option<Box<Request<Body>>>,
+        /// hyper's reason, when it had one.
+        #[source]
+        source: Option<hyper::Error>,
+    },
+    /// The upstream refused the stream before processing it (HTTP/2 `REFUSED_STREAM`,
+    /// or a graceful GOAWAY that excluded it): safe to retry if the request can be
+    /// rebuilt.
+    #[error("upstream refused the request unprocessed: {0}")]
+    Refused(#[source] hyper::Error),
+    /// The upstream reset the stream after the request was sent.
+    #[error("upstream reset the request: {0}")]
+    Reset(#[source] hyper::Error),
+    /// The connection failed while the request was in flight (closed, I/O error,
+    /// malformed response).
+    #[error("upstream connection failed: {0}")]
+    Connection(#[source] hyper::Error),
+}
+
+impl ClientError {
+    /// Whether the request was certainly not sent (nothing reached the upstream), so
+    /// it may go to another connection or host; see [`ClientError::take_request`].
+    pub fn was_not_sent(&self) -> bool {
+        matches!(
+            self,
+            ClientError::NotSent { .. } | ClientError::Handshake(_)
+        )
+    }
+
+    /// Whether the upstream certainly did not process the request: not sent, or
+    /// refused unprocessed. Retrying is safe if the request can be rebuilt.
+    pub fn is_retry_safe(&self) -> bool {
+        self.was_not_sent() || matches!(self, ClientError::Refused(_))
+    }
+
+    /// The request, when it was not sent and not consumed.
+    pub fn take_request(&mut self) -> Option<Request<Body>> {
+        match self {
+            ClientError::NotSent { request, .. } => request.take().map(|r| *r),
+            _ => None,
+        }
+    }
+
+    /// The proxy failure this amounts to: handshake and not-sent are connect
+    /// failures, the rest upstream resets.
+    pub fn failure(&self) -> ProxyFailure {
+        match self {
+            ClientError::Handshake(_) | ClientError::NotSent { .. } => ProxyFailure::ConnectFailure,
+            ClientError::Refused(_) | ClientError::Reset(_) | ClientError::Connection(_) => {
+                ProxyFailure::UpstreamReset
+            }
+        }
+    }
+
+    fn from_try_send(mut error: hyper::client::conn::TrySendError<Request<Body>>) -> Self {
+        if let Some(request) = error.take_message() {
+            return ClientError::NotSent {
+                request: Some(Box::new(request)),
+                source: Some(error.into_error()),
+            };
+        }
+        let error = error.into_error();
+        match h2_error(&error) {
+            Some(h2) if h2.reason() == Some(h2::Reason::REFUSED_STREAM) && h2.is_remote() => {
+                ClientError::Refused(error)
+            }
+            Some(h2)
+                if h2.is_go_away()
+                    && h2.is_remote()
+                    && h2.reason() == Some(h2::Reason::NO_ERROR) =>
+            {
+                ClientError::Refused(error)
+            }
+            Some(h2) if h2.is_reset() => ClientError::Reset(error),
+            _ => ClientError::Connection(error),
+        }
+    }
+
+    fn not_sent(request: Request<Body>, source: Option<hyper::Error>) -> Self {
+        ClientError::NotSent {
+            request: Some(Box::new(request)),
+            source,
+        }
+    }
+}
+
+fn h2_error(error: &hyper::Error) -> Option<&h2::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return Some(h2);
+        }
+        source = e.source();
+    }
+    None
+}
