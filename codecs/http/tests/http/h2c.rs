@@ -156,6 +156,31 @@ async fn upgrade_answers_stream_1_then_speaks_h2() {
         String::from_utf8(body).unwrap(),
         "GET http://up.example/info?n=3 HTTP/2.0 HTTP/2.0"
     );
+    // The HPACK tables are in sync after the injection: stream 5 adds `x-test: v` to
+    // the dynamic table (literal with incremental indexing), stream 7 refers to it by
+    // index 62, and the server decodes both.
+    let mut block = encode_literal_headers(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "up.example"),
+        (":path", "/headers"),
+    ]);
+    block.extend_from_slice(&[0x40, 6]);
+    block.extend_from_slice(b"x-test");
+    block.extend_from_slice(&[1, b'v']);
+    write.write_all(&frame(0x1, 0x5, 5, &block)).await.unwrap();
+    let (_, body) = read_stream(&mut frames, &mut write, 5).await;
+    assert!(String::from_utf8(body).unwrap().contains("\nx-test: v"));
+    let mut block = encode_literal_headers(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "up.example"),
+        (":path", "/headers"),
+    ]);
+    block.push(0x80 | 62);
+    write.write_all(&frame(0x1, 0x5, 7, &block)).await.unwrap();
+    let (_, body) = read_stream(&mut frames, &mut write, 7).await;
+    assert!(String::from_utf8(body).unwrap().contains("\nx-test: v"));
 }
 
 #[tokio::test]
