@@ -82,6 +82,24 @@ fn answers(s: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// Every per-call result of a `--per-call` run failed with `status`, and its message string
+/// (decoded from the response body) starts with `prefix` (Strait writes MOSN's
+/// `<code>|<text>` form).
+fn assert_status_messages(s: &Value, status: u64, prefix: &str, what: &str) {
+    let results = s["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: no per-call results: {s}"));
+    assert_eq!(results.len() as u64, num(s, "sent"), "{what}: {s}");
+    for r in results {
+        assert_eq!(r["status"], status, "{what}: {r}");
+        let message = r["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(prefix),
+            "{what}: status {status}'s message should start with {prefix:?}: {r}"
+        );
+    }
+}
+
 // === raw frames ===
 
 /// A Dubbo frame: 16-byte header (magic, flag, status, id, length) + body.
@@ -432,13 +450,13 @@ fn dubbo_unrouted_service_gets_60() {
             "{client}: {s}"
         );
         eprintln!("{client}: unrouted → {}", s["error_samples"]["status_60"]);
-        for r in s["results"].as_array().expect("per-call results") {
-            assert_eq!(r["status"], 60, "{client}: {r}");
-            assert!(
-                r["message"].as_str().is_some_and(|m| !m.is_empty()),
-                "{client}: status 60 without a message string: {r}"
-            );
-        }
+        assert_status_messages(&s, 60, "404|", client);
+        assert!(
+            s["error_samples"]["status_60"]
+                .as_str()
+                .is_some_and(|m| m.contains("com.example.Nobody")),
+            "{client}: the message should name the service: {s}"
+        );
     }
     let stats = backend.stop();
     assert_eq!(stats["requests"], 0, "the backend got requests: {stats}");
@@ -469,6 +487,7 @@ fn dubbo_killed_backend_gets_60() {
             "10",
             "--timeout",
             "8000",
+            "--per-call",
         ],
     );
     wait_until(
@@ -484,8 +503,18 @@ fn dubbo_killed_backend_gets_60() {
         vec![("status_60".to_string(), 10)],
         "held at the kill: {s}"
     );
+    assert_status_messages(&s, 60, "502|", "held at the kill");
+    eprintln!("held at the kill → {}", s["error_samples"]["status_60"]);
 
-    let args = ["--service", DEMO, "--count", "30", "--concurrency", "10"];
+    let args = [
+        "--service",
+        DEMO,
+        "--count",
+        "30",
+        "--concurrency",
+        "10",
+        "--per-call",
+    ];
     for (client, s) in [
         ("dubbo2.js", run_dubbo_js(strait.listen, &args)),
         ("python", run_dubbo_py(strait.listen, &args)),
@@ -495,6 +524,11 @@ fn dubbo_killed_backend_gets_60() {
             errors(&s),
             vec![("status_60".to_string(), 30)],
             "{client} after the kill: {s}"
+        );
+        assert_status_messages(&s, 60, "502|", &format!("{client} after the kill"));
+        eprintln!(
+            "{client} after the kill → {}",
+            s["error_samples"]["status_60"]
         );
     }
 }
@@ -530,6 +564,7 @@ fn dubbo_upstream_timeout_gets_31() {
             vec![("status_31".to_string(), 10)],
             "{client}: {s}"
         );
+        assert_status_messages(&s, 31, "504|", client);
         eprintln!("{client}: timeout → {}", s["error_samples"]["status_31"]);
     }
     let fast = [
@@ -551,8 +586,9 @@ fn dubbo_upstream_timeout_gets_31() {
 }
 
 /// Heartbeats sent as raw frames: a two-way heartbeat is answered by Strait itself (same
-/// id, flag 0x22, status 20, body `4e`), a oneway one is not answered, a Java-encoded
-/// request on the same connection still goes through, and no heartbeat reaches the backend.
+/// id, flag 0x22, status 20, body `4e`), a oneway one is not answered, Java-encoded
+/// requests on the same connection still go through (a oneway one unanswered), and no
+/// heartbeat reaches the backend.
 #[test]
 fn dubbo_heartbeats_answered_locally() {
     const JAVA_SERVICE: &str = "org.apache.dubbo.demo.DemoService";
@@ -583,6 +619,26 @@ fn dubbo_heartbeats_answered_locally() {
         (flag, status, rid, body.as_slice()),
         (0x22, 20, 101, &[0x4e][..]),
         "the oneway heartbeat (id 100) must not be answered"
+    );
+
+    // A oneway request (Java-encoded fixture, flag 0x82) is forwarded and never answered:
+    // once the backend has it, the next frame on the connection is a heartbeat's reply.
+    let oneway = strait_conformance_fixtures::hex("dubbo_request_oneway");
+    assert_eq!(oneway[2], 0x82, "fixture changed");
+    conn.write_all(&with_id(oneway, 44))
+        .expect("write oneway request");
+    wait_until(
+        "the backend receives the oneway request",
+        Duration::from_secs(10),
+        || (backend.events("oneway") == 1).then_some(()),
+    );
+    conn.write_all(&frame(0xe2, 0, 45, &[0x4e]))
+        .expect("write heartbeat");
+    let (flag, status, rid, _) = read_frame(&mut conn);
+    assert_eq!(
+        (flag, status, rid),
+        (0x22, 20, 45),
+        "the oneway request (id 44) must not be answered"
     );
 
     // A real (Java-encoded) two-way request and a heartbeat in one write: both answered.
@@ -616,6 +672,7 @@ fn dubbo_heartbeats_answered_locally() {
         "heartbeats reached the backend: {stats}"
     );
     assert_eq!(stats["requests"], 1, "backend stats: {stats}");
+    assert_eq!(stats["oneway"], 1, "backend stats: {stats}");
     assert_eq!(
         backend.events("heartbeat"),
         0,
@@ -629,8 +686,8 @@ fn dubbo_heartbeats_answered_locally() {
 /// backend, heartbeats of both protocols answered.
 #[test]
 fn bolt_and_dubbo_on_one_auto_listener() {
-    let bolt = BoltServer::start("bolt", &[]);
-    let dubbo = DubboServer::start("dubbo");
+    let mut bolt = BoltServer::start("bolt", &[]);
+    let mut dubbo = DubboServer::start("dubbo");
     let (bolt_addr, dubbo_addr) = (bolt.addr(), dubbo.addr());
     let strait = start_strait(
         "auto-mixed",
@@ -694,4 +751,15 @@ fn bolt_and_dubbo_on_one_auto_listener() {
     );
     assert_all_ok(&p, 500, "python");
     assert_eq!(p["backends"], serde_json::json!({ "dubbo": 500 }), "{p}");
+
+    // Each backend got exactly its own protocol's calls, and no heartbeat.
+    let dubbo_stats = dubbo.stop();
+    assert_eq!(
+        dubbo_stats["requests"], 3500,
+        "dubbo backend: {dubbo_stats}"
+    );
+    assert_eq!(dubbo_stats["heartbeats"], 0, "dubbo backend: {dubbo_stats}");
+    let bolt_stats = bolt.stop();
+    assert_eq!(bolt_stats["requests"], 3000, "bolt backend: {bolt_stats}");
+    assert_eq!(bolt_stats["heartbeats"], 0, "bolt backend: {bolt_stats}");
 }
