@@ -763,3 +763,56 @@ fn bolt_and_dubbo_on_one_auto_listener() {
     assert_eq!(bolt_stats["requests"], 3000, "bolt backend: {bolt_stats}");
     assert_eq!(bolt_stats["heartbeats"], 0, "bolt backend: {bolt_stats}");
 }
+
+/// A cluster with `heartbeat:` keeps its idle upstream connection alive with Strait's own
+/// Dubbo heartbeats: the provider receives well-formed two-way heartbeats (and answers
+/// them), Strait consumes the replies (none counted as an unknown response), the
+/// connection is never replaced, and calls keep working.
+#[test]
+fn dubbo_upstream_keepalive_heartbeats() {
+    let mut backend = DubboServer::start("ka");
+    let addr = backend.addr();
+    let strait = start_strait(
+        "dubbo-keepalive",
+        "dubbo",
+        vec![vars_route(&[("service", DEMO)], "backend", "3s")],
+        vec![format!(
+            "{{ name: backend, protocol: dubbo, heartbeat: {{ interval: 100ms, max_failures: 3 }}, \
+             endpoints: [{{ address: \"{addr}\" }}] }}"
+        )],
+    );
+    assert_all_ok(
+        &run_dubbo_js(strait.listen, &["--service", DEMO, "--count", "5"]),
+        5,
+        "before idling",
+    );
+    wait_until(
+        "the provider receives 3 keepalive heartbeats",
+        Duration::from_secs(10),
+        || (backend.events("heartbeat") >= 3).then_some(()),
+    );
+    assert_all_ok(
+        &run_dubbo_py(strait.listen, &["--service", DEMO, "--count", "5"]),
+        5,
+        "after idling",
+    );
+    let host = &strait.cluster("backend")["hosts"][0];
+    assert_eq!(host["unknown_responses"], 0, "/clusters: {host}");
+    assert_eq!(host["failures"], 0, "/clusters: {host}");
+    assert_eq!(host["requests"], 10, "/clusters: {host}");
+
+    let stats = backend.stop();
+    assert_eq!(stats["connections"], 1, "backend stats: {stats}");
+    assert_eq!(stats["heartbeats_oneway"], 0, "backend stats: {stats}");
+    assert_eq!(stats["requests"], 10, "backend stats: {stats}");
+    let heartbeats = backend
+        .proc
+        .stdout
+        .json()
+        .into_iter()
+        .filter(|v| v["event"] == "heartbeat")
+        .collect::<Vec<_>>();
+    for hb in &heartbeats {
+        assert_eq!(hb["flag"], 0xe2, "keepalive frame: {hb}");
+    }
+}
