@@ -163,7 +163,7 @@ fn dubbo_config_validates() {
     let path = dir.write("dubbo.yaml", &text);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
         .arg("-c")
-        .arg(&path)
+        .arg(path)
         .arg("--validate")
         .env("NO_COLOR", "1")
         .output()
