@@ -816,3 +816,39 @@ fn dubbo_upstream_keepalive_heartbeats() {
         assert_eq!(hb["flag"], 0xe2, "keepalive frame: {hb}");
     }
 }
+
+/// The request's own `timeout` attachment (milliseconds, a string, as Java writes it) caps
+/// the route's timeout: with a 10 s route timeout and a backend sleeping 5 s, a call
+/// carrying `timeout=200` gets Strait's 31 before the client's own 3 s timeout fires.
+#[test]
+fn dubbo_timeout_attachment_caps_route_timeout() {
+    let backend = DubboServer::start("TA");
+    let strait = simple_dubbo_proxy("dubbo-timeout-attachment", DEMO, &backend, "10s");
+    let s = run_dubbo_py(
+        strait.listen,
+        &[
+            "--service",
+            DEMO,
+            "--method",
+            "sleep",
+            "--args",
+            "[5000]",
+            "--attachment",
+            "timeout=200",
+            "--count",
+            "4",
+            "--concurrency",
+            "4",
+            "--timeout",
+            "3000",
+            "--per-call",
+        ],
+    );
+    assert_eq!(num(&s, "ok"), 0, "{s}");
+    assert_eq!(
+        errors(&s),
+        vec![("status_31".to_string(), 4)],
+        "the timeout attachment was not applied: {s}"
+    );
+    assert_status_messages(&s, 31, "504|", "timeout attachment");
+}
