@@ -612,5 +612,10 @@ fn readme_dubbo_example_is_valid() {
         .expect("a yaml block");
     let config = check(yaml).unwrap_or_else(|e| panic!("README Dubbo example: {e}"));
     assert_eq!(config.clusters.len(), 2);
-    assert!(config.clusters.iter().all(|c| c.transport.name() == "dubbo"));
+    assert!(
+        config
+            .clusters
+            .iter()
+            .all(|c| c.transport.name() == "dubbo")
+    );
 }

@@ -318,7 +318,8 @@ fn dubbo_routes_by_service_method_version_group() {
     );
 
     // (service, method, version, group) → expected backend
-    let cases: [(&str, &str, Option<&str>, Option<&str>, &str); 8] = [
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, &'a str);
+    let cases: [Case<'_>; 8] = [
         (ALPHA, "sayHello", None, None, "A"),
         (ALPHA, "whoami", Some("1.0.0"), Some("canary"), "A"),
         (BETA, "sayHello", None, None, "B"),
