@@ -48,6 +48,11 @@ for proto, case in keys:
         "req_per_cpu_s": med(per_cpu),
         "req_per_cpu_s_all": [round(x) for x in per_cpu],
         "proxy_cpu_util": med(util),
+        # Busy time of the proxy core not spent by the proxy, over the throughput phase
+        # (other processes on the box: a noise indicator; 0 % on a quiet machine).
+        "proxy_core_other_util": med([r["proxy_core_other_cpu_s"] / r["throughput"]["elapsed_s"] for r in ok
+                                      if r.get("proxy_core_other_cpu_s") is not None and r["throughput"].get("elapsed_s")]),
+        "loadavg_1m_all": [r.get("loadavg_1m") for r in ok],
         "errors": errors,
         "lat_rps": med([g(r, "latency", "rps") for r in ok]),
         "p50_us": med([g(r, "latency", "p50_us") for r in ok]),
@@ -135,22 +140,23 @@ for proto in protos:
         f"## {names.get(proto, proto)}",
         "",
         "| case | req/s (closed loop) | proxy CPU use | req per proxy CPU-s | p50 µs | p99 µs | added p50 µs | added p99 µs "
-        "| added p50 / p99 µs, proxy on load core | KiB per idle conn | VmRSS KiB | VmHWM KiB | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| added p50 / p99 µs, proxy on load core | KiB per idle conn | VmRSS KiB | VmHWM KiB | other work on proxy core | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, s in summary.items():
         p, case = key.split("/")
         if p != proto:
             continue
         if s["failed"] and s["rps"] is None:
-            lines.append(f"| {case} | FAILED: {s['failed'][0][:160]} |||||||||||| |")
+            lines.append(f"| {case} | FAILED: {s['failed'][0][:160]} ||||||||||||| |")
             continue
         util = f"{s['proxy_cpu_util'] * 100:.0f}%" if s["proxy_cpu_util"] is not None else "–"
+        other = f"{s['proxy_core_other_util'] * 100:.0f}%" if s["proxy_core_other_util"] is not None else "–"
         lines.append(
             f"| {case} | {fmt(s['rps'])} | {util} | {fmt(s['req_per_cpu_s'])} | {fmt(s['p50_us'])} | {fmt(s['p99_us'])} "
             f"| {pm(s.get('added_p50_us'))} | {pm(s.get('added_p99_us'))} "
             f"| {pm(s.get('added_p50_same_core_us'))} / {pm(s.get('added_p99_same_core_us'))} "
-            f"| {fmt(s['idle_kib_per_conn'], 1)} | {fmt(s['vmrss_kb'])} | {fmt(s['vmhwm_kb'])} | {s['errors']} |"
+            f"| {fmt(s['idle_kib_per_conn'], 1)} | {fmt(s['vmrss_kb'])} | {fmt(s['vmhwm_kb'])} | {other} | {s['errors']} |"
         )
     lines.append("")
     v = verdicts.get(proto)
