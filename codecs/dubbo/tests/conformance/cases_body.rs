@@ -500,6 +500,10 @@ fn d29_null_attachments_and_non_string_values() {
     // The last of duplicate keys wins (Java's HashMap.put).
     let body = request_body("a.B", None, "m", "", &[], &hmap(&[("k", "1"), ("k", "2")]));
     assert_eq!(decode_one(&frame(0xc2, 0, 1, &body)).header("k"), Some("2"));
+    // A string entry shadowed by a later non-string one is listed but not found.
+    let body = request_body("a.B", None, "m", "", &[], b"H\x00\x01x\x00\x91Z");
+    let f = decode_one(&frame(0xc2, 0, 1, &body));
+    assert_eq!((headers(&f), f.header("")), (pairs(&[("", "x")]), None));
     // A typed map works as well.
     let body = request_body("a.B", None, "m", "", &[], b"M\x07HashMap\x01k\x01vZ");
     assert_eq!(decode_one(&frame(0xc2, 0, 1, &body)).header("k"), Some("v"));

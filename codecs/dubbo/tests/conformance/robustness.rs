@@ -161,3 +161,23 @@ fn concatenations_decode_in_order() {
         decode_roundtrip(&all[..end]);
     }
 }
+
+/// Inputs the fuzzer found, kept byte for byte in `regressions/`, and how many frames
+/// each decodes to.
+const REGRESSIONS: &[(&str, &[u8], usize)] = &[
+    // An attachment listed as a string but shadowed by a later non-string entry with
+    // the same key: `header` follows Java's last-put-wins and says `None`.
+    (
+        "decode-shadowed-attachment",
+        include_bytes!("regressions/decode-shadowed-attachment"),
+        1,
+    ),
+];
+
+#[test]
+fn fuzz_regressions() {
+    for (name, bytes, frames) in REGRESSIONS {
+        assert_eq!(decode_roundtrip(bytes), *frames, "{name}");
+        hessian_read(bytes.get(16..).unwrap_or_default());
+    }
+}
