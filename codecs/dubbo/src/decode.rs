@@ -6,6 +6,9 @@ use strait_codec_framework::{CodecError, DecodeError, Limits};
 use crate::frame::DubboFrame;
 use crate::types::*;
 
+/// The most capacity a need-more reserves ahead of the bytes received.
+const MAX_RESERVE: usize = 64 * 1024;
+
 /// What the header parser found.
 #[derive(Debug)]
 pub(crate) enum Parsed {
@@ -58,8 +61,10 @@ pub fn decode_frame(src: &mut BytesMut, limits: Limits) -> Result<Option<DubboFr
     };
     let total = head.total_len();
     if src.len() < total {
-        // Bounded by the limit checked in parse_head.
-        src.reserve(total - src.len());
+        // Room for the rest of the frame, but at most MAX_RESERVE ahead: a peer that
+        // announces 16 MiB and sends nothing more does not get 16 MiB of memory per
+        // connection; the buffer grows with the bytes that actually arrive.
+        src.reserve((total - src.len()).min(MAX_RESERVE));
         return Ok(None);
     }
     let raw = src.split_to(total).freeze();

@@ -13,14 +13,16 @@
 //!
 //! Nothing here knows about Dubbo.
 
+mod collections;
 mod error;
 mod reader;
 mod skip;
 mod string;
 pub mod writer;
 
+pub use collections::{MapEntry, MapInfo};
 pub use error::Error;
-pub use reader::{MapEntry, MapInfo, Reader};
+pub use reader::Reader;
 pub use string::HString;
 
 /// Deepest nesting of lists, maps and objects the reader accepts (Java's `readObject`

@@ -244,6 +244,16 @@ fn d15_body_need_more() {
         src.capacity() >= 16 + 0x0101,
         "reserves the announced frame"
     );
+    // A huge announced length reserves at most 64 KiB ahead.
+    let mut b = frame(0xc2, 0, 1, &[0x05]);
+    b[12..16].copy_from_slice(&(15u32 << 20).to_be_bytes());
+    let mut src = BytesMut::from(&b[..]);
+    assert!(matches!(
+        decode_frame(&mut src, Limits::default()),
+        Ok(None)
+    ));
+    assert!(src.capacity() >= 17 + 64 * 1024);
+    assert!(src.capacity() < 1 << 20, "{}", src.capacity());
 }
 
 /// Feeds `bytes` split at every point, and one byte at a time: exactly one frame comes

@@ -1,0 +1,173 @@
+//! Maps and lists: read keeping their strings, skip everything else.
+
+use std::ops::Range;
+
+use super::tag::{self, *};
+use super::{Error, HString, MAX_DEPTH, Reader};
+
+/// One entry of a map, as [`Reader::read_map`] hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry<'a> {
+    /// The key, if it is a string.
+    pub key: Option<HString<'a>>,
+    /// The value, if both key and value are strings (other values are skipped).
+    pub value: Option<HString<'a>>,
+    /// The entry's bytes (key and value, and any class definition before them).
+    pub raw: Range<usize>,
+}
+
+/// Where a map lay in the input, see [`Reader::read_map`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapInfo {
+    /// The whole map, from its `H`/`M` to its `Z` included.
+    pub span: Range<usize>,
+    /// The bytes opening the map: `H`, or `M` and its type.
+    pub open: Range<usize>,
+}
+
+// === impl Reader (maps and lists) ===
+
+impl<'a> Reader<'a> {
+    /// Reads a map (`H`, or `M` with a type) and hands each entry to `f`, in wire order.
+    /// String keys and, for them, string values are read; everything else is skipped.
+    /// Returns `None` for a null map.
+    pub fn read_map(&mut self, mut f: impl FnMut(MapEntry<'a>)) -> Result<Option<MapInfo>, Error> {
+        // `peek` consumes any class definition in front, so the map starts here.
+        let b = self.peek()?;
+        let start = self.pos;
+        match b {
+            NULL => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            MAP_UNTYPED => self.pos += 1,
+            MAP_TYPED => {
+                self.pos += 1;
+                self.skip_type()?;
+            }
+            _ => return Err(self.unexpected("map")),
+        }
+        let open = start..self.pos;
+        loop {
+            let entry_start = self.pos;
+            if self.peek_raw() == Some(END) {
+                self.pos += 1;
+                break;
+            }
+            let key = self.string_or_skip(MAX_DEPTH - 1)?;
+            let value = match key {
+                Some(_) => self.string_or_skip(MAX_DEPTH - 1)?,
+                None => {
+                    self.skip_within(MAX_DEPTH - 1)?;
+                    None
+                }
+            };
+            f(MapEntry {
+                key,
+                value,
+                raw: entry_start..self.pos,
+            });
+        }
+        Ok(Some(MapInfo {
+            span: open.start..self.pos,
+            open,
+        }))
+    }
+
+    /// Reads a string if the next value is one, else skips the value; `None` then.
+    fn string_or_skip(&mut self, depth: usize) -> Result<Option<HString<'a>>, Error> {
+        if tag::is_string(self.peek()?) {
+            self.read_string().map(Some)
+        } else {
+            self.skip_within(depth).map(|_| None)
+        }
+    }
+
+    /// Reads a string if the next value is one, else skips the value (whatever it is)
+    /// and returns `None`.
+    pub fn read_string_or_skip(&mut self) -> Result<Option<HString<'a>>, Error> {
+        self.string_or_skip(MAX_DEPTH)
+    }
+
+    /// Reads a map keeping only its string-to-string entries. `None` for a null map.
+    pub fn read_string_map(&mut self) -> Result<Option<Vec<(HString<'a>, HString<'a>)>>, Error> {
+        let mut out = Vec::new();
+        let info = self.read_map(|e| {
+            if let (Some(k), Some(v)) = (e.key, e.value) {
+                out.push((k, v));
+            }
+        })?;
+        Ok(info.map(|_| out))
+    }
+
+    /// Reads a list (any of the six forms) keeping only its string elements. `None` for
+    /// a null list.
+    pub fn read_string_list(&mut self) -> Result<Option<Vec<HString<'a>>>, Error> {
+        let at = self.pos;
+        let b = self.peek()?;
+        let fixed_len = match b {
+            NULL => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            LIST_TYPED_VAR | LIST_UNTYPED_VAR => {
+                self.pos += 1;
+                if b == LIST_TYPED_VAR {
+                    self.skip_type()?;
+                }
+                None
+            }
+            LIST_TYPED_FIXED | LIST_UNTYPED_FIXED => {
+                self.pos += 1;
+                if b == LIST_TYPED_FIXED {
+                    self.skip_type()?;
+                }
+                let len_at = self.pos;
+                let n = self.read_int()?;
+                Some(usize::try_from(n).map_err(|_| Error::BadLength {
+                    len: i64::from(n),
+                    at: len_at,
+                })?)
+            }
+            0x70..=0x77 => {
+                self.pos += 1;
+                self.skip_type()?;
+                Some(usize::from(b - 0x70))
+            }
+            0x78..=0x7f => {
+                self.pos += 1;
+                Some(usize::from(b - 0x78))
+            }
+            _ => {
+                return Err(Error::Unexpected {
+                    expected: "list",
+                    found: b,
+                    at,
+                });
+            }
+        };
+        let mut out = Vec::new();
+        match fixed_len {
+            Some(n) => {
+                if n > self.remaining() {
+                    return Err(Error::Truncated { at: self.buf.len() });
+                }
+                for _ in 0..n {
+                    if let Some(s) = self.string_or_skip(MAX_DEPTH - 1)? {
+                        out.push(s);
+                    }
+                }
+            }
+            None => loop {
+                if self.peek_raw() == Some(END) {
+                    self.pos += 1;
+                    break;
+                }
+                if let Some(s) = self.string_or_skip(MAX_DEPTH - 1)? {
+                    out.push(s);
+                }
+            },
+        }
+        Ok(Some(out))
+    }
+}
