@@ -46,6 +46,8 @@ enum NoAttachments {
     Absent(&'static str),
     /// The body could not be read.
     Unreadable(String),
+    /// The entry cannot be removed without breaking later references.
+    Pinned(&'static str),
 }
 
 // === impl DubboFrame ===
@@ -260,7 +262,7 @@ impl DubboFrame {
             // out without it.
             Err(why) => {
                 let why = match why {
-                    NoAttachments::Absent(s) => s.to_string(),
+                    NoAttachments::Absent(s) | NoAttachments::Pinned(s) => s.to_string(),
                     NoAttachments::Unreadable(s) => s,
                 };
                 if !matches!(self.edit, Edit::Refused(_)) {
@@ -319,17 +321,23 @@ impl Frame for DubboFrame {
 
     /// Removes an attachment (every entry with that key, string-valued or not). A frame
     /// whose body was read and has no attachments map has nothing to remove. Where the
-    /// metadata cannot be read the removal cannot be guaranteed, so, as for
-    /// [`Frame::set_header`], encode then fails.
+    /// metadata cannot be read, or the entry holds a class definition, list, map or
+    /// object that later values may refer to, the removal cannot be made safely, so, as
+    /// for [`Frame::set_header`], encode then fails.
     fn remove_header(&mut self, name: &str) -> bool {
         match self.attachments_mut() {
-            Ok((body, a)) => {
-                let removed = a.remove(body, name);
-                if removed {
-                    self.note_edit(Ok(()), "remove", name);
+            Ok((body, a)) => match a.remove(body, name) {
+                Ok(removed) => {
+                    if removed {
+                        self.note_edit(Ok(()), "remove", name);
+                    }
+                    removed
                 }
-                removed
-            }
+                Err(why) => {
+                    self.note_edit(Err(NoAttachments::Pinned(why)), "remove", name);
+                    false
+                }
+            },
             Err(NoAttachments::Absent(_)) => false,
             Err(why) => {
                 self.note_edit(Err(why), "remove", name);

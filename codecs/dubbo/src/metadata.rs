@@ -80,6 +80,9 @@ pub(crate) struct Entry {
     pub value: Option<Text>,
     /// The entry's bytes in the body; `None` once set by the proxy (written afresh).
     pub raw: Option<Range<usize>>,
+    /// The entry defines a class or holds a list, map or object that later values may
+    /// refer to: it is kept on the wire whatever the proxy changes.
+    pub pinned: bool,
 }
 
 impl Entry {
@@ -88,6 +91,7 @@ impl Entry {
             key: e.key.map(Text::new),
             value: e.value.map(Text::new),
             raw: Some(e.raw),
+            pinned: e.adds_to_tables,
         }
     }
 
@@ -154,36 +158,52 @@ impl Attachments {
             })
     }
 
-    /// Sets `name` to `value`: the first entry with that key is replaced in place (wire
-    /// order kept), later duplicates are dropped; a new entry goes last.
+    /// Sets `name` to `value`. The first entry with that key is replaced in place (wire
+    /// order kept) and later duplicates are dropped; a new key goes last. A pinned entry
+    /// with that key stays (dropping it would break what later values refer to), and
+    /// the value then goes last, where it wins as Java's `HashMap` keeps the last put.
     pub fn set(&mut self, body: &[u8], name: &str, value: &str) {
-        let mut seen = false;
-        self.entries.retain_mut(|e| {
-            if !e.key_is(body, name) {
-                return true;
+        let pinned = self
+            .entries
+            .iter()
+            .any(|e| e.pinned && e.key_is(body, name));
+        let mut slot = None;
+        let mut i = 0;
+        self.entries.retain(|e| {
+            let keep = e.pinned || !e.key_is(body, name);
+            if !keep && slot.is_none() {
+                slot = Some(i);
             }
-            if seen {
-                return false;
-            }
-            seen = true;
-            e.value = Some(Text::owned(value));
-            e.raw = None;
-            true
+            i += usize::from(keep);
+            keep
         });
-        if !seen {
-            self.entries.push(Entry {
-                key: Some(Text::owned(name)),
-                value: Some(Text::owned(value)),
-                raw: None,
-            });
+        let entry = Entry {
+            key: Some(Text::owned(name)),
+            value: Some(Text::owned(value)),
+            raw: None,
+            pinned: false,
+        };
+        match slot.filter(|_| !pinned) {
+            Some(at) => self.entries.insert(at, entry),
+            None => self.entries.push(entry),
         }
     }
 
     /// Removes every entry keyed `name` (whatever its value); whether any was there.
-    pub fn remove(&mut self, body: &[u8], name: &str) -> bool {
+    /// Refused when one is pinned.
+    pub fn remove(&mut self, body: &[u8], name: &str) -> Result<bool, &'static str> {
+        if self
+            .entries
+            .iter()
+            .any(|e| e.pinned && e.key_is(body, name))
+        {
+            return Err(
+                "it holds a class definition, list, map or object later values may refer to",
+            );
+        }
         let before = self.entries.len();
         self.entries.retain(|e| !e.key_is(body, name));
-        self.entries.len() != before
+        Ok(self.entries.len() != before)
     }
 }
 

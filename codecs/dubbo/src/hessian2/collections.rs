@@ -14,6 +14,10 @@ pub struct MapEntry<'a> {
     pub value: Option<HString<'a>>,
     /// The entry's bytes (key and value, and any class definition before them).
     pub raw: Range<usize>,
+    /// Whether the entry adds to the stream's tables: a class definition, or a list, map
+    /// or object (which later refs count, and whose types later type refs may name).
+    /// Dropping or rewriting such an entry would change what later values refer to.
+    pub adds_to_tables: bool,
 }
 
 /// Where a map lay in the input, see [`Reader::read_map`].
@@ -54,7 +58,10 @@ impl<'a> Reader<'a> {
                 self.pos += 1;
                 break;
             }
+            let classes = self.classes.len();
+            let mut composite = is_composite(self.peek()?);
             let key = self.string_or_skip(MAX_DEPTH - 1)?;
+            composite |= is_composite(self.peek()?);
             let value = match key {
                 Some(_) => self.string_or_skip(MAX_DEPTH - 1)?,
                 None => {
@@ -66,6 +73,7 @@ impl<'a> Reader<'a> {
                 key,
                 value,
                 raw: entry_start..self.pos,
+                adds_to_tables: composite || self.classes.len() != classes,
             });
         }
         Ok(Some(MapInfo {
@@ -170,4 +178,19 @@ impl<'a> Reader<'a> {
         }
         Ok(Some(out))
     }
+}
+
+/// Whether a value starting with `b` is a list, map or object (an entry of the ref table).
+fn is_composite(b: u8) -> bool {
+    matches!(
+        b,
+        MAP_UNTYPED
+            | MAP_TYPED
+            | OBJECT
+            | LIST_TYPED_VAR
+            | LIST_TYPED_FIXED
+            | LIST_UNTYPED_VAR
+            | LIST_UNTYPED_FIXED
+            | 0x60..=0x7f
+    )
 }

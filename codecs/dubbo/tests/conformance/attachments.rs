@@ -222,3 +222,51 @@ fn removing_from_a_frame_without_a_map_is_a_no_op() {
         assert_eq!(encode(&f), bytes, "{name}");
     }
 }
+
+#[test]
+fn entries_later_values_refer_to_stay_on_the_wire() {
+    // "a" holds an object whose class definition "b" reuses; "l" a list (a ref target).
+    let map = b"H\x01aC\x01T\x91\x01f\x60\x01x\x01b\x60\x01y\x01l\x79\x90\x01k\x01vZ";
+    let body = request_body("a.B", None, "m", "", &[], map);
+    let mut f = decode_one(&frame(0xc2, 0, 1, &body));
+    assert_eq!(headers(&f), pairs(&[("k", "v")]));
+    f.set_header("a", "s");
+    f.set_header("k", "w");
+    let out = encode(&f);
+    let want = request_body(
+        "a.B",
+        None,
+        "m",
+        "",
+        &[],
+        b"H\x01aC\x01T\x91\x01f\x60\x01x\x01b\x60\x01y\x01l\x79\x90\x01k\x01w\x01a\x01sZ",
+    );
+    assert_eq!(
+        out,
+        frame(0xc2, 0, 1, &want),
+        "the object stays, the new value goes last"
+    );
+    let again = decode_one(&out);
+    assert_eq!(
+        (again.header("a"), again.metadata_error()),
+        (Some("s"), None)
+    );
+    // Removing the object would leave "b" pointing at an undefined class: refused.
+    let mut f = decode_one(&frame(0xc2, 0, 1, &body));
+    assert!(!f.remove_header("a"));
+    refused(
+        &f,
+        "cannot remove attachment \"a\": it holds a class definition, list, map or object later values may refer to",
+    );
+    let mut f = decode_one(&frame(0xc2, 0, 1, &body));
+    assert!(!f.remove_header("l"));
+    assert!(matches!(
+        f.encode(&mut bytes::BytesMut::new()),
+        Err(CodecError::Encode(_))
+    ));
+    // Plain entries go as usual.
+    let mut f = decode_one(&frame(0xc2, 0, 1, &body));
+    assert!(f.remove_header("k"));
+    let again = decode_one(&encode(&f));
+    assert_eq!((headers(&again), again.metadata_error()), (vec![], None));
+}
