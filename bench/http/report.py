@@ -53,6 +53,10 @@ for proto, case in keys:
         "proxy_core_other_util": med([r["proxy_core_other_cpu_s"] / r["throughput"]["elapsed_s"] for r in ok
                                       if r.get("proxy_core_other_cpu_s") is not None and r["throughput"].get("elapsed_s")]),
         "loadavg_1m_all": [r.get("loadavg_1m") for r in ok],
+        # Backend connections the proxy opened during the throughput phase (after the
+        # warm-up): small next to the request count when its keep-alive pool is reused
+        # (a proxy that reconnected per request would show one per request).
+        "backend_conns_opened_all": [r.get("backend_conns_opened") for r in ok if r.get("backend_conns_opened") is not None],
         "errors": errors,
         "lat_rps": med([g(r, "latency", "rps") for r in ok]),
         "p50_us": med([g(r, "latency", "p50_us") for r in ok]),
