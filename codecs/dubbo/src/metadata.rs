@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::hessian2::{self, HString, MapEntry, Reader};
+use crate::hessian2::{self, Reader, SpanEntry, StrSpan, tag};
 use crate::status;
 use crate::types::*;
 
@@ -34,15 +34,17 @@ pub enum MetadataError {
 /// A string of the body: a range of it, or decoded text (chunked or Java-encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Text {
-    Range(Range<usize>),
+    /// Bytes of the body known to be valid UTF-8.
+    Utf8(Range<usize>),
+    /// Decoded text (chunked, Java-encoded, or set by the proxy).
     Owned(Box<str>),
 }
 
 impl Text {
-    fn new(s: HString<'_>) -> Text {
-        match s.range() {
-            Some(r) => Text::Range(r),
-            None => Text::Owned(s.into_string().into_boxed_str()),
+    fn new(s: StrSpan) -> Text {
+        match s {
+            StrSpan::Utf8(r) => Text::Utf8(r),
+            StrSpan::Decoded(s) => Text::Owned(s.into_boxed_str()),
         }
     }
 
@@ -53,8 +55,10 @@ impl Text {
     /// The text; `body` must be the body it was read from.
     pub fn as_str<'b>(&'b self, body: &'b [u8]) -> &'b str {
         match self {
-            // Checked as UTF-8 when read, so this cannot fail for the body it came from.
-            Text::Range(r) => body
+            // Known to be UTF-8 when read (all ASCII, or checked), so this cannot fail
+            // for the body it came from. Checked again here rather than at parse time:
+            // only the few strings the proxy asks for pay for it.
+            Text::Utf8(r) => body
                 .get(r.clone())
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .unwrap_or_default(),
@@ -62,10 +66,18 @@ impl Text {
         }
     }
 
+    /// The text's bytes; `body` must be the body it was read from.
+    fn bytes<'b>(&'b self, body: &'b [u8]) -> &'b [u8] {
+        match self {
+            Text::Utf8(r) => body.get(r.clone()).unwrap_or_default(),
+            Text::Owned(s) => s.as_bytes(),
+        }
+    }
+
     /// Whether the text is `name`, comparing bytes (no UTF-8 check needed).
     fn is(&self, body: &[u8], name: &str) -> bool {
         match self {
-            Text::Range(r) => body.get(r.clone()) == Some(name.as_bytes()),
+            Text::Utf8(r) => body.get(r.clone()) == Some(name.as_bytes()),
             Text::Owned(s) => &**s == name,
         }
     }
@@ -86,7 +98,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn new(e: MapEntry<'_>) -> Entry {
+    fn new(e: SpanEntry) -> Entry {
         Entry {
             key: e.key.map(Text::new),
             value: e.value.map(Text::new),
@@ -126,7 +138,7 @@ impl Attachments {
         }
         // Requests usually carry 5-16 attachments: one allocation in the common case.
         let mut entries = Vec::with_capacity(8);
-        let info = r.read_map(|e| entries.push(Entry::new(e)))?;
+        let info = r.read_map_spans(|e| entries.push(Entry::new(e)))?;
         Ok(match info {
             Some(info) => Attachments {
                 span: info.span,
@@ -286,16 +298,107 @@ fn field(name: &'static str) -> impl Fn(hessian2::Error) -> MetadataError {
 }
 
 fn parse_request(body: &[u8]) -> Result<RequestMeta, MetadataError> {
+    match parse_request_fast(body) {
+        Some(meta) => Ok(meta),
+        None => parse_request_general(body),
+    }
+}
+
+/// The common request read in one forward pass over the bytes: every string one chunk of
+/// ASCII (so no UTF-8 check and no decoding), a null or string service version, arguments
+/// of the simple forms ([`hessian2::simple_value_end`]), string-to-string attachments in
+/// an untyped map (or a null, or none). Anything else, including every malformed body,
+/// gives `None`, and [`parse_request_general`] reads the body from the start: for the
+/// bodies this accepts, both give the same result (tests and the fuzz target check).
+fn parse_request_fast(body: &[u8]) -> Option<RequestMeta> {
+    let mut pos = 0;
+    let string = |pos: &mut usize| {
+        let r = hessian2::ascii_string_at(body, *pos)?;
+        *pos = r.end;
+        Some(Text::Utf8(r))
+    };
+    let dubbo_version = string(&mut pos)?;
+    let path = string(&mut pos)?;
+    let version = if body.get(pos) == Some(&tag::NULL) {
+        pos += 1;
+        None
+    } else {
+        Some(string(&mut pos)?)
+    };
+    let method = string(&mut pos)?;
+    let types = string(&mut pos)?;
+    let args_start = pos;
+    for _ in 0..count_arguments(types.bytes(body)) {
+        pos = hessian2::simple_value_end(body, pos)?;
+    }
+    let args = args_start..pos;
+    let attachments = match body.get(pos) {
+        None => Attachments {
+            span: pos..pos,
+            open: None,
+            entries: Vec::new(),
+        },
+        Some(&tag::NULL) => Attachments {
+            span: pos..pos + 1,
+            open: None,
+            entries: Vec::new(),
+        },
+        Some(&tag::MAP_UNTYPED) => {
+            let start = pos;
+            pos += 1;
+            // Requests usually carry 5-16 attachments: one allocation in the common case.
+            let mut entries = Vec::with_capacity(8);
+            while body.get(pos) != Some(&tag::END) {
+                let entry_start = pos;
+                let key = string(&mut pos)?;
+                let value = string(&mut pos)?;
+                entries.push(Entry {
+                    key: Some(key),
+                    value: Some(value),
+                    raw: Some(entry_start..pos),
+                    pinned: false,
+                });
+            }
+            pos += 1; // the `Z`
+            Attachments {
+                span: start..pos,
+                open: Some(start..start + 1),
+                entries,
+            }
+        }
+        Some(_) => return None,
+    };
+    Some(RequestMeta {
+        dubbo_version,
+        path,
+        version,
+        method,
+        types,
+        args,
+        attachments,
+    })
+}
+
+/// Both readings of a request body, for the fuzz target and tests to compare: the fast
+/// one (`None` when it declines) and the general one.
+pub(crate) fn parse_request_both(
+    body: &[u8],
+) -> (Option<RequestMeta>, Result<RequestMeta, MetadataError>) {
+    (parse_request_fast(body), parse_request_general(body))
+}
+
+/// Reads a request body of any form (see [`parse_request_fast`] for the common one).
+fn parse_request_general(body: &[u8]) -> Result<RequestMeta, MetadataError> {
     let mut r = Reader::new(body);
-    let dubbo_version = Text::new(r.read_string().map_err(field("dubbo version"))?);
-    let path = Text::new(r.read_string().map_err(field("path"))?);
+    let dubbo_version = Text::new(r.read_str_span().map_err(field("dubbo version"))?);
+    let path = Text::new(r.read_str_span().map_err(field("path"))?);
     let version = r
-        .read_string_or_null()
+        .read_str_span_or_null()
         .map_err(field("version"))?
         .map(Text::new);
-    let method = Text::new(r.read_string().map_err(field("method"))?);
-    let types = r.read_string().map_err(field("parameter types"))?;
-    let count = argument_count(types.as_str());
+    let method = Text::new(r.read_str_span().map_err(field("method"))?);
+    let types = r.read_str_span().map_err(field("parameter types"))?;
+    let count = count_arguments(types.bytes(body));
     let types = Text::new(types);
     let args_start = r.position();
     for _ in 0..count {
@@ -318,7 +421,7 @@ fn parse_response(status: u8, body: &[u8]) -> Result<ResponseMeta, MetadataError
     let mut r = Reader::new(body);
     if status != status::OK {
         let error = r
-            .read_string_or_null()
+            .read_str_span_or_null()
             .map_err(field("error message"))?
             .map(Text::new);
         return Ok(ResponseMeta {
@@ -334,10 +437,14 @@ fn parse_response(status: u8, body: &[u8]) -> Result<ResponseMeta, MetadataError
             r.skip_value().map_err(field("exception"))?;
             None
         }
-        RESPONSE_VALUE | RESPONSE_VALUE_WITH_ATTACHMENTS => r
-            .read_string_or_skip()
-            .map_err(field("value"))?
-            .map(Text::new),
+        RESPONSE_VALUE | RESPONSE_VALUE_WITH_ATTACHMENTS => {
+            if tag::is_string(r.peek().map_err(field("value"))?) {
+                Some(Text::new(r.read_str_span().map_err(field("value"))?))
+            } else {
+                r.skip_value().map_err(field("value"))?;
+                None
+            }
+        }
         RESPONSE_NULL_VALUE | RESPONSE_NULL_VALUE_WITH_ATTACHMENTS => None,
         other => return Err(MetadataError::ResultFlag(other)),
     };
@@ -358,9 +465,15 @@ fn parse_response(status: u8, body: &[u8]) -> Result<ResponseMeta, MetadataError
 /// `Z B C D F I J S V` and each `L…;` is one, `[` adds nothing, anything else is ignored.
 /// An `L` without its `;` still counts one.
 pub fn argument_count(desc: &str) -> usize {
+    count_arguments(desc.as_bytes())
+}
+
+/// [`argument_count`] over the descriptor's bytes (only ASCII letters count, so the
+/// descriptor need not be checked as UTF-8 first).
+fn count_arguments(desc: &[u8]) -> usize {
     let mut count = 0;
     let mut in_class = false;
-    for b in desc.bytes() {
+    for &b in desc {
         if in_class {
             in_class = b != b';';
             continue;

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use super::reader::StrSpan;
 use super::tag::{self, *};
 use super::{Error, HString, MAX_DEPTH, Reader};
 
@@ -17,6 +18,19 @@ pub struct MapEntry<'a> {
     /// Whether the entry adds to the stream's tables: a class definition, or a list, map
     /// or object (which later refs count, and whose types later type refs may name).
     /// Dropping or rewriting such an entry would change what later values refer to.
+    pub adds_to_tables: bool,
+}
+
+/// One entry of a map, as [`Reader::read_map_spans`] hands it out (see [`MapEntry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SpanEntry {
+    /// The key, if it is a string.
+    pub key: Option<StrSpan>,
+    /// The value, if both key and value are strings.
+    pub value: Option<StrSpan>,
+    /// The entry's bytes.
+    pub raw: Range<usize>,
+    /// See [`MapEntry::adds_to_tables`].
     pub adds_to_tables: bool,
 }
 
@@ -36,6 +50,34 @@ impl<'a> Reader<'a> {
     /// String keys and, for them, string values are read; everything else is skipped.
     /// Returns `None` for a null map.
     pub fn read_map(&mut self, mut f: impl FnMut(MapEntry<'a>)) -> Result<Option<MapInfo>, Error> {
+        let buf = self.buf;
+        let text = move |s: StrSpan| match s {
+            StrSpan::Utf8(r) => HString::Borrowed {
+                at: r.start,
+                // Checked as UTF-8 by `read_map_spans`.
+                text: buf
+                    .get(r)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .unwrap_or_default(),
+            },
+            StrSpan::Decoded(s) => HString::Owned(s),
+        };
+        self.read_map_spans(|e| {
+            f(MapEntry {
+                key: e.key.map(text),
+                value: e.value.map(text),
+                raw: e.raw,
+                adds_to_tables: e.adds_to_tables,
+            })
+        })
+    }
+
+    /// [`Reader::read_map`] handing out strings as [`StrSpan`]s: no UTF-8 check of
+    /// ASCII keys and values, nothing borrowed as `&str` (see [`Reader::read_str_span`]).
+    pub(crate) fn read_map_spans(
+        &mut self,
+        mut f: impl FnMut(SpanEntry),
+    ) -> Result<Option<MapInfo>, Error> {
         // `peek` consumes any class definition in front, so the map starts here.
         let b = self.peek()?;
         let start = self.pos;
@@ -59,21 +101,29 @@ impl<'a> Reader<'a> {
                 break;
             }
             let classes = self.classes.len();
-            let mut composite = is_composite(self.peek()?);
-            let key = self.string_or_skip(MAX_DEPTH - 1)?;
-            composite |= is_composite(self.peek()?);
-            let value = match key {
-                Some(_) => self.string_or_skip(MAX_DEPTH - 1)?,
-                None => {
-                    self.skip_within(MAX_DEPTH - 1)?;
-                    None
-                }
+            let kb = self.peek()?;
+            let key = if tag::is_string(kb) {
+                Some(self.str_span_here()?)
+            } else {
+                self.skip_within(MAX_DEPTH - 1)?;
+                None
             };
-            f(MapEntry {
+            // Peeked even after a non-string key: it consumes (and records) a class
+            // definition in front of the value, which pins the entry.
+            let vb = self.peek()?;
+            let value = if key.is_some() && tag::is_string(vb) {
+                Some(self.str_span_here()?)
+            } else {
+                self.skip_within(MAX_DEPTH - 1)?;
+                None
+            };
+            f(SpanEntry {
                 key,
                 value,
                 raw: entry_start..self.pos,
-                adds_to_tables: composite || self.classes.len() != classes,
+                adds_to_tables: is_composite(kb)
+                    || is_composite(vb)
+                    || self.classes.len() != classes,
             });
         }
         Ok(Some(MapInfo {

@@ -20,10 +20,14 @@ mod skip;
 mod string;
 pub mod writer;
 
+pub(crate) use collections::SpanEntry;
 pub use collections::{MapEntry, MapInfo};
 pub use error::Error;
 pub use reader::Reader;
+pub(crate) use reader::StrSpan;
+pub(crate) use skip::simple_value_end;
 pub use string::HString;
+pub(crate) use string::ascii_string_at;
 
 /// Deepest nesting of lists, maps and objects the reader accepts (Java's `readObject`
 /// recurses; we stop here instead of overflowing a stack).

@@ -2,9 +2,28 @@
 
 use std::ops::Range;
 
-use super::string::{decode_java_utf8, scan_units};
+use super::string::{ascii_string_at, decode_java_utf8, scan_units};
 use super::tag::{self, *};
 use super::{Error, HString, MAX_DEPTH};
+
+/// Where a string read by [`Reader::read_str_span`] lies, or its decoded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StrSpan {
+    /// One chunk of valid UTF-8 at this range of the input.
+    Utf8(Range<usize>),
+    /// A chunked or Java-encoded (surrogate halves apart) string, decoded.
+    Decoded(String),
+}
+
+impl StrSpan {
+    /// The string's bytes; `buf` must be the reader's input.
+    pub(crate) fn bytes<'b>(&'b self, buf: &'b [u8]) -> &'b [u8] {
+        match self {
+            StrSpan::Utf8(r) => buf.get(r.clone()).unwrap_or_default(),
+            StrSpan::Decoded(s) => s.as_bytes(),
+        }
+    }
+}
 
 /// Reads Hessian 2.0 values one after another from `&[u8]`.
 ///
@@ -252,8 +271,79 @@ impl<'a> Reader<'a> {
 
     /// Skips a string (all chunks) without allocating.
     pub(super) fn skip_string(&mut self) -> Result<(), Error> {
+        if self.ascii_str_fast().is_some() {
+            return Ok(());
+        }
         while !self.string_chunk()?.1 {}
         Ok(())
+    }
+
+    /// Reads a string like [`Reader::read_string`] but hands out where a one-chunk string
+    /// lies instead of a `&str`, so the common all-ASCII string is never run through a
+    /// UTF-8 check here (the scan that finds its end already proves it ASCII): the proxy
+    /// reads a dozen strings per request and returns two or three of them.
+    pub(crate) fn read_str_span(&mut self) -> Result<StrSpan, Error> {
+        if let Some(r) = self.ascii_str_fast() {
+            return Ok(StrSpan::Utf8(r));
+        }
+        // A class definition in front is rare: only then take the looping `peek`.
+        let b = match self.peek_raw() {
+            Some(b) if b != CLASS_DEF => b,
+            _ => self.peek()?,
+        };
+        if !tag::is_string(b) {
+            return Err(self.unexpected("string"));
+        }
+        self.str_span_here()
+    }
+
+    /// The common string: one chunk, all ASCII, wholly in the input. Consumes it and
+    /// returns its range; otherwise consumes nothing and returns `None`, and the general
+    /// path takes over (and reports any error).
+    #[inline]
+    pub(super) fn ascii_str_fast(&mut self) -> Option<Range<usize>> {
+        let r = ascii_string_at(self.buf, self.pos)?;
+        self.pos = r.end;
+        Some(r)
+    }
+
+    /// [`Reader::read_str_span`] once the next byte is known to start a string.
+    pub(super) fn str_span_here(&mut self) -> Result<StrSpan, Error> {
+        if let Some(r) = self.ascii_str_fast() {
+            return Ok(StrSpan::Utf8(r));
+        }
+        let at = self.pos;
+        let (units, last) = self.string_chunk_header()?;
+        let start = self.pos;
+        let end = scan_units(self.buf, start, units)?;
+        self.pos = end;
+        if !last {
+            // Chunked (rare): join and decode the chunks from the start.
+            self.pos = at;
+            return self
+                .read_string()
+                .map(|s| StrSpan::Decoded(s.into_string()));
+        }
+        // Every non-ASCII character takes more bytes than UTF-16 units (2 for 1, 3 for
+        // 1, 4 for 2), so as many bytes as units means all ASCII, hence valid UTF-8.
+        if end - start == units {
+            return Ok(StrSpan::Utf8(start..end));
+        }
+        let bytes = self.buf.get(start..end).unwrap_or_default();
+        Ok(if std::str::from_utf8(bytes).is_ok() {
+            StrSpan::Utf8(start..end)
+        } else {
+            StrSpan::Decoded(decode_java_utf8(bytes))
+        })
+    }
+
+    /// [`Reader::read_str_span`], or `None` for a null.
+    pub(crate) fn read_str_span_or_null(&mut self) -> Result<Option<StrSpan>, Error> {
+        if self.next_is_null()? {
+            self.pos += 1;
+            return Ok(None);
+        }
+        self.read_str_span().map(Some)
     }
 
     /// Reads a string in any form (short, medium, `S`, chunked `R`…`S`). Its length

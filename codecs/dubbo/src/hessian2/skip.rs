@@ -5,6 +5,28 @@
 use super::tag::{self, *};
 use super::{Error, MAX_DEPTH, Reader};
 
+/// Where the common argument at `pos` ends: an all-ASCII one-chunk string, an int, a
+/// long, a double, a boolean or a null, wholly in `buf` (the sizes are those
+/// [`Reader::skip_value`] steps over). `None` for any other value (the general skipper
+/// handles it, and reports errors) and for a truncated one.
+#[inline]
+pub(crate) fn simple_value_end(buf: &[u8], pos: usize) -> Option<usize> {
+    let b = *buf.get(pos)?;
+    let len = match b {
+        0x00..=0x1f | 0x30..=0x33 | STRING_FINAL => {
+            return super::ascii_string_at(buf, pos).map(|r| r.end);
+        }
+        0x80..=0xbf | 0xd8..=0xef | NULL | TRUE | FALSE | DOUBLE_ZERO | DOUBLE_ONE => 1,
+        0xc0..=0xcf | 0xf0..=0xff | DOUBLE_BYTE => 2,
+        0xd0..=0xd7 | 0x38..=0x3f | DOUBLE_SHORT => 3,
+        INT | LONG_INT32 | DATE_MIN | DOUBLE_MILLS => 5,
+        LONG | DATE_MS | DOUBLE => 9,
+        _ => return None,
+    };
+    let end = pos.checked_add(len)?;
+    (end <= buf.len()).then_some(end)
+}
+
 /// What an open container still expects.
 #[derive(Debug, Clone, Copy)]
 enum Open {
@@ -20,8 +42,20 @@ impl Reader<'_> {
     /// Skips one value, allowing `max_depth` levels of nesting (capped at [`MAX_DEPTH`]).
     pub(super) fn skip_within(&mut self, max_depth: usize) -> Result<(), Error> {
         let max_depth = max_depth.min(MAX_DEPTH);
+        // Most values are scalars (an argument string or int, an attachment value): skip
+        // them before setting up the container stack.
+        let at = self.pos;
+        let Some(first) = self.skip_head()? else {
+            return Ok(());
+        };
+        if max_depth == 0 {
+            return Err(Error::TooDeep { max: MAX_DEPTH, at });
+        }
         let mut stack = [Open::Count(0); MAX_DEPTH];
-        let mut depth = 0usize;
+        if let Some(slot) = stack.first_mut() {
+            *slot = first;
+        }
+        let mut depth = 1usize;
         loop {
             // Close the containers that are complete; count the value about to be read.
             while let Some(top) = depth.checked_sub(1).and_then(|i| stack.get_mut(i)) {

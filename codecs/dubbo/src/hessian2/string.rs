@@ -55,6 +55,29 @@ impl std::fmt::Display for HString<'_> {
     }
 }
 
+/// The common string at `pos`: one chunk (short, medium or `S` form), all ASCII, wholly
+/// in `buf`. Returns the range of its text (ending where the next value starts), or
+/// `None` for any other string, any other value, or a truncated one.
+#[inline]
+pub(crate) fn ascii_string_at(buf: &[u8], pos: usize) -> Option<Range<usize>> {
+    let b = *buf.get(pos)?;
+    let (start, units) = match b {
+        0x00..=0x1f => (pos + 1, usize::from(b)),
+        0x30..=0x33 => (
+            pos + 2,
+            (usize::from(b - 0x30) << 8) | usize::from(*buf.get(pos + 1)?),
+        ),
+        super::tag::STRING_FINAL => (
+            pos + 3,
+            usize::from(u16::from_be_bytes([*buf.get(pos + 1)?, *buf.get(pos + 2)?])),
+        ),
+        _ => return None,
+    };
+    let end = start.checked_add(units)?;
+    // ASCII: one byte per UTF-16 unit, so `units` bytes are the whole string.
+    buf.get(start..end)?.is_ascii().then_some(start..end)
+}
+
 /// Walks `units` UTF-16 units of UTF-8 starting at `pos`; returns the offset after them.
 ///
 /// Lead bytes as Java's `Hessian2Input` accepts them: `< 0x80` one byte, `0xc0-0xdf`
@@ -68,9 +91,17 @@ pub(crate) fn scan_units(buf: &[u8], mut pos: usize, units: usize) -> Result<usi
         if rest.is_empty() {
             return Err(Error::Truncated { at: pos });
         }
-        // Fast path: a run of ASCII, one unit per byte.
+        // Fast path: a run of ASCII, one unit per byte. Most strings (service names,
+        // attachment keys and values) are all ASCII: one word-at-a-time check decides.
         let window = rest.get(..left.min(rest.len())).unwrap_or_default();
-        let ascii = window.iter().take_while(|b| **b < 0x80).count();
+        let ascii = if window.is_ascii() {
+            window.len()
+        } else {
+            window
+                .iter()
+                .position(|b| *b >= 0x80)
+                .unwrap_or(window.len())
+        };
         pos += ascii;
         left -= ascii;
         if left == 0 {
