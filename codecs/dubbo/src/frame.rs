@@ -300,7 +300,17 @@ impl Frame for DubboFrame {
         if !self.head.is_request() {
             return None;
         }
-        let ms: u64 = self.header("timeout")?.trim().parse().ok()?;
+        let value = self
+            .attachments_ref()?
+            .get_bytes(self.body_slice(), "timeout")?;
+        // The usual value is plain digits: read them without a UTF-8 check; anything else
+        // (spaces, a sign, too many digits to be sure of no overflow) goes the `str` way.
+        let ms: u64 = match value {
+            [_, ..] if value.len() <= 19 && value.iter().all(u8::is_ascii_digit) => {
+                value.iter().fold(0, |ms, d| ms * 10 + u64::from(d - b'0'))
+            }
+            _ => std::str::from_utf8(value).ok()?.trim().parse().ok()?,
+        };
         (ms > 0).then(|| Duration::from_millis(ms))
     }
 

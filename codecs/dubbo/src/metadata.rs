@@ -67,7 +67,7 @@ impl Text {
     }
 
     /// The text's bytes; `body` must be the body it was read from.
-    fn bytes<'b>(&'b self, body: &'b [u8]) -> &'b [u8] {
+    pub fn bytes<'b>(&'b self, body: &'b [u8]) -> &'b [u8] {
         match self {
             Text::Utf8(r) => body.get(r.clone()).unwrap_or_default(),
             Text::Owned(s) => s.as_bytes(),
@@ -159,6 +159,12 @@ impl Attachments {
     pub fn get<'b>(&'b self, body: &'b [u8], name: &str) -> Option<&'b str> {
         let entry = self.entries.iter().rev().find(|e| e.key_is(body, name))?;
         entry.value.as_ref().map(|v| v.as_str(body))
+    }
+
+    /// [`Attachments::get`] as bytes, for callers that need no `&str`.
+    pub fn get_bytes<'b>(&'b self, body: &'b [u8], name: &str) -> Option<&'b [u8]> {
+        let entry = self.entries.iter().rev().find(|e| e.key_is(body, name))?;
+        entry.value.as_ref().map(|v| v.bytes(body))
     }
 
     /// The string entries, in wire order.
@@ -492,7 +498,212 @@ fn count_arguments(desc: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use strait_codec_framework::Frame;
+
     use super::*;
+    use crate::DubboFrame;
+    use crate::hessian2::writer;
+
+    /// A request body: the five strings (service version null), `args` as given, then
+    /// `tail` (the attachments bytes) as given.
+    fn body(path: &str, desc: &str, args: &[u8], tail: &[u8]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        writer::write_string(&mut b, "2.0.2");
+        writer::write_string(&mut b, path);
+        writer::write_null(&mut b);
+        writer::write_string(&mut b, "echo");
+        writer::write_string(&mut b, desc);
+        b.extend_from_slice(args);
+        b.extend_from_slice(tail);
+        b.to_vec()
+    }
+
+    fn frame(body: &[u8]) -> DubboFrame {
+        crate::builder::frame(FLAG_REQUEST | FLAG_TWO_WAY | HESSIAN2, 0, 1, body).unwrap()
+    }
+
+    /// The fast reading's result, after checking the general one agrees.
+    fn fast(body: &[u8]) -> Option<RequestMeta> {
+        let (fast, general) = parse_request_both(body);
+        if let Some(f) = &fast {
+            assert_eq!(Ok(f.clone()), general);
+        }
+        fast
+    }
+
+    #[test]
+    fn common_request_takes_the_fast_path() {
+        let f = DubboFrame::request("com.alipay.test.TestService:1.0", "echo")
+            .string_argument(&"x".repeat(128))
+            .attachment("timeout", "5000")
+            .attachment("interface", "com.example.Api")
+            .build()
+            .unwrap();
+        assert!(fast(f.body_slice()).is_some());
+        assert_eq!(f.timeout(), Some(Duration::from_millis(5000)));
+        assert_eq!(f.variable("service").as_deref(), Some("com.example.Api"));
+        assert_eq!(f.service_path(), Some("com.alipay.test.TestService:1.0"));
+        assert_eq!(f.parameter_types(), Some("Ljava/lang/String;"));
+        assert_eq!(f.header("group"), None);
+    }
+
+    #[test]
+    fn every_simple_argument_form_is_skipped_and_the_attachments_found() {
+        let args: &[&[u8]] = &[
+            b"\x05hello",                            // short string
+            b"\x30\x03abc",                          // medium string
+            b"S\x00\x02hi",                          // `S` string
+            b"\x00",                                 // empty string
+            b"\x90",                                 // int, 1 byte
+            b"\xc8\x01",                             // int, 2 bytes
+            b"\xd4\x01\x02",                         // int, 3 bytes
+            b"I\x00\x00\x01\x00",                    // int, 4 bytes
+            b"\xe0",                                 // long, 1 byte
+            b"\xf8\x01",                             // long, 2 bytes
+            b"\x3c\x01\x02",                         // long, 3 bytes
+            b"Y\x00\x00\x01\x00",                    // long as int32
+            b"L\x00\x00\x00\x00\x00\x00\x01\x00",    // long, 8 bytes
+            b"\x5b",                                 // double 0
+            b"\x5c",                                 // double 1
+            b"\x5d\x07",                             // double, byte
+            b"\x5e\x00\x07",                         // double, short
+            b"\x5f\x00\x00\x00\x07",                 // double, millis
+            b"D\x40\x09\x21\xfb\x54\x44\x2d\x18",    // double, 8 bytes
+            b"\x4b\x00\x00\x00\x01",                 // date, minutes
+            b"\x4a\x00\x00\x00\x00\x00\x00\x00\x01", // date, ms
+            b"N",                                    // null
+            b"T",                                    // true
+            b"F",                                    // false
+        ];
+        let joined = args.concat();
+        let desc = "I".repeat(args.len());
+        let b = body(
+            "a.B",
+            &desc,
+            &joined,
+            b"H\x07timeout\x03250\x05group\x02g1Z",
+        );
+        let meta = fast(&b).expect("simple arguments take the fast path");
+        assert_eq!(meta.args.len(), joined.len());
+        let f = frame(&b);
+        assert_eq!(f.arguments().as_deref(), Some(&joined[..]));
+        assert_eq!(f.timeout(), Some(Duration::from_millis(250)));
+        assert_eq!(f.variable("group").as_deref(), Some("g1"));
+
+        // A list argument is left to the general skipper; the attachments are found.
+        let b = body("a.B", "[I", b"\x7a\x91\x92", b"H\x05group\x02g2Z");
+        assert!(fast(&b).is_none());
+        assert_eq!(frame(&b).header("group"), Some("g2"));
+        // So is a non-ASCII string argument.
+        let b = body("a.B", "I", "\x02é€".as_bytes(), b"H\x05group\x02g3Z");
+        assert!(fast(&b).is_none());
+        assert_eq!(frame(&b).header("group"), Some("g3"));
+    }
+
+    #[test]
+    fn non_ascii_service_name_goes_the_general_way() {
+        let f = DubboFrame::request("com.例子.服务", "echo")
+            .attachment("timeout", "10")
+            .build()
+            .unwrap();
+        assert!(fast(f.body_slice()).is_none());
+        assert_eq!(f.service_path(), Some("com.例子.服务"));
+        assert_eq!(f.variable("service").as_deref(), Some("com.例子.服务"));
+        assert_eq!(f.timeout(), Some(Duration::from_millis(10)));
+        // A 4-byte character counts 2 units; Java's surrogate halves (3 bytes each)
+        // decode to the same text.
+        let f = DubboFrame::request("a😀b", "echo").build().unwrap();
+        assert_eq!(f.service_path(), Some("a😀b"));
+        let b = body("x", "", b"", b"H\x09interface\x02\xed\xa0\xbd\xed\xb8\x80Z");
+        assert!(fast(&b).is_none());
+        assert_eq!(frame(&b).variable("service").as_deref(), Some("😀"));
+    }
+
+    #[test]
+    fn chunked_attachment_value_is_joined() {
+        let b = body("a.B", "", b"", b"H\x05group\x52\x00\x02ab\x01cZ");
+        assert!(fast(&b).is_none());
+        assert_eq!(frame(&b).header("group"), Some("abc"));
+    }
+
+    #[test]
+    fn duplicate_keys_last_put_wins() {
+        let f = DubboFrame::request("a.B", "echo")
+            .attachment("group", "first")
+            .attachment("timeout", "100")
+            .attachment("group", "second")
+            .attachment("timeout", "200")
+            .build()
+            .unwrap();
+        assert!(fast(f.body_slice()).is_some());
+        assert_eq!(f.header("group"), Some("second"));
+        assert_eq!(f.timeout(), Some(Duration::from_millis(200)));
+        let mut f = f;
+        f.set_header("group", "third");
+        assert_eq!(f.header("group"), Some("third"));
+        assert_eq!(f.attachments().filter(|(k, _)| *k == "group").count(), 1);
+    }
+
+    #[test]
+    fn null_absent_and_typed_attachment_maps() {
+        let b = body("a.B", "", b"", b"N");
+        let meta = fast(&b).unwrap();
+        assert_eq!(meta.attachments.span, b.len() - 1..b.len());
+        let b = body("a.B", "", b"", b"");
+        assert_eq!(fast(&b).unwrap().attachments.span, b.len()..b.len());
+        // A typed map, and a non-string value, are the general reader's.
+        let b = body("a.B", "", b"", b"M\x01tZ");
+        assert!(fast(&b).is_none());
+        let b = body("a.B", "", b"", b"H\x07timeout\x91\x05group\x01gZ");
+        assert!(fast(&b).is_none());
+        let f = frame(&b);
+        assert_eq!((f.timeout(), f.header("group")), (None, Some("g")));
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_fast_results() {
+        let good = body("a.B", "I", b"\x91", b"H\x05group\x01gZ");
+        // Ending right after the arguments is a body without attachments; any other cut
+        // is truncated.
+        let args_end = good.len() - 10;
+        for cut in 0..good.len() {
+            let meta = fast(&good[..cut]);
+            if cut != args_end {
+                assert!(meta.is_none(), "cut at {cut}");
+                assert!(parse_request_general(&good[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        assert!(fast(&good[..args_end]).is_some());
+        // An argument count beyond the values given.
+        let b = body("a.B", "II", b"\x91", b"");
+        assert!(fast(&b).is_none());
+        assert!(parse_request_general(&b).is_err());
+    }
+
+    #[test]
+    fn timeout_values() {
+        for (value, want) in [
+            ("5000", Some(5000)),
+            (" 300 ", Some(300)),
+            ("+7", Some(7)),
+            ("0", None),
+            ("", None),
+            ("-5", None),
+            ("12ms", None),
+            ("9999999999999999999", Some(9_999_999_999_999_999_999)),
+            ("99999999999999999999", None),
+            ("000000000000000000001234", Some(1234)),
+        ] {
+            let f = DubboFrame::request("a.B", "echo")
+                .attachment("timeout", value)
+                .build()
+                .unwrap();
+            assert_eq!(f.timeout(), want.map(Duration::from_millis), "{value:?}");
+        }
+    }
 
     #[test]
     fn descriptor_counting() {
