@@ -271,12 +271,18 @@ impl Meta {
         if head.serialization() != HESSIAN2 {
             return Meta::Unreadable(MetadataError::Serialization(head.serialization()));
         }
-        let parsed = if head.is_request() {
-            parse_request(body).map(Meta::Request)
-        } else {
-            parse_response(head.status, body).map(Meta::Response)
-        };
-        parsed.unwrap_or_else(Meta::Unreadable)
+        if head.is_request() {
+            // Straight into the `Meta`: the metadata is a couple of hundred bytes, and
+            // every wrapper it passes through (`Option`, `Result`) would be one more copy.
+            if let Some(meta) = parse_request_fast(body) {
+                return Meta::Request(meta);
+            }
+            return match parse_request_general(body) {
+                Ok(meta) => Meta::Request(meta),
+                Err(e) => Meta::Unreadable(e),
+            };
+        }
+        parse_response(head.status, body).map_or_else(Meta::Unreadable, Meta::Response)
     }
 
     pub fn attachments(&self) -> Option<&Attachments> {
@@ -303,19 +309,13 @@ fn field(name: &'static str) -> impl Fn(hessian2::Error) -> MetadataError {
     }
 }
 
-fn parse_request(body: &[u8]) -> Result<RequestMeta, MetadataError> {
-    match parse_request_fast(body) {
-        Some(meta) => Ok(meta),
-        None => parse_request_general(body),
-    }
-}
-
 /// The common request read in one forward pass over the bytes: every string one chunk of
 /// ASCII (so no UTF-8 check and no decoding), a null or string service version, arguments
 /// of the simple forms ([`hessian2::simple_value_end`]), string-to-string attachments in
 /// an untyped map (or a null, or none). Anything else, including every malformed body,
 /// gives `None`, and [`parse_request_general`] reads the body from the start: for the
 /// bodies this accepts, both give the same result (tests and the fuzz target check).
+#[inline]
 fn parse_request_fast(body: &[u8]) -> Option<RequestMeta> {
     let mut pos = 0;
     let string = |pos: &mut usize| {
