@@ -103,6 +103,14 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// A placeholder, filled in right after it is pushed.
+    const EMPTY: Entry = Entry {
+        key: None,
+        value: None,
+        raw: None,
+        pinned: false,
+    };
+
     fn new(e: SpanEntry) -> Entry {
         Entry {
             key: e.key.map(Text::new),
@@ -365,14 +373,19 @@ fn parse_request_fast(body: &[u8]) -> Option<RequestMeta> {
             let mut entries = Vec::with_capacity(8);
             while body.get(pos) != Some(&tag::END) {
                 let entry_start = pos;
-                let key = string(&mut pos)?;
-                let value = string(&mut pos)?;
-                entries.push(Entry {
-                    key: Some(key),
-                    value: Some(value),
-                    raw: Some(entry_start..pos),
-                    pinned: false,
-                });
+                let key = hessian2::ascii_string_at(body, pos)?;
+                let value = hessian2::ascii_string_at(body, key.end)?;
+                pos = value.end;
+                // Pushed empty, then filled in place: a `push` of the finished entry has
+                // the compiler build it on the stack and copy it over, and the copy stalls
+                // reloading the stores just made (measured: ~5% of the parse with 8
+                // attachments).
+                entries.push(Entry::EMPTY);
+                if let Some(e) = entries.last_mut() {
+                    e.key = Some(Text::Utf8(key));
+                    e.value = Some(Text::Utf8(value));
+                    e.raw = Some(entry_start..pos);
+                }
             }
             pos += 1; // the `Z`
             Attachments {
