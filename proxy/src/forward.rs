@@ -102,9 +102,10 @@ impl Forwarder {
     }
 }
 
-/// The route's timeout caps the frame's own: a caller that will give up after 100 ms
-/// gets its TIMEOUT answer at 100 ms, not at the route's 3 s.
-fn effective_timeout(route: Option<Duration>, frame: Option<Duration>) -> Duration {
+/// The route's timeout caps the request's own (a Bolt timeout field, a Dubbo `timeout`
+/// attachment, `grpc-timeout`): a caller that will give up after 100 ms gets its TIMEOUT
+/// answer at 100 ms, not at the route's 3 s.
+pub(crate) fn effective_timeout(route: Option<Duration>, frame: Option<Duration>) -> Duration {
     match (route, frame) {
         (Some(r), Some(f)) => r.min(f),
         (Some(t), None) | (None, Some(t)) => t,

@@ -13,7 +13,6 @@ pub(crate) mod pool;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::CONTENT_TYPE;
 use http::uri::PathAndQuery;
@@ -28,8 +27,7 @@ use strait_codec_http::{
 use strait_router::{HeaderSink, RouteTable, RouteTarget};
 
 use self::pool::{Exchange, HttpPool, SendFailure};
-use crate::config::DEFAULT_ROUTE_TIMEOUT;
-use crate::forward::NameHasher;
+use crate::forward::{NameHasher, effective_timeout};
 
 /// The HTTP pools of one configuration snapshot, by cluster name.
 pub(crate) type HttpPools = HashMap<String, Arc<HttpPool>, BuildHasherDefault<NameHasher>>;
@@ -106,6 +104,8 @@ async fn forward(
         head.set_header("host", host);
     }
     decision.apply_request_headers(&mut head);
+    // Also the bound on waiting for the response head: bodies then stream for as long
+    // as both sides keep them going.
     let timeout = effective_timeout(decision.timeout(), head.timeout());
     let grpc = head.is_grpc();
 
@@ -146,16 +146,6 @@ async fn forward(
     prepare_downstream_response(&mut parts, ctx.version());
     decision.apply_response_headers(&mut HeaderMapSink(&mut parts.headers));
     Response::from_parts(parts, body)
-}
-
-/// The route's timeout caps the request's own (`grpc-timeout`); it bounds the wait for
-/// the response head (bodies stream for as long as both sides keep them going).
-fn effective_timeout(route: Option<Duration>, request: Option<Duration>) -> Duration {
-    match (route, request) {
-        (Some(r), Some(q)) => r.min(q),
-        (Some(t), None) | (None, Some(t)) => t,
-        (None, None) => DEFAULT_ROUTE_TIMEOUT,
-    }
 }
 
 /// A failure answer once the request head has been handed upstream: only whether it
@@ -203,14 +193,6 @@ impl HeaderSink for HeaderMapSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn route_timeout_caps_grpc_timeout() {
-        let s = Duration::from_secs;
-        assert_eq!(effective_timeout(Some(s(3)), Some(s(1))), s(1));
-        assert_eq!(effective_timeout(Some(s(1)), Some(s(3))), s(1));
-        assert_eq!(effective_timeout(None, None), DEFAULT_ROUTE_TIMEOUT);
-    }
 
     #[test]
     fn path_rewrite_keeps_authority() {
