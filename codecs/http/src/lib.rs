@@ -25,6 +25,8 @@ mod client;
 mod context;
 mod detect;
 mod failure;
+#[doc(hidden)]
+pub mod h1;
 mod head;
 mod prepare;
 mod server;

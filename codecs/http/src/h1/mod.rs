@@ -1,0 +1,16 @@
+//! Strait's own HTTP/1.1 engine (docs/design/http1-fast-path.md), step 1: the pure codec.
+//!
+//! No I/O and no tasks: [`parse`] takes request and response heads off a read buffer
+//! (zero-copy `Parts`) and decides their framing and persistence, [`decode`] turns the
+//! bytes after a head into body data and trailers incrementally, [`encode`] writes heads
+//! and chunked bodies. Nothing here is wired into the server or the client yet; the
+//! items are public only for the driver steps and tests, not a stable API.
+
+pub mod error;
+pub mod parse;
+
+pub use error::{DecodeError, ParseError};
+pub use parse::{BodyKind, HeadLimits, ParsedRequest, ParsedResponse};
+
+#[cfg(test)]
+mod tests;

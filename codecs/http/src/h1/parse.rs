@@ -1,0 +1,441 @@
+//! Message heads (RFC 9112 §2–§5) and message length (§6) from a read buffer.
+//!
+//! [`request`] and [`response`] take a complete head off the front of the buffer and
+//! leave everything after it (the body, a pipelined request) untouched. `Ok(None)` means
+//! "need more bytes". Header values, the request target and (through `Bytes`) nothing else
+//! are copied: they are slices of the frozen head.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
+
+use super::error::ParseError;
+
+/// Hard cap on header fields per head, whatever [`HeadLimits::max_headers`] says.
+pub const MAX_HEADERS_CAP: usize = 128;
+
+/// Size limits of a head; the defaults are `ServerOptions`' (64 KiB, 100 fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Largest head in bytes, request/status line and final CRLF included.
+    pub max_head_bytes: usize,
+    /// Most header fields (capped at [`MAX_HEADERS_CAP`]).
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        Self {
+            max_head_bytes: 64 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// How a message's body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body (also `Content-Length: 0`).
+    None,
+    /// Exactly this many bytes (never 0).
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes (responses only; never reusable).
+    Eof,
+}
+
+/// A request head with its framing and connection flags.
+#[derive(Debug)]
+pub struct ParsedRequest {
+    /// Method, target, version (1.0 or 1.1) and header fields as received.
+    pub parts: http::request::Parts,
+    /// Framing of the body that follows.
+    pub body: BodyKind,
+    /// The client allows the connection to be reused (RFC 9112 §9.3).
+    pub keep_alive: bool,
+    /// HTTP/1.1 with `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// HTTP/1.1 with `Connection: upgrade` and an `Upgrade` field, or CONNECT.
+    pub upgrade: bool,
+    /// `TE` lists `trailers`: response trailers may be sent.
+    pub te_trailers: bool,
+    /// The method is HEAD: the response has no body whatever its headers say.
+    pub is_head: bool,
+}
+
+/// A response head with its framing and connection flags.
+#[derive(Debug)]
+pub struct ParsedResponse {
+    /// Status, version (1.0 or 1.1) and header fields (obs-folds replaced by spaces).
+    pub parts: http::response::Parts,
+    /// Framing of the body that follows.
+    pub body: BodyKind,
+    /// The upstream allows the connection to be reused (false for [`BodyKind::Eof`]).
+    pub keep_alive: bool,
+    /// 101, or a 2xx answer to CONNECT: the connection now belongs to the tunnel.
+    pub upgraded: bool,
+}
+
+/// Where a header line sits in the buffer, so the values can be sliced after freezing.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+fn offset_in(base: &[u8], part: &[u8]) -> (usize, usize) {
+    // `part` is a sub-slice of `base` (httparse returns borrows of its input).
+    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+    (start, start + part.len())
+}
+
+/// Parses a request head off the front of `buf` (the downstream side).
+pub fn request(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+) -> Result<Option<ParsedRequest>, ParseError> {
+    let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let mut spans = [Span::default(); MAX_HEADERS_CAP];
+    let mut req = httparse::Request::new(&mut headers[..max_headers]);
+    let (len, method, path, minor, count) = match req.parse(&buf[..]) {
+        Ok(httparse::Status::Complete(len)) => {
+            let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+                .map_err(|_| ParseError::Malformed("method"))?;
+            let path = offset_in(buf, req.path.unwrap_or_default().as_bytes());
+            for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+                span.name = offset_in(buf, h.name.as_bytes());
+                span.value = offset_in(buf, h.value);
+            }
+            (
+                len,
+                method,
+                path,
+                req.version.unwrap_or(1),
+                req.headers.len(),
+            )
+        }
+        Ok(httparse::Status::Partial) => return partial(buf, limits),
+        Err(e) => return Err(map_error(e, buf, max_headers, limits)),
+    };
+    if len > limits.max_head_bytes {
+        return Err(ParseError::HeadTooLarge {
+            max: limits.max_head_bytes,
+        });
+    }
+    let head = buf.split_to(len).freeze();
+    let headers = build_headers(&head, &spans[..count])?;
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let uri = Uri::from_maybe_shared(head.slice(path.0..path.1))
+        .map_err(|_| ParseError::Malformed("request target"))?;
+    check_target(&method, &uri)?;
+    let hosts = headers.get_all(HOST).iter().count();
+    if hosts > 1 {
+        return Err(ParseError::DuplicateHost);
+    }
+    if hosts == 0 && version == Version::HTTP_11 {
+        return Err(ParseError::MissingHost);
+    }
+    let body = request_body(&headers, version)?;
+    let close = has_token(&headers, CONNECTION, "close");
+    let keep_alive = match version {
+        Version::HTTP_11 => !close,
+        _ => !close && has_token(&headers, CONNECTION, "keep-alive"),
+    };
+    let is11 = version == Version::HTTP_11;
+    let expect_continue = is11
+        && headers
+            .get_all(EXPECT)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let upgrade = method == Method::CONNECT
+        || (is11 && headers.contains_key(UPGRADE) && has_token(&headers, CONNECTION, "upgrade"));
+    let te_trailers = has_token(&headers, TE, "trailers");
+    let is_head = method == Method::HEAD;
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(ParsedRequest {
+        parts,
+        body,
+        keep_alive,
+        expect_continue,
+        upgrade,
+        te_trailers,
+        is_head,
+    }))
+}
+
+/// Parses a response head off the front of `buf` (the upstream side). `method` is the
+/// request's: HEAD and CONNECT change the framing. Obs-folds are replaced by spaces.
+pub fn response(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+    method: &Method,
+) -> Result<Option<ParsedResponse>, ParseError> {
+    let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let mut spans = [Span::default(); MAX_HEADERS_CAP];
+    let mut res = httparse::Response::new(&mut headers[..max_headers]);
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    let (len, code, minor, count) = match config.parse_response(&mut res, &buf[..]) {
+        Ok(httparse::Status::Complete(len)) => {
+            for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
+                span.name = offset_in(buf, h.name.as_bytes());
+                span.value = offset_in(buf, h.value);
+            }
+            (
+                len,
+                res.code.unwrap_or_default(),
+                res.version.unwrap_or(1),
+                res.headers.len(),
+            )
+        }
+        Ok(httparse::Status::Partial) => return partial(buf, limits),
+        Err(e) => return Err(map_error(e, buf, max_headers, limits)),
+    };
+    if len > limits.max_head_bytes {
+        return Err(ParseError::HeadTooLarge {
+            max: limits.max_head_bytes,
+        });
+    }
+    // Unfold in place: a fold's CR, LF (and the folding whitespace) become spaces.
+    for span in &spans[..count] {
+        if let Some(value) = buf.get_mut(span.value.0..span.value.1) {
+            for b in value.iter_mut().filter(|b| **b == b'\r' || **b == b'\n') {
+                *b = b' ';
+            }
+        }
+    }
+    let head = buf.split_to(len).freeze();
+    let headers = build_headers(&head, &spans[..count])?;
+    let status = StatusCode::from_u16(code).map_err(|_| ParseError::Malformed("status code"))?;
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
+        || (*method == Method::CONNECT && status.is_success());
+    let body = if upgraded
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || *method == Method::HEAD
+    {
+        BodyKind::None
+    } else {
+        response_body(&headers, version)?
+    };
+    let close = has_token(&headers, CONNECTION, "close");
+    let keep_alive = body != BodyKind::Eof
+        && !upgraded
+        && match version {
+            Version::HTTP_11 => !close,
+            _ => !close && has_token(&headers, CONNECTION, "keep-alive"),
+        };
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(ParsedResponse {
+        parts,
+        body,
+        keep_alive,
+        upgraded,
+    }))
+}
+
+fn partial<T>(buf: &BytesMut, limits: &HeadLimits) -> Result<Option<T>, ParseError> {
+    if buf.len() >= limits.max_head_bytes {
+        Err(ParseError::HeadTooLarge {
+            max: limits.max_head_bytes,
+        })
+    } else {
+        Ok(None)
+    }
+}
+
+fn map_error(
+    e: httparse::Error,
+    buf: &[u8],
+    max_headers: usize,
+    limits: &HeadLimits,
+) -> ParseError {
+    if e == httparse::Error::TooManyHeaders {
+        return ParseError::TooManyHeaders { max: max_headers };
+    }
+    // A line starting with SP/HT inside the head is an obs-fold (httparse reports it as a
+    // bad header name); tell it apart for the logs, both are 400.
+    let head_end = find(buf, b"\r\n\r\n").map_or(buf.len(), |i| i + 2);
+    let head = &buf[..head_end.min(limits.max_head_bytes).min(buf.len())];
+    if find(head, b"\n ").is_some() || find(head, b"\n\t").is_some() {
+        return ParseError::ObsFold;
+    }
+    ParseError::Malformed(match e {
+        httparse::Error::HeaderName => "header name",
+        httparse::Error::HeaderValue => "header value",
+        httparse::Error::NewLine => "line ending",
+        httparse::Error::Status => "status",
+        httparse::Error::Token => "token",
+        httparse::Error::Version => "version",
+        _ => "head",
+    })
+}
+
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn build_headers(head: &Bytes, spans: &[Span]) -> Result<HeaderMap, ParseError> {
+    let mut map = HeaderMap::with_capacity(spans.len() + 4);
+    for span in spans {
+        let name = head.get(span.name.0..span.name.1).unwrap_or_default();
+        let name =
+            HeaderName::from_bytes(name).map_err(|_| ParseError::Malformed("header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
+            .map_err(|_| ParseError::Malformed("header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn check_target(method: &Method, uri: &Uri) -> Result<(), ParseError> {
+    let authority_form = uri.scheme().is_none() && uri.authority().is_some();
+    let asterisk = uri.scheme().is_none() && uri.authority().is_none() && uri.path() == "*";
+    let ok = if *method == Method::CONNECT {
+        authority_form
+    } else if asterisk {
+        *method == Method::OPTIONS
+    } else {
+        !authority_form
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ParseError::BadTarget)
+    }
+}
+
+/// Comma-separated tokens of every field `name`, trimmed, parameters kept.
+fn tokens<'a>(headers: &'a HeaderMap, name: HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
+        .get_all(name)
+        .into_iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+const KNOWN_CODINGS: [&[u8]; 6] = [
+    b"gzip",
+    b"x-gzip",
+    b"deflate",
+    b"compress",
+    b"x-compress",
+    b"identity",
+];
+
+/// `Some(true)` if `chunked` is the final coding and appears once, `Some(false)` if it is
+/// not final; `Err` for an unknown coding before a final `chunked`.
+fn chunked_final(headers: &HeaderMap) -> Result<bool, ParseError> {
+    let mut chunked_seen = 0usize;
+    let mut last_chunked = false;
+    let mut unknown = false;
+    for t in tokens(headers, TRANSFER_ENCODING) {
+        let coding = t
+            .split(|b| *b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        last_chunked = coding.eq_ignore_ascii_case(b"chunked");
+        if last_chunked {
+            chunked_seen += 1;
+        } else if !KNOWN_CODINGS.iter().any(|k| coding.eq_ignore_ascii_case(k)) {
+            unknown = true;
+        }
+    }
+    if !last_chunked || chunked_seen > 1 {
+        return Ok(false);
+    }
+    if unknown {
+        return Err(ParseError::UnknownTransferCoding);
+    }
+    Ok(true)
+}
+
+/// Content-Length per RFC 9110 §8.6: `None` if absent; every value (in one list or in
+/// several fields) must be `1*DIGIT` and all must be equal.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ParseError> {
+    let mut found: Option<u64> = None;
+    for field in headers.get_all(CONTENT_LENGTH) {
+        for t in field.as_bytes().split(|b| *b == b',') {
+            let t = t.trim_ascii();
+            if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
+                return Err(ParseError::InvalidContentLength);
+            }
+            let n = t.iter().try_fold(0u64, |n, d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            });
+            let n = n.ok_or(ParseError::InvalidContentLength)?;
+            match found {
+                Some(prev) if prev != n => return Err(ParseError::ConflictingContentLength),
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn length(n: u64) -> BodyKind {
+    if n == 0 {
+        BodyKind::None
+    } else {
+        BodyKind::Length(n)
+    }
+}
+
+fn request_body(headers: &HeaderMap, version: Version) -> Result<BodyKind, ParseError> {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(ParseError::TransferEncodingInHttp10);
+        }
+        if headers.contains_key(CONTENT_LENGTH) {
+            return Err(ParseError::TransferEncodingWithContentLength);
+        }
+        return match chunked_final(headers)? {
+            true => Ok(BodyKind::Chunked),
+            false => Err(ParseError::ChunkedNotFinal),
+        };
+    }
+    Ok(content_length(headers)?.map_or(BodyKind::None, length))
+}
+
+fn response_body(headers: &HeaderMap, version: Version) -> Result<BodyKind, ParseError> {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        if headers.contains_key(CONTENT_LENGTH) {
+            return Err(ParseError::TransferEncodingWithContentLength);
+        }
+        // HTTP/1.0 with TE: faulty framing, read to EOF (RFC 9112 §6.1). An unknown
+        // coding before `chunked` is forwarded as is: the proxy only removes `chunked`.
+        let chunked = version == Version::HTTP_11 && chunked_final(headers).unwrap_or(true);
+        return Ok(if chunked {
+            BodyKind::Chunked
+        } else {
+            BodyKind::Eof
+        });
+    }
+    Ok(content_length(headers)?.map_or(BodyKind::Eof, length))
+}
