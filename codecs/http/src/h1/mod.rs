@@ -6,9 +6,11 @@
 //! and chunked bodies. Nothing here is wired into the server or the client yet; the
 //! items are public only for the driver steps and tests, not a stable API.
 
+pub mod decode;
 pub mod error;
 pub mod parse;
 
+pub use decode::{ChunkLimits, Decoded, Decoder};
 pub use error::{DecodeError, ParseError};
 pub use parse::{BodyKind, HeadLimits, ParsedRequest, ParsedResponse};
 
