@@ -7,10 +7,12 @@
 //! items are public only for the driver steps and tests, not a stable API.
 
 pub mod decode;
+pub mod encode;
 pub mod error;
 pub mod parse;
 
 pub use decode::{ChunkLimits, Decoded, Decoder};
+pub use encode::{ConnectionField, Framing};
 pub use error::{DecodeError, ParseError};
 pub use parse::{BodyKind, HeadLimits, ParsedRequest, ParsedResponse};
 

@@ -1,6 +1,7 @@
 //! Unit tests of the HTTP/1.1 codec: every framing rule, every split, limits, random input.
 
 mod decode;
+mod encode;
 mod parse;
 
 /// A small deterministic generator (xorshift64*) for the property-style sweeps.
