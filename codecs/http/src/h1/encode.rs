@@ -201,3 +201,98 @@ pub fn last_chunk(trailers: Option<&HeaderMap>, dst: &mut BytesMut) {
     }
     dst.put_slice(b"\r\n");
 }
+
+/// What is known of a body's length before it is sent (from `Body::is_end_stream` /
+/// `size_hint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body at all (`Body::Empty`).
+    Empty,
+    /// Exactly this many bytes.
+    Exact(u64),
+    /// Not known in advance.
+    Unknown,
+}
+
+/// The request facts that decide a response's framing (from [`super::ParsedRequest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// The request's version (the response is framed for what the client understands).
+    pub version: Version,
+    /// The request was HEAD.
+    pub is_head: bool,
+    /// The client allows reuse.
+    pub keep_alive: bool,
+    /// The client sent `TE: trailers`.
+    pub te_trailers: bool,
+}
+
+/// How to write a response downstream (RFC 9112 §6.3, §9.3; design §4.3, §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseFraming {
+    /// The body's framing.
+    pub framing: Framing,
+    /// The `connection` field to write.
+    pub connection: ConnectionField,
+    /// The connection stays open for the next request after this response.
+    pub keep_alive: bool,
+    /// Trailers may be written (chunked, and the client sent `TE: trailers`).
+    pub send_trailers: bool,
+}
+
+/// Decides a downstream response's framing: 1xx/204/304 and HEAD → no body bytes, fields
+/// as they are; exact length → `content-length`; else chunked for HTTP/1.1 and
+/// close-delimited for HTTP/1.0. `close` forces `connection: close` (a 400/431 answer,
+/// draining, an unconsumed request body). A 101 keeps its fields (`connection: upgrade`)
+/// and ends the HTTP exchange.
+pub fn response_framing(
+    req: RequestFacts,
+    status: http::StatusCode,
+    body: BodyLength,
+    close: bool,
+) -> ResponseFraming {
+    if status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return ResponseFraming {
+            framing: Framing::AsIs,
+            connection: ConnectionField::Keep,
+            keep_alive: false,
+            send_trailers: false,
+        };
+    }
+    let bodyless = req.is_head
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED;
+    let framing = match body {
+        _ if bodyless => Framing::AsIs,
+        BodyLength::Empty => Framing::Length(0),
+        BodyLength::Exact(n) => Framing::Length(n),
+        BodyLength::Unknown if req.version == Version::HTTP_10 => Framing::Close,
+        BodyLength::Unknown => Framing::Chunked,
+    };
+    let keep_alive = req.keep_alive && !close && framing != Framing::Close;
+    let connection = if !keep_alive {
+        ConnectionField::Close
+    } else if req.version == Version::HTTP_10 {
+        ConnectionField::KeepAlive
+    } else {
+        ConnectionField::Keep
+    };
+    ResponseFraming {
+        framing,
+        connection,
+        keep_alive,
+        send_trailers: framing == Framing::Chunked && req.te_trailers,
+    }
+}
+
+/// Decides an upstream request's framing: no body → fields as they are (a client's
+/// `content-length: 0` stays), exact length → `content-length`, else chunked (trailers
+/// always allowed towards the upstream).
+pub fn request_framing(body: BodyLength) -> Framing {
+    match body {
+        BodyLength::Empty => Framing::AsIs,
+        BodyLength::Exact(n) => Framing::Length(n),
+        BodyLength::Unknown => Framing::Chunked,
+    }
+}

@@ -12,7 +12,7 @@ pub mod error;
 pub mod parse;
 
 pub use decode::{ChunkLimits, Decoded, Decoder};
-pub use encode::{ConnectionField, Framing};
+pub use encode::{BodyLength, ConnectionField, Framing, RequestFacts, ResponseFraming};
 pub use error::{DecodeError, ParseError};
 pub use parse::{BodyKind, HeadLimits, ParsedRequest, ParsedResponse};
 

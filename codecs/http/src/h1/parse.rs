@@ -131,7 +131,7 @@ pub fn request(
     } else {
         Version::HTTP_11
     };
-    let uri = Uri::from_maybe_shared(head.slice(path.0..path.1))
+    let uri = Uri::from_maybe_shared(sub(&head, path)?)
         .map_err(|_| ParseError::Malformed("request target"))?;
     check_target(&method, &uri)?;
     let hosts = headers.get_all(HOST).iter().count();
@@ -295,13 +295,23 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// `head[start..end]` without copying; out of range (never, for httparse's borrows) is an error,
+/// not a panic.
+fn sub(head: &Bytes, (start, end): (usize, usize)) -> Result<Bytes, ParseError> {
+    if start <= end && end <= head.len() {
+        Ok(head.slice(start..end))
+    } else {
+        Err(ParseError::Malformed("head"))
+    }
+}
+
 fn build_headers(head: &Bytes, spans: &[Span]) -> Result<HeaderMap, ParseError> {
     let mut map = HeaderMap::with_capacity(spans.len() + 4);
     for span in spans {
         let name = head.get(span.name.0..span.name.1).unwrap_or_default();
         let name =
             HeaderName::from_bytes(name).map_err(|_| ParseError::Malformed("header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
+        let value = HeaderValue::from_maybe_shared(sub(head, span.value)?)
             .map_err(|_| ParseError::Malformed("header value"))?;
         map.append(name, value);
     }

@@ -207,3 +207,112 @@ fn chunked_body_round_trips_with_trailers() {
     encode::last_chunk(None, &mut empty);
     assert_eq!(&empty[..], b"0\r\n\r\n");
 }
+
+#[test]
+fn response_framing_rules() {
+    use crate::h1::encode::{
+        BodyLength as L, RequestFacts, ResponseFraming, request_framing, response_framing,
+    };
+    use ConnectionField::{Close as C, Keep as K, KeepAlive as KA};
+    let v11 = RequestFacts {
+        version: Version::HTTP_11,
+        is_head: false,
+        keep_alive: true,
+        te_trailers: false,
+    };
+    let v10 = RequestFacts {
+        version: Version::HTTP_10,
+        keep_alive: true,
+        ..v11
+    };
+    let f = |req, status: u16, body, close| {
+        let r: ResponseFraming =
+            response_framing(req, StatusCode::from_u16(status).unwrap(), body, close);
+        (r.framing, r.connection, r.keep_alive, r.send_trailers)
+    };
+    assert_eq!(
+        f(v11, 200, L::Exact(5), false),
+        (Framing::Length(5), K, true, false)
+    );
+    assert_eq!(
+        f(v11, 200, L::Empty, false),
+        (Framing::Length(0), K, true, false)
+    );
+    assert_eq!(
+        f(v11, 200, L::Unknown, false),
+        (Framing::Chunked, K, true, false)
+    );
+    let te = RequestFacts {
+        te_trailers: true,
+        ..v11
+    };
+    assert_eq!(
+        f(te, 200, L::Unknown, false),
+        (Framing::Chunked, K, true, true)
+    );
+    assert_eq!(
+        f(te, 200, L::Exact(3), false),
+        (Framing::Length(3), K, true, false)
+    );
+    assert_eq!(
+        f(v11, 200, L::Unknown, true),
+        (Framing::Chunked, C, false, false)
+    );
+    let closing = RequestFacts {
+        keep_alive: false,
+        ..v11
+    };
+    assert_eq!(
+        f(closing, 200, L::Exact(1), false),
+        (Framing::Length(1), C, false, false)
+    );
+    for status in [204, 304, 100, 103] {
+        assert_eq!(
+            f(v11, status, L::Exact(9), false),
+            (Framing::AsIs, K, true, false),
+            "{status}"
+        );
+    }
+    let head = RequestFacts {
+        is_head: true,
+        ..v11
+    };
+    assert_eq!(
+        f(head, 200, L::Unknown, false),
+        (Framing::AsIs, K, true, false)
+    );
+    // HTTP/1.0 client: keep-alive answered, unknown length closes.
+    assert_eq!(
+        f(v10, 200, L::Exact(2), false),
+        (Framing::Length(2), KA, true, false)
+    );
+    assert_eq!(
+        f(v10, 200, L::Unknown, false),
+        (Framing::Close, C, false, false)
+    );
+    let v10_close = RequestFacts {
+        keep_alive: false,
+        ..v10
+    };
+    assert_eq!(
+        f(v10_close, 200, L::Exact(2), false),
+        (Framing::Length(2), C, false, false)
+    );
+    assert_eq!(
+        f(v11, 101, L::Empty, false),
+        (Framing::AsIs, K, false, false)
+    );
+    // The written head agrees.
+    assert_eq!(
+        response(
+            200,
+            &[("connection", "upgrade")],
+            Framing::Close,
+            ConnectionField::Close
+        ),
+        "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"
+    );
+    assert_eq!(request_framing(L::Empty), Framing::AsIs);
+    assert_eq!(request_framing(L::Exact(0)), Framing::Length(0));
+    assert_eq!(request_framing(L::Unknown), Framing::Chunked);
+}
