@@ -5,6 +5,8 @@
 //! "need more bytes". Header values, the request target and (through `Bytes`) nothing else
 //! are copied: they are slices of the frozen head.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
@@ -96,29 +98,30 @@ pub fn request(
     limits: &HeadLimits,
 ) -> Result<Option<ParsedRequest>, ParseError> {
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let mut spans = [Span::default(); MAX_HEADERS_CAP];
-    let mut req = httparse::Request::new(&mut headers[..max_headers]);
-    let (len, method, path, minor, count) = match req.parse(&buf[..]) {
-        Ok(httparse::Status::Complete(len)) => {
-            let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
-                .map_err(|_| ParseError::Malformed("method"))?;
-            let path = offset_in(buf, req.path.unwrap_or_default().as_bytes());
-            for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-                span.name = offset_in(buf, h.name.as_bytes());
-                span.value = offset_in(buf, h.value);
+    let mut req = httparse::Request::new(&mut []);
+    let (len, method, path, minor, count) =
+        match req.parse_with_uninit_headers(&buf[..], &mut headers[..max_headers]) {
+            Ok(httparse::Status::Complete(len)) => {
+                let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+                    .map_err(|_| ParseError::Malformed("method"))?;
+                let path = offset_in(buf, req.path.unwrap_or_default().as_bytes());
+                for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+                    span.name = offset_in(buf, h.name.as_bytes());
+                    span.value = offset_in(buf, h.value);
+                }
+                (
+                    len,
+                    method,
+                    path,
+                    req.version.unwrap_or(1),
+                    req.headers.len(),
+                )
             }
-            (
-                len,
-                method,
-                path,
-                req.version.unwrap_or(1),
-                req.headers.len(),
-            )
-        }
-        Ok(httparse::Status::Partial) => return partial(buf, limits),
-        Err(e) => return Err(map_error(e, buf, max_headers, limits)),
-    };
+            Ok(httparse::Status::Partial) => return partial(buf, limits),
+            Err(e) => return Err(map_error(e, buf, max_headers, limits)),
+        };
     if len > limits.max_head_bytes {
         return Err(ParseError::HeadTooLarge {
             max: limits.max_head_bytes,
@@ -181,12 +184,14 @@ pub fn response(
     method: &Method,
 ) -> Result<Option<ParsedResponse>, ParseError> {
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let mut spans = [Span::default(); MAX_HEADERS_CAP];
-    let mut res = httparse::Response::new(&mut headers[..max_headers]);
+    let mut res = httparse::Response::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config.allow_obsolete_multiline_headers_in_responses(true);
-    let (len, code, minor, count) = match config.parse_response(&mut res, &buf[..]) {
+    let parsed =
+        config.parse_response_with_uninit_headers(&mut res, &buf[..], &mut headers[..max_headers]);
+    let (len, code, minor, count) = match parsed {
         Ok(httparse::Status::Complete(len)) => {
             for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
                 span.name = offset_in(buf, h.name.as_bytes());
