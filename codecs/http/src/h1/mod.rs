@@ -11,6 +11,7 @@ pub mod bufpool;
 pub mod decode;
 pub mod encode;
 pub mod error;
+mod framing;
 pub mod parse;
 
 pub use decode::{ChunkLimits, Decoded, Decoder};

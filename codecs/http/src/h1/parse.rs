@@ -8,10 +8,11 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, EXPECT, HOST, TE, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::error::ParseError;
+use super::framing::{has_token, request_body, response_body};
 
 /// Hard cap on header fields per head, whatever [`HeadLimits::max_headers`] says.
 pub const MAX_HEADERS_CAP: usize = 128;
@@ -338,119 +339,4 @@ fn check_target(method: &Method, uri: &Uri) -> Result<(), ParseError> {
     } else {
         Err(ParseError::BadTarget)
     }
-}
-
-/// Comma-separated tokens of every field `name`, trimmed, parameters kept.
-fn tokens<'a>(headers: &'a HeaderMap, name: HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
-    headers
-        .get_all(name)
-        .into_iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-}
-
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
-}
-
-const KNOWN_CODINGS: [&[u8]; 6] = [
-    b"gzip",
-    b"x-gzip",
-    b"deflate",
-    b"compress",
-    b"x-compress",
-    b"identity",
-];
-
-/// `Some(true)` if `chunked` is the final coding and appears once, `Some(false)` if it is
-/// not final; `Err` for an unknown coding before a final `chunked`.
-fn chunked_final(headers: &HeaderMap) -> Result<bool, ParseError> {
-    let mut chunked_seen = 0usize;
-    let mut last_chunked = false;
-    let mut unknown = false;
-    for t in tokens(headers, TRANSFER_ENCODING) {
-        let coding = t
-            .split(|b| *b == b';')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        last_chunked = coding.eq_ignore_ascii_case(b"chunked");
-        if last_chunked {
-            chunked_seen += 1;
-        } else if !KNOWN_CODINGS.iter().any(|k| coding.eq_ignore_ascii_case(k)) {
-            unknown = true;
-        }
-    }
-    if !last_chunked || chunked_seen > 1 {
-        return Ok(false);
-    }
-    if unknown {
-        return Err(ParseError::UnknownTransferCoding);
-    }
-    Ok(true)
-}
-
-/// Content-Length per RFC 9110 §8.6: `None` if absent; every value (in one list or in
-/// several fields) must be `1*DIGIT` and all must be equal.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ParseError> {
-    let mut found: Option<u64> = None;
-    for field in headers.get_all(CONTENT_LENGTH) {
-        for t in field.as_bytes().split(|b| *b == b',') {
-            let t = t.trim_ascii();
-            if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
-                return Err(ParseError::InvalidContentLength);
-            }
-            let n = t.iter().try_fold(0u64, |n, d| {
-                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            });
-            let n = n.ok_or(ParseError::InvalidContentLength)?;
-            match found {
-                Some(prev) if prev != n => return Err(ParseError::ConflictingContentLength),
-                _ => found = Some(n),
-            }
-        }
-    }
-    Ok(found)
-}
-
-fn length(n: u64) -> BodyKind {
-    if n == 0 {
-        BodyKind::None
-    } else {
-        BodyKind::Length(n)
-    }
-}
-
-fn request_body(headers: &HeaderMap, version: Version) -> Result<BodyKind, ParseError> {
-    if headers.contains_key(TRANSFER_ENCODING) {
-        if version == Version::HTTP_10 {
-            return Err(ParseError::TransferEncodingInHttp10);
-        }
-        if headers.contains_key(CONTENT_LENGTH) {
-            return Err(ParseError::TransferEncodingWithContentLength);
-        }
-        return match chunked_final(headers)? {
-            true => Ok(BodyKind::Chunked),
-            false => Err(ParseError::ChunkedNotFinal),
-        };
-    }
-    Ok(content_length(headers)?.map_or(BodyKind::None, length))
-}
-
-fn response_body(headers: &HeaderMap, version: Version) -> Result<BodyKind, ParseError> {
-    if headers.contains_key(TRANSFER_ENCODING) {
-        if headers.contains_key(CONTENT_LENGTH) {
-            return Err(ParseError::TransferEncodingWithContentLength);
-        }
-        // HTTP/1.0 with TE: faulty framing, read to EOF (RFC 9112 §6.1). An unknown
-        // coding before `chunked` is forwarded as is: the proxy only removes `chunked`.
-        let chunked = version == Version::HTTP_11 && chunked_final(headers).unwrap_or(true);
-        return Ok(if chunked {
-            BodyKind::Chunked
-        } else {
-            BodyKind::Eof
-        });
-    }
-    Ok(content_length(headers)?.map_or(BodyKind::Eof, length))
 }
