@@ -5,8 +5,8 @@
 //! except with [`Framing::AsIs`], which writes the fields unchanged (HEAD, 204, 304, 1xx).
 
 use bytes::{BufMut, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, Version};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Method, Version};
 
 /// How the body after a head is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,11 +49,13 @@ pub fn put_decimal(dst: &mut BytesMut, mut n: u64) {
 }
 
 /// Writes a response head. The status line is always `HTTP/1.1` (RFC 9110 §2.5: a server
-/// sends its own highest version), whatever `parts.version` says.
+/// sends its own highest version), whatever `parts.version` says. `date` (from
+/// [`super::date::now`]) is written first unless the fields already have a `date`.
 pub fn response_head(
     parts: &http::response::Parts,
     framing: Framing,
     connection: ConnectionField,
+    date: Option<&HeaderValue>,
     dst: &mut BytesMut,
 ) {
     dst.put_slice(b"HTTP/1.1 ");
@@ -61,6 +63,13 @@ pub fn response_head(
     dst.put_u8(b' ');
     dst.put_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
     dst.put_slice(b"\r\n");
+    if let Some(date) = date
+        && !parts.headers.contains_key(DATE)
+    {
+        dst.put_slice(b"date: ");
+        dst.put_slice(date.as_bytes());
+        dst.put_slice(b"\r\n");
+    }
     fields(&parts.headers, framing, connection, dst);
 }
 

@@ -17,7 +17,7 @@ fn response(
     }
     let (parts, ()) = b.body(()).unwrap().into_parts();
     let mut dst = BytesMut::new();
-    encode::response_head(&parts, framing, conn, &mut dst);
+    encode::response_head(&parts, framing, conn, None, &mut dst);
     String::from_utf8(dst.to_vec()).unwrap()
 }
 
@@ -144,7 +144,13 @@ fn request_head_round_trips_through_the_parser() {
         .unwrap()
         .into_parts();
     let mut dst = BytesMut::new();
-    encode::response_head(&parts, Framing::Chunked, ConnectionField::Keep, &mut dst);
+    encode::response_head(
+        &parts,
+        Framing::Chunked,
+        ConnectionField::Keep,
+        None,
+        &mut dst,
+    );
     let parsed = parse::response(&mut dst, &HeadLimits::default(), &Method::GET)
         .unwrap()
         .unwrap();
@@ -315,4 +321,52 @@ fn response_framing_rules() {
     assert_eq!(request_framing(L::Empty), Framing::AsIs);
     assert_eq!(request_framing(L::Exact(0)), Framing::Length(0));
     assert_eq!(request_framing(L::Unknown), Framing::Chunked);
+}
+
+#[test]
+fn date_field() {
+    use crate::h1::date::{imf_fixdate, now};
+    let cases: [(u64, &[u8]); 6] = [
+        (0, b"Thu, 01 Jan 1970 00:00:00 GMT"),
+        (784_111_777, b"Sun, 06 Nov 1994 08:49:37 GMT"),
+        (951_782_400, b"Tue, 29 Feb 2000 00:00:00 GMT"),
+        (4_102_444_800, b"Fri, 01 Jan 2100 00:00:00 GMT"),
+        (253_402_300_799, b"Fri, 31 Dec 9999 23:59:59 GMT"),
+        (u64::MAX, b"Fri, 31 Dec 9999 23:59:59 GMT"),
+    ];
+    for (secs, want) in cases {
+        assert_eq!(&imf_fixdate(secs)[..], want, "{secs}");
+    }
+    let date = now();
+    assert_eq!(date.len(), 29);
+    assert!(date.to_str().unwrap().ends_with(" GMT"));
+
+    let (parts, ()) = Response::new(()).into_parts();
+    let mut dst = BytesMut::new();
+    let d = HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT");
+    encode::response_head(
+        &parts,
+        Framing::Length(0),
+        ConnectionField::Keep,
+        Some(&d),
+        &mut dst,
+    );
+    assert_eq!(
+        &dst[..],
+        &b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 0\r\n\r\n"[..]
+    );
+    let (parts, ()) = Response::builder()
+        .header("date", "x")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let mut dst = BytesMut::new();
+    encode::response_head(
+        &parts,
+        Framing::AsIs,
+        ConnectionField::Keep,
+        Some(&d),
+        &mut dst,
+    );
+    assert_eq!(&dst[..], b"HTTP/1.1 200 OK\r\ndate: x\r\n\r\n");
 }
