@@ -3,7 +3,7 @@
 //! Only a trailer section is kept in the buffer until complete (bounded by
 //! [`ChunkLimits::max_trailer_bytes`]).
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, TE, TRAILER, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -118,7 +118,8 @@ impl Decoder {
 
     /// Takes the next piece of the body off the front of `buf`. `Ok(None)`: more bytes
     /// are needed, or the body is done (see [`Decoder::is_done`]); with `buf` empty it
-    /// returns `Ok(None)` without changing state.
+    /// returns `Ok(None)` without changing state. After an error the message is broken:
+    /// the decoder and the buffer's contents must not be used again.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, DecodeError> {
         match self {
             Self::Done => Ok(None),
@@ -179,12 +180,20 @@ impl Chunked {
                 }
                 ChunkState::Trailers => return self.trailers(buf),
                 _ => {
-                    // Size line and CRLF states: one byte at a time, nothing kept.
-                    let Some(&b) = buf.first() else {
+                    // Size line and CRLF states: byte by byte through the state machine,
+                    // then the consumed bytes dropped at once; nothing kept.
+                    if buf.is_empty() {
                         return Ok(None);
-                    };
-                    self.state = self.step(b)?;
-                    let _ = buf.split_to(1);
+                    }
+                    let mut used = 0;
+                    for &b in buf.iter() {
+                        self.state = self.step(b)?;
+                        used += 1;
+                        if matches!(self.state, ChunkState::Data(_) | ChunkState::Trailers) {
+                            break;
+                        }
+                    }
+                    buf.advance(used);
                 }
             }
         }
@@ -260,7 +269,7 @@ impl Chunked {
                 if second != b'\n' {
                     return Err(DecodeError::BadTrailers);
                 }
-                let _ = buf.split_to(2);
+                buf.advance(2);
                 self.state = ChunkState::Done;
                 return Ok(None);
             }
@@ -292,7 +301,7 @@ impl Chunked {
             }
             _ => return Err(DecodeError::BadTrailers),
         }
-        let _ = buf.split_to(end);
+        buf.advance(end);
         self.state = ChunkState::Done;
         Ok((!map.is_empty()).then_some(Decoded::Trailers(map)))
     }

@@ -279,3 +279,78 @@ fn random_chunked_input_never_panics_and_stays_bounded() {
         }
     }
 }
+
+/// A connection's bytes: a chunked POST, a Content-Length POST and a GET in one stream,
+/// fed in two parts split at every byte; each message ends exactly where the next begins.
+#[test]
+fn pipelined_messages_with_bodies_at_every_split() {
+    use crate::h1::parse::{self, HeadLimits};
+    let wire: &[u8] = b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+4;x=y\r\nabcd\r\n0\r\nX-T: 1\r\n\r\n\
+POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz\
+GET /c HTTP/1.1\r\nHost: h\r\n\r\n";
+    for split in 0..=wire.len() {
+        let mut buf = BytesMut::new();
+        let mut fed = 0;
+        let mut feed = |buf: &mut BytesMut| {
+            let parts: [&[u8]; 2] = [&wire[..split], &wire[split..]];
+            if fed < 2 {
+                buf.extend_from_slice(parts[fed]);
+                fed += 1;
+                true
+            } else {
+                false
+            }
+        };
+        let mut seen = Vec::new();
+        let mut decoder: Option<Decoder> = None;
+        loop {
+            if let Some(dec) = decoder.as_mut() {
+                match dec.decode(&mut buf).unwrap() {
+                    Some(Decoded::Data(d)) => {
+                        seen.push(format!("data:{}", String::from_utf8_lossy(&d)))
+                    }
+                    Some(Decoded::Trailers(t)) => seen.push(format!("trailers:{}", t.len())),
+                    None if dec.is_done() => {
+                        seen.push("end".into());
+                        decoder = None;
+                    }
+                    None => assert!(feed(&mut buf), "split {split}: stuck in a body"),
+                }
+                continue;
+            }
+            match parse::request(&mut buf, &HeadLimits::default()).unwrap() {
+                Some(req) => {
+                    seen.push(req.parts.uri.to_string());
+                    decoder = Some(Decoder::new(req.body, ChunkLimits::default()));
+                }
+                None if feed(&mut buf) => {}
+                None => break,
+            }
+        }
+        // Data may arrive in pieces; join consecutive data entries for the comparison.
+        let mut joined: Vec<String> = Vec::new();
+        for s in seen {
+            match (joined.last_mut(), s.strip_prefix("data:")) {
+                (Some(last), Some(more)) if last.starts_with("data:") => last.push_str(more),
+                _ => joined.push(s),
+            }
+        }
+        assert_eq!(
+            joined,
+            [
+                "/a",
+                "data:abcd",
+                "trailers:1",
+                "end",
+                "/b",
+                "data:xyz",
+                "end",
+                "/c",
+                "end"
+            ],
+            "split {split}"
+        );
+        assert!(buf.is_empty());
+    }
+}
