@@ -67,6 +67,18 @@ pub struct ParsedRequest {
     pub is_head: bool,
 }
 
+impl ParsedRequest {
+    /// What decides the response's framing ([`super::encode::response_framing`]).
+    pub fn facts(&self) -> super::encode::RequestFacts {
+        super::encode::RequestFacts {
+            version: self.parts.version,
+            is_head: self.is_head,
+            keep_alive: self.keep_alive,
+            te_trailers: self.te_trailers,
+        }
+    }
+}
+
 /// A response head with its framing and connection flags.
 #[derive(Debug)]
 pub struct ParsedResponse {

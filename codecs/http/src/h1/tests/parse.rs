@@ -505,3 +505,28 @@ fn random_bytes_never_panic() {
         let _ = parse::response(&mut buf, &limits, &Method::GET);
     }
 }
+
+#[test]
+fn empty_lines_before_a_request_are_skipped_but_bounded() {
+    let r = req_ok("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(r.parts.uri, "/");
+    let limits = HeadLimits {
+        max_head_bytes: 64,
+        max_headers: 8,
+    };
+    let mut buf = BytesMut::from("\r\n".repeat(31).as_bytes());
+    assert!(parse::request(&mut buf, &limits).unwrap().is_none());
+    buf.extend_from_slice(b"\r\n");
+    assert_eq!(
+        parse::request(&mut buf, &limits).unwrap_err(),
+        E::HeadTooLarge { max: 64 }
+    );
+}
+
+#[test]
+fn facts_for_the_response() {
+    let r = req_ok("HEAD / HTTP/1.0\r\nConnection: keep-alive\r\nTE: trailers\r\n\r\n");
+    let f = r.facts();
+    assert_eq!(f.version, Version::HTTP_10);
+    assert!(f.is_head && f.keep_alive && f.te_trailers);
+}
