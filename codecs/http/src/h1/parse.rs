@@ -2,8 +2,9 @@
 //!
 //! [`request`] and [`response`] take a complete head off the front of the buffer and
 //! leave everything after it (the body, a pipelined request) untouched. `Ok(None)` means
-//! "need more bytes". Header values, the request target and (through `Bytes`) nothing else
-//! are copied: they are slices of the frozen head.
+//! "need more bytes" (the buffer is then untouched). Header values and the request target
+//! are not copied: they are slices of the frozen head. After an error the head may have
+//! been taken off the buffer; the connection is closed anyway.
 
 use std::mem::MaybeUninit;
 
