@@ -1,4 +1,4 @@
-//! [`RequestContext`]: what the server driver knows about a request besides its head.
+//! [`ConnectionInfo`]: what the server driver knows about a request besides its head.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,7 +9,7 @@ use crate::Scheme;
 /// Per-request facts from the downstream connection, handed to the [`crate::Handler`]
 /// with every request. Cloning costs a reference-count increment.
 #[derive(Debug, Clone)]
-pub struct RequestContext {
+pub struct ConnectionInfo {
     peer: SocketAddr,
     version: Version,
     scheme: Scheme,
@@ -17,10 +17,10 @@ pub struct RequestContext {
     peer_ip: HeaderValue,
 }
 
-impl RequestContext {
+impl ConnectionInfo {
     /// The context of requests from `peer`, received as `version` over `scheme`.
     pub fn new(peer: SocketAddr, version: Version, scheme: Scheme) -> Self {
-        RequestContext {
+        ConnectionInfo {
             peer,
             version,
             scheme,
@@ -49,7 +49,7 @@ impl RequestContext {
     }
 
     pub(crate) fn with_version(&self, version: Version) -> Self {
-        RequestContext {
+        ConnectionInfo {
             version,
             ..self.clone()
         }

@@ -5,7 +5,7 @@ use http::header::{CONNECTION, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, request, response};
 
-use crate::RequestContext;
+use crate::ConnectionInfo;
 
 /// `x-forwarded-for`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -97,7 +97,7 @@ pub(crate) fn remove_hop_by_hop(
 ///   (scheme and authority from `Host`) and `Host` is removed.
 pub fn prepare_upstream_request(
     parts: &mut request::Parts,
-    ctx: &RequestContext,
+    ctx: &ConnectionInfo,
     upstream_version: Version,
 ) {
     let to_h2 = upstream_version == Version::HTTP_2;
@@ -121,7 +121,7 @@ pub fn prepare_upstream_request(
     parts.version = upstream_version;
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, ctx: &RequestContext) {
+fn append_forwarded_for(headers: &mut HeaderMap, ctx: &ConnectionInfo) {
     let ip = ctx.peer_ip_value();
     if !headers.contains_key(X_FORWARDED_FOR) {
         headers.insert(X_FORWARDED_FOR, ip.clone());
@@ -148,7 +148,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, ctx: &RequestContext) {
     }
 }
 
-fn to_absolute_uri(parts: &mut request::Parts, ctx: &RequestContext) {
+fn to_absolute_uri(parts: &mut request::Parts, ctx: &ConnectionInfo) {
     let host = parts.headers.remove(HOST);
     if parts.uri.scheme().is_some() && parts.uri.authority().is_some() {
         return;
@@ -215,8 +215,8 @@ mod tests {
     use super::*;
     use crate::Scheme;
 
-    fn ctx() -> RequestContext {
-        RequestContext::new(
+    fn ctx() -> ConnectionInfo {
+        ConnectionInfo::new(
             "192.0.2.7:5555".parse().unwrap(),
             Version::HTTP_11,
             Scheme::Http,
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(all, ["203.0.113.1, 198.51.100.2, 198.51.100.3, 192.0.2.7"]);
         assert_eq!(p.headers["x-forwarded-proto"], "http");
 
-        let v6 = RequestContext::new(
+        let v6 = ConnectionInfo::new(
             "[::ffff:10.1.2.3]:1".parse().unwrap(),
             Version::HTTP_2,
             Scheme::Https,
@@ -346,7 +346,7 @@ mod tests {
         prepare_upstream_request(&mut p, &v6, Version::HTTP_11);
         assert_eq!(p.headers["x-forwarded-for"], "10.1.2.3");
         assert_eq!(p.headers["x-forwarded-proto"], "https");
-        let v6 = RequestContext::new(
+        let v6 = ConnectionInfo::new(
             "[2001:db8::1]:1".parse().unwrap(),
             Version::HTTP_2,
             Scheme::Http,
@@ -375,7 +375,7 @@ mod tests {
         assert!(!p.headers.contains_key("host"));
         assert_eq!(p.version, Version::HTTP_2);
 
-        let https = RequestContext::new(
+        let https = ConnectionInfo::new(
             "1.2.3.4:5".parse().unwrap(),
             Version::HTTP_11,
             Scheme::Https,

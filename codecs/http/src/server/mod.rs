@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::detect::{HttpDetect, detect_version};
-use crate::{Body, RequestContext, Scheme};
+use crate::{Body, ConnectionInfo, Scheme};
 
 use self::h2c::InjectStream1;
 use self::rewind::Rewind;
@@ -41,7 +41,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 /// [`crate::failure_response`].
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
-    fn call(&self, request: Request<Body>, ctx: RequestContext) -> HandlerFuture;
+    fn call(&self, request: Request<Body>, ctx: ConnectionInfo) -> HandlerFuture;
 }
 
 /// Limits and timeouts of downstream connections.
@@ -197,11 +197,11 @@ where
     });
     let io = Rewind::new(initial, io, idle.as_ref().map(|i| i.activity.clone()));
     if version == Version::HTTP_2 {
-        let ctx = RequestContext::new(peer, Version::HTTP_2, options.scheme);
+        let ctx = ConnectionInfo::new(peer, Version::HTTP_2, options.scheme);
         return serve_h2(io, ctx, handler, &options, &mut shutdown, idle.as_ref()).await;
     }
 
-    let ctx = RequestContext::new(peer, Version::HTTP_11, options.scheme);
+    let ctx = ConnectionInfo::new(peer, Version::HTTP_11, options.scheme);
     let h2c_slot = Arc::new(Mutex::new(None));
     let service = H1Service {
         handler: handler.clone(),
@@ -238,7 +238,7 @@ where
 
 async fn serve_h2<IO>(
     io: IO,
-    ctx: RequestContext,
+    ctx: ConnectionInfo,
     handler: Arc<dyn Handler>,
     options: &ServerOptions,
     shutdown: &mut watch::Receiver<bool>,
@@ -344,7 +344,7 @@ struct H2cPending {
 
 struct H1Service {
     handler: Arc<dyn Handler>,
-    ctx: RequestContext,
+    ctx: ConnectionInfo,
     h2c: Option<Arc<Mutex<Option<H2cPending>>>>,
 }
 
@@ -377,7 +377,7 @@ impl hyper::service::Service<Request<Incoming>> for H1Service {
 
 struct H2Service {
     handler: Arc<dyn Handler>,
-    ctx: RequestContext,
+    ctx: ConnectionInfo,
 }
 
 impl hyper::service::Service<Request<Incoming>> for H2Service {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, Version};
 use hyper::upgrade::OnUpgrade;
 use strait_codec_http::{
-    Body, ClientOptions, Handler, HandlerFuture, Http1Connection, Http2Connection, RequestContext,
+    Body, ClientOptions, ConnectionInfo, Handler, HandlerFuture, Http1Connection, Http2Connection,
     ServerOptions, failure_response, is_upgrade_request, prepare_downstream_response,
     prepare_upstream_request, tunnel,
 };
@@ -55,7 +55,7 @@ impl Proxy {
 struct ProxyHandler(Arc<Proxy>);
 
 impl Handler for ProxyHandler {
-    fn call(&self, request: Request<Body>, ctx: RequestContext) -> HandlerFuture {
+    fn call(&self, request: Request<Body>, ctx: ConnectionInfo) -> HandlerFuture {
         let proxy = self.0.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();

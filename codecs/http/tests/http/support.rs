@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use strait_codec_http::{
-    Body, Handler, HandlerFuture, RequestContext, ServeError, ServerOptions, serve_connection,
+    Body, ConnectionInfo, Handler, HandlerFuture, ServeError, ServerOptions, serve_connection,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -51,7 +51,7 @@ pub struct TestHandler {
 }
 
 impl Handler for TestHandler {
-    fn call(&self, mut request: Request<Body>, ctx: RequestContext) -> HandlerFuture {
+    fn call(&self, mut request: Request<Body>, ctx: ConnectionInfo) -> HandlerFuture {
         let observed = self.observed.clone();
         let chunks = self.chunks.clone();
         observed.requests.fetch_add(1, Ordering::SeqCst);
