@@ -15,6 +15,7 @@ mod failure;
 mod frame;
 mod id;
 mod limits;
+mod outcome;
 mod protocol;
 mod registry;
 
@@ -24,5 +25,6 @@ pub use failure::ProxyFailure;
 pub use frame::{Frame, FrameKind, HeaderIter};
 pub use id::{IdWidth, RequestId};
 pub use limits::Limits;
+pub use outcome::{Outcome, RequestHook, RequestRecord, ResponseClass};
 pub use protocol::{Codec, PoolMode, Protocol};
 pub use registry::{Registry, RegistryError};

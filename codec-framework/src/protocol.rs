@@ -1,6 +1,6 @@
 use bytes::BytesMut;
 
-use crate::{DecodeError, Detect, Frame, IdWidth, Limits, ProxyFailure, RequestId};
+use crate::{DecodeError, Detect, Frame, IdWidth, Limits, ProxyFailure, RequestId, ResponseClass};
 
 /// How upstream connections of a protocol are shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,12 @@ pub trait Protocol: Send + Sync + 'static {
         let _ = (request, status, body);
         None
     }
+
+    /// Classes an upstream's response by its status in the protocol's own numbering:
+    /// success, the caller's fault, or the upstream's (what outlier detection and
+    /// metrics count). Called once per answered request, at the one place every request
+    /// ends.
+    fn classify(&self, response: &dyn Frame) -> ResponseClass;
 
     /// The protocol's answer to `request` when the proxy fails it. `None` when the
     /// request must get no answer at all (oneway requests, heartbeats).

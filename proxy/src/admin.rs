@@ -74,16 +74,27 @@ fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>>
 }
 
 fn clusters_json(state: &AdminState) -> serde_json::Value {
-    let mut names: Vec<&String> = state.clusters.keys().collect();
-    names.sort();
+    let mut clusters: Vec<(usize, &Arc<strait_upstream::Cluster>)> =
+        state.clusters.iter().enumerate().collect();
+    clusters.sort_by(|a, b| a.1.name().cmp(b.1.name()));
     json!({
-        "clusters": names.iter().map(|name| {
-            let s = state.clusters[*name].snapshot();
+        "clusters": clusters.iter().map(|(index, cluster)| {
+            let s = cluster.snapshot();
             // HTTP clusters' connections live in the proxy's HTTP pools.
-            let http_open = state.http_pools.get(*name).map(|p| p.open_connections());
+            let http_open = state
+                .http_pools
+                .get(*index)
+                .and_then(Option::as_ref)
+                .map(|p| p.open_connections());
+            let outcomes: serde_json::Map<String, serde_json::Value> = s
+                .outcomes
+                .iter()
+                .map(|(name, n)| (name.to_string(), json!(n)))
+                .collect();
             json!({
                 "name": s.name,
                 "in_flight": s.in_flight,
+                "outcomes": outcomes,
                 "hosts": s.hosts.iter().enumerate().map(|(i, h)| json!({
                     "address": h.addr.to_string(),
                     "weight": h.weight,

@@ -1,64 +1,47 @@
-//! The request handler of a downstream connection: route, pick a cluster and a
-//! connection, all without waiting unless a connection must be made first.
+//! The request handler of a framed downstream connection: route, pick a cluster and a
+//! connection, all without waiting unless a connection must be made first; and report
+//! each request's end to the [`Pipeline`].
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use strait_codec_framework::{Frame, Protocol, ProxyFailure};
 use strait_router::{RouteTable, RouteTarget};
-use strait_stream::{RequestHandler, Route};
-use strait_upstream::{Cluster, Selected};
+use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route};
+use strait_upstream::Selected;
 
 use crate::config::DEFAULT_ROUTE_TIMEOUT;
-
-/// Clusters by name, shared by every listener of one configuration snapshot. Looked up
-/// once per request, so keyed with a cheap hasher (names come from our own config).
-pub type Clusters = HashMap<String, Arc<Cluster>, BuildHasherDefault<NameHasher>>;
-
-/// A word-at-a-time multiplicative hasher for cluster names (SipHash's flood resistance
-/// is not needed for keys that only the configuration defines).
-#[derive(Default)]
-pub struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-        for byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(K);
-        }
-    }
-}
+use crate::pipeline::Pipeline;
 
 /// Handles the requests of one downstream connection.
 pub struct Forwarder {
+    pub(crate) listener: Arc<str>,
     pub(crate) protocol: Arc<dyn Protocol>,
     pub(crate) routes: Arc<RouteTable>,
-    pub(crate) clusters: Arc<Clusters>,
+    pub(crate) pipeline: Arc<Pipeline>,
 }
 
 impl RequestHandler for Forwarder {
-    fn route(&self, request: &mut dyn Frame) -> Route {
-        match self.decide(request) {
+    fn route(&self, request: &mut dyn Frame, ctx: &mut RequestContext) -> Route {
+        match self.decide(request, ctx) {
             Ok(route) => route,
             Err(failure) => Route::Fail(failure),
         }
     }
+
+    fn finished(&self, ctx: &RequestContext, end: RequestEnd) {
+        let protocol = self.protocol.name();
+        self.pipeline
+            .finish(&self.listener, protocol, &self.routes, ctx, end);
+    }
 }
 
 impl Forwarder {
-    fn decide(&self, request: &mut dyn Frame) -> Result<Route, ProxyFailure> {
+    fn decide(
+        &self,
+        request: &mut dyn Frame,
+        ctx: &mut RequestContext,
+    ) -> Result<Route, ProxyFailure> {
         let Some(decision) = self.routes.route(None, request) else {
             // A request whose metadata could not be read is malformed, not unrouted.
             return Err(if request.metadata_unreadable() {
@@ -67,6 +50,7 @@ impl Forwarder {
                 ProxyFailure::NoRoute
             });
         };
+        ctx.route = decision.route_index();
         let cluster_name = match decision.target {
             RouteTarget::Cluster(name) => name,
             RouteTarget::DirectResponse { status, body } => {
@@ -80,10 +64,12 @@ impl Forwarder {
             // reaches one through an `auto` listener is unrouted.
             RouteTarget::Redirect { .. } => return Err(ProxyFailure::NoRoute),
         };
-        let cluster = self
+        let (index, cluster) = self
+            .pipeline
             .clusters
             .get(cluster_name)
             .ok_or(ProxyFailure::NoHealthyUpstream)?;
+        ctx.cluster = index;
         if cluster.transport().name() != self.protocol.name() {
             tracing::warn!(
                 cluster = cluster_name,
@@ -95,9 +81,7 @@ impl Forwarder {
         let timeout = effective_timeout(decision.timeout(), request.timeout());
         Ok(match cluster.select()? {
             Selected::Ready(conn) => Route::Send(conn, timeout),
-            Selected::Connecting(connecting) => {
-                Route::Later(Box::pin(async move { Ok((connecting.await?, timeout)) }))
-            }
+            Selected::Connecting(connecting) => Route::Later(connecting, timeout),
         })
     }
 }

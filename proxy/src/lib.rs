@@ -6,6 +6,7 @@ pub mod config;
 mod forward;
 mod http;
 mod listener;
+mod pipeline;
 mod server;
 
 use strait_codec_framework::Registry;

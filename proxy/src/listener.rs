@@ -12,8 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
-use crate::forward::{Clusters, Forwarder};
-use crate::http::{HttpForwarder, HttpPools};
+use crate::forward::Forwarder;
+use crate::http::{HttpForwarder, HttpForwarding, HttpPools};
+use crate::pipeline::Pipeline;
 use crate::server::Connections;
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
@@ -22,7 +23,7 @@ const MAX_DETECT_BYTES: usize = 64;
 pub(crate) struct Listener {
     pub(crate) config: ListenerConfig,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) clusters: Arc<Clusters>,
+    pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) http_pools: Arc<HttpPools>,
     pub(crate) connections: Arc<Connections>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -41,14 +42,17 @@ enum Speaks {
 }
 
 pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
+    let name: Arc<str> = Arc::from(listener.config.name.as_str());
     let http = Arc::new(HttpServing {
-        handler: Arc::new(HttpForwarder {
+        handler: Arc::new(HttpForwarder(Arc::new(HttpForwarding {
+            listener: name.clone(),
             routes: listener.config.routes.clone(),
             pools: listener.http_pools.clone(),
-        }),
+            pipeline: listener.pipeline.clone(),
+        }))),
         options: Arc::new(ServerOptions::default()),
     });
-    let listener = Arc::new(listener);
+    let listener = Arc::new((listener, name));
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(s) => s,
@@ -62,10 +66,11 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         let _ = stream.set_nodelay(true);
         let listener = listener.clone();
         let http = http.clone();
-        let guard = listener.connections.enter();
+        let guard = listener.0.connections.enter();
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(error) = serve_connection(&listener, &http, stream, peer).await {
+            let (listener, name) = &*listener;
+            if let Err(error) = serve_connection(listener, name, &http, stream, peer).await {
                 tracing::debug!(%peer, listener = %listener.config.name, %error, "downstream connection closed");
             }
         });
@@ -74,6 +79,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
 
 async fn serve_connection(
     listener: &Listener,
+    name: &Arc<str>,
     http: &HttpServing,
     mut stream: TcpStream,
     peer: std::net::SocketAddr,
@@ -102,9 +108,10 @@ async fn serve_connection(
         }
     };
     let handler = Arc::new(Forwarder {
+        listener: name.clone(),
         protocol: protocol.clone(),
         routes: listener.config.routes.clone(),
-        clusters: listener.clusters.clone(),
+        pipeline: listener.pipeline.clone(),
     });
     let options = DownstreamOptions {
         limits: Limits {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use strait_codec_framework::Registry;
+use strait_codec_framework::{Registry, RequestHook};
 use strait_upstream::Cluster;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -13,10 +13,10 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::Config;
-use crate::forward::Clusters;
 use crate::http::HttpPools;
 use crate::http::pool::{HttpPool, UpstreamVersion};
 use crate::listener::{self, Listener};
+use crate::pipeline::{ClusterSet, Pipeline};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,7 @@ impl Drop for ConnectionGuard {
 pub(crate) struct AdminState {
     pub(crate) ready: AtomicBool,
     pub(crate) config: Config,
-    pub(crate) clusters: Arc<Clusters>,
+    pub(crate) clusters: Arc<ClusterSet>,
     pub(crate) http_pools: Arc<HttpPools>,
     pub(crate) listeners: Vec<(String, SocketAddr)>,
 }
@@ -85,7 +85,7 @@ pub struct Server {
     admin_task: Option<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     connections: Arc<Connections>,
-    clusters: Arc<Clusters>,
+    clusters: Arc<ClusterSet>,
     http_pools: Arc<HttpPools>,
     drain_timeout: Duration,
 }
@@ -94,6 +94,16 @@ impl Server {
     /// Binds every listener and the admin server, then starts serving. If any socket
     /// cannot be bound nothing is started (no half-configured proxy).
     pub async fn start(config: Config, registry: Registry) -> Result<Server, ServerError> {
+        Self::start_with_hook(config, registry, None).await
+    }
+
+    /// Like [`Server::start`], with `hook` told of every request's end, whatever its
+    /// protocol (exactly once per request).
+    pub async fn start_with_hook(
+        config: Config,
+        registry: Registry,
+        hook: Option<Arc<dyn RequestHook>>,
+    ) -> Result<Server, ServerError> {
         let mut bound = Vec::new();
         for l in &config.listeners {
             let socket =
@@ -121,33 +131,38 @@ impl Server {
             None => None,
         };
 
-        let clusters: Arc<Clusters> = Arc::new(
+        let clusters = Arc::new(ClusterSet::new(
             config
                 .clusters
                 .iter()
-                .map(|c| (c.name.clone(), Arc::new(Cluster::new(c.clone()))))
+                .map(|c| Arc::new(Cluster::new(c.clone())))
                 .collect(),
-        );
-        for cluster in clusters.values() {
+        ));
+        for cluster in clusters.iter() {
             cluster.start();
         }
+        // Numbered like `clusters`, so a request's cluster number finds its pool.
         let http_pools: Arc<HttpPools> = Arc::new(
             config
                 .clusters
                 .iter()
-                .filter_map(|c| {
+                .zip(clusters.iter())
+                .map(|(c, cluster)| {
                     let version = UpstreamVersion::from_name(c.transport.name())?;
-                    let cluster = clusters.get(&c.name)?.clone();
                     let pool = HttpPool::new(
-                        cluster,
+                        cluster.clone(),
                         version,
                         c.connect_timeout,
                         c.max_connections_per_host,
                     );
-                    Some((c.name.clone(), Arc::new(pool)))
+                    Some(Arc::new(pool))
                 })
                 .collect(),
         );
+        let pipeline = Arc::new(Pipeline {
+            clusters: clusters.clone(),
+            hook,
+        });
         let (shutdown, _) = watch::channel(false);
         let connections = Arc::new(Connections::default());
         let registry = Arc::new(registry);
@@ -161,7 +176,7 @@ impl Server {
             let listener = Listener {
                 config: cfg,
                 registry: registry.clone(),
-                clusters: clusters.clone(),
+                pipeline: pipeline.clone(),
                 http_pools: http_pools.clone(),
                 connections: connections.clone(),
                 shutdown: shutdown.subscribe(),
@@ -229,10 +244,10 @@ impl Server {
         if let Some(task) = self.admin_task {
             task.abort();
         }
-        for cluster in self.clusters.values() {
+        for cluster in self.clusters.iter() {
             cluster.shutdown();
         }
-        for pool in self.http_pools.values() {
+        for pool in self.http_pools.iter().flatten() {
             pool.close_idle();
         }
         drained

@@ -31,6 +31,9 @@ pub struct Route {
     pub response_headers_to_add: Vec<(String, String)>,
     /// Headers removed from the response (before the additions).
     pub response_headers_to_remove: Vec<String>,
+    /// Position in its table, counting every virtual host's routes in order; set by
+    /// [`crate::RouteTable::new`]. Lets a request carry its route as a number.
+    pub(crate) index: u32,
 }
 
 impl Route {
@@ -47,6 +50,7 @@ impl Route {
             host_rewrite: None,
             response_headers_to_add: Vec::new(),
             response_headers_to_remove: Vec::new(),
+            index: 0,
         }
     }
 
@@ -303,6 +307,12 @@ impl<'a> RouteDecision<'a> {
     /// The route's name, if it has one.
     pub fn route_name(&self) -> Option<&'a str> {
         self.route.name.as_deref()
+    }
+
+    /// The route's position in its table ([`crate::RouteTable::route_at`]): a request
+    /// carries this number to its end instead of a borrowed name.
+    pub fn route_index(&self) -> u32 {
+        self.route.index
     }
 
     /// The route's upstream timeout.

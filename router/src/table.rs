@@ -49,15 +49,23 @@ pub struct RouteTable {
     suffixes: Vec<(String, usize)>,
     /// Index of the host whose domains include `*`.
     default: Option<usize>,
+    /// Every route as (virtual host, position), in [`RouteDecision::route_index`] order.
+    flat: Vec<(usize, usize)>,
 }
 
 impl RouteTable {
     /// Builds the table, rejecting hosts without domains, unsupported patterns (a `*`
     /// anywhere but first, as in `foo.*`) and a domain claimed twice.
     /// Every route is checked too ([`Route::check`]).
-    pub fn new(virtual_hosts: Vec<VirtualHost>) -> Result<Self, RouteError> {
-        for route in virtual_hosts.iter().flat_map(|host| &host.routes) {
-            route.check()?;
+    pub fn new(mut virtual_hosts: Vec<VirtualHost>) -> Result<Self, RouteError> {
+        let mut flat = Vec::new();
+        for (host_index, host) in virtual_hosts.iter_mut().enumerate() {
+            for (route_index, route) in host.routes.iter_mut().enumerate() {
+                route.check()?;
+                // Tables hold far fewer than 2^32 routes (each is config text).
+                route.index = u32::try_from(flat.len()).unwrap_or(u32::MAX);
+                flat.push((host_index, route_index));
+            }
         }
         let mut exact = HashMap::new();
         let mut suffixes: Vec<(String, usize)> = Vec::new();
@@ -108,7 +116,15 @@ impl RouteTable {
             exact,
             suffixes,
             default,
+            flat,
         })
+    }
+
+    /// The route at `index` ([`RouteDecision::route_index`]), with its virtual host.
+    pub fn route_at(&self, index: u32) -> Option<(&VirtualHost, &Route)> {
+        let (host, route) = *self.flat.get(usize::try_from(index).ok()?)?;
+        let host = &self.virtual_hosts[host];
+        Some((host, &host.routes[route]))
     }
 
     /// The virtual hosts, in configuration order.

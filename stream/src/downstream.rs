@@ -1,18 +1,23 @@
 //! Serving one downstream (accepted) connection.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use strait_codec_framework::{DecodeError, Frame, FrameKind, Limits, Protocol, ProxyFailure};
+use strait_codec_framework::{
+    DecodeError, Frame, FrameKind, Limits, Outcome, Protocol, ProxyFailure,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::handler::{Connecting, RequestHandler, Route};
 use crate::inbox::{Completion, Inbox};
+use crate::{RequestContext, RequestEnd, UpstreamConnection};
 
 /// Bounds of one downstream connection.
 #[derive(Debug, Clone, Copy)]
@@ -59,21 +64,24 @@ struct Conn<H> {
 /// lock-free `into_split`), until the peer closes it, a fatal decode error happens, or
 /// `shutdown` turns true (then the connection stops reading, finishes its in-flight
 /// requests and closes). `initial` holds bytes already read during protocol detection.
+///
+/// Every request routed ends exactly once at [`RequestHandler::finished`]; requests
+/// still in flight when the connection breaks end there as [`Outcome::Cancelled`]
+/// when their upstream answer or deadline comes.
 pub async fn serve<R, W, H>(
-    mut rd: R,
-    mut wr: W,
+    rd: R,
+    wr: W,
     initial: BytesMut,
     protocol: Arc<dyn Protocol>,
     handler: Arc<H>,
     options: DownstreamOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError>
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
     H: RequestHandler,
 {
-    let mut codec = protocol.new_codec(options.limits);
     let mut conn = Conn {
         protocol,
         handler,
@@ -81,127 +89,195 @@ where
         wbuf: BytesMut::with_capacity(READ_CHUNK),
         in_flight: 0,
     };
-    let mut rbuf = initial;
     let mut connecting = FuturesUnordered::new();
-    let mut completions = Vec::new();
-    let mut reading = !*shutdown.borrow();
-    let mut decode_pending = !rbuf.is_empty();
-
-    loop {
-        if decode_pending {
-            decode_pending = false;
-            // One clock read per batch: every request of a read shares its start time.
-            let now = Instant::now();
-            loop {
-                match codec.decode(&mut rbuf) {
-                    Ok(Some(frame)) => {
-                        if let Some(later) = conn.on_frame(frame, now) {
-                            connecting.push(later);
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(DecodeError::Rejected { error, reply }) => {
-                        tracing::debug!(%error, "rejected downstream frame");
-                        if let Some(reply) = reply {
-                            encode_into(&*reply, &mut conn.wbuf);
-                        }
-                    }
-                    Err(DecodeError::Fatal(error)) => {
-                        // Close; requests in flight are answered to nobody (P16).
-                        let _ = wr.write_all(&conn.wbuf).await;
-                        let _ = wr.shutdown().await;
-                        return Err(ServeError::Decode(error));
-                    }
-                }
-            }
-        }
-        let idle = conn.in_flight == 0 && connecting.is_empty();
-        if !reading && idle && conn.wbuf.is_empty() {
-            let _ = wr.shutdown().await;
-            return Ok(());
-        }
-        let can_read = reading && conn.in_flight + connecting.len() < options.max_in_flight;
-        if can_read {
-            rbuf.reserve(READ_CHUNK);
-        }
-
-        tokio::select! {
-            biased;
-            _ = conn.inbox.ready(), if conn.in_flight > 0 => {
-                conn.inbox.drain_into(&mut completions);
-                for completion in completions.drain(..) {
-                    conn.on_completion(completion);
-                }
-            }
-            Some((request, result)) = connecting.next(), if !connecting.is_empty() => {
-                match result {
-                    Ok((upstream, timeout)) => conn.send(request, upstream, Instant::now(), timeout),
-                    Err(failure) => conn.answer_failure(&*request, request.request_id(), failure),
-                }
-            }
-            res = wr.write_buf(&mut conn.wbuf), if !conn.wbuf.is_empty() => {
-                if res? == 0 {
-                    return Err(ServeError::Io(std::io::ErrorKind::WriteZero.into()));
-                }
-            }
-            res = rd.read_buf(&mut rbuf), if can_read => {
-                if res? == 0 {
-                    // Half-close from the peer: answer what is in flight, then close.
-                    reading = false;
-                } else {
-                    decode_pending = true;
-                }
-            }
-            _ = shutdown.changed(), if reading => {
-                reading = false;
-            }
-        }
+    let result = conn
+        .drive(rd, wr, initial, options, shutdown, &mut connecting)
+        .await;
+    // Requests waiting for a connect end now; those sent upstream end when their
+    // answer or deadline comes (deadlines bound the wait).
+    for later in connecting.iter() {
+        conn.finish(&later.ctx, Outcome::Cancelled, None, 0);
     }
+    drop(connecting);
+    conn.finish_orphans().await;
+    result
 }
 
-type Later = std::pin::Pin<
-    Box<
-        dyn std::future::Future<
-                Output = (
-                    Box<dyn Frame>,
-                    Result<(crate::UpstreamConnection, Duration), ProxyFailure>,
-                ),
-            > + Send,
-    >,
->;
+/// A request waiting for a connection, bounded by its deadline. Its context stays
+/// readable while it waits, so a connection that breaks can still end it.
+struct Later {
+    ctx: RequestContext,
+    deadline: Instant,
+    request: Option<Box<dyn Frame>>,
+    connect: Pin<Box<tokio::time::Timeout<Connecting>>>,
+}
+
+type Connected = (
+    Box<dyn Frame>,
+    RequestContext,
+    Instant,
+    Result<UpstreamConnection, ProxyFailure>,
+);
+
+impl Future for Later {
+    type Output = Connected;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Connected> {
+        let result = match self.connect.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(result)) => result,
+            Poll::Ready(Err(_elapsed)) => Err(ProxyFailure::Timeout),
+        };
+        // Ready once: a FuturesUnordered never polls a finished future again.
+        let Some(request) = self.request.take() else {
+            return Poll::Pending;
+        };
+        Poll::Ready((request, self.ctx, self.deadline, result))
+    }
+}
 
 // === impl Conn ===
 
 impl<H: RequestHandler> Conn<H> {
+    async fn drive<R, W>(
+        &mut self,
+        mut rd: R,
+        mut wr: W,
+        initial: BytesMut,
+        options: DownstreamOptions,
+        mut shutdown: watch::Receiver<bool>,
+        connecting: &mut FuturesUnordered<Later>,
+    ) -> Result<(), ServeError>
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
+    {
+        let mut codec = self.protocol.new_codec(options.limits);
+        let mut rbuf = initial;
+        let mut completions = Vec::new();
+        let mut reading = !*shutdown.borrow();
+        let mut decode_pending = !rbuf.is_empty();
+
+        loop {
+            if decode_pending {
+                decode_pending = false;
+                // One clock read per batch: every request of a read shares its start.
+                let now = Instant::now();
+                loop {
+                    let before = rbuf.len();
+                    match codec.decode(&mut rbuf) {
+                        Ok(Some(frame)) => {
+                            let ctx = RequestContext::new(now, (before - rbuf.len()) as u64);
+                            if let Some(later) = self.on_frame(frame, ctx) {
+                                connecting.push(later);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(DecodeError::Rejected { error, reply }) => {
+                            tracing::debug!(%error, "rejected downstream frame");
+                            if let Some(reply) = reply {
+                                // A malformed request answered: it ends like any other.
+                                let ctx = RequestContext::new(now, (before - rbuf.len()) as u64);
+                                let written = encode_into(&*reply, &mut self.wbuf);
+                                let failure = Outcome::Failed(ProxyFailure::CodecError);
+                                self.finish(&ctx, failure, reply.status(), written.unwrap_or(0));
+                            }
+                        }
+                        Err(DecodeError::Fatal(error)) => {
+                            // Close; requests in flight are answered to nobody (P16).
+                            let _ = wr.write_all(&self.wbuf).await;
+                            let _ = wr.shutdown().await;
+                            return Err(ServeError::Decode(error));
+                        }
+                    }
+                }
+            }
+            let idle = self.in_flight == 0 && connecting.is_empty();
+            if !reading && idle && self.wbuf.is_empty() {
+                let _ = wr.shutdown().await;
+                return Ok(());
+            }
+            let can_read = reading && self.in_flight + connecting.len() < options.max_in_flight;
+            if can_read {
+                rbuf.reserve(READ_CHUNK);
+            }
+
+            tokio::select! {
+                biased;
+                _ = self.inbox.ready(), if self.in_flight > 0 => {
+                    self.inbox.drain_into(&mut completions);
+                    for completion in completions.drain(..) {
+                        self.on_completion(completion);
+                    }
+                }
+                Some((request, ctx, deadline, result)) = connecting.next(), if !connecting.is_empty() => {
+                    match result {
+                        Ok(upstream) => self.send(request, upstream, ctx, deadline),
+                        Err(failure) => self.fail(&*request, request.request_id(), &ctx, failure),
+                    }
+                }
+                res = wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
+                    if res? == 0 {
+                        return Err(ServeError::Io(std::io::ErrorKind::WriteZero.into()));
+                    }
+                }
+                res = rd.read_buf(&mut rbuf), if can_read => {
+                    if res? == 0 {
+                        // Half-close from the peer: answer what is in flight, then close.
+                        reading = false;
+                    } else {
+                        decode_pending = true;
+                    }
+                }
+                _ = shutdown.changed(), if reading => {
+                    reading = false;
+                }
+            }
+        }
+    }
+
     /// Handles one decoded frame; returns the slow-path work if the request must wait
     /// for a connection.
-    fn on_frame(&mut self, mut frame: Box<dyn Frame>, now: Instant) -> Option<Later> {
+    fn on_frame(&mut self, mut frame: Box<dyn Frame>, mut ctx: RequestContext) -> Option<Later> {
         match frame.kind() {
             FrameKind::Heartbeat => {
-                // Answered here, never forwarded (design invariant).
+                // Answered here, never forwarded (design invariant); not a request.
                 if let Some(reply) = self.protocol.heartbeat_reply(&*frame) {
                     encode_into(&*reply, &mut self.wbuf);
                 }
                 None
             }
-            FrameKind::Request | FrameKind::Oneway => match self.handler.route(&mut *frame) {
-                Route::Send(upstream, timeout) => {
-                    self.send(frame, upstream, now, timeout);
-                    None
-                }
-                Route::Later(connecting) => Some(later(frame, connecting)),
-                Route::Reply(mut response) => {
-                    if frame.kind() == FrameKind::Request {
-                        response.set_request_id(frame.request_id());
-                        self.encode_or_fail(&*frame, &*response);
+            FrameKind::Request | FrameKind::Oneway => {
+                match self.handler.route(&mut *frame, &mut ctx) {
+                    Route::Send(upstream, timeout) => {
+                        self.send(frame, upstream, ctx, ctx.start + timeout);
+                        None
                     }
-                    None
+                    Route::Later(connecting, timeout) => {
+                        Some(later(frame, ctx, ctx.start + timeout, connecting))
+                    }
+                    Route::Reply(mut response) => {
+                        let mut written = 0;
+                        if frame.kind() == FrameKind::Request {
+                            response.set_request_id(frame.request_id());
+                            match encode_into(&*response, &mut self.wbuf) {
+                                Some(n) => written = n,
+                                None => {
+                                    let failure = ProxyFailure::CodecError;
+                                    self.fail(&*frame, frame.request_id(), &ctx, failure);
+                                    return None;
+                                }
+                            }
+                        }
+                        self.finish(&ctx, Outcome::Local, response.status(), written);
+                        None
+                    }
+                    Route::Fail(failure) => {
+                        self.fail(&*frame, frame.request_id(), &ctx, failure);
+                        None
+                    }
                 }
-                Route::Fail(failure) => {
-                    self.answer_failure(&*frame, frame.request_id(), failure);
-                    None
-                }
-            },
+            }
             kind => {
                 tracing::debug!(?kind, "ignoring non-request frame from downstream");
                 None
@@ -212,15 +288,22 @@ impl<H: RequestHandler> Conn<H> {
     fn send(
         &mut self,
         request: Box<dyn Frame>,
-        upstream: crate::UpstreamConnection,
-        now: Instant,
-        timeout: Duration,
+        upstream: UpstreamConnection,
+        mut ctx: RequestContext,
+        deadline: Instant,
     ) {
         let two_way = request.kind() == FrameKind::Request;
-        match upstream.send(request, &self.inbox, now + timeout) {
-            Ok(()) => self.in_flight += usize::from(two_way),
+        ctx.host = upstream.host_tag();
+        ctx.sent = Some(Instant::now());
+        if Instant::now() >= deadline {
+            // The connect ate the whole deadline.
+            return self.fail(&*request, request.request_id(), &ctx, ProxyFailure::Timeout);
+        }
+        match upstream.send(request, &self.inbox, deadline, ctx) {
+            Ok(()) if two_way => self.in_flight += 1,
+            Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
             Err((request, error)) => {
-                self.answer_failure(&*request, request.request_id(), error.failure())
+                self.fail(&*request, request.request_id(), &ctx, error.failure())
             }
         }
     }
@@ -232,48 +315,96 @@ impl<H: RequestHandler> Conn<H> {
                 down_id,
                 response,
                 request,
-            } => {
-                if !encode_into(&*response, &mut self.wbuf) {
-                    self.answer_failure(&*request, down_id, ProxyFailure::CodecError);
+                ctx,
+            } => match encode_into(&*response, &mut self.wbuf) {
+                Some(written) => {
+                    let class = self.protocol.classify(&*response);
+                    let outcome = Outcome::Upstream(class);
+                    self.finish(&ctx, outcome, response.status(), written);
                 }
-            }
+                None => self.fail(&*request, down_id, &ctx, ProxyFailure::CodecError),
+            },
             Completion::Failed {
                 down_id,
                 request,
                 failure,
-            } => self.answer_failure(&*request, down_id, failure),
+                ctx,
+            } => self.fail(&*request, down_id, &ctx, failure),
         }
     }
 
-    fn encode_or_fail(&mut self, request: &dyn Frame, response: &dyn Frame) {
-        if !encode_into(response, &mut self.wbuf) {
-            self.answer_failure(request, request.request_id(), ProxyFailure::CodecError);
-        }
-    }
-
-    /// The protocol's error answer; nothing at all for oneway requests.
-    fn answer_failure(&mut self, request: &dyn Frame, down_id: u64, failure: ProxyFailure) {
+    /// Answers a failure with the protocol's error (nothing at all for oneway
+    /// requests), and ends the request.
+    fn fail(
+        &mut self,
+        request: &dyn Frame,
+        down_id: u64,
+        ctx: &RequestContext,
+        failure: ProxyFailure,
+    ) {
+        let mut status = None;
+        let mut written = 0;
         if let Some(mut reply) = self.protocol.error_response(request, failure) {
             reply.set_request_id(down_id);
-            encode_into(&*reply, &mut self.wbuf);
+            status = reply.status();
+            written = encode_into(&*reply, &mut self.wbuf).unwrap_or(0);
+        }
+        self.finish(ctx, Outcome::Failed(failure), status, written);
+    }
+
+    fn finish(&self, ctx: &RequestContext, outcome: Outcome, status: Option<u32>, written: usize) {
+        let end = RequestEnd {
+            outcome,
+            status,
+            response_bytes: written as u64,
+            at: Instant::now(),
+        };
+        self.handler.finished(ctx, end);
+    }
+
+    /// After the connection broke: every request still in flight upstream ends as
+    /// cancelled when its completion comes (its answer or its deadline).
+    async fn finish_orphans(&mut self) {
+        let mut completions = Vec::new();
+        while self.in_flight > 0 {
+            self.inbox.ready().await;
+            self.inbox.drain_into(&mut completions);
+            for completion in completions.drain(..) {
+                self.in_flight -= 1;
+                let ctx = match &completion {
+                    Completion::Response { ctx, .. } | Completion::Failed { ctx, .. } => *ctx,
+                };
+                self.finish(&ctx, Outcome::Cancelled, None, 0);
+            }
         }
     }
 }
 
-fn later(frame: Box<dyn Frame>, connecting: Connecting) -> Later {
-    Box::pin(async move { (frame, connecting.await) })
+fn later(
+    request: Box<dyn Frame>,
+    ctx: RequestContext,
+    deadline: Instant,
+    connecting: Connecting,
+) -> Later {
+    Later {
+        ctx,
+        deadline,
+        request: Some(request),
+        connect: Box::pin(tokio::time::timeout_at(deadline, connecting)),
+    }
 }
 
-/// Appends `frame` to `wbuf`; on failure leaves `wbuf` as it was and returns false.
-fn encode_into(frame: &dyn Frame, wbuf: &mut BytesMut) -> bool {
+/// Appends `frame` to `wbuf` and returns how many bytes it took; on failure leaves
+/// `wbuf` as it was and returns `None`.
+fn encode_into(frame: &dyn Frame, wbuf: &mut BytesMut) -> Option<usize> {
     let mark = wbuf.len();
     match frame.encode(wbuf) {
-        Ok(()) => true,
+        Ok(()) => Some(wbuf.len() - mark),
         Err(error) => {
             // A frame we cannot encode must not leave half of itself on the wire.
             wbuf.truncate(mark);
             tracing::warn!(%error, "failed to encode frame for downstream");
-            false
+            None
         }
     }
 }

@@ -4,27 +4,35 @@ use std::time::Duration;
 
 use strait_codec_framework::{Frame, ProxyFailure};
 
-use crate::UpstreamConnection;
+use crate::{RequestContext, RequestEnd, UpstreamConnection};
 
-/// Work that must finish before a request can be sent (connecting to a host).
+/// Work that must finish before a request can be sent (connecting to a host). It
+/// resolves to the connection; the driver bounds it by the request's deadline.
 pub type Connecting =
-    Pin<Box<dyn Future<Output = Result<(UpstreamConnection, Duration), ProxyFailure>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<UpstreamConnection, ProxyFailure>> + Send>>;
 
 /// Where a request goes, decided without waiting.
 pub enum Route {
-    /// Send it over this connection now, with this timeout.
+    /// Send it over this connection now; its deadline is this long after its start.
     Send(UpstreamConnection, Duration),
-    /// Send it once this resolves (slow path: no connection is open yet).
-    Later(Connecting),
+    /// Send it once this resolves (slow path: no connection is open yet). The deadline
+    /// runs from the request's start, connect time included.
+    Later(Connecting, Duration),
     /// Answer locally with this frame (a route's direct response).
     Reply(Box<dyn Frame>),
     /// Fail it with the protocol's error for this failure.
     Fail(ProxyFailure),
 }
 
-/// Decides, per request, what a downstream connection does with it.
+/// Decides, per request, what a downstream connection does with it, and hears how each
+/// request ended.
 pub trait RequestHandler: Send + Sync + 'static {
-    /// Routes `request`; may change it (headers added or removed by the route). Must not
-    /// block: slow work goes in [`Route::Later`].
-    fn route(&self, request: &mut dyn Frame) -> Route;
+    /// Routes `request`; may change it (headers added or removed by the route) and
+    /// records in `ctx` where it goes (route, cluster). Must not block: slow work goes
+    /// in [`Route::Later`].
+    fn route(&self, request: &mut dyn Frame, ctx: &mut RequestContext) -> Route;
+
+    /// Called exactly once per request routed (and per malformed request answered),
+    /// when it ends: the one place its outcome is reported.
+    fn finished(&self, ctx: &RequestContext, end: RequestEnd);
 }

@@ -1,5 +1,7 @@
 use parking_lot::Mutex;
 use strait_codec_framework::{Frame, ProxyFailure, RequestId};
+
+use crate::RequestContext;
 use tokio::sync::Notify;
 
 /// How one forwarded request ended.
@@ -13,6 +15,8 @@ pub enum Completion {
         /// The request, in case the response cannot be encoded and the caller must get
         /// an error answer instead.
         request: Box<dyn Frame>,
+        /// The request's context, with its host and send time filled in.
+        ctx: RequestContext,
     },
     /// The proxy failed the request (timeout, reset...).
     Failed {
@@ -22,6 +26,8 @@ pub enum Completion {
         request: Box<dyn Frame>,
         /// What went wrong.
         failure: ProxyFailure,
+        /// The request's context.
+        ctx: RequestContext,
     },
 }
 

@@ -8,17 +8,22 @@
 //!   in-flight map, so many downstream connections share a few upstream connections.
 //!   When it dies, every in-flight request fails at once.
 //!
+//! Every request carries a [`RequestContext`] from its decoded head to exactly one
+//! outcome, reported once to [`RequestHandler::finished`].
+//!
 //! The hot path allocates no future, channel or timer per request: a request is routed
 //! inline, encoded straight into the upstream connection's write buffer and recorded in
 //! its in-flight map together with the [`Inbox`] of the downstream connection, where the
 //! upstream reader drops the response (or the failure) when it comes.
 
+mod context;
 pub mod downstream;
 mod handler;
 mod id_slab;
 mod inbox;
 pub mod upstream;
 
+pub use context::{RequestContext, RequestEnd};
 pub use handler::{Connecting, RequestHandler, Route};
 pub use inbox::{Completion, Inbox};
 pub use upstream::{UpstreamConnection, UpstreamError, UpstreamOptions};

@@ -23,6 +23,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::RequestContext;
 use crate::id_slab::IdSlab;
 use crate::inbox::{Completion, Inbox};
 
@@ -68,10 +69,9 @@ pub struct UpstreamOptions {
     /// Counters raised while a request is in flight on this connection and lowered when
     /// it completes (per host, per cluster: they drive least-request and overflow).
     pub in_flight_gauges: Vec<Arc<AtomicUsize>>,
-    /// Counts requests this connection failed (timeouts, resets).
-    pub failure_counter: Option<Arc<AtomicU64>>,
-    /// Counts two-way requests completed over this connection (answered or failed).
-    pub completed_counter: Option<Arc<AtomicU64>>,
+    /// The pool's number for the host this connection goes to, reported in every
+    /// request's [`RequestContext::host`].
+    pub host_tag: u32,
     /// Counts responses whose id was not in flight (late after a timeout, or unknown):
     /// they are dropped, never delivered.
     pub unknown_response_counter: Option<Arc<AtomicU64>>,
@@ -85,8 +85,7 @@ impl Default for UpstreamOptions {
             heartbeat_max_failures: 3,
             max_write_buffer: 16 * 1024 * 1024,
             in_flight_gauges: Vec::new(),
-            failure_counter: None,
-            completed_counter: None,
+            host_tag: RequestContext::NONE,
             unknown_response_counter: None,
         }
     }
@@ -99,6 +98,7 @@ enum Waiter {
         inbox: Arc<Inbox>,
         down_id: RequestId,
         request: Box<dyn Frame>,
+        ctx: RequestContext,
     },
     /// The connection's own keepalive probe.
     Probe,
@@ -199,6 +199,11 @@ impl UpstreamConnection {
         self.shared.open.load(Ordering::Acquire)
     }
 
+    /// The pool's number for this connection's host ([`UpstreamOptions::host_tag`]).
+    pub fn host_tag(&self) -> u32 {
+        self.shared.options.host_tag
+    }
+
     /// Closes the connection; requests in flight fail with an upstream reset.
     pub fn close(&self) {
         self.shared.open.store(false, Ordering::Release);
@@ -207,13 +212,14 @@ impl UpstreamConnection {
 
     /// Sends `request` with a fresh upstream id. A two-way request's completion (the
     /// response, or its failure at `deadline`) goes to `inbox` tagged with the request's
-    /// own id, which is left unchanged on the frame. A oneway request is only written.
-    /// On error the request is handed back, unsent.
+    /// own id, which is left unchanged on the frame, and carries `ctx` back. A oneway
+    /// request is only written. On error the request is handed back, unsent.
     pub fn send(
         &self,
         mut request: Box<dyn Frame>,
         inbox: &Arc<Inbox>,
         deadline: Instant,
+        ctx: RequestContext,
     ) -> Result<(), (Box<dyn Frame>, UpstreamError)> {
         let down_id = request.request_id();
         let two_way = request.kind() != FrameKind::Oneway;
@@ -243,6 +249,7 @@ impl UpstreamConnection {
                 inbox: inbox.clone(),
                 down_id,
                 request,
+                ctx,
             };
             insert(shared, &mut state, id, waiter, deadline);
         }
@@ -293,9 +300,9 @@ fn remove(state: &mut State, id: RequestId) -> Option<Pending> {
     state.in_flight.remove(id)
 }
 
-/// Lowers the in-flight gauges and raises the completed counter by the `callers`
-/// requests a batch completed: one atomic operation per counter per batch, not per
-/// request.
+/// Lowers the in-flight gauges by the `callers` requests a batch completed: one atomic
+/// operation per gauge per batch, not per request. (Outcomes are counted where each
+/// request ends, by the downstream's handler.)
 fn settle(shared: &Shared, callers: usize) {
     if callers == 0 {
         return;
@@ -303,29 +310,25 @@ fn settle(shared: &Shared, callers: usize) {
     for gauge in &shared.options.in_flight_gauges {
         gauge.fetch_sub(callers, Ordering::Relaxed);
     }
-    if let Some(counter) = &shared.options.completed_counter {
-        counter.fetch_add(callers as u64, Ordering::Relaxed);
-    }
 }
 
 fn is_caller(pending: &Pending) -> bool {
     matches!(pending.waiter, Waiter::Caller { .. })
 }
 
-fn fail(shared: &Shared, pending: Pending, failure: ProxyFailure) {
+fn fail(pending: Pending, failure: ProxyFailure) {
     if let Waiter::Caller {
         inbox,
         down_id,
         request,
+        ctx,
     } = pending.waiter
     {
-        if let Some(counter) = &shared.options.failure_counter {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
         inbox.push(Completion::Failed {
             down_id,
             request,
             failure,
+            ctx,
         });
     }
 }
@@ -355,7 +358,7 @@ async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
     settle(&shared, pending.iter().filter(|p| is_caller(p)).count());
     tracing::debug!(peer = %shared.peer, %reason, failed = pending.len(), "upstream connection ended");
     for p in pending {
-        fail(&shared, p, ProxyFailure::UpstreamReset);
+        fail(p, ProxyFailure::UpstreamReset);
     }
 }
 
@@ -407,6 +410,7 @@ fn dispatch(
                         inbox,
                         down_id,
                         request,
+                        ctx,
                     }) => {
                         frame.set_request_id(down_id);
                         let response = frame;
@@ -414,6 +418,7 @@ fn dispatch(
                             down_id,
                             response,
                             request,
+                            ctx,
                         };
                         done.push((inbox, completion));
                     }
@@ -529,7 +534,7 @@ fn expire(shared: &Shared, now: Instant) {
     }
     settle(shared, expired.iter().filter(|p| is_caller(p)).count());
     for pending in expired {
-        fail(shared, pending, ProxyFailure::Timeout);
+        fail(pending, ProxyFailure::Timeout);
     }
 }
 

@@ -1,15 +1,13 @@
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use strait_codec_framework::{Protocol, ProxyFailure};
+use strait_codec_framework::{Outcome, Protocol, ProxyFailure};
 use strait_stream::{UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
 
-use crate::host::{ConnectError, Connector, Host, RequestGuard};
+use crate::host::{Admission, ConnectError, Connector, Host, RequestGuard};
 use crate::lb::{Balancer, LbPolicy};
 
 /// One endpoint of a static cluster.
@@ -69,9 +67,9 @@ impl Transport {
     }
 }
 
-/// A connection being made for a request that found none open.
-pub type Connecting =
-    Pin<Box<dyn Future<Output = Result<UpstreamConnection, ProxyFailure>> + Send>>;
+/// A connection being made for a request that found none open (the stream driver's
+/// own type: it waits for it with the request's deadline).
+pub use strait_stream::Connecting;
 
 /// Where a request can go, decided without waiting when a connection is open.
 pub enum Selected {
@@ -90,8 +88,11 @@ pub struct Cluster {
     connector: Option<Connector>,
     hosts: Vec<Arc<Host>>,
     lb: Balancer,
-    /// Requests in flight across the cluster; raised and lowered by the connections.
+    /// Requests in flight across the cluster, from admission (a request waiting for a
+    /// connect counts) to their end.
     in_flight: Arc<AtomicUsize>,
+    /// Requests ended, by [`Outcome::index`].
+    outcomes: [AtomicU64; Outcome::COUNT],
     stop: watch::Sender<bool>,
 }
 
@@ -102,6 +103,9 @@ pub struct ClusterSnapshot {
     pub name: String,
     /// Requests in flight across the cluster.
     pub in_flight: usize,
+    /// Requests ended so far, by outcome name (`success`, `upstream_timeout`...);
+    /// outcomes that never happened are left out.
+    pub outcomes: Vec<(&'static str, u64)>,
     /// Per-host state.
     pub hosts: Vec<HostSnapshot>,
 }
@@ -119,9 +123,10 @@ pub struct HostSnapshot {
     pub in_flight: usize,
     /// Open pooled connections.
     pub connections: usize,
-    /// Two-way requests completed so far (answered, timed out or reset).
+    /// Requests that reached the host and ended (answered, failed or cancelled).
     pub requests: u64,
-    /// Failed connection attempts and requests failed by the proxy (timeouts, resets).
+    /// Of those, the ones the host failed: reset, timed out, or answered with the
+    /// protocol's server-error class.
     pub failures: u64,
     /// Consecutive failed connection attempts.
     pub connect_failures: u32,
@@ -137,8 +142,11 @@ impl Cluster {
         let hosts = options
             .endpoints
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 Arc::new(Host::new(
+                    // Endpoint lists come from config text: far fewer than 2^32.
+                    u32::try_from(i).unwrap_or(u32::MAX),
                     e.addr,
                     e.weight.max(1),
                     options.max_connections_per_host,
@@ -162,6 +170,7 @@ impl Cluster {
             hosts,
             lb: Balancer::new(options.lb_policy),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             stop,
         }
     }
@@ -232,8 +241,12 @@ impl Cluster {
             Some(conn) => Ok(Selected::Ready(conn)),
             None => {
                 let cluster = self.clone();
+                let admitted = Admission::new(&self.in_flight);
                 Ok(Selected::Connecting(Box::pin(async move {
-                    cluster.connect(index).await
+                    let connected = cluster.connect(index).await;
+                    // The connection counts the request from here on.
+                    drop(admitted);
+                    connected
                 })))
             }
         }
@@ -261,6 +274,16 @@ impl Cluster {
     /// balancing and the admin view) until the guard is finished or dropped.
     pub fn begin_request(&self, host: &Arc<Host>) -> RequestGuard {
         RequestGuard::new(host.clone(), self.in_flight.clone())
+    }
+
+    /// Counts one request of this cluster that ended with `outcome`; `host` is its
+    /// position in [`Cluster::hosts`] when it reached one. Called once per request, at
+    /// the single place requests end.
+    pub fn record(&self, host: Option<usize>, outcome: Outcome) {
+        self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(host) = host.and_then(|i| self.hosts.get(i)) {
+            host.record(outcome);
+        }
     }
 
     /// Connects to `first`, then to other hosts the balancer picks if that fails:
@@ -295,6 +318,11 @@ impl Cluster {
         ClusterSnapshot {
             name: self.name.clone(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| (o.as_str(), self.outcomes[o.index()].load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
             hosts: self
                 .hosts
                 .iter()

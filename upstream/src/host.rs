@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use strait_codec_framework::Protocol;
+use strait_codec_framework::{Outcome, Protocol};
 use strait_stream::{UpstreamConnection, UpstreamOptions};
 use tokio::time::Instant;
 
@@ -13,6 +13,8 @@ use crate::lb::LbHost;
 
 /// One upstream endpoint and its pool of multiplexed connections.
 pub struct Host {
+    /// Position in its cluster, reported back in each request's context.
+    tag: u32,
     addr: SocketAddr,
     weight: u32,
     slots: Vec<Slot>,
@@ -23,8 +25,10 @@ pub struct Host {
     /// load balancer makes on every pick.
     backing_off: AtomicBool,
     backoff: Mutex<Backoff>,
-    requests: Arc<AtomicU64>,
-    failures: Arc<AtomicU64>,
+    /// Requests that reached this host, counted when they end, whatever the outcome.
+    requests: AtomicU64,
+    /// Of those, the ones the host failed (reset, timeout, a server-error answer).
+    failures: AtomicU64,
     unknown_responses: Arc<AtomicU64>,
 }
 
@@ -56,8 +60,9 @@ pub(crate) struct Connector {
 // === impl Host ===
 
 impl Host {
-    pub(crate) fn new(addr: SocketAddr, weight: u32, connections: usize) -> Self {
+    pub(crate) fn new(tag: u32, addr: SocketAddr, weight: u32, connections: usize) -> Self {
         Host {
+            tag,
             addr,
             weight,
             slots: (0..connections.max(1))
@@ -70,8 +75,8 @@ impl Host {
             in_flight: Arc::new(AtomicUsize::new(0)),
             backing_off: AtomicBool::new(false),
             backoff: Mutex::new(Backoff::default()),
-            requests: Arc::new(AtomicU64::new(0)),
-            failures: Arc::new(AtomicU64::new(0)),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             unknown_responses: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -109,11 +114,19 @@ impl Host {
     }
 
     /// Records a failed connection attempt made by a caller-managed pool: the host
-    /// backs off, as it does for the cluster's own pools.
+    /// backs off, as it does for the cluster's own pools. (A request that failed for
+    /// it is counted once, by its outcome, at [`crate::Cluster::record`].)
     pub fn connect_failed(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
         self.backoff.lock().failed(Instant::now());
         self.backing_off.store(true, Ordering::Release);
+    }
+
+    /// Counts one request that reached this host and ended with `outcome`.
+    pub(crate) fn record(&self, outcome: Outcome) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if outcome.is_host_failure() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Open connections in the pool.
@@ -200,8 +213,7 @@ impl Host {
         }
         let mut options = connector.options.clone();
         options.in_flight_gauges = vec![self.in_flight.clone(), cluster_in_flight.clone()];
-        options.failure_counter = Some(self.failures.clone());
-        options.completed_counter = Some(self.requests.clone());
+        options.host_tag = self.tag;
         options.unknown_response_counter = Some(self.unknown_responses.clone());
         let attempt = UpstreamConnection::connect(
             self.addr,
@@ -254,11 +266,10 @@ impl Slot {
 }
 
 /// One request of a caller-managed pool, counted in flight on its host and cluster
-/// until finished or dropped.
+/// until dropped. Its outcome is counted separately, once, by [`crate::Cluster::record`].
 pub struct RequestGuard {
     host: Arc<Host>,
     cluster_in_flight: Arc<AtomicUsize>,
-    failed: bool,
 }
 
 impl RequestGuard {
@@ -268,7 +279,6 @@ impl RequestGuard {
         RequestGuard {
             host,
             cluster_in_flight,
-            failed: false,
         }
     }
 
@@ -276,23 +286,28 @@ impl RequestGuard {
     pub fn host(&self) -> &Arc<Host> {
         &self.host
     }
-
-    /// Marks the request as failed by the proxy (timeout, reset), for the host's
-    /// failure count.
-    pub fn fail(&mut self) {
-        self.failed = true;
-    }
 }
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         self.host.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.cluster_in_flight.fetch_sub(1, Ordering::Relaxed);
-        let counter = if self.failed {
-            &self.host.failures
-        } else {
-            &self.host.requests
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A request admitted by its cluster and waiting for a connection: it counts against
+/// `max_requests` from admission, not only once it is written upstream.
+pub(crate) struct Admission(Arc<AtomicUsize>);
+
+impl Admission {
+    pub(crate) fn new(cluster_in_flight: &Arc<AtomicUsize>) -> Self {
+        cluster_in_flight.fetch_add(1, Ordering::Relaxed);
+        Admission(cluster_in_flight.clone())
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use strait_codec_framework::{
     Codec, DecodeError, Detect, Frame, FrameKind, IdWidth, Limits, PoolMode, Protocol,
-    ProxyFailure, RequestId,
+    ProxyFailure, RequestId, ResponseClass,
 };
 
 pub use builder::BoltBuilder;
@@ -132,6 +132,10 @@ impl Protocol for Bolt {
             reply.set_header("x-proxy-error", text);
         }
         Some(Box::new(reply))
+    }
+
+    fn classify(&self, response: &dyn Frame) -> ResponseClass {
+        status::classify(response.status().and_then(|s| u16::try_from(s).ok()))
     }
 
     fn error_response(&self, request: &dyn Frame, failure: ProxyFailure) -> Option<Box<dyn Frame>> {

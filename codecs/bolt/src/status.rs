@@ -1,6 +1,6 @@
 //! Bolt response statuses (`wire-formats.md` §1.3) and the proxy-failure mapping (§3.2).
 
-use strait_codec_framework::ProxyFailure;
+use strait_codec_framework::{ProxyFailure, ResponseClass};
 
 /// 0x0000: success.
 pub const SUCCESS: u16 = 0x0000;
@@ -35,6 +35,20 @@ pub fn is_known(status: u16) -> bool {
     matches!(status, 0x0000..=0x0009 | 0x0010..=0x0012)
 }
 
+/// How a response status is classed. Statuses that say the request itself was wrong
+/// (no processor for it, undecodable, not deserializable) are the caller's fault; every
+/// other failure, unknown statuses included, is the server's.
+pub fn classify(status: Option<u16>) -> ResponseClass {
+    match status {
+        Some(SUCCESS) => ResponseClass::Success,
+        Some(NO_PROCESSOR | CLIENT_SEND_ERROR | CODEC_EXCEPTION | SERVER_DESERIAL_EXCEPTION) => {
+            ResponseClass::ClientError
+        }
+        // A response without a readable status is not a success we can vouch for.
+        _ => ResponseClass::ServerError,
+    }
+}
+
 /// The status the proxy answers with when it fails a request (`wire-formats.md` §3.2).
 /// Rate limiting maps to 4 (as overload), unlike MOSN's 3, so clients back off alike.
 pub fn status_for(failure: ProxyFailure) -> u16 {
@@ -52,6 +66,25 @@ pub fn status_for(failure: ProxyFailure) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classes_follow_blame() {
+        assert_eq!(classify(Some(SUCCESS)), ResponseClass::Success);
+        for s in [
+            SERVER_EXCEPTION,
+            SERVER_THREADPOOL_BUSY,
+            TIMEOUT,
+            ERROR,
+            UNKNOWN,
+        ] {
+            assert_eq!(classify(Some(s)), ResponseClass::ServerError, "{s}");
+        }
+        for s in [NO_PROCESSOR, CODEC_EXCEPTION, SERVER_DESERIAL_EXCEPTION] {
+            assert_eq!(classify(Some(s)), ResponseClass::ClientError, "{s}");
+        }
+        assert_eq!(classify(Some(0x7777)), ResponseClass::ServerError);
+        assert_eq!(classify(None), ResponseClass::ServerError);
+    }
 
     #[test]
     fn mapping_follows_the_table() {

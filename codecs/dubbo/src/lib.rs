@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use strait_codec_framework::{
     Codec, DecodeError, Detect, Frame, FrameKind, IdWidth, Limits, PoolMode, Protocol,
-    ProxyFailure, RequestId,
+    ProxyFailure, RequestId, ResponseClass,
 };
 
 pub use builder::{RequestBuilder, ResponseBuilder};
@@ -115,6 +115,10 @@ impl Protocol for Dubbo {
 
     fn heartbeat_request(&self, id: RequestId) -> Option<Box<dyn Frame>> {
         Some(Box::new(DubboFrame::heartbeat(id, true)))
+    }
+
+    fn classify(&self, response: &dyn Frame) -> ResponseClass {
+        status::classify(response.status().and_then(|s| u8::try_from(s).ok()))
     }
 
     /// A route's `direct_response`: a response with `status` (one Java defines, §2.3),

@@ -1,6 +1,6 @@
 //! Dubbo response statuses (`wire-formats.md` §2.3) and the proxy-failure mapping (§3.3).
 
-use strait_codec_framework::ProxyFailure;
+use strait_codec_framework::{ProxyFailure, ResponseClass};
 
 /// 20: OK.
 pub const OK: u8 = 20;
@@ -84,8 +84,42 @@ pub fn default_text(status: u8) -> &'static str {
     }
 }
 
+/// How a response status is classed: a bad request, an unknown service or a client-side
+/// error is the caller's fault; timeouts, service and server errors, a full thread pool
+/// and unknown statuses are the provider's. An application exception travels with
+/// status 20 and is a success here (the provider worked).
+pub fn classify(status: Option<u8>) -> ResponseClass {
+    match status {
+        Some(OK) => ResponseClass::Success,
+        Some(BAD_REQUEST | SERVICE_NOT_FOUND | CLIENT_ERROR) => ResponseClass::ClientError,
+        _ => ResponseClass::ServerError,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn classes_follow_blame() {
+        use strait_codec_framework::ResponseClass as C;
+        assert_eq!(super::classify(Some(super::OK)), C::Success);
+        for s in [
+            super::SERVICE_ERROR,
+            super::SERVER_ERROR,
+            super::SERVER_TIMEOUT,
+            100,
+        ] {
+            assert_eq!(super::classify(Some(s)), C::ServerError, "{s}");
+        }
+        for s in [
+            super::BAD_REQUEST,
+            super::SERVICE_NOT_FOUND,
+            super::CLIENT_ERROR,
+        ] {
+            assert_eq!(super::classify(Some(s)), C::ClientError, "{s}");
+        }
+        assert_eq!(super::classify(None), C::ServerError);
+    }
+
     use super::*;
 
     #[test]

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod body;
+mod classify;
 mod client;
 mod context;
 mod detect;
@@ -33,8 +34,9 @@ mod server;
 mod tunnel;
 
 pub use body::{Body, BodyEnd, BodyError, BodyObserver, BoxError, TrackedBody};
+pub use classify::{classify_grpc_status, classify_http_status, grpc_status, grpc_to_http_status};
 pub use client::{ClientError, ClientOptions, Http1Connection, Http2Connection};
-pub use context::RequestContext;
+pub use context::ConnectionInfo;
 pub use detect::{H2_PREFACE, HttpDetect, detect, detect_version};
 pub use failure::{
     GRPC_MESSAGE, GRPC_STATUS, X_STRAIT_ERROR, direct_response, failure_grpc_status,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use strait_codec_framework::{
     Codec, CodecError, DecodeError, Detect, Frame, FrameKind, HeaderIter, IdWidth, Limits, PoolMode,
-    Protocol, ProxyFailure, RequestId,
+    Protocol, ProxyFailure, RequestId, ResponseClass,
 };
 
 const FIXED: usize = 18;
@@ -202,6 +202,13 @@ impl Protocol for LenProto {
     }
     fn heartbeat_request(&self, id: RequestId) -> Option<Box<dyn Frame>> {
         Some(Box::new(LenFrame::new(FrameKind::Heartbeat, id as u32, 0)))
+    }
+    fn classify(&self, response: &dyn Frame) -> ResponseClass {
+        match response.status() {
+            Some(0) => ResponseClass::Success,
+            Some(4 | 7) => ResponseClass::ClientError, // unrouted, malformed: the caller's fault
+            _ => ResponseClass::ServerError,
+        }
     }
     fn error_response(&self, request: &dyn Frame, failure: ProxyFailure) -> Option<Box<dyn Frame>> {
         let (id, status) = (request.request_id() as u32, status_for(failure));

@@ -205,6 +205,12 @@ fn other_protocol() -> std::sync::Arc<dyn strait_codec_framework::Protocol> {
         ) -> Option<Box<dyn strait_codec_framework::Frame>> {
             None
         }
+        fn classify(
+            &self,
+            _: &dyn strait_codec_framework::Frame,
+        ) -> strait_codec_framework::ResponseClass {
+            strait_codec_framework::ResponseClass::Success
+        }
         fn error_response(
             &self,
             _: &dyn strait_codec_framework::Frame,

@@ -10,92 +10,161 @@
 
 pub(crate) mod pool;
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
-use strait_codec_framework::{Frame, ProxyFailure};
+use strait_codec_framework::{Frame, Outcome, ProxyFailure};
 use strait_codec_http::{
-    Body, Handler, HandlerFuture, RequestContext, RequestHead, direct_response, failure_response,
-    is_upgrade_request, prepare_downstream_response, prepare_upstream_request, redirect,
-    strip_port,
+    Body, ConnectionInfo, Handler, HandlerFuture, RequestHead, classify_grpc_status,
+    classify_http_status, direct_response, failure_response, grpc_status, is_upgrade_request,
+    prepare_downstream_response, prepare_upstream_request, redirect, strip_port,
 };
 use strait_router::{HeaderSink, RouteTable, RouteTarget};
+use strait_stream::{RequestContext, RequestEnd};
+use tokio::time::Instant;
 
 use self::pool::{Exchange, HttpPool, SendFailure};
-use crate::forward::{NameHasher, effective_timeout};
+use crate::forward::effective_timeout;
+use crate::pipeline::Pipeline;
 
-/// The HTTP pools of one configuration snapshot, by cluster name.
-pub(crate) type HttpPools = HashMap<String, Arc<HttpPool>, BuildHasherDefault<NameHasher>>;
+/// The HTTP pools of one configuration snapshot, by cluster number (`None` for the
+/// clusters of framed protocols).
+pub(crate) type HttpPools = Vec<Option<Arc<HttpPool>>>;
 
-/// Answers the HTTP requests of one listener.
-pub(crate) struct HttpForwarder {
+/// Answers the HTTP requests of one listener (one shared value: a request clones one
+/// reference to it).
+pub(crate) struct HttpForwarder(pub(crate) Arc<HttpForwarding>);
+
+/// What the HTTP requests of one listener are forwarded with.
+pub(crate) struct HttpForwarding {
+    pub(crate) listener: Arc<str>,
     pub(crate) routes: Arc<RouteTable>,
     pub(crate) pools: Arc<HttpPools>,
+    pub(crate) pipeline: Arc<Pipeline>,
 }
 
 impl Handler for HttpForwarder {
-    fn call(&self, request: Request<Body>, ctx: RequestContext) -> HandlerFuture {
-        Box::pin(forward(
-            self.routes.clone(),
-            self.pools.clone(),
-            request,
+    fn call(&self, request: Request<Body>, conn: ConnectionInfo) -> HandlerFuture {
+        Box::pin(forward(self.0.clone(), request, conn))
+    }
+}
+
+/// One HTTP request on its way: where it ends.
+struct Exchanging<'a> {
+    fwd: &'a HttpForwarding,
+    protocol: &'static str,
+    grpc: bool,
+}
+
+impl Exchanging<'_> {
+    /// Ends the request with `outcome`, answered by `response`, and returns it.
+    fn end(
+        &self,
+        ctx: &RequestContext,
+        outcome: Outcome,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let status = if self.grpc {
+            grpc_status(response.headers())
+        } else {
+            Some(u32::from(response.status().as_u16()))
+        };
+        let end = RequestEnd {
+            outcome,
+            status,
+            // Bodies stream past the handler; byte counts come with the own HTTP/1.1
+            // engine, which sees them (docs/design/one-pipeline.md).
+            response_bytes: 0,
+            at: Instant::now(),
+        };
+        self.fwd.pipeline.finish(
+            &self.fwd.listener,
+            self.protocol,
+            &self.fwd.routes,
             ctx,
-        ))
+            end,
+        );
+        response
+    }
+
+    fn fail(&self, ctx: &RequestContext, failure: ProxyFailure, detail: &str) -> Response<Body> {
+        self.end(
+            ctx,
+            Outcome::Failed(failure),
+            failure_answer(self.grpc, failure, detail),
+        )
     }
 }
 
 async fn forward(
-    routes: Arc<RouteTable>,
-    pools: Arc<HttpPools>,
+    fwd: Arc<HttpForwarding>,
     request: Request<Body>,
-    ctx: RequestContext,
+    conn: ConnectionInfo,
 ) -> Response<Body> {
+    let mut ctx = RequestContext::new(Instant::now(), 0);
     let (parts, body) = request.into_parts();
-    let mut head = RequestHead::new(parts, ctx.peer(), ctx.scheme());
-    // Virtual hosts match the host without its port (Envoy's `strip_any_host_port`).
-    let decision = routes.route(head.authority().map(strip_port), &head);
-    let Some(decision) = decision else {
-        return failure_response(head.parts(), ProxyFailure::NoRoute, "");
+    let mut head = RequestHead::new(parts, conn.peer(), conn.scheme());
+    let grpc = head.is_grpc();
+    let protocol = match (grpc, conn.version()) {
+        (true, _) => "grpc",
+        (false, Version::HTTP_2) => "http2",
+        (false, _) => "http1",
     };
+    let at = Exchanging {
+        fwd: &fwd,
+        protocol,
+        grpc,
+    };
+    // Virtual hosts match the host without its port (Envoy's `strip_any_host_port`).
+    let decision = fwd.routes.route(head.authority().map(strip_port), &head);
+    let Some(decision) = decision else {
+        let answer = failure_response(head.parts(), ProxyFailure::NoRoute, "");
+        return at.end(&ctx, Outcome::Failed(ProxyFailure::NoRoute), answer);
+    };
+    ctx.route = decision.route_index();
     let cluster = match &decision.target {
         RouteTarget::Cluster(name) => *name,
         RouteTarget::Redirect { status, location } => {
-            return match (
+            let answer = match (
                 StatusCode::from_u16(*status),
                 HeaderValue::from_str(location),
             ) {
                 (Ok(status), Ok(location)) => redirect(status, location),
                 _ => failure_response(head.parts(), ProxyFailure::NoRoute, "invalid redirect"),
             };
+            return at.end(&ctx, Outcome::Local, answer);
         }
         RouteTarget::DirectResponse { status, body } => {
             let status = u16::try_from(*status)
                 .ok()
                 .and_then(|s| StatusCode::from_u16(s).ok());
             return match status {
-                Some(status) => direct_response(status, body.unwrap_or("").to_owned()),
-                None => failure_response(
-                    head.parts(),
-                    ProxyFailure::NoRoute,
-                    "direct response status is not an HTTP status",
-                ),
+                Some(status) => {
+                    let answer = direct_response(status, body.unwrap_or("").to_owned());
+                    at.end(&ctx, Outcome::Local, answer)
+                }
+                None => {
+                    let detail = "direct response status is not an HTTP status";
+                    let answer = failure_response(head.parts(), ProxyFailure::NoRoute, detail);
+                    at.end(&ctx, Outcome::Failed(ProxyFailure::NoRoute), answer)
+                }
             };
         }
     };
-    let Some(pool) = pools.get(cluster) else {
+    let found = fwd.pipeline.clusters.get(cluster);
+    let pool = found.and_then(|(index, _)| fwd.pools.get(index as usize)?.clone());
+    let Some(pool) = pool else {
         // The config only lets HTTP listeners reach HTTP clusters; an `auto` listener
         // may still route an HTTP request to a cluster of another protocol.
-        return failure_response(
-            head.parts(),
-            ProxyFailure::NoHealthyUpstream,
-            "the route's cluster does not speak HTTP",
-        );
+        let failure = ProxyFailure::NoHealthyUpstream;
+        let detail = "the route's cluster does not speak HTTP";
+        let answer = failure_response(head.parts(), failure, detail);
+        return at.end(&ctx, Outcome::Failed(failure), answer);
     };
+    ctx.cluster = found.map_or(RequestContext::NONE, |(index, _)| index);
 
     if let Some(path_and_query) = decision.path_rewrite(&head) {
         set_path_and_query(&mut head.parts_mut().uri, &path_and_query);
@@ -107,23 +176,24 @@ async fn forward(
     // Also the bound on waiting for the response head: bodies then stream for as long
     // as both sides keep them going.
     let timeout = effective_timeout(decision.timeout(), head.timeout());
-    let grpc = head.is_grpc();
 
     let mut parts = head.into_parts();
     // An HTTP/1.1 upgrade (WebSocket...) is tunnelled once both sides said 101.
     let downstream_upgrade =
-        if ctx.version() != Version::HTTP_2 && is_upgrade_request(&parts.headers) {
+        if conn.version() != Version::HTTP_2 && is_upgrade_request(&parts.headers) {
             parts.extensions.remove::<OnUpgrade>()
         } else {
             None
         };
-    prepare_upstream_request(&mut parts, &ctx, pool.version().http());
+    prepare_upstream_request(&mut parts, &conn, pool.version().http());
     let request = Request::from_parts(parts, body);
 
-    let exchange = match tokio::time::timeout(timeout, pool.send(request)).await {
+    // The deadline runs from the decoded head, connect included, as for framed RPC.
+    let sent = tokio::time::timeout_at(ctx.start + timeout, pool.send(request, &mut ctx)).await;
+    let exchange = match sent {
         Ok(Ok(exchange)) => exchange,
-        Ok(Err(SendFailure { failure, detail })) => return failure_answer(grpc, failure, &detail),
-        Err(_) => return failure_answer(grpc, ProxyFailure::Timeout, ""),
+        Ok(Err(SendFailure { failure, detail })) => return at.fail(&ctx, failure, &detail),
+        Err(_) => return at.fail(&ctx, ProxyFailure::Timeout, ""),
     };
     let Exchange {
         mut response,
@@ -142,10 +212,21 @@ async fn forward(
             }
         });
     }
+    // A gRPC status in the head is a trailers-only answer; otherwise the HTTP status
+    // classes it (a gRPC status in trailers is classed with the own engine, which reads
+    // them: docs/design/one-pipeline.md).
+    let class = match grpc_status(response.headers()).filter(|_| grpc) {
+        Some(code) => classify_grpc_status(code),
+        None => classify_http_status(response.status().as_u16()),
+    };
     let (mut parts, body) = response.into_parts();
-    prepare_downstream_response(&mut parts, ctx.version());
+    prepare_downstream_response(&mut parts, conn.version());
     decision.apply_response_headers(&mut HeaderMapSink(&mut parts.headers));
-    Response::from_parts(parts, body)
+    at.end(
+        &ctx,
+        Outcome::Upstream(class),
+        Response::from_parts(parts, body),
+    )
 }
 
 /// A failure answer once the request head has been handed upstream: only whether it

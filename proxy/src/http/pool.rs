@@ -25,8 +25,10 @@ use strait_codec_framework::ProxyFailure;
 use strait_codec_http::{
     Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
 };
+use strait_stream::RequestContext;
 use strait_upstream::{Cluster, Host, RequestGuard};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// Which HTTP version a cluster speaks to its hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,22 +120,32 @@ impl HttpPool {
     /// Sends `request` to a host the cluster picks and waits for the response head. A
     /// request that certainly never left (connect failure, a connection that closed
     /// under it) is tried on another connection or host, up to once per host plus one.
-    pub(crate) async fn send(&self, request: Request<Body>) -> Result<Exchange, SendFailure> {
+    /// `ctx` learns each attempt's host and when the request was handed to it.
+    pub(crate) async fn send(
+        &self,
+        request: Request<Body>,
+        ctx: &mut RequestContext,
+    ) -> Result<Exchange, SendFailure> {
         let mut request = request;
         let mut last = SendFailure {
             failure: ProxyFailure::NoHealthyUpstream,
             detail: String::new(),
         };
-        for _ in 0..=self.hosts.len() {
+        for attempt in 1..=self.hosts.len() + 1 {
             let (index, host) = self.cluster.pick().map_err(|failure| SendFailure {
                 failure,
                 detail: String::new(),
             })?;
-            let mut guard = self.cluster.begin_request(host);
+            let guard = self.cluster.begin_request(host);
             let pool = &self.hosts[index];
+            ctx.attempt = attempt as u32;
+            let sent = Sent {
+                ctx: &mut *ctx,
+                host: index as u32,
+            };
             let result = match self.version {
-                UpstreamVersion::Http1 => pool.send_h1(self, host, request).await,
-                UpstreamVersion::Http2 => pool.send_h2(self, host, request).await,
+                UpstreamVersion::Http1 => pool.send_h1(self, host, request, sent).await,
+                UpstreamVersion::Http2 => pool.send_h2(self, host, request, sent).await,
             };
             match result {
                 Ok(response) => return Ok(Exchange { response, guard }),
@@ -144,7 +156,6 @@ impl HttpPool {
                     if pool.is_empty() {
                         guard.host().connect_failed();
                     }
-                    guard.fail();
                     request = back;
                     last = SendFailure {
                         failure: ProxyFailure::ConnectFailure,
@@ -168,7 +179,6 @@ impl HttpPool {
                         };
                         continue;
                     }
-                    guard.fail();
                     return Err(SendFailure {
                         failure: error.failure(),
                         detail: error.to_string(),
@@ -207,6 +217,19 @@ impl HttpPool {
             host.idle.lock().clear();
             host.h2.lock().clear();
         }
+    }
+}
+
+/// Marks a request as handed to a host's connection, in its context.
+struct Sent<'a> {
+    ctx: &'a mut RequestContext,
+    host: u32,
+}
+
+impl Sent<'_> {
+    fn mark(self) {
+        self.ctx.host = self.host;
+        self.ctx.sent = Some(Instant::now());
     }
 }
 
@@ -288,6 +311,7 @@ impl HostPool {
         pool: &HttpPool,
         host: &Host,
         request: Request<Body>,
+        sent: Sent<'_>,
     ) -> Result<Response<Body>, Attempt> {
         let (slot, mut conn) = match self.checkout_h1() {
             Some(found) => found,
@@ -312,6 +336,7 @@ impl HostPool {
             open: &self.open_h1,
             armed: true,
         };
+        sent.mark();
         match conn.send(request).await {
             Ok(response) => {
                 counted.keep();
@@ -365,6 +390,7 @@ impl HostPool {
         pool: &HttpPool,
         host: &Host,
         request: Request<Body>,
+        sent: Sent<'_>,
     ) -> Result<Response<Body>, Attempt> {
         let conn = match self.pick_h2(pool.max_connections) {
             Some(conn) => conn,
@@ -380,6 +406,7 @@ impl HostPool {
                 }
             }
         };
+        sent.mark();
         conn.send(request).await.map_err(Attempt::Failed)
     }
 

@@ -1,0 +1,198 @@
+//! How a request ended: the one outcome every request of every protocol reaches, and the
+//! record a [`RequestHook`] sees. Metrics, tracing, access logs, outlier detection and
+//! retry budgets read this and nothing protocol-specific.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::ProxyFailure;
+
+/// How a protocol classes an upstream's answer ([`crate::Protocol::classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponseClass {
+    /// The call succeeded (Bolt 0, Dubbo 20, HTTP 1xx-3xx, gRPC OK).
+    Success,
+    /// The caller's fault: the upstream is healthy (HTTP 4xx, Dubbo BAD_REQUEST, gRPC
+    /// INVALID_ARGUMENT or NOT_FOUND...).
+    ClientError,
+    /// The upstream failed (Bolt server exception, Dubbo SERVER_ERROR or SERVICE_ERROR,
+    /// HTTP 5xx, gRPC UNAVAILABLE or INTERNAL...): what outlier detection counts.
+    ServerError,
+}
+
+impl ResponseClass {
+    /// A short stable name, for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseClass::Success => "success",
+            ResponseClass::ClientError => "client_error",
+            ResponseClass::ServerError => "server_error",
+        }
+    }
+}
+
+/// How one request ended. Every request reaches exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The upstream answered, and its protocol classed the answer.
+    Upstream(ResponseClass),
+    /// A oneway request was written upstream; no answer exists.
+    Forwarded,
+    /// The route answered locally (direct response, redirect).
+    Local,
+    /// The proxy failed the request and answered it in the protocol's terms (nothing
+    /// for oneway requests).
+    Failed(ProxyFailure),
+    /// The caller went away (closed its connection, reset its stream) before its
+    /// answer could be written.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Every outcome, in [`Outcome::index`] order (for fixed counter arrays).
+    pub const ALL: [Outcome; Outcome::COUNT] = [
+        Outcome::Upstream(ResponseClass::Success),
+        Outcome::Upstream(ResponseClass::ClientError),
+        Outcome::Upstream(ResponseClass::ServerError),
+        Outcome::Forwarded,
+        Outcome::Local,
+        Outcome::Failed(ProxyFailure::NoRoute),
+        Outcome::Failed(ProxyFailure::NoHealthyUpstream),
+        Outcome::Failed(ProxyFailure::Overflow),
+        Outcome::Failed(ProxyFailure::Timeout),
+        Outcome::Failed(ProxyFailure::ConnectFailure),
+        Outcome::Failed(ProxyFailure::UpstreamReset),
+        Outcome::Failed(ProxyFailure::CodecError),
+        Outcome::Failed(ProxyFailure::RateLimited),
+        Outcome::Cancelled,
+    ];
+
+    /// A dense index in `0..Outcome::COUNT`, for counter arrays indexed without a map.
+    pub fn index(self) -> usize {
+        match self {
+            Outcome::Upstream(ResponseClass::Success) => 0,
+            Outcome::Upstream(ResponseClass::ClientError) => 1,
+            Outcome::Upstream(ResponseClass::ServerError) => 2,
+            Outcome::Forwarded => 3,
+            Outcome::Local => 4,
+            Outcome::Failed(f) => 5 + f as usize,
+            Outcome::Cancelled => 13,
+        }
+    }
+
+    /// How many distinct outcomes [`Outcome::index`] numbers.
+    pub const COUNT: usize = 14;
+
+    /// A short stable name: `success`, `client_error`, `server_error`, `forwarded`,
+    /// `local`, `cancelled`, or the failure's name (`upstream_timeout`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Upstream(class) => class.as_str(),
+            Outcome::Forwarded => "forwarded",
+            Outcome::Local => "local",
+            Outcome::Failed(failure) => failure.as_str(),
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the host that served the request should count it as a failure: the
+    /// proxy could not get an answer from it (connect failure, reset, timeout) or it
+    /// answered with a server error.
+    pub fn is_host_failure(self) -> bool {
+        matches!(
+            self,
+            Outcome::Upstream(ResponseClass::ServerError)
+                | Outcome::Failed(
+                    ProxyFailure::Timeout
+                        | ProxyFailure::ConnectFailure
+                        | ProxyFailure::UpstreamReset
+                )
+        )
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished request, as the hook sees it. Borrowed, built on the stack at the end
+/// of the request: recording costs no allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord<'a> {
+    /// The listener that accepted the request.
+    pub listener: &'a str,
+    /// The protocol the request was decoded with (`bolt`, `dubbo`, `http1`...).
+    pub protocol: &'a str,
+    /// The matched route's name, if it has one.
+    pub route: Option<&'a str>,
+    /// The cluster the route chose, if one was chosen.
+    pub cluster: Option<&'a str>,
+    /// The host the request was last sent to (or tried), if any.
+    pub host: Option<SocketAddr>,
+    /// Which attempt the outcome belongs to (1 for the first).
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The answer's status in the protocol's own numbering (Bolt status, Dubbo status,
+    /// HTTP status), whether the upstream or the proxy wrote it; `None` when nothing
+    /// was answered (oneway).
+    pub status: Option<u32>,
+    /// From the decoded request head to the outcome.
+    pub duration: Duration,
+    /// From the request being written upstream to the outcome, if it was written.
+    pub upstream_duration: Option<Duration>,
+    /// Request bytes as received (frame, or HTTP head; bodies that stream are counted
+    /// as they pass where the driver sees them).
+    pub request_bytes: u64,
+    /// Response bytes sent to the caller.
+    pub response_bytes: u64,
+}
+
+/// Sees every request end, exactly once, whatever its protocol: the single place that
+/// metrics, tracing, access logs and outlier detection attach to.
+///
+/// Called on the connection's task at the end of each request: it must not block.
+pub trait RequestHook: Send + Sync + 'static {
+    /// A request ended.
+    fn on_request_end(&self, record: &RequestRecord<'_>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_and_match_all() {
+        let mut seen = [false; Outcome::COUNT];
+        for outcome in Outcome::ALL {
+            let i = outcome.index();
+            assert!(!seen[i], "{outcome} indexed twice");
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+        for f in [
+            ProxyFailure::NoRoute,
+            ProxyFailure::NoHealthyUpstream,
+            ProxyFailure::Overflow,
+            ProxyFailure::Timeout,
+            ProxyFailure::ConnectFailure,
+            ProxyFailure::UpstreamReset,
+            ProxyFailure::CodecError,
+            ProxyFailure::RateLimited,
+        ] {
+            assert!(Outcome::Failed(f).index() < Outcome::COUNT);
+            assert_eq!(Outcome::ALL[Outcome::Failed(f).index()], Outcome::Failed(f));
+        }
+    }
+
+    #[test]
+    fn host_failures_are_the_upstreams_fault() {
+        assert!(Outcome::Failed(ProxyFailure::Timeout).is_host_failure());
+        assert!(Outcome::Upstream(ResponseClass::ServerError).is_host_failure());
+        assert!(!Outcome::Upstream(ResponseClass::ClientError).is_host_failure());
+        assert!(!Outcome::Failed(ProxyFailure::Overflow).is_host_failure());
+        assert!(!Outcome::Failed(ProxyFailure::NoRoute).is_host_failure());
+    }
+}

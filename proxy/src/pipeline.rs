@@ -1,0 +1,128 @@
+//! The one place every request of every protocol ends.
+//!
+//! Framed connections (through [`strait_stream::RequestHandler::finished`]) and HTTP
+//! exchanges alike hand their request's [`RequestContext`] and [`RequestEnd`] to
+//! [`Pipeline::finish`]: the cluster and host counters are raised there, and the
+//! [`RequestHook`] (metrics, tracing, access logs to come) sees the one
+//! [`RequestRecord`]. Nothing is allocated or locked for it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use strait_codec_framework::{RequestHook, RequestRecord};
+use strait_router::RouteTable;
+use strait_stream::{RequestContext, RequestEnd};
+use strait_upstream::Cluster;
+
+/// The clusters of one configuration snapshot: by name for routing, by position for
+/// the number a request carries in its context.
+#[derive(Default)]
+pub struct ClusterSet {
+    by_name: HashMap<String, u32, BuildHasherDefault<NameHasher>>,
+    list: Vec<Arc<Cluster>>,
+}
+
+impl ClusterSet {
+    /// The set of `clusters`, numbered in order.
+    pub(crate) fn new(clusters: Vec<Arc<Cluster>>) -> Self {
+        let by_name = clusters
+            .iter()
+            .enumerate()
+            // Cluster lists come from config text: far fewer than 2^32.
+            .map(|(i, c)| (c.name().to_string(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        ClusterSet {
+            by_name,
+            list: clusters,
+        }
+    }
+
+    /// The cluster called `name`, with its number.
+    pub(crate) fn get(&self, name: &str) -> Option<(u32, &Arc<Cluster>)> {
+        let index = *self.by_name.get(name)?;
+        Some((index, self.list.get(index as usize)?))
+    }
+
+    /// The cluster numbered `index`.
+    pub(crate) fn at(&self, index: usize) -> Option<&Arc<Cluster>> {
+        self.list.get(index)
+    }
+
+    /// Every cluster, in configuration order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Cluster>> {
+        self.list.iter()
+    }
+}
+
+/// A word-at-a-time multiplicative hasher for cluster names (SipHash's flood resistance
+/// is not needed for keys that only the configuration defines). Looked up once per
+/// request.
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(K);
+        }
+    }
+}
+
+/// Where requests end: the clusters they count against and the hook that hears them.
+pub(crate) struct Pipeline {
+    pub(crate) clusters: Arc<ClusterSet>,
+    pub(crate) hook: Option<Arc<dyn RequestHook>>,
+}
+
+impl Pipeline {
+    /// Ends one request: counts its outcome on its cluster and host, then tells the
+    /// hook. `routes` is the table its route number refers to.
+    pub(crate) fn finish(
+        &self,
+        listener: &str,
+        protocol: &str,
+        routes: &RouteTable,
+        ctx: &RequestContext,
+        end: RequestEnd,
+    ) {
+        let cluster = RequestContext::known(ctx.cluster).and_then(|i| self.clusters.at(i));
+        let host = RequestContext::known(ctx.host);
+        if let Some(cluster) = cluster {
+            cluster.record(host, end.outcome);
+        }
+        let Some(hook) = &self.hook else { return };
+        let route = RequestContext::known(ctx.route)
+            .and_then(|i| routes.route_at(i as u32))
+            .and_then(|(_, route)| route.name.as_deref());
+        let host = cluster
+            .zip(host)
+            .and_then(|(c, h)| c.hosts().get(h))
+            .map(|h| h.addr());
+        hook.on_request_end(&RequestRecord {
+            listener,
+            protocol,
+            route,
+            cluster: cluster.map(|c| c.name()),
+            host,
+            attempt: ctx.attempt,
+            outcome: end.outcome,
+            status: end.status,
+            duration: end.at.saturating_duration_since(ctx.start),
+            upstream_duration: ctx.sent.map(|s| end.at.saturating_duration_since(s)),
+            request_bytes: ctx.request_bytes,
+            response_bytes: end.response_bytes,
+        });
+    }
+}
