@@ -210,6 +210,17 @@ impl Protocol for LenProto {
             _ => ResponseClass::ServerError,
         }
     }
+    fn direct_response(
+        &self,
+        request: &dyn Frame,
+        status: u32,
+        body: Option<&str>,
+    ) -> Option<Box<dyn Frame>> {
+        let mut reply =
+            LenFrame::new(FrameKind::Response, request.request_id() as u32, status.try_into().ok()?);
+        reply.body = Bytes::copy_from_slice(body.unwrap_or("").as_bytes());
+        (request.kind() == FrameKind::Request).then(|| Box::new(reply) as Box<dyn Frame>)
+    }
     fn error_response(&self, request: &dyn Frame, failure: ProxyFailure) -> Option<Box<dyn Frame>> {
         let (id, status) = (request.request_id() as u32, status_for(failure));
         let reply = LenFrame::new(FrameKind::Response, id, status);

@@ -132,10 +132,18 @@ impl HttpPool {
             detail: String::new(),
         };
         for attempt in 1..=self.hosts.len() + 1 {
-            let (index, host) = self.cluster.pick().map_err(|failure| SendFailure {
-                failure,
-                detail: String::new(),
-            })?;
+            let (index, host) = match self.cluster.pick() {
+                Ok(picked) => picked,
+                // Every host is now backing off after the attempts above: the request
+                // failed for the reason those attempts gave (as on the framed path).
+                Err(_) if attempt > 1 => return Err(last),
+                Err(failure) => {
+                    return Err(SendFailure {
+                        failure,
+                        detail: String::new(),
+                    });
+                }
+            };
             let guard = self.cluster.begin_request(host);
             let pool = &self.hosts[index];
             ctx.attempt = attempt as u32;

@@ -2,7 +2,9 @@
 //! proxy with scripted upstreams.
 
 mod dubbo;
+mod pipeline;
 mod support;
+mod wires;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,0 +1,375 @@
+//! The six protocols of the one-pipeline table, each with a client that sends one
+//! request and reads the status of its answer, and a backend that answers, resets or
+//! hangs. Framed protocols share one backend driven by their own codec; HTTP/1.1 speaks
+//! raw bytes; HTTP/2 and gRPC use the `h2` crate on both sides.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use strait_codec_bolt::BoltFrame;
+use strait_codec_dubbo::DubboFrame;
+use strait_codec_framework::{Frame, FrameKind, Limits, Protocol, Registry};
+use strait_example_lenproto::LenFrame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A protocol as the table drives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Bolt,
+    Dubbo,
+    Lenproto,
+    Http1,
+    Http2,
+    Grpc,
+}
+
+/// What a backend does with each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answers with success.
+    Answer,
+    /// Closes the connection once a request arrived.
+    Reset,
+    /// Reads requests and never answers.
+    Hang,
+}
+
+/// A running backend.
+pub struct Backend {
+    pub addr: SocketAddr,
+    /// Requests received so far.
+    pub received: Arc<AtomicUsize>,
+}
+
+impl Backend {
+    /// Waits until `n` requests arrived (bounded: a test failure, not a hang).
+    pub async fn wait_received(&self, n: usize) {
+        for _ in 0..500 {
+            if self.received.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "backend got {} requests, want {n}",
+            self.received.load(Ordering::SeqCst)
+        );
+    }
+}
+
+/// The registry the proxy runs with: the built-in protocols plus lenproto, which
+/// registers itself from its own crate.
+pub fn registry() -> Registry {
+    let mut registry = strait::builtin_registry();
+    registry
+        .register(strait_example_lenproto::protocol())
+        .expect("lenproto registers");
+    registry
+}
+
+impl Wire {
+    /// The listener's `protocol:`.
+    pub fn listener_protocol(self) -> &'static str {
+        match self {
+            Wire::Bolt => "bolt",
+            Wire::Dubbo => "dubbo",
+            Wire::Lenproto => "lenproto",
+            Wire::Http1 | Wire::Http2 | Wire::Grpc => "http",
+        }
+    }
+
+    /// The cluster's `protocol:`.
+    pub fn cluster_protocol(self) -> &'static str {
+        match self {
+            Wire::Http1 => "http1",
+            Wire::Http2 | Wire::Grpc => "http2",
+            other => other.listener_protocol(),
+        }
+    }
+
+    /// The name the pipeline reports the request's protocol by.
+    pub fn record_protocol(self) -> &'static str {
+        match self {
+            Wire::Http1 => "http1",
+            Wire::Http2 => "http2",
+            Wire::Grpc => "grpc",
+            other => other.listener_protocol(),
+        }
+    }
+
+    /// A route `match:` for requests to `service`.
+    pub fn route_match(self, service: &str) -> String {
+        match self {
+            Wire::Http1 | Wire::Http2 | Wire::Grpc => format!("{{ prefix: \"/{service}\" }}"),
+            _ => format!("{{ variables: [{{ name: service, exact: \"{service}\" }}] }}"),
+        }
+    }
+
+    fn framed(self) -> Option<Arc<dyn Protocol>> {
+        let name = match self {
+            Wire::Bolt | Wire::Dubbo | Wire::Lenproto => self.listener_protocol(),
+            _ => return None,
+        };
+        registry().get(name).cloned()
+    }
+
+    /// Sends one request for `service` on a new connection and returns the status of
+    /// the answer in the protocol's own numbering (HTTP status; for gRPC the
+    /// `grpc-status`, or the HTTP status when the answer carries none).
+    pub async fn call(self, proxy: SocketAddr, service: &str) -> u32 {
+        let call = async {
+            match self {
+                Wire::Bolt | Wire::Dubbo | Wire::Lenproto => self.call_framed(proxy, service).await,
+                Wire::Http1 => call_http1(proxy, service).await,
+                Wire::Http2 => call_h2(proxy, service, false).await,
+                Wire::Grpc => call_h2(proxy, service, true).await,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("an answer within 10 s")
+    }
+
+    /// Starts a backend of this protocol.
+    pub async fn backend(self, behaviour: Behaviour) -> Backend {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = socket.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    match self {
+                        Wire::Bolt | Wire::Dubbo | Wire::Lenproto => {
+                            self.serve_framed(stream, behaviour, counter).await
+                        }
+                        Wire::Http1 => serve_http1(stream, behaviour, counter).await,
+                        Wire::Http2 | Wire::Grpc => {
+                            serve_h2(stream, behaviour, counter, self == Wire::Grpc).await
+                        }
+                    }
+                });
+            }
+        });
+        Backend { addr, received }
+    }
+
+    fn request(self, service: &str) -> Bytes {
+        let mut out = BytesMut::new();
+        match self {
+            Wire::Bolt => BoltFrame::builder(FrameKind::Request)
+                .request_id(7)
+                .timeout_ms(5000)
+                .class_name(&b"com.alipay.sofa.rpc.core.request.SofaRequest"[..])
+                .header("service", service)
+                .content(Bytes::from_static(b"hi"))
+                .build()
+                .unwrap()
+                .encode(&mut out),
+            Wire::Dubbo => DubboFrame::request(service, "sayHello")
+                .id(7)
+                .string_argument("hi")
+                .build()
+                .unwrap()
+                .encode(&mut out),
+            _ => LenFrame::request(7, service, b"hi").encode(&mut out),
+        }
+        .unwrap();
+        out.freeze()
+    }
+
+    fn answer(self, request: &dyn Frame) -> Bytes {
+        let mut out = BytesMut::new();
+        match self {
+            Wire::Bolt => {
+                let request = request.as_any().downcast_ref::<BoltFrame>().unwrap();
+                request
+                    .response_builder()
+                    .content(Bytes::from_static(b"ok"))
+                    .build()
+                    .unwrap()
+                    .encode(&mut out)
+            }
+            Wire::Dubbo => DubboFrame::response(request.request_id())
+                .value("ok")
+                .build()
+                .unwrap()
+                .encode(&mut out),
+            _ => {
+                let mut answer = LenFrame::new(FrameKind::Response, request.request_id() as u32, 0);
+                answer.body = Bytes::from_static(b"ok");
+                answer.encode(&mut out)
+            }
+        }
+        .unwrap();
+        out.freeze()
+    }
+
+    async fn call_framed(self, proxy: SocketAddr, service: &str) -> u32 {
+        let protocol = self.framed().unwrap();
+        let mut stream = TcpStream::connect(proxy).await.unwrap();
+        stream.write_all(&self.request(service)).await.unwrap();
+        let mut codec = protocol.new_codec(Limits::default());
+        let mut buf = BytesMut::new();
+        loop {
+            if let Some(frame) = codec.decode(&mut buf).unwrap() {
+                assert_eq!(frame.kind(), FrameKind::Response);
+                assert_eq!(frame.request_id(), 7, "the answer keeps the caller's id");
+                return frame.status().expect("a response has a status");
+            }
+            let n = stream.read_buf(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy closed the connection without an answer");
+        }
+    }
+
+    async fn serve_framed(
+        self,
+        mut stream: TcpStream,
+        behaviour: Behaviour,
+        received: Arc<AtomicUsize>,
+    ) {
+        let protocol = self.framed().unwrap();
+        let mut codec = protocol.new_codec(Limits::default());
+        let mut buf = BytesMut::new();
+        while stream.read_buf(&mut buf).await.unwrap_or(0) > 0 {
+            while let Ok(Some(frame)) = codec.decode(&mut buf) {
+                if frame.kind() == FrameKind::Heartbeat {
+                    if let Some(ack) = protocol.heartbeat_reply(&*frame) {
+                        let mut out = BytesMut::new();
+                        ack.encode(&mut out).unwrap();
+                        let _ = stream.write_all(&out).await;
+                    }
+                    continue;
+                }
+                received.fetch_add(1, Ordering::SeqCst);
+                match behaviour {
+                    Behaviour::Answer => {
+                        let _ = stream.write_all(&self.answer(&*frame)).await;
+                    }
+                    Behaviour::Reset => return,
+                    Behaviour::Hang => {}
+                }
+            }
+        }
+    }
+}
+
+async fn call_http1(proxy: SocketAddr, service: &str) -> u32 {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let request = format!("GET /{service}/call HTTP/1.1\r\nhost: test\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read_buf(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy closed the connection without an answer");
+    }
+    let line =
+        String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == b'\r').unwrap()]).into_owned();
+    line.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line {line:?}"))
+}
+
+async fn serve_http1(mut stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicUsize>) {
+    let mut buf = Vec::new();
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..end + 4); // the table's requests have no body
+            received.fetch_add(1, Ordering::SeqCst);
+            match behaviour {
+                Behaviour::Answer => {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+                Behaviour::Reset => return,
+                Behaviour::Hang => {}
+            }
+        }
+        if stream.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+            return;
+        }
+    }
+}
+
+async fn call_h2(proxy: SocketAddr, service: &str, grpc: bool) -> u32 {
+    let stream = TcpStream::connect(proxy).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    let builder = http::Request::builder().uri(format!("http://test/{service}.Echo/Call"));
+    let request = if grpc {
+        builder
+            .method("POST")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap()
+    } else {
+        builder.method("GET").body(()).unwrap()
+    };
+    let (response, mut body) = client.send_request(request, !grpc).unwrap();
+    if grpc {
+        // One empty message: flag 0, length 0.
+        body.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+            .unwrap();
+    }
+    let response = response.await.unwrap();
+    let status = u32::from(response.status().as_u16());
+    if !grpc {
+        return status;
+    }
+    if let Some(code) = strait_codec_http::grpc_status(response.headers()) {
+        return code; // trailers-only
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.unwrap();
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    match body.trailers().await.unwrap() {
+        Some(trailers) => strait_codec_http::grpc_status(&trailers).unwrap_or(status),
+        None => status,
+    }
+}
+
+async fn serve_h2(stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicUsize>, grpc: bool) {
+    let Ok(mut connection) = h2::server::handshake(stream).await else {
+        return;
+    };
+    let mut held = Vec::new();
+    while let Some(Ok((request, mut respond))) = connection.accept().await {
+        received.fetch_add(1, Ordering::SeqCst);
+        match behaviour {
+            Behaviour::Answer => {
+                drop(request);
+                let mut head = http::Response::builder().status(200);
+                if grpc {
+                    head = head.header("content-type", "application/grpc");
+                }
+                let Ok(mut send) = respond.send_response(head.body(()).unwrap(), false) else {
+                    continue;
+                };
+                let data = if grpc {
+                    Bytes::from_static(&[0, 0, 0, 0, 0])
+                } else {
+                    Bytes::from_static(b"ok")
+                };
+                let _ = send.send_data(data, !grpc);
+                if grpc {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let _ = send.send_trailers(trailers);
+                }
+            }
+            Behaviour::Reset => return, // drops the whole connection
+            Behaviour::Hang => held.push((request, respond)),
+        }
+    }
+}
