@@ -30,9 +30,9 @@ const KNOWN_CODINGS: [&[u8]; 6] = [
     b"identity",
 ];
 
-/// `true` if `chunked` is the final coding and appears once, `false` if not (400 for a
-/// request); [`ParseError::UnknownTransferCoding`] for an unknown coding before a final
-/// `chunked` (501).
+/// `true` if `chunked` is the final coding, appears once and has no parameters, `false`
+/// if not (400 for a request); [`ParseError::UnknownTransferCoding`] for an unknown coding
+/// before a final `chunked` (501).
 fn chunked_final(headers: &HeaderMap) -> Result<bool, ParseError> {
     let mut chunked_seen = 0usize;
     let mut last_chunked = false;
@@ -43,8 +43,11 @@ fn chunked_final(headers: &HeaderMap) -> Result<bool, ParseError> {
             .next()
             .unwrap_or_default()
             .trim_ascii();
-        last_chunked = coding.eq_ignore_ascii_case(b"chunked");
-        if last_chunked {
+        let chunked = coding.eq_ignore_ascii_case(b"chunked");
+        // `chunked` defines no parameters and their presence SHOULD be an error (RFC 9112
+        // §7); hyper does not take `chunked;x` for chunked either, so neither may we.
+        last_chunked = chunked && !t.contains(&b';');
+        if chunked {
             chunked_seen += 1;
         } else if !KNOWN_CODINGS.iter().any(|k| coding.eq_ignore_ascii_case(k)) {
             unknown = true;

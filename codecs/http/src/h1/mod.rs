@@ -13,6 +13,9 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 mod framing;
+// Test and fuzz support only: the fuzz crate (`codecs/http/fuzz`) enables `fuzzing`.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_logic;
 pub mod parse;
 
 pub use decode::{ChunkLimits, Decoded, Decoder};

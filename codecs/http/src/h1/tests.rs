@@ -3,7 +3,9 @@
 mod bufpool;
 mod decode;
 mod encode;
+mod fuzz;
 mod parse;
+mod smuggling;
 
 /// A small deterministic generator (xorshift64*) for the property-style sweeps.
 pub(super) struct Rng(u64);
