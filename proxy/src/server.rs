@@ -135,7 +135,7 @@ impl Server {
             config
                 .clusters
                 .iter()
-                .map(|c| Arc::new(Cluster::new(c.clone())))
+                .map(|c| Arc::new(Cluster::new(c.options.clone())))
                 .collect(),
         ));
         for cluster in clusters.iter() {
@@ -148,12 +148,13 @@ impl Server {
                 .iter()
                 .zip(clusters.iter())
                 .map(|(c, cluster)| {
-                    let version = UpstreamVersion::from_name(c.transport.name())?;
+                    let version = UpstreamVersion::from_name(c.options.transport.name())?;
                     let pool = HttpPool::new(
                         cluster.clone(),
                         version,
-                        c.connect_timeout,
-                        c.max_connections_per_host,
+                        c.options.connect_timeout,
+                        c.options.max_connections_per_host,
+                        c.http.clone().unwrap_or_default(),
                     );
                     Some(Arc::new(pool))
                 })

@@ -52,6 +52,70 @@ pub struct ListenerFile {
     pub max_frame_size: Option<S<u64>>,
     #[serde(default)]
     pub max_requests_per_connection: Option<S<u64>>,
+    /// `http` and `auto` listeners: limits of downstream HTTP connections.
+    #[serde(default)]
+    pub http: Option<S<HttpServerFile>>,
+}
+
+/// `http:` of a listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerFile {
+    /// Bound on reading a request head (and the keep-alive wait); `0s`: none.
+    #[serde(default)]
+    pub header_read_timeout: Option<S<String>>,
+    /// Close a connection silent this long; `0s`: never.
+    #[serde(default)]
+    pub idle_timeout: Option<S<String>>,
+    /// Largest request head, in bytes.
+    #[serde(default)]
+    pub max_header_size: Option<S<u64>>,
+    /// Most header fields in a request.
+    #[serde(default)]
+    pub max_headers: Option<S<u64>>,
+    /// Whether `Upgrade: h2c` switches a connection to HTTP/2.
+    #[serde(default)]
+    pub h2c_upgrade: Option<bool>,
+    /// Whether an HTTP/1 client that half-closes still gets its answer.
+    #[serde(default)]
+    pub half_close: Option<bool>,
+    #[serde(default)]
+    pub http2: Option<S<Http2File>>,
+}
+
+/// `http2:` of a listener's or cluster's `http:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http2File {
+    /// Listeners only: `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    #[serde(default)]
+    pub max_concurrent_streams: Option<S<u64>>,
+    #[serde(default)]
+    pub initial_stream_window_size: Option<S<u64>>,
+    #[serde(default)]
+    pub initial_connection_window_size: Option<S<u64>>,
+    #[serde(default)]
+    pub max_frame_size: Option<S<u64>>,
+    /// PING after this much silence; `0s`: never.
+    #[serde(default)]
+    pub keepalive_interval: Option<S<String>>,
+    #[serde(default)]
+    pub keepalive_timeout: Option<S<String>>,
+}
+
+/// `http:` of an `http1` or `http2` cluster: limits of upstream connections.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpClientFile {
+    /// Largest response head, in bytes.
+    #[serde(default)]
+    pub max_header_size: Option<S<u64>>,
+    /// Most header fields in a response.
+    #[serde(default)]
+    pub max_headers: Option<S<u64>>,
+    /// `http2` clusters only.
+    #[serde(default)]
+    pub http2: Option<S<Http2File>>,
 }
 
 /// One entry of `route_configs:`.
@@ -233,6 +297,9 @@ pub struct ClusterFile {
     pub max_frame_size: Option<S<u64>>,
     #[serde(default)]
     pub heartbeat: Option<HeartbeatFile>,
+    /// `http1` and `http2` clusters: limits of upstream HTTP connections.
+    #[serde(default)]
+    pub http: Option<S<HttpClientFile>>,
     pub endpoints: Vec<S<EndpointFile>>,
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_codec_framework::{Protocol, Registry};
+use strait_codec_http::{ClientOptions, ServerOptions};
 use strait_router::RouteTable;
 use strait_upstream::ClusterOptions;
 
@@ -55,8 +56,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Listeners.
     pub listeners: Vec<ListenerConfig>,
-    /// Clusters by name.
-    pub clusters: Vec<ClusterOptions>,
+    /// Clusters, in configuration order.
+    pub clusters: Vec<ClusterConfig>,
     /// The effective configuration as JSON, for `/config_dump`.
     pub dump: serde_json::Value,
 }
@@ -76,8 +77,19 @@ pub struct ListenerConfig {
     pub route_config: String,
     /// Largest downstream frame.
     pub max_frame_size: usize,
-    /// Requests in flight per downstream connection.
+    /// Requests in flight per downstream connection (framed protocols).
     pub max_requests_per_connection: usize,
+    /// Limits of downstream HTTP connections (`http` and `auto` listeners).
+    pub http: Arc<ServerOptions>,
+}
+
+/// A checked cluster.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// What the upstream machinery needs.
+    pub options: ClusterOptions,
+    /// Limits of upstream HTTP connections (`http1` and `http2` clusters).
+    pub http: Option<ClientOptions>,
 }
 
 /// What a listener speaks.

@@ -45,7 +45,7 @@ fn the_issue_example_is_valid() {
     let config = check(GOOD).unwrap();
     assert_eq!(config.listeners.len(), 1);
     assert_eq!(config.clusters.len(), 3);
-    assert_eq!(config.clusters[0].max_connections_per_host, 2);
+    assert_eq!(config.clusters[0].options.max_connections_per_host, 2);
     assert_eq!(config.dump["clusters"][0]["name"], "test");
 }
 
@@ -622,6 +622,180 @@ fn readme_dubbo_example_is_valid() {
         config
             .clusters
             .iter()
-            .all(|c| c.transport.name() == "dubbo")
+            .all(|c| c.options.transport.name() == "dubbo")
     );
+}
+
+// === HTTP server and client limits ===
+
+#[test]
+fn http_limits_are_configured_and_dumped() {
+    let yaml = HTTP
+        .replace(
+            "    route_config: web\n",
+            "    route_config: web
+    http:
+      header_read_timeout: 5s
+      idle_timeout: 0s
+      max_header_size: 16384
+      max_headers: 50
+      h2c_upgrade: false
+      http2: { max_concurrent_streams: 64, initial_stream_window_size: 131072, max_frame_size: 32768, keepalive_interval: 10s }
+",
+        )
+        .replace(
+            "  - { name: api, protocol: http1, endpoints: [{ address: 127.0.0.1:8081 }] }",
+            "  - { name: api, protocol: http1, http: { max_header_size: 8192, max_headers: 20 }, endpoints: [{ address: 127.0.0.1:8081 }] }
+  - name: grpc
+    protocol: http2
+    http: { http2: { initial_connection_window_size: 2097152, max_frame_size: 65536 } }
+    endpoints: [{ address: 127.0.0.1:8082 }]",
+        );
+    let config = check(&yaml).unwrap();
+    let server = &config.listeners[0].http;
+    assert_eq!(
+        server.header_read_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+    assert_eq!(server.idle_timeout, None, "0s turns the idle timeout off");
+    assert_eq!(server.max_header_bytes, 16384);
+    assert_eq!(server.max_headers, 50);
+    assert!(!server.h2c_upgrade);
+    assert_eq!(server.h2_max_concurrent_streams, 64);
+    assert_eq!(server.h2_initial_stream_window, 131072);
+    assert_eq!(
+        server.h2_initial_connection_window,
+        1024 * 1024,
+        "default kept"
+    );
+    assert_eq!(server.h2_max_frame_size, 32768);
+    assert_eq!(
+        server.h2_keepalive_interval,
+        Some(std::time::Duration::from_secs(10))
+    );
+    let api = config.clusters[0].http.as_ref().unwrap();
+    assert_eq!((api.max_header_bytes, api.max_headers), (8192, 20));
+    let grpc = config.clusters[1].http.as_ref().unwrap();
+    assert_eq!(grpc.h2_initial_connection_window, 2097152);
+    assert_eq!(grpc.h2_max_frame_size, 65536);
+
+    let dump = &config.dump;
+    assert_eq!(dump["listeners"][0]["http"]["max_header_size"], 16384);
+    assert_eq!(dump["listeners"][0]["http"]["idle_timeout_ms"], 0);
+    assert_eq!(
+        dump["listeners"][0]["http"]["http2"]["max_concurrent_streams"],
+        64
+    );
+    assert!(
+        dump["listeners"][0]["max_frame_size"].is_null(),
+        "not an http listener key"
+    );
+    assert_eq!(dump["clusters"][0]["http"]["max_headers"], 20);
+    assert!(
+        dump["clusters"][0]["http"]["http2"].is_null(),
+        "http1 cluster"
+    );
+    assert_eq!(
+        dump["clusters"][1]["http"]["http2"]["max_frame_size"],
+        65536
+    );
+    assert!(dump["clusters"][1]["max_frame_size"].is_null());
+}
+
+#[test]
+fn the_defaults_are_todays_values() {
+    let config = check(HTTP).unwrap();
+    let server = &config.listeners[0].http;
+    let default = strait_codec_http::ServerOptions::default();
+    assert_eq!(server.max_header_bytes, default.max_header_bytes);
+    assert_eq!(server.h2_max_concurrent_streams, 256);
+    assert_eq!(
+        server.header_read_timeout,
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(
+        config.dump["listeners"][0]["http"]["http2"]["max_concurrent_streams"],
+        256
+    );
+}
+
+#[test]
+fn keys_a_listener_or_cluster_kind_would_ignore_are_errors() {
+    let listener = "    route_config: web\n";
+    let cluster = "  - { name: api, protocol: http1, endpoints: [{ address: 127.0.0.1:8081 }] }";
+    assert_http_errors(&[
+        (
+            listener,
+            "    route_config: web\n    max_requests_per_connection: 10\n",
+            "strait.yaml:6:34: listeners[0].max_requests_per_connection: bounds framed RPC connections; an http listener takes http.http2.max_concurrent_streams (HTTP/1.1 serves one request at a time)",
+        ),
+        (
+            listener,
+            "    route_config: web\n    max_frame_size: 1000\n",
+            "strait.yaml:6:21: listeners[0].max_frame_size: bounds framed RPC frames; an http listener takes http.max_header_size and http.http2.max_frame_size",
+        ),
+        (
+            cluster,
+            "  - { name: api, protocol: http1, max_frame_size: 9, endpoints: [{ address: 127.0.0.1:8081 }] }",
+            "strait.yaml:26:51: clusters[0].max_frame_size: bounds framed RPC frames; an http1 cluster takes http.max_header_size",
+        ),
+        (
+            cluster,
+            "  - { name: api, protocol: http1, http: { http2: { max_frame_size: 20000 } }, endpoints: [{ address: 127.0.0.1:8081 }] }",
+            "strait.yaml:26:50: clusters[0].http.http2: only valid on http2 clusters",
+        ),
+        (
+            cluster,
+            "  - { name: api, protocol: http2, http: { http2: { max_concurrent_streams: 9 } }, endpoints: [{ address: 127.0.0.1:8081 }] }",
+            "strait.yaml:26:76: clusters[0].http.http2.max_concurrent_streams: the upstream's own SETTINGS bound its streams; cap connections with max_connections_per_host and requests with max_requests",
+        ),
+        (
+            listener,
+            "    route_config: web\n    http: { http2: { max_frame_size: 1000 } }\n",
+            "strait.yaml:6:38: listeners[0].http.http2.max_frame_size: must be between 16384 and 16777215",
+        ),
+        (
+            listener,
+            "    route_config: web\n    http: { http2: { initial_stream_window_size: 4294967296 } }\n",
+            "strait.yaml:6:50: listeners[0].http.http2.initial_stream_window_size: must be between 65535 and 2147483647",
+        ),
+        (
+            listener,
+            "    route_config: web\n    http: { max_header_size: 10 }\n",
+            "strait.yaml:6:30: listeners[0].http.max_header_size: must be between 1024 and 16777216",
+        ),
+        (
+            listener,
+            "    route_config: web\n    http: { idle_timeout: soon }\n",
+            "strait.yaml:6:27: listeners[0].http.idle_timeout: \"soon\" is not a number followed by a unit",
+        ),
+        (
+            listener,
+            "    route_config: web\n    http: { max_heders: 10 }\n",
+            "strait.yaml:6:13: max_heders: unknown field `max_heders`, expected one of header_read_timeout, idle_timeout, max_header_size, max_headers, h2c_upgrade, half_close, http2",
+        ),
+    ]);
+    // `http:` on a framed listener or cluster.
+    let framed = error(&GOOD.replace(
+        "    route_config: rpc\n",
+        "    route_config: rpc\n    http: { max_headers: 5 }\n",
+    ));
+    assert_eq!(framed.key, "listeners[0].http");
+    assert_eq!(
+        framed.message,
+        "only valid on http and auto listeners, not bolt"
+    );
+    let framed = error(&GOOD.replace(
+        "  - { name: a, protocol: bolt, endpoints",
+        "  - { name: a, protocol: bolt, http: { max_headers: 5 }, endpoints",
+    ));
+    assert_eq!(framed.key, "clusters[1].http");
+    // An `auto` listener takes both: framed limits for framed connections, `http:` for HTTP.
+    let auto = GOOD.replace(
+        "    protocol: bolt\n    route_config: rpc\n",
+        "    protocol: auto\n    route_config: rpc\n    max_requests_per_connection: 10\n    http: { max_headers: 5 }\n",
+    );
+    let config = check(&auto).unwrap();
+    assert_eq!(config.listeners[0].max_requests_per_connection, 10);
+    assert_eq!(config.listeners[0].http.max_headers, 5);
 }

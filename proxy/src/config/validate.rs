@@ -13,12 +13,13 @@ use strait_upstream::lb::LbPolicy;
 use strait_upstream::{ClusterOptions, Endpoint, Transport};
 
 use super::file::*;
-use super::{Config, ConfigError, ListenerConfig, ListenerProtocol, duration};
+use super::{ClusterConfig, Config, ConfigError, ListenerConfig, ListenerProtocol, duration};
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DETECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_REQUESTS_PER_CONNECTION,
 };
 
+mod http;
 mod routes;
 
 use routes::{build_route_table, check_listener_routes, route_dump};
@@ -86,7 +87,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
     };
 
     let clusters = build_clusters(&cx, parsed, registry)?;
-    let cluster_names: HashSet<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    let cluster_names: HashSet<&str> = clusters.iter().map(|c| c.options.name.as_str()).collect();
     let mut tables = HashMap::new();
     for (i, rc) in parsed.route_configs.iter().enumerate() {
         let key = format!("route_configs[{i}]");
@@ -182,8 +183,8 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
             for cluster in clusters_of(&routes) {
                 let other = clusters
                     .iter()
-                    .find(|c| c.name == cluster)
-                    .map(|c| c.transport.name());
+                    .find(|c| c.options.name == cluster)
+                    .map(|c| c.options.transport.name());
                 if let Some(other) = other.filter(|o| !listener_reaches(served, o)) {
                     return Err(cx.err(
                         l.route_config.referenced,
@@ -197,6 +198,8 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                 }
             }
         }
+        check_listener_keys(&cx, l, &protocol, &key)?;
+        let http = http::server_options(&cx, l.http.as_ref(), &format!("{key}.http"))?;
         listeners.push(ListenerConfig {
             name: l.name.value.clone(),
             address,
@@ -213,6 +216,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                 format!("{key}.max_requests_per_connection"),
                 DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             )?,
+            http: Arc::new(http),
         });
     }
 
@@ -240,6 +244,45 @@ fn clusters_of(table: &RouteTable) -> Vec<&str> {
     names
 }
 
+/// Keys that would be ignored on this kind of listener are errors: the framed limits
+/// mean nothing to an `http` listener, and `http:` nothing to a framed one.
+fn check_listener_keys(
+    cx: &Ctx<'_>,
+    l: &ListenerFile,
+    protocol: &ListenerProtocol,
+    key: &str,
+) -> Result<(), ConfigError> {
+    match protocol {
+        ListenerProtocol::Fixed(p) => {
+            if let Some(h) = &l.http {
+                return Err(cx.err(
+                    h.referenced,
+                    format!("{key}.http"),
+                    format!("only valid on http and auto listeners, not {}", p.name()),
+                ));
+            }
+        }
+        ListenerProtocol::Http => {
+            if let Some(v) = &l.max_frame_size {
+                return Err(cx.err(
+                    v.referenced,
+                    format!("{key}.max_frame_size"),
+                    "bounds framed RPC frames; an http listener takes http.max_header_size and http.http2.max_frame_size",
+                ));
+            }
+            if let Some(v) = &l.max_requests_per_connection {
+                return Err(cx.err(
+                    v.referenced,
+                    format!("{key}.max_requests_per_connection"),
+                    "bounds framed RPC connections; an http listener takes http.http2.max_concurrent_streams (HTTP/1.1 serves one request at a time)",
+                ));
+            }
+        }
+        ListenerProtocol::Auto { .. } => {}
+    }
+    Ok(())
+}
+
 fn known(registry: &Registry) -> String {
     registry.names().collect::<Vec<_>>().join(", ")
 }
@@ -248,11 +291,11 @@ fn build_clusters(
     cx: &Ctx<'_>,
     parsed: &FileConfig,
     registry: &Registry,
-) -> Result<Vec<ClusterOptions>, ConfigError> {
-    let mut out: Vec<ClusterOptions> = Vec::new();
+) -> Result<Vec<ClusterConfig>, ConfigError> {
+    let mut out: Vec<ClusterConfig> = Vec::new();
     for (i, c) in parsed.clusters.iter().enumerate() {
         let key = format!("clusters[{i}]");
-        if out.iter().any(|o| o.name == c.name.value) {
+        if out.iter().any(|o| o.options.name == c.name.value) {
             return Err(cx.err(
                 c.name.referenced,
                 format!("{key}.name"),
@@ -293,7 +336,36 @@ fn build_clusters(
                     format!("not supported for protocol {name}"),
                 ));
             }
+            if let Some(v) = &c.max_frame_size {
+                return Err(cx.err(
+                    v.referenced,
+                    format!("{key}.max_frame_size"),
+                    format!(
+                        "bounds framed RPC frames; an {name} cluster takes http.max_header_size{}",
+                        if *name == "http2" {
+                            " and http.http2.max_frame_size"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        } else if let Some(h) = &c.http {
+            return Err(cx.err(
+                h.referenced,
+                format!("{key}.http"),
+                format!("only valid on http1 and http2 clusters, not {transport_name}"),
+            ));
         }
+        let http = match &transport {
+            Transport::External { name } => Some(http::client_options(
+                cx,
+                c.http.as_ref(),
+                &format!("{key}.http"),
+                *name == "http2",
+            )?),
+            Transport::Framed(_) => None,
+        };
         let lb_policy = match &c.lb_policy {
             None => LbPolicy::RoundRobin,
             Some(p) => p.value.parse().map_err(|_| {
@@ -348,7 +420,7 @@ fn build_clusters(
                 Some(cx.duration(&hb.interval, format!("{key}.heartbeat.interval"))?);
             connection.heartbeat_max_failures = hb.max_failures.unwrap_or(3).max(1);
         }
-        out.push(ClusterOptions {
+        let options = ClusterOptions {
             name: c.name.value.clone(),
             transport,
             lb_policy,
@@ -366,7 +438,8 @@ fn build_clusters(
             )?,
             connection,
             endpoints,
-        });
+        };
+        out.push(ClusterConfig { options, http });
     }
     Ok(out)
 }
@@ -376,7 +449,7 @@ fn dump(
     admin: Option<SocketAddr>,
     drain_timeout: std::time::Duration,
     listeners: &[ListenerConfig],
-    clusters: &[ClusterOptions],
+    clusters: &[ClusterConfig],
 ) -> serde_json::Value {
     let _ = parsed;
     json!({
@@ -391,8 +464,9 @@ fn dump(
                 ListenerProtocol::Auto { timeout } => json!({ "auto": { "detect_timeout_ms": timeout.as_millis() as u64 } }),
             },
             "route_config": l.route_config,
-            "max_frame_size": l.max_frame_size,
-            "max_requests_per_connection": l.max_requests_per_connection,
+            "max_frame_size": (!matches!(l.protocol, ListenerProtocol::Http)).then_some(l.max_frame_size),
+            "max_requests_per_connection": (!matches!(l.protocol, ListenerProtocol::Http)).then_some(l.max_requests_per_connection),
+            "http": (!matches!(l.protocol, ListenerProtocol::Fixed(_))).then(|| http::server_dump(&l.http)),
         })).collect::<Vec<_>>(),
         "route_configs": parsed.route_configs.iter().map(|rc| json!({
             "name": rc.name.value,
@@ -402,7 +476,7 @@ fn dump(
                 "routes": vh.routes.iter().map(route_dump).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "clusters": clusters.iter().map(|c| json!({
+        "clusters": clusters.iter().map(|cc| (&cc.options, cc.http.as_ref())).map(|(c, h)| json!({
             "name": c.name,
             "protocol": c.transport.name(),
             "lb_policy": format!("{:?}", c.lb_policy),
@@ -410,7 +484,8 @@ fn dump(
             "max_connections_per_host": c.max_connections_per_host,
             "preconnect": c.preconnect,
             "max_requests": c.max_requests,
-            "max_frame_size": c.connection.limits.max_frame_size,
+            "max_frame_size": h.is_none().then_some(c.connection.limits.max_frame_size),
+            "http": h.map(|h| http::client_dump(h, c.transport.name() == "http2")),
             "heartbeat": c.connection.heartbeat_interval.map(|i| json!({
                 "interval_ms": i.as_millis() as u64,
                 "max_failures": c.connection.heartbeat_max_failures,

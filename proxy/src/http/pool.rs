@@ -87,6 +87,7 @@ impl HttpPool {
         version: UpstreamVersion,
         connect_timeout: Duration,
         max_connections: usize,
+        client: ClientOptions,
     ) -> Self {
         let hosts = cluster
             .hosts()
@@ -107,7 +108,7 @@ impl HttpPool {
             version,
             connect_timeout,
             max_connections: max_connections.max(1),
-            client: ClientOptions::default(),
+            client,
             hosts,
         }
     }

@@ -2,6 +2,7 @@
 //! proxy with scripted upstreams.
 
 mod dubbo;
+mod http_limits;
 mod pipeline;
 mod support;
 mod wires;
