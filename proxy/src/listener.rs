@@ -1,9 +1,10 @@
 //! Accepting downstream connections and choosing their protocol.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use strait_codec_framework::{Detect, Limits, Protocol, Registry};
 use strait_codec_http::{Handler, ServerOptions};
 use strait_stream::downstream::{self, DownstreamOptions};
@@ -41,18 +42,29 @@ enum Speaks {
     Http,
 }
 
+/// What every connection of one listener shares.
+struct Shared {
+    listener: Listener,
+    name: Arc<str>,
+    http: HttpServing,
+}
+
 pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
     let name: Arc<str> = Arc::from(listener.config.name.as_str());
-    let http = Arc::new(HttpServing {
+    let http = HttpServing {
         handler: Arc::new(HttpForwarder(Arc::new(HttpForwarding {
             listener: name.clone(),
             routes: listener.config.routes.clone(),
             pools: listener.http_pools.clone(),
             pipeline: listener.pipeline.clone(),
         }))),
-        options: Arc::new(ServerOptions::default()),
+        options: listener.config.http.clone(),
+    };
+    let shared = Arc::new(Shared {
+        listener,
+        name,
+        http,
     });
-    let listener = Arc::new((listener, name));
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(s) => s,
@@ -64,51 +76,89 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let listener = listener.clone();
-        let http = http.clone();
-        let guard = listener.0.connections.enter();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let (listener, name) = &*listener;
-            if let Err(error) = serve_connection(listener, name, &http, stream, peer).await {
-                tracing::debug!(%peer, listener = %listener.config.name, %error, "downstream connection closed");
+        let guard = shared.listener.connections.enter();
+        let shared = shared.clone();
+        // A connection's task holds only the future of what it speaks: an idle Bolt
+        // connection must not carry the size of an HTTP server's state (a task is
+        // allocated at the size of its largest state).
+        match &shared.listener.config.protocol {
+            ListenerProtocol::Fixed(protocol) => {
+                let protocol = protocol.clone();
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let ended = serve_framed(&shared, stream, BytesMut::new(), protocol).await;
+                    log_end(&shared, peer, ended);
+                });
             }
-        });
+            ListenerProtocol::Http => {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let ended = serve_http(&shared, stream, Bytes::new(), peer).await;
+                    log_end(&shared, peer, ended);
+                });
+            }
+            ListenerProtocol::Auto { timeout } => {
+                let timeout = *timeout;
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let ended = serve_detected(&shared, stream, peer, timeout).await;
+                    log_end(&shared, peer, ended);
+                });
+            }
+        }
     }
 }
 
-async fn serve_connection(
-    listener: &Listener,
-    name: &Arc<str>,
-    http: &HttpServing,
+fn log_end(shared: &Shared, peer: SocketAddr, ended: Result<(), String>) {
+    if let Err(error) = ended {
+        let listener = &shared.listener.config.name;
+        tracing::debug!(%peer, %listener, %error, "downstream connection closed");
+    }
+}
+
+/// An `auto` connection: detection, then the chosen driver in its own allocation, so
+/// the task keeps only the detection state and a pointer.
+async fn serve_detected(
+    shared: &Shared,
     mut stream: TcpStream,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
+    timeout: Duration,
 ) -> Result<(), String> {
     let mut initial = BytesMut::new();
-    let speaks = match &listener.config.protocol {
-        ListenerProtocol::Fixed(p) => Speaks::Framed(p.clone()),
-        ListenerProtocol::Http => Speaks::Http,
-        ListenerProtocol::Auto { timeout } => {
-            detect(&listener.registry, &mut stream, &mut initial, *timeout).await?
-        }
-    };
-    let protocol = match speaks {
-        Speaks::Framed(p) => p,
-        Speaks::Http => {
-            return strait_codec_http::serve_connection(
-                stream,
-                initial.freeze(),
-                peer,
-                http.handler.clone(),
-                http.options.clone(),
-                listener.shutdown.clone(),
-            )
-            .await
-            .map_err(|e| e.to_string());
-        }
-    };
+    let registry = &shared.listener.registry;
+    match detect(registry, &mut stream, &mut initial, timeout).await? {
+        Speaks::Framed(protocol) => Box::pin(serve_framed(shared, stream, initial, protocol)).await,
+        Speaks::Http => Box::pin(serve_http(shared, stream, initial.freeze(), peer)).await,
+    }
+}
+
+async fn serve_http(
+    shared: &Shared,
+    stream: TcpStream,
+    initial: Bytes,
+    peer: SocketAddr,
+) -> Result<(), String> {
+    strait_codec_http::serve_connection(
+        stream,
+        initial,
+        peer,
+        shared.http.handler.clone(),
+        shared.http.options.clone(),
+        shared.listener.shutdown.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn serve_framed(
+    shared: &Shared,
+    stream: TcpStream,
+    initial: BytesMut,
+    protocol: Arc<dyn Protocol>,
+) -> Result<(), String> {
+    let listener = &shared.listener;
     let handler = Arc::new(Forwarder {
-        listener: name.clone(),
+        listener: shared.name.clone(),
         protocol: protocol.clone(),
         routes: listener.config.routes.clone(),
         pipeline: listener.pipeline.clone(),

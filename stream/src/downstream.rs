@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::buffers::{self, BufferClass};
 use crate::handler::{Connecting, RequestHandler, Route};
 use crate::inbox::{Completion, Inbox};
 use crate::{RequestContext, RequestEnd, UpstreamConnection};
@@ -48,7 +49,32 @@ pub enum ServeError {
     Decode(strait_codec_framework::CodecError),
 }
 
-const READ_CHUNK: usize = 32 * 1024;
+const BUFFERS: BufferClass = BufferClass::Frames;
+
+/// The read half of a downstream connection: bytes, and a way to wait for them without
+/// holding a buffer (an idle connection holds none).
+pub trait ReadHalf: AsyncRead + Unpin + Send {
+    /// Resolves when a read would find bytes (or the end of the stream, or an error).
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        tokio::net::tcp::OwnedReadHalf::readable(self)
+    }
+}
+
+/// Reads into `rbuf`, taking a pooled buffer only once bytes are there to read.
+async fn read_some<R: ReadHalf>(rd: &mut R, rbuf: &mut BytesMut) -> std::io::Result<usize> {
+    if rbuf.capacity() == 0 {
+        rd.readable().await?;
+        buffers::ensure(BUFFERS, rbuf);
+    } else if rbuf.capacity() - rbuf.len() < BUFFERS.size() / 4 {
+        // A partial frame fills the buffer: make room (bounded by the codec's limits).
+        rbuf.reserve(BUFFERS.size());
+    }
+    rd.read_buf(rbuf).await
+}
 
 /// One downstream connection's state, owned by its task.
 struct Conn<H> {
@@ -78,7 +104,7 @@ pub async fn serve<R, W, H>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError>
 where
-    R: AsyncRead + Unpin + Send,
+    R: ReadHalf,
     W: AsyncWrite + Unpin + Send,
     H: RequestHandler,
 {
@@ -86,7 +112,7 @@ where
         protocol,
         handler,
         inbox: Arc::new(Inbox::default()),
-        wbuf: BytesMut::with_capacity(READ_CHUNK),
+        wbuf: BytesMut::new(),
         in_flight: 0,
     };
     let mut connecting = FuturesUnordered::new();
@@ -149,7 +175,7 @@ impl<H: RequestHandler> Conn<H> {
         connecting: &mut FuturesUnordered<Later>,
     ) -> Result<(), ServeError>
     where
-        R: AsyncRead + Unpin + Send,
+        R: ReadHalf,
         W: AsyncWrite + Unpin + Send,
     {
         let mut codec = self.protocol.new_codec(options.limits);
@@ -198,9 +224,10 @@ impl<H: RequestHandler> Conn<H> {
                 return Ok(());
             }
             let can_read = reading && self.in_flight + connecting.len() < options.max_in_flight;
-            if can_read {
-                rbuf.reserve(READ_CHUNK);
-            }
+            // Buffers go back to the pool whenever they are empty: an idle connection
+            // holds none.
+            buffers::give_if_empty(BUFFERS, &mut rbuf);
+            buffers::give_if_empty(BUFFERS, &mut self.wbuf);
 
             tokio::select! {
                 biased;
@@ -221,7 +248,7 @@ impl<H: RequestHandler> Conn<H> {
                         return Err(ServeError::Io(std::io::ErrorKind::WriteZero.into()));
                     }
                 }
-                res = rd.read_buf(&mut rbuf), if can_read => {
+                res = read_some(&mut rd, &mut rbuf), if can_read => {
                     if res? == 0 {
                         // Half-close from the peer: answer what is in flight, then close.
                         reading = false;
@@ -397,6 +424,7 @@ fn later(
 /// Appends `frame` to `wbuf` and returns how many bytes it took; on failure leaves
 /// `wbuf` as it was and returns `None`.
 fn encode_into(frame: &dyn Frame, wbuf: &mut BytesMut) -> Option<usize> {
+    buffers::ensure(BUFFERS, wbuf);
     let mark = wbuf.len();
     match frame.encode(wbuf) {
         Ok(()) => Some(wbuf.len() - mark),

@@ -16,6 +16,7 @@
 //! its in-flight map together with the [`Inbox`] of the downstream connection, where the
 //! upstream reader drops the response (or the failure) when it comes.
 
+pub mod buffers;
 mod context;
 pub mod downstream;
 mod handler;

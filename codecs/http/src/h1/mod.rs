@@ -3,11 +3,11 @@
 //! No I/O and no tasks: [`parse`] takes request and response heads off a read buffer
 //! (zero-copy `Parts`) and decides their framing and persistence, [`decode`] turns the
 //! bytes after a head into body data and trailers incrementally, [`encode`] writes heads
-//! and chunked bodies, [`bufpool`] lends read and write buffers for busy periods, [`date`] caches the `Date` field. Nothing
-//! here is wired into the server or the client yet; the items are public only for the
-//! driver steps and tests, not a stable API.
+//! and chunked bodies, [`date`] caches the `Date` field. Buffers are not the codec's:
+//! the driver, in `stream/`, lends them from `strait_stream::buffers` as every driver
+//! does. Nothing here is wired into the server or the client yet; the items are public
+//! only for the driver steps and tests, not a stable API.
 
-pub mod bufpool;
 pub mod date;
 pub mod decode;
 pub mod encode;

@@ -1,6 +1,5 @@
 //! Unit tests of the HTTP/1.1 codec: every framing rule, every split, limits, random input.
 
-mod bufpool;
 mod decode;
 mod encode;
 mod fuzz;
