@@ -8,6 +8,7 @@
 //! proxy failure becomes the request's own protocol answer (HTTP status, or a gRPC
 //! status in a trailers-only response).
 
+mod finish;
 pub(crate) mod pool;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use strait_router::{HeaderSink, RouteTable, RouteTarget};
 use strait_stream::{RequestContext, RequestEnd};
 use tokio::time::Instant;
 
+use self::finish::{Finishing, Pending};
 use self::pool::{Exchange, HttpPool, SendFailure};
 use crate::forward::effective_timeout;
 use crate::pipeline::Pipeline;
@@ -75,9 +77,10 @@ impl Exchanging<'_> {
         let end = RequestEnd {
             outcome,
             status,
-            // Bodies stream past the handler; byte counts come with the own HTTP/1.1
-            // engine, which sees them (docs/design/one-pipeline.md).
-            response_bytes: 0,
+            // A local answer's body is one buffer of known length.
+            response_bytes: http_body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0),
             at: Instant::now(),
         };
         self.fwd.pipeline.finish(
@@ -213,20 +216,32 @@ async fn forward(
         });
     }
     // A gRPC status in the head is a trailers-only answer; otherwise the HTTP status
-    // classes it (a gRPC status in trailers is classed with the own engine, which reads
-    // them: docs/design/one-pipeline.md).
-    let class = match grpc_status(response.headers()).filter(|_| grpc) {
-        Some(code) => classify_grpc_status(code),
-        None => classify_http_status(response.status().as_u16()),
+    // classes it until trailers (read as the body ends) say otherwise.
+    let head_grpc_status = grpc_status(response.headers()).filter(|_| grpc);
+    let (class, status) = match head_grpc_status {
+        Some(code) => (classify_grpc_status(code), Some(code)),
+        None => {
+            let status = response.status().as_u16();
+            (
+                classify_http_status(status),
+                (!grpc).then_some(u32::from(status)),
+            )
+        }
     };
     let (mut parts, body) = response.into_parts();
     prepare_downstream_response(&mut parts, conn.version());
     decision.apply_response_headers(&mut HeaderMapSink(&mut parts.headers));
-    at.end(
-        &ctx,
-        Outcome::Upstream(class),
-        Response::from_parts(parts, body),
-    )
+    // The request ends with its body (bytes counted, gRPC trailers read).
+    let pending = Pending {
+        fwd: fwd.clone(),
+        ctx,
+        protocol,
+        grpc,
+        outcome: Outcome::Upstream(class),
+        status,
+        sent: 0,
+    };
+    Response::from_parts(parts, Body::boxed(Finishing::new(body, pending)))
 }
 
 /// A failure answer once the request head has been handed upstream: only whether it

@@ -24,6 +24,7 @@ struct Seen {
     outcome: Outcome,
     status: Option<u32>,
     upstream_timed: bool,
+    response_bytes: u64,
 }
 
 #[derive(Default)]
@@ -39,6 +40,7 @@ impl RequestHook for Recorder {
             outcome: r.outcome,
             status: r.status,
             upstream_timed: r.upstream_duration.is_some(),
+            response_bytes: r.response_bytes,
         });
     }
 }
@@ -208,7 +210,14 @@ async fn run(wire: Wire, scenario: Scenario) {
         assert_eq!(got, answer(wire, scenario), "{label}: answer on the wire");
     }
 
-    // The hook ran before the answer was written: exactly one record, this request's.
+    // Exactly one record, this request's. A forwarded HTTP answer ends with its body,
+    // which the client has read whole: allow the proxy a moment to see its end.
+    for _ in 0..200 {
+        if !recorder.0.lock().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let seen = recorder.0.lock().clone();
     assert_eq!(
         seen.len(),
@@ -231,15 +240,19 @@ async fn run(wire: Wire, scenario: Scenario) {
     );
     assert_eq!(seen.host, reached.then_some(backend.addr), "{label}: host");
     assert_eq!(seen.upstream_timed, reached, "{label}: upstream time");
-    // gRPC's status of an upstream answer travels in trailers, which the HTTP path
-    // does not read yet; a gRPC direct response carries no gRPC status at all.
-    let status_known =
-        !(wire == Wire::Grpc && matches!(scenario, Scenario::Success | Scenario::Direct));
-    if status_known {
-        assert_eq!(
-            seen.status,
-            Some(answer(wire, scenario)),
-            "{label}: recorded status"
+    // A gRPC direct response is plain HTTP: it carries no gRPC status.
+    let want_status = match (wire, scenario) {
+        (Wire::Grpc, Scenario::Direct) => None,
+        _ => Some(answer(wire, scenario)),
+    };
+    assert_eq!(seen.status, want_status, "{label}: recorded status");
+    // Answers with a body count its bytes (a gRPC failure is trailers-only: none).
+    let has_body = matches!(scenario, Scenario::Success | Scenario::Direct)
+        || (scenario == Scenario::NoRoute && wire != Wire::Grpc);
+    if has_body {
+        assert!(
+            seen.response_bytes > 0,
+            "{label}: response bytes counted: {seen:?}"
         );
     }
 

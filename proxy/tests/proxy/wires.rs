@@ -264,12 +264,25 @@ async fn call_http1(proxy: SocketAddr, service: &str) -> u32 {
     let request = format!("GET /{service}/call HTTP/1.1\r\nhost: test\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    let head_end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
         let n = stream.read_buf(&mut buf).await.unwrap();
         assert!(n > 0, "the proxy closed the connection without an answer");
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let line = head.lines().next().unwrap_or_default().to_string();
+    // The whole answer: its body has a length (every answer in the table does).
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no content-length in {head:?}"));
+    while buf.len() < head_end + length {
+        let n = stream.read_buf(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy closed the connection mid-body");
     }
-    let line =
-        String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == b'\r').unwrap()]).into_owned();
     line.split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -322,10 +335,7 @@ async fn call_h2(proxy: SocketAddr, service: &str, grpc: bool) -> u32 {
     }
     let response = response.await.unwrap();
     let status = u32::from(response.status().as_u16());
-    if !grpc {
-        return status;
-    }
-    if let Some(code) = strait_codec_http::grpc_status(response.headers()) {
+    if let Some(code) = strait_codec_http::grpc_status(response.headers()).filter(|_| grpc) {
         return code; // trailers-only
     }
     let mut body = response.into_body();
