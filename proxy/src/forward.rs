@@ -11,13 +11,14 @@ use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route};
 use strait_upstream::Selected;
 
 use crate::config::DEFAULT_ROUTE_TIMEOUT;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, RouteClusters};
 
 /// Handles the requests of one downstream connection.
 pub struct Forwarder {
     pub(crate) listener: Arc<str>,
     pub(crate) protocol: Arc<dyn Protocol>,
     pub(crate) routes: Arc<RouteTable>,
+    pub(crate) route_clusters: Arc<RouteClusters>,
     pub(crate) pipeline: Arc<Pipeline>,
 }
 
@@ -67,7 +68,7 @@ impl Forwarder {
         let (index, cluster) = self
             .pipeline
             .clusters
-            .get(cluster_name)
+            .for_route(&self.route_clusters, ctx.route, cluster_name)
             .ok_or(ProxyFailure::NoHealthyUpstream)?;
         ctx.cluster = index;
         if cluster.transport().name() != self.protocol.name() {

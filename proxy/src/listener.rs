@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::forward::Forwarder;
 use crate::http::{HttpForwarder, HttpForwarding, HttpPools};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, RouteClusters};
 use crate::server::Connections;
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
@@ -46,6 +46,7 @@ enum Speaks {
 struct Shared {
     listener: Listener,
     name: Arc<str>,
+    route_clusters: Arc<RouteClusters>,
     http: HttpServing,
 }
 
@@ -60,9 +61,14 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         }))),
         options: listener.config.http.clone(),
     };
+    let route_clusters = Arc::new(RouteClusters::new(
+        &listener.config.routes,
+        &listener.pipeline.clusters,
+    ));
     let shared = Arc::new(Shared {
         listener,
         name,
+        route_clusters,
         http,
     });
     loop {
@@ -161,6 +167,7 @@ async fn serve_framed(
         listener: shared.name.clone(),
         protocol: protocol.clone(),
         routes: listener.config.routes.clone(),
+        route_clusters: shared.route_clusters.clone(),
         pipeline: listener.pipeline.clone(),
     });
     let options = DownstreamOptions {

@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use strait_codec_framework::{RequestHook, RequestRecord};
-use strait_router::RouteTable;
+use strait_router::{RouteAction, RouteTable};
 use strait_stream::{RequestContext, RequestEnd};
 use strait_upstream::Cluster;
 
@@ -49,9 +49,44 @@ impl ClusterSet {
         self.list.get(index)
     }
 
+    /// The cluster a route chose: by the route's precomputed number when it names one
+    /// cluster ([`RouteClusters`]), by name otherwise (weighted splits).
+    pub(crate) fn for_route(
+        &self,
+        pre: &RouteClusters,
+        route: u32,
+        name: &str,
+    ) -> Option<(u32, &Arc<Cluster>)> {
+        match pre.0.get(route as usize) {
+            Some(&index) if index != RequestContext::NONE => {
+                Some((index, self.list.get(index as usize)?))
+            }
+            _ => self.get(name),
+        }
+    }
+
     /// Every cluster, in configuration order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Cluster>> {
         self.list.iter()
+    }
+}
+
+/// For each route of a table (by [`strait_router::RouteDecision::route_index`]), the
+/// number of the one cluster it forwards to: resolved once per listener, so a request
+/// does not hash its cluster's name.
+pub(crate) struct RouteClusters(Box<[u32]>);
+
+impl RouteClusters {
+    pub(crate) fn new(routes: &RouteTable, clusters: &ClusterSet) -> Self {
+        let numbers = (0u32..)
+            .map_while(|i| routes.route_at(i))
+            .map(|(_, route)| match &route.action {
+                RouteAction::Cluster(name) => clusters.get(name).map(|(i, _)| i),
+                _ => None,
+            })
+            .map(|number| number.unwrap_or(RequestContext::NONE))
+            .collect();
+        RouteClusters(numbers)
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::buffers::{self, BufferClass};
 use crate::handler::{Connecting, RequestHandler, Route};
-use crate::inbox::{Completion, Inbox};
+use crate::inbox::{Completion, Inbox, RequestToken};
 use crate::{RequestContext, RequestEnd, UpstreamConnection};
 
 /// Bounds of one downstream connection.
@@ -50,6 +50,8 @@ pub enum ServeError {
 }
 
 const BUFFERS: BufferClass = BufferClass::Frames;
+/// Context slots an idle connection may keep from its last burst.
+const IDLE_CONTEXTS: usize = 16;
 
 /// The read half of a downstream connection: bytes, and a way to wait for them without
 /// holding a buffer (an idle connection holds none).
@@ -82,8 +84,12 @@ struct Conn<H> {
     handler: Arc<H>,
     inbox: Arc<Inbox>,
     wbuf: BytesMut,
-    /// Two-way requests sent upstream and not completed yet.
-    in_flight: usize,
+    /// The contexts of the two-way requests sent upstream and not completed yet, by
+    /// the token their upstream connection carries back.
+    in_flight: slab::Slab<RequestContext>,
+    /// The clock of the batch being handled: one read per read batch or per batch of
+    /// completions, shared by every request in it (send times, end times).
+    now: Instant,
 }
 
 /// Serves a connection, given as its read and write halves (for a `TcpStream`, its
@@ -113,7 +119,8 @@ where
         handler,
         inbox: Arc::new(Inbox::default()),
         wbuf: BytesMut::new(),
-        in_flight: 0,
+        in_flight: slab::Slab::new(),
+        now: Instant::now(),
     };
     let mut connecting = FuturesUnordered::new();
     let result = conn
@@ -121,6 +128,7 @@ where
         .await;
     // Requests waiting for a connect end now; those sent upstream end when their
     // answer or deadline comes (deadlines bound the wait).
+    conn.now = Instant::now();
     for later in connecting.iter() {
         conn.finish(&later.ctx, Outcome::Cancelled, None, 0);
     }
@@ -189,6 +197,7 @@ impl<H: RequestHandler> Conn<H> {
                 decode_pending = false;
                 // One clock read per batch: every request of a read shares its start.
                 let now = Instant::now();
+                self.now = now;
                 loop {
                     let before = rbuf.len();
                     match codec.decode(&mut rbuf) {
@@ -218,26 +227,37 @@ impl<H: RequestHandler> Conn<H> {
                     }
                 }
             }
-            let idle = self.in_flight == 0 && connecting.is_empty();
+            let idle = self.in_flight.is_empty() && connecting.is_empty();
             if !reading && idle && self.wbuf.is_empty() {
                 let _ = wr.shutdown().await;
                 return Ok(());
             }
-            let can_read = reading && self.in_flight + connecting.len() < options.max_in_flight;
+            let can_read =
+                reading && self.in_flight.len() + connecting.len() < options.max_in_flight;
             // Buffers go back to the pool whenever they are empty: an idle connection
             // holds none.
             buffers::give_if_empty(BUFFERS, &mut rbuf);
             buffers::give_if_empty(BUFFERS, &mut self.wbuf);
+            if idle && self.in_flight.capacity() > IDLE_CONTEXTS {
+                // A burst's worth of slots is not kept by an idle connection.
+                self.in_flight = slab::Slab::new();
+            }
 
             tokio::select! {
                 biased;
-                _ = self.inbox.ready(), if self.in_flight > 0 => {
+                _ = self.inbox.ready(), if !self.in_flight.is_empty() => {
+                    self.now = Instant::now();
                     self.inbox.drain_into(&mut completions);
                     for completion in completions.drain(..) {
                         self.on_completion(completion);
                     }
                 }
                 Some((request, ctx, deadline, result)) = connecting.next(), if !connecting.is_empty() => {
+                    self.now = Instant::now();
+                    // A connect that ate the whole deadline leaves nothing to wait for.
+                    let result = result.and_then(|upstream| {
+                        if self.now < deadline { Ok(upstream) } else { Err(ProxyFailure::Timeout) }
+                    });
                     match result {
                         Ok(upstream) => self.send(request, upstream, ctx, deadline),
                         Err(failure) => self.fail(&*request, request.request_id(), &ctx, failure),
@@ -321,42 +341,64 @@ impl<H: RequestHandler> Conn<H> {
     ) {
         let two_way = request.kind() == FrameKind::Request;
         ctx.host = upstream.host_tag();
-        ctx.sent = Some(Instant::now());
-        if Instant::now() >= deadline {
-            // The connect ate the whole deadline.
-            return self.fail(&*request, request.request_id(), &ctx, ProxyFailure::Timeout);
+        ctx.sent = Some(self.now);
+        if !two_way {
+            return match upstream.send(request, &self.inbox, deadline, 0) {
+                Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
+                Err((request, error)) => {
+                    self.fail(&*request, request.request_id(), &ctx, error.failure())
+                }
+            };
         }
-        match upstream.send(request, &self.inbox, deadline, ctx) {
-            Ok(()) if two_way => self.in_flight += 1,
-            Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
-            Err((request, error)) => {
-                self.fail(&*request, request.request_id(), &ctx, error.failure())
-            }
+        let slot = self.in_flight.vacant_entry();
+        // In-flight requests per connection are bounded by max_in_flight (u32 range).
+        let token = slot.key() as RequestToken;
+        slot.insert(ctx);
+        if let Err((request, error)) = upstream.send(request, &self.inbox, deadline, token) {
+            self.in_flight.remove(token as usize);
+            self.fail(&*request, request.request_id(), &ctx, error.failure())
         }
     }
 
+    /// The context of the request behind `token`, no longer in flight.
+    fn take_context(&mut self, token: RequestToken) -> Option<RequestContext> {
+        let ctx = self.in_flight.try_remove(token as usize);
+        if ctx.is_none() {
+            tracing::warn!(token, "completion for a request not in flight");
+        }
+        ctx
+    }
+
     fn on_completion(&mut self, completion: Completion) {
-        self.in_flight -= 1;
         match completion {
             Completion::Response {
                 down_id,
                 response,
                 request,
-                ctx,
-            } => match encode_into(&*response, &mut self.wbuf) {
-                Some(written) => {
-                    let class = self.protocol.classify(&*response);
-                    let outcome = Outcome::Upstream(class);
-                    self.finish(&ctx, outcome, response.status(), written);
+                token,
+            } => {
+                let Some(ctx) = self.take_context(token) else {
+                    return;
+                };
+                match encode_into(&*response, &mut self.wbuf) {
+                    Some(written) => {
+                        let class = self.protocol.classify(&*response);
+                        let outcome = Outcome::Upstream(class);
+                        self.finish(&ctx, outcome, response.status(), written);
+                    }
+                    None => self.fail(&*request, down_id, &ctx, ProxyFailure::CodecError),
                 }
-                None => self.fail(&*request, down_id, &ctx, ProxyFailure::CodecError),
-            },
+            }
             Completion::Failed {
                 down_id,
                 request,
                 failure,
-                ctx,
-            } => self.fail(&*request, down_id, &ctx, failure),
+                token,
+            } => {
+                if let Some(ctx) = self.take_context(token) {
+                    self.fail(&*request, down_id, &ctx, failure);
+                }
+            }
         }
     }
 
@@ -384,7 +426,7 @@ impl<H: RequestHandler> Conn<H> {
             outcome,
             status,
             response_bytes: written as u64,
-            at: Instant::now(),
+            at: self.now,
         };
         self.handler.finished(ctx, end);
     }
@@ -393,15 +435,17 @@ impl<H: RequestHandler> Conn<H> {
     /// cancelled when its completion comes (its answer or its deadline).
     async fn finish_orphans(&mut self) {
         let mut completions = Vec::new();
-        while self.in_flight > 0 {
+        while !self.in_flight.is_empty() {
             self.inbox.ready().await;
+            self.now = Instant::now();
             self.inbox.drain_into(&mut completions);
             for completion in completions.drain(..) {
-                self.in_flight -= 1;
-                let ctx = match &completion {
-                    Completion::Response { ctx, .. } | Completion::Failed { ctx, .. } => *ctx,
+                let token = match &completion {
+                    Completion::Response { token, .. } | Completion::Failed { token, .. } => *token,
                 };
-                self.finish(&ctx, Outcome::Cancelled, None, 0);
+                if let Some(ctx) = self.take_context(token) {
+                    self.finish(&ctx, Outcome::Cancelled, None, 0);
+                }
             }
         }
     }

@@ -1,7 +1,9 @@
 use parking_lot::Mutex;
 use strait_codec_framework::{Frame, ProxyFailure, RequestId};
 
-use crate::RequestContext;
+/// The downstream connection's number for a request in flight: its context stays with
+/// the connection's task, and the upstream carries only this back.
+pub type RequestToken = u32;
 use tokio::sync::Notify;
 
 /// How one forwarded request ended.
@@ -15,8 +17,8 @@ pub enum Completion {
         /// The request, in case the response cannot be encoded and the caller must get
         /// an error answer instead.
         request: Box<dyn Frame>,
-        /// The request's context, with its host and send time filled in.
-        ctx: RequestContext,
+        /// The downstream connection's token for the request.
+        token: RequestToken,
     },
     /// The proxy failed the request (timeout, reset...).
     Failed {
@@ -26,8 +28,8 @@ pub enum Completion {
         request: Box<dyn Frame>,
         /// What went wrong.
         failure: ProxyFailure,
-        /// The request's context.
-        ctx: RequestContext,
+        /// The downstream connection's token for the request.
+        token: RequestToken,
     },
 }
 

@@ -26,5 +26,5 @@ pub mod upstream;
 
 pub use context::{RequestContext, RequestEnd};
 pub use handler::{Connecting, RequestHandler, Route};
-pub use inbox::{Completion, Inbox};
+pub use inbox::{Completion, Inbox, RequestToken};
 pub use upstream::{UpstreamConnection, UpstreamError, UpstreamOptions};

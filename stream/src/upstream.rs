@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::RequestContext;
 use crate::id_slab::IdSlab;
-use crate::inbox::{Completion, Inbox};
+use crate::inbox::{Completion, Inbox, RequestToken};
 
 /// Why a request could not be sent upstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,7 +98,7 @@ enum Waiter {
         inbox: Arc<Inbox>,
         down_id: RequestId,
         request: Box<dyn Frame>,
-        ctx: RequestContext,
+        token: RequestToken,
     },
     /// The connection's own keepalive probe.
     Probe,
@@ -212,14 +212,14 @@ impl UpstreamConnection {
 
     /// Sends `request` with a fresh upstream id. A two-way request's completion (the
     /// response, or its failure at `deadline`) goes to `inbox` tagged with the request's
-    /// own id, which is left unchanged on the frame, and carries `ctx` back. A oneway
+    /// own id, which is left unchanged on the frame, and carries `token` back. A oneway
     /// request is only written. On error the request is handed back, unsent.
     pub fn send(
         &self,
         mut request: Box<dyn Frame>,
         inbox: &Arc<Inbox>,
         deadline: Instant,
-        ctx: RequestContext,
+        token: RequestToken,
     ) -> Result<(), (Box<dyn Frame>, UpstreamError)> {
         let down_id = request.request_id();
         let two_way = request.kind() != FrameKind::Oneway;
@@ -249,7 +249,7 @@ impl UpstreamConnection {
                 inbox: inbox.clone(),
                 down_id,
                 request,
-                ctx,
+                token,
             };
             insert(shared, &mut state, id, waiter, deadline);
         }
@@ -321,14 +321,14 @@ fn fail(pending: Pending, failure: ProxyFailure) {
         inbox,
         down_id,
         request,
-        ctx,
+        token,
     } = pending.waiter
     {
         inbox.push(Completion::Failed {
             down_id,
             request,
             failure,
-            ctx,
+            token,
         });
     }
 }
@@ -410,7 +410,7 @@ fn dispatch(
                         inbox,
                         down_id,
                         request,
-                        ctx,
+                        token,
                     }) => {
                         frame.set_request_id(down_id);
                         let response = frame;
@@ -418,7 +418,7 @@ fn dispatch(
                             down_id,
                             response,
                             request,
-                            ctx,
+                            token,
                         };
                         done.push((inbox, completion));
                     }
@@ -592,3 +592,6 @@ fn send_probe(shared: &Shared, timeout: Duration) -> bool {
     }
     true
 }
+#[cfg(test)]
+#[path = "upstream_ids_tests.rs"]
+mod ids_tests;
