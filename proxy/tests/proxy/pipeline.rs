@@ -161,6 +161,19 @@ clusters:
     )
 }
 
+/// The proxy on `yaml`, with a hook recording every request's end.
+async fn start(yaml: &str) -> (strait::Server, Arc<Recorder>) {
+    let registry = registry();
+    let config =
+        strait::config::parse("pipeline.yaml", yaml, &registry).unwrap_or_else(|e| panic!("{e}"));
+    let recorder = Arc::new(Recorder::default());
+    let hook: Arc<dyn RequestHook> = recorder.clone();
+    let server = strait::Server::start_with_hook(config, registry, Some(hook))
+        .await
+        .unwrap();
+    (server, recorder)
+}
+
 fn closed_port() -> SocketAddr {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     socket.local_addr().unwrap()
@@ -179,18 +192,7 @@ async fn run(wire: Wire, scenario: Scenario) {
         Scenario::Refused => closed_port(),
         _ => backend.addr,
     };
-    let registry = registry();
-    let config = strait::config::parse(
-        "pipeline.yaml",
-        &config(wire, endpoint, scenario),
-        &registry,
-    )
-    .unwrap_or_else(|e| panic!("{label}: {e}"));
-    let recorder = Arc::new(Recorder::default());
-    let hook: Arc<dyn RequestHook> = recorder.clone();
-    let server = strait::Server::start_with_hook(config, registry, Some(hook))
-        .await
-        .unwrap();
+    let (server, recorder) = start(&config(wire, endpoint, scenario)).await;
     let proxy = server.listener_addr("front").unwrap();
 
     let service = match scenario {
@@ -343,13 +345,7 @@ async fn run_pending_connect(wire: Wire) {
     let yaml = config(wire, endpoint, Scenario::Overflow)
         .replace("connect_timeout: 500ms", "connect_timeout: 5s")
         .replace("timeout: 20s", "timeout: 400ms");
-    let registry = registry();
-    let config = strait::config::parse("pipeline.yaml", &yaml, &registry).unwrap();
-    let recorder = Arc::new(Recorder::default());
-    let hook: Arc<dyn RequestHook> = recorder.clone();
-    let server = strait::Server::start_with_hook(config, registry, Some(hook))
-        .await
-        .unwrap();
+    let (server, recorder) = start(&yaml).await;
     let proxy = server.listener_addr("front").unwrap();
 
     let first = tokio::spawn(async move { wire.call(proxy, "svc").await });

@@ -73,12 +73,13 @@ pub(super) fn server_options(
             let key = format!("{key}.max_concurrent_streams");
             o.h2_max_concurrent_streams = cx.within(n, key, (1, u64::from(u32::MAX)))? as u32;
         }
-        let w = windows(cx, v, &key)?;
-        o.h2_initial_stream_window = w.stream.unwrap_or(o.h2_initial_stream_window);
-        o.h2_initial_connection_window = w.connection.unwrap_or(o.h2_initial_connection_window);
-        o.h2_max_frame_size = w.frame.unwrap_or(o.h2_max_frame_size);
-        o.h2_keepalive_interval = w.keepalive_interval.unwrap_or(o.h2_keepalive_interval);
-        o.h2_keepalive_timeout = w.keepalive_timeout.unwrap_or(o.h2_keepalive_timeout);
+        windows(cx, v, &key)?.apply(H2Settings {
+            stream: &mut o.h2_initial_stream_window,
+            connection: &mut o.h2_initial_connection_window,
+            frame: &mut o.h2_max_frame_size,
+            keepalive_interval: &mut o.h2_keepalive_interval,
+            keepalive_timeout: &mut o.h2_keepalive_timeout,
+        });
     }
     Ok(o)
 }
@@ -113,12 +114,13 @@ pub(super) fn client_options(
                 "the upstream's own SETTINGS bound its streams; cap connections with max_connections_per_host and requests with max_requests",
             ));
         }
-        let w = windows(cx, &h2.value, &key)?;
-        o.h2_initial_stream_window = w.stream.unwrap_or(o.h2_initial_stream_window);
-        o.h2_initial_connection_window = w.connection.unwrap_or(o.h2_initial_connection_window);
-        o.h2_max_frame_size = w.frame.unwrap_or(o.h2_max_frame_size);
-        o.h2_keepalive_interval = w.keepalive_interval.unwrap_or(o.h2_keepalive_interval);
-        o.h2_keepalive_timeout = w.keepalive_timeout.unwrap_or(o.h2_keepalive_timeout);
+        windows(cx, &h2.value, &key)?.apply(H2Settings {
+            stream: &mut o.h2_initial_stream_window,
+            connection: &mut o.h2_initial_connection_window,
+            frame: &mut o.h2_max_frame_size,
+            keepalive_interval: &mut o.h2_keepalive_interval,
+            keepalive_timeout: &mut o.h2_keepalive_timeout,
+        });
     }
     Ok(o)
 }
@@ -130,6 +132,31 @@ struct Windows {
     frame: Option<u32>,
     keepalive_interval: Option<Option<Duration>>,
     keepalive_timeout: Option<Duration>,
+}
+
+/// The HTTP/2 fields of a server's or a client's options, to set from a [`Windows`].
+struct H2Settings<'a> {
+    stream: &'a mut u32,
+    connection: &'a mut u32,
+    frame: &'a mut u32,
+    keepalive_interval: &'a mut Option<Duration>,
+    keepalive_timeout: &'a mut Duration,
+}
+
+impl Windows {
+    /// Overrides the settings this block sets, keeping the others' defaults.
+    fn apply(self, to: H2Settings<'_>) {
+        let set = |dst: &mut u32, v: Option<u32>| *dst = v.unwrap_or(*dst);
+        set(to.stream, self.stream);
+        set(to.connection, self.connection);
+        set(to.frame, self.frame);
+        if let Some(interval) = self.keepalive_interval {
+            *to.keepalive_interval = interval;
+        }
+        if let Some(timeout) = self.keepalive_timeout {
+            *to.keepalive_timeout = timeout;
+        }
+    }
 }
 
 fn windows(cx: &Ctx<'_>, v: &Http2File, key: &str) -> Result<Windows, ConfigError> {
