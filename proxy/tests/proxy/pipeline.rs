@@ -10,6 +10,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 use strait_codec_framework::{Outcome, ProxyFailure, RequestHook, RequestRecord, ResponseClass};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::support::admin_get;
 use crate::wires::{Behaviour, Wire, registry};
@@ -399,4 +401,59 @@ async fn a_pending_connect_is_admitted_and_bounded_by_the_deadline() {
     ] {
         run_pending_connect(wire).await;
     }
+}
+
+/// A malformed HTTP/1 request answered by the HTTP engine itself (400, or 431 for a head
+/// over the limits) still ends once at the hook, as a codec error with that status.
+#[tokio::test]
+async fn malformed_http_requests_end_at_the_hook() {
+    let backend = Wire::Http1.backend(Behaviour::Answer).await;
+    let yaml = config(Wire::Http1, backend.addr, Scenario::Success).replace(
+        "route_config: rc }",
+        "route_config: rc, http: { max_headers: 4 } }",
+    );
+    let (server, recorder) = start(&yaml).await;
+    let proxy = server.listener_addr("front").unwrap();
+    let too_many = (0..8).map(|i| format!("x-{i}: v\r\n")).collect::<String>();
+    for (head, status) in [
+        (
+            "GET /svc HTTP/1.1\r\nhost: a\r\nbad header line\r\n\r\n".to_string(),
+            400,
+        ),
+        (
+            format!("GET /svc HTTP/1.1\r\nhost: a\r\n{too_many}\r\n"),
+            431,
+        ),
+    ] {
+        let mut stream = TcpStream::connect(proxy).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        // The engine answers and closes: read to the end.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        let line = String::from_utf8_lossy(&answer);
+        assert!(line.starts_with(&format!("HTTP/1.1 {status}")), "{line:?}");
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            seen = recorder.0.lock().drain(..).collect();
+            if !seen.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(seen.len(), 1, "{status}: {seen:?}");
+        assert_eq!(seen[0].outcome, Outcome::Failed(ProxyFailure::CodecError));
+        assert_eq!(seen[0].status, Some(status));
+        assert_eq!(seen[0].protocol, "http1");
+        assert_eq!(seen[0].cluster, None);
+    }
+    assert_eq!(
+        backend.received.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never forwarded"
+    );
+    server.shutdown().await;
 }

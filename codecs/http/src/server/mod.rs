@@ -129,6 +129,19 @@ pub enum ServeError {
     NoInitialSettings,
 }
 
+impl ServeError {
+    /// The status hyper answered a malformed HTTP/1 request with before any handler saw
+    /// it (400 for a request it could not parse, 431 for a head over the limits), so the
+    /// caller can end that request like any other. `None` for every other ending.
+    pub fn rejected_request(&self) -> Option<u16> {
+        match self {
+            ServeError::Http1(e) if e.is_parse_too_large() => Some(431),
+            ServeError::Http1(e) if e.is_parse() => Some(400),
+            _ => None,
+        }
+    }
+}
+
 /// Offset of the type byte of the first frame after the 24-byte HTTP/2 preface.
 const FIRST_FRAME_TYPE: usize = 24 + 3;
 /// HTTP/2 frame type SETTINGS.
