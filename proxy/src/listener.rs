@@ -18,7 +18,7 @@ use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::forward::Forwarder;
 use crate::http::{HttpForwarder, HttpForwarding, HttpPools};
 use crate::pipeline::{Pipeline, RouteClusters};
-use crate::server::Connections;
+use crate::server::{ConnectionGuard, Connections};
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
 const MAX_DETECT_BYTES: usize = 64;
@@ -107,11 +107,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
             }
             ListenerProtocol::Auto { timeout } => {
                 let timeout = *timeout;
-                tokio::spawn(async move {
-                    let _guard = guard;
-                    let ended = serve_detected(&shared, stream, peer, timeout).await;
-                    log_end(&shared, peer, ended);
-                });
+                tokio::spawn(detect_then_serve(shared, guard, stream, peer, timeout));
             }
         }
     }
@@ -124,19 +120,34 @@ fn log_end(shared: &Shared, peer: SocketAddr, ended: Result<(), String>) {
     }
 }
 
-/// An `auto` connection: detection, then the chosen driver in its own allocation, so
-/// the task keeps only the detection state and a pointer.
-async fn serve_detected(
-    shared: &Shared,
+/// An `auto` connection: detection in this task, then the chosen driver in a task of
+/// its own, so the connection's lifetime memory is its driver's alone (the detection
+/// state, its timer included, is freed).
+async fn detect_then_serve(
+    shared: Arc<Shared>,
+    guard: ConnectionGuard,
     mut stream: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> Result<(), String> {
+) {
     let mut initial = BytesMut::new();
     let registry = &shared.listener.registry;
-    match detect(registry, &mut stream, &mut initial, timeout).await? {
-        Speaks::Framed(protocol) => Box::pin(serve_framed(shared, stream, initial, protocol)).await,
-        Speaks::Http => Box::pin(serve_http(shared, stream, initial.freeze(), peer)).await,
+    match detect(registry, &mut stream, &mut initial, timeout).await {
+        Ok(Speaks::Framed(protocol)) => {
+            tokio::spawn(async move {
+                let _guard = guard;
+                let ended = serve_framed(&shared, stream, initial, protocol).await;
+                log_end(&shared, peer, ended);
+            });
+        }
+        Ok(Speaks::Http) => {
+            tokio::spawn(async move {
+                let _guard = guard;
+                let ended = serve_http(&shared, stream, initial.freeze(), peer).await;
+                log_end(&shared, peer, ended);
+            });
+        }
+        Err(error) => log_end(&shared, peer, Err(error)),
     }
 }
 
