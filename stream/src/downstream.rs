@@ -191,14 +191,24 @@ impl<H: RequestHandler> Conn<H> {
         let mut completions = Vec::new();
         let mut reading = !*shutdown.borrow();
         let mut decode_pending = !rbuf.is_empty();
+        // Frames left in the read buffer because the connection was at its in-flight
+        // limit: decoded again once answers free a place.
+        let mut held = false;
 
         loop {
             if decode_pending {
                 decode_pending = false;
+                held = false;
                 // One clock read per batch: every request of a read shares its start.
                 let now = Instant::now();
                 self.now = now;
                 loop {
+                    // The limit bounds requests in flight, not only reads: frames that
+                    // arrived in one read wait in the buffer too.
+                    if self.in_flight.len() + connecting.len() >= options.max_in_flight {
+                        held = !rbuf.is_empty();
+                        break;
+                    }
                     let before = rbuf.len();
                     match codec.decode(&mut rbuf) {
                         Ok(Some(frame)) => {
@@ -251,6 +261,7 @@ impl<H: RequestHandler> Conn<H> {
                     for completion in completions.drain(..) {
                         self.on_completion(completion);
                     }
+                    decode_pending |= held;
                 }
                 Some((request, ctx, deadline, result)) = connecting.next(), if !connecting.is_empty() => {
                     self.now = Instant::now();
@@ -262,6 +273,7 @@ impl<H: RequestHandler> Conn<H> {
                         Ok(upstream) => self.send(request, upstream, ctx, deadline),
                         Err(failure) => self.fail(&*request, request.request_id(), &ctx, failure),
                     }
+                    decode_pending |= held;
                 }
                 res = wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
                     if res? == 0 {
