@@ -83,6 +83,24 @@ mod tests {
         }
     }
 
+    /// The table in `files.rs` is kept by hand: a `data/*.hex` file missing from it would
+    /// never be tested, and a name without its file would not compile. Compare both ways.
+    #[test]
+    fn table_lists_every_hex_file_in_data() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.expect("directory entry").file_name())
+            .filter_map(|name| name.to_str()?.strip_suffix(".hex").map(str::to_string))
+            .collect();
+        on_disk.sort();
+        let listed: Vec<String> = FILES.iter().map(|(name, _)| name.to_string()).collect();
+        assert_eq!(
+            listed, on_disk,
+            "conformance-fixtures/src/files.rs must list exactly the data/*.hex files"
+        );
+    }
+
     #[test]
     fn names_are_sorted_and_unique() {
         assert!(FILES.windows(2).all(|w| w[0].0 < w[1].0));

@@ -7,7 +7,10 @@
 //        [--service com.alipay.test.TestService:1.0] [--method plus] [--args JSON]
 //        [--count N] [--concurrency C] [--timeout ms] [--oneway] [--oneway-wait ms]
 //        [--heartbeat] [--heartbeats H] [--java-headers] [--target-app APP]
-//        [--header k=v ...] [--verbose]
+//        [--header k=v ...] [--then-calls N] [--verbose]
+//
+// --then-calls N: after the oneway phase, N two-way `plus` calls through the same
+// consumer, so on the same connection (summary: then_ok, then_errors).
 //
 // The last stdout line is the JSON summary. Exit 0 when the harness ran (call
 // failures are in the summary), 2 on bad usage, 1 on an internal failure.
@@ -20,7 +23,7 @@ try {
     target: 'string', proto: 'string', service: 'string', method: 'string', args: 'string',
     count: 'int', concurrency: 'int', timeout: 'int', oneway: 'bool', 'oneway-wait': 'int',
     heartbeat: 'bool', heartbeats: 'int', 'java-headers': 'bool', 'target-app': 'string',
-    header: 'list', verbose: 'bool',
+    header: 'list', verbose: 'bool', 'then-calls': 'int',
   });
   if (!opts.target || !/^[^:]+:\d+$/.test(opts.target)) throw new Error('--target HOST:PORT is required');
   opts.proto = opts.proto || 'v1';
@@ -229,7 +232,10 @@ async function main() {
     if (opts.heartbeats > 0) {
       await Promise.race([ allAcked, new Promise(r => setTimeout(r, opts.timeout)) ]);
     }
-    summary.heartbeat_sent = opts.heartbeats;
+    // Frames the encoder produced, not --heartbeats: a test's "heartbeats were sent"
+    // is then evidence rather than this script's default.
+    summary.heartbeat_sent = heartbeatsEncoded;
+    summary.heartbeat_wire = firstHeartbeatWire;
     summary.heartbeat_acks = acks;
     summary.heartbeat_unmatched_acks = foreign;
     summary.heartbeat_ack_wire = wires[0] || null;
@@ -270,6 +276,23 @@ async function main() {
     // wait a little for (unexpected) answers to the oneway requests
     await new Promise(r => setTimeout(r, opts['oneway-wait'] === undefined ? 500 : opts['oneway-wait']));
     summary.oneway_responses = oneway.responses;
+    if (opts['then-calls']) {
+      // The consumer keeps one connection per address: these go over `conn`.
+      summary.then_ok = 0;
+      summary.then_errors = {};
+      for (let i = 0; i < opts['then-calls']; i++) {
+        try {
+          const answer = await consumer.invoke('plus', [ i, 1 ], { requestProps });
+          if (answer === i + 1) summary.then_ok++;
+          else summary.then_errors.wrong_answer = (summary.then_errors.wrong_answer || 0) + 1;
+        } catch (err) {
+          const k = errorKey(err);
+          summary.then_errors[k] = (summary.then_errors[k] || 0) + 1;
+        }
+      }
+      const again = await consumer.getConnection(consumer.createRequest('plus', [], {}));
+      summary.then_same_connection = again === conn;
+    }
   } else {
     const worker = async () => {
       while (next < opts.count) {
@@ -299,8 +322,11 @@ async function main() {
   summary.request_wire = firstRequestWire;
 }
 
-// Capture the fixed header of the first request frame written (proves ver1/switch).
+// Capture the fixed header of the first request and heartbeat frames written (proves
+// ver1/switch and the CRC trailer).
 let firstRequestWire = null;
+let firstHeartbeatWire = null;
+let heartbeatsEncoded = 0;
 {
   const { frameInfo } = require('./lib/common');
   const ProtocolEncoder = require('sofa-bolt-node/lib/encoder');
@@ -309,10 +335,16 @@ let firstRequestWire = null;
     const buf = origEncode.call(this, packet);
     if (!firstRequestWire) {
       firstRequestWire = frameInfo(buf);
-      firstRequestWire.crc_trailer = buf.length > firstRequestWire.fixedLen + firstRequestWire.classLen + firstRequestWire.headerLen + firstRequestWire.contentLen;
       firstRequestWire.header_map = require('sofa-bolt-node/lib/simple_map_serializer').decode(
         buf.slice(firstRequestWire.fixedLen + firstRequestWire.classLen, firstRequestWire.fixedLen + firstRequestWire.classLen + firstRequestWire.headerLen));
     }
+    return buf;
+  };
+  const origHeartbeat = ProtocolEncoder.prototype._heartbeatEncode;
+  ProtocolEncoder.prototype._heartbeatEncode = function(packet) {
+    const buf = origHeartbeat.call(this, packet);
+    heartbeatsEncoded++;
+    if (!firstHeartbeatWire) firstHeartbeatWire = frameInfo(buf);
     return buf;
   };
 }

@@ -5,11 +5,13 @@
 // Answers the protocol version it receives (v1, v2, v2+CRC).
 //
 //   node bolt-server.js --port P --name NAME [--services svc1,svc2] [--host 127.0.0.1]
-//                       [--answer-oneway] [--quiet] [--verbose]
+//                       [--answer-oneway] [--log-requests] [--quiet] [--verbose]
 //
 // stdout (JSON lines): {"event":"listening","port":P,...} once ready, then
 // {"event":"connection",...}, {"event":"oneway",...} per oneway request,
-// {"event":"heartbeat",...} per heartbeat, {"event":"stopped","stats":{...}} on SIGTERM/SIGINT.
+// {"event":"heartbeat",...} per heartbeat, {"event":"stopped","stats":{...}} on SIGTERM/SIGINT;
+// with --log-requests also {"event":"request",...} per request as it arrives (so a test can
+// wait until its calls reached the server instead of sleeping).
 
 const { parseArgs, emit, makeLogger, installDecodeTap, splitService, flushAndExit } = require('./lib/common');
 
@@ -17,7 +19,7 @@ let opts;
 try {
   opts = parseArgs(process.argv.slice(2), {
     port: 'int', name: 'string', services: 'string', host: 'string',
-    'answer-oneway': 'bool', quiet: 'bool', verbose: 'bool',
+    'answer-oneway': 'bool', 'log-requests': 'bool', quiet: 'bool', verbose: 'bool',
   });
   if (opts.port === undefined) throw new Error('--port is required (0 = pick a free port)');
   if (!opts.name) throw new Error('--name is required');
@@ -90,6 +92,7 @@ server.on('request', ({ req }) => {
   stats.requests++;
   const m = req.data.serverSignature + '#' + req.data.methodName;
   stats.byMethod[m] = (stats.byMethod[m] || 0) + 1;
+  if (opts['log-requests']) emit({ event: 'request', count: stats.requests, method: m });
   if (req.oneway) {
     stats.oneway++;
     if (!opts.quiet) {

@@ -1395,11 +1395,17 @@ fn http_errors_404_503_504_502_400() {
                 // as on every other protocol (the port varies: compared up to it).
                 503 => "upstream connect failure (connect to 127.0.0.1:".to_string(),
                 504 => "upstream request timeout\n".to_string(),
-                _ => "upstream reset (upstream connection failed: connection closed before \
-                      message completed)\n"
-                    .to_string(),
+                // Strait names the cause; the detail in parentheses is the HTTP engine's
+                // own wording and is not pinned.
+                _ => "upstream reset (".to_string(),
             };
-            if status == 503 {
+            if status == 502 {
+                assert!(
+                    r.text().starts_with(&want) && r.text().ends_with(")\n"),
+                    "{flag} {path}: the body names the cause: {:?}",
+                    r.text()
+                );
+            } else if status == 503 {
                 assert!(
                     r.text().starts_with(&want)
                         && r.text().ends_with("Connection refused (os error 111))\n"),
@@ -1589,8 +1595,10 @@ fn stream_upload(flag: &str, url: &str, total: u64) -> Value {
 }
 
 /// 100 MiB down and 100 MiB up through Strait, streamed, while Strait's RSS is sampled
-/// every 5 ms: the peak must stay under 64 MiB (buffering either body would need more than
-/// 100 MiB).
+/// every 5 ms: the peak may exceed the RSS measured just before the transfer by at most
+/// `MAX_GROWTH` (flow-control windows and buffers; buffering either body would need more
+/// than 100 MiB). A bound on the growth, not on the absolute size, so that an idle Strait
+/// of 8 or 17 MiB (allocator, features) does not loosen or tighten it.
 fn flat_memory_transfer(tag: &str, flag: &str, cluster_protocol: &str) {
     http_peers_dir();
     let mut b = HttpPeer::backend(tag);
@@ -1617,10 +1625,12 @@ fn flat_memory_transfer(tag: &str, flag: &str, cluster_protocol: &str) {
     );
     assert_eq!(up["name"], tag, "{up}");
     assert!(samples > 10, "too few RSS samples ({samples})");
+    const MAX_GROWTH_KIB: u64 = 16 * 1024;
+    let growth = peak.saturating_sub(before);
     assert!(
-        peak < 64 * 1024,
-        "{tag}: strait's RSS peaked at {peak} KiB (before: {before} KiB) \
-         while streaming 100 MiB each way"
+        growth < MAX_GROWTH_KIB,
+        "{tag}: strait's RSS grew by {growth} KiB (before {before} KiB, peak {peak} KiB) \
+         while streaming 100 MiB each way; at most {MAX_GROWTH_KIB} KiB allowed"
     );
     let stats = b.stop();
     assert_eq!(
@@ -1686,8 +1696,8 @@ fn http_websocket_echo_through_strait() {
 }
 
 /// Protocol violations on h2c connections to Strait, written with the Python h2 library: each
-/// gets the error RFC 9113 prescribes (GOAWAY or RST_STREAM with the exact code; where the
-/// RFC leaves a choice, the one Strait makes is pinned and the alternative named), nothing
+/// gets an answer RFC 9113 allows (GOAWAY or RST_STREAM with the required code; where the
+/// RFC leaves a choice, every allowed answer passes, so the engine can change), nothing
 /// malformed reaches the backend, and Strait keeps serving the same connection after stream
 /// errors and new connections after connection errors. Every deviation is listed at once.
 #[test]
@@ -1757,9 +1767,7 @@ fn h2neg_verdict(case: &str, r: &Value) -> Result<u64, String> {
         };
     }
     let goaway = r["goaway"]["error_code"].as_str();
-    let last_stream = r["goaway"]["last_stream_id"].as_u64();
     let closed = r["closed"] == true;
-    let no_resets = r["resets"] == serde_json::json!([]);
     let reset = |stream: u64| {
         r["resets"]
             .as_array()
@@ -1767,18 +1775,30 @@ fn h2neg_verdict(case: &str, r: &Value) -> Result<u64, String> {
             .and_then(|x| x["error_code"].as_str())
     };
     let status = |stream: &str| r["responses"][stream]["status"].as_str();
+    // Where RFC 9113 allows either a stream error or a connection error, both are
+    // accepted: the engine underneath (today hyper's h2) may pick either. A connection
+    // error is a GOAWAY with `code` (or, for a bad preface, none: §3.4) and the close;
+    // the GOAWAY's last stream id is not pinned, it only bounds what the server may have
+    // processed, and the backend count below checks that nothing malformed went through.
+    let connection_error = |codes: &[&str]| closed && goaway.is_some_and(|g| codes.contains(&g));
+    // §8.1.1: a server MAY answer a malformed request before resetting the stream or
+    // closing, but never with a success: the request must not have been served.
+    let not_served = |stream: &str| status(stream).is_none_or(|s| s.starts_with('4'));
     match case {
         "ok" => {
             ensure!(status("1") == Some("200"), "want 200 on stream 1");
             Ok(1)
         }
         "bad_preface" => {
-            // Not the HTTP/2 preface, so an HTTP/1 request line "PRI * HTTP/2.0" on an h1+h2c
-            // listener: Strait answers 400 and closes (a connection error PROTOCOL_ERROR,
-            // §3.4, would be the alternative).
+            // Not the HTTP/2 preface: on an h1+h2c listener "PRI * HTTP/2.0" is also an
+            // HTTP/1 request line. Either an HTTP/1.1 4xx and close, or a connection error
+            // PROTOCOL_ERROR (§3.4; the GOAWAY may be omitted).
+            let h1_refused = r["http1_status_line"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("HTTP/1.1 4"));
             ensure!(
-                r["http1_status_line"] == "HTTP/1.1 400 Bad Request" && closed,
-                "want HTTP/1.1 400 Bad Request and close"
+                closed && (h1_refused || goaway.is_none() || goaway == Some("PROTOCOL_ERROR")),
+                "want an HTTP/1.1 4xx or a connection error PROTOCOL_ERROR, and the close"
             );
             Ok(0)
         }
@@ -1795,74 +1815,74 @@ fn h2neg_verdict(case: &str, r: &Value) -> Result<u64, String> {
         "zero_window_increment" => {
             // §6.9: increment 0 on stream 0 is a connection error PROTOCOL_ERROR
             ensure!(
-                closed && goaway == Some("PROTOCOL_ERROR") && last_stream == Some(0),
-                "want GOAWAY(last stream 0, PROTOCOL_ERROR) and close"
+                connection_error(&["PROTOCOL_ERROR"]),
+                "want GOAWAY(PROTOCOL_ERROR) and close"
             );
             Ok(0)
         }
-        "invalid_pseudo_header" | "uppercase_header_name" => {
-            // §8.1.1: malformed, a stream error PROTOCOL_ERROR, which §5.4 lets an endpoint
-            // treat as a connection error: Strait (its h2 layer rejects the field block
-            // while decoding it) sends GOAWAY(last stream 0, PROTOCOL_ERROR) and closes
+        "invalid_pseudo_header" | "uppercase_header_name" | "missing_path" => {
+            // §8.1.1, §8.3.1: malformed, a stream error PROTOCOL_ERROR, which §5.4.1 lets an
+            // endpoint treat as a connection error. With a stream error the connection lives
+            // on and serves the next stream.
+            ensure!(not_served("1"), "want no successful response on stream 1");
+            if connection_error(&["PROTOCOL_ERROR"]) {
+                return Ok(0);
+            }
             ensure!(
-                closed && goaway == Some("PROTOCOL_ERROR") && last_stream == Some(0),
-                "want GOAWAY(last stream 0, PROTOCOL_ERROR) and close"
+                reset(1) == Some("PROTOCOL_ERROR") && r["goaway"].is_null(),
+                "want RST_STREAM(1, PROTOCOL_ERROR), or GOAWAY(PROTOCOL_ERROR) and close"
             );
-            ensure!(
-                status("1").is_none() && no_resets,
-                "want no response and no reset"
-            );
+            if case == "missing_path" {
+                ensure!(
+                    r["followup_status"] == "200",
+                    "after a stream error, want 200 on stream 3 of the same connection"
+                );
+                return Ok(1);
+            }
             Ok(0)
-        }
-        "missing_path" => {
-            // §8.1.1, §8.3.1: a malformed request is a stream error PROTOCOL_ERROR; the
-            // connection lives on and serves the next stream
-            ensure!(
-                reset(1) == Some("PROTOCOL_ERROR"),
-                "want RST_STREAM(1, PROTOCOL_ERROR)"
-            );
-            ensure!(r["goaway"].is_null(), "want no GOAWAY");
-            ensure!(status("1").is_none(), "want no response on stream 1");
-            ensure!(
-                r["followup_status"] == "200",
-                "want 200 on stream 3 of the same connection"
-            );
-            Ok(1)
         }
         "headers_on_closed_stream" => {
             // §5.1.1: a new stream id not above the last one is a connection error
-            // PROTOCOL_ERROR (§5.1 would also allow STREAM_CLOSED)
+            // PROTOCOL_ERROR; §5.1 (closed state) also allows STREAM_CLOSED, as a stream or
+            // a connection error
             ensure!(status("1") == Some("200"), "want 200 on stream 1 first");
             ensure!(
-                closed && goaway == Some("PROTOCOL_ERROR") && last_stream == Some(1),
-                "want GOAWAY(last stream 1, PROTOCOL_ERROR) and close"
+                connection_error(&["PROTOCOL_ERROR", "STREAM_CLOSED"])
+                    || reset(1) == Some("STREAM_CLOSED"),
+                "want GOAWAY(PROTOCOL_ERROR or STREAM_CLOSED) and close, or \
+                 RST_STREAM(1, STREAM_CLOSED)"
             );
             Ok(1)
         }
         "data_on_closed_stream" => {
-            // §5.1: STREAM_CLOSED, here as a stream error (a connection error is also allowed)
+            // §5.1: STREAM_CLOSED, as a stream error or a connection error
             ensure!(status("1") == Some("200"), "want 200 on stream 1 first");
             ensure!(
-                reset(1) == Some("STREAM_CLOSED") && r["goaway"].is_null() && !closed,
-                "want RST_STREAM(1, STREAM_CLOSED), the connection left open"
+                connection_error(&["STREAM_CLOSED"])
+                    || (reset(1) == Some("STREAM_CLOSED") && r["goaway"].is_null() && !closed),
+                "want RST_STREAM(1, STREAM_CLOSED) with the connection left open, or \
+                 GOAWAY(STREAM_CLOSED) and close"
             );
             Ok(1)
         }
         "window_overflow_connection" => {
             // §6.9.1: connection error FLOW_CONTROL_ERROR
             ensure!(
-                closed && goaway == Some("FLOW_CONTROL_ERROR") && last_stream == Some(0),
-                "want GOAWAY(last stream 0, FLOW_CONTROL_ERROR) and close"
+                connection_error(&["FLOW_CONTROL_ERROR"]),
+                "want GOAWAY(FLOW_CONTROL_ERROR) and close"
             );
             Ok(0)
         }
         "window_overflow_stream" => {
-            // §6.9.1: stream error FLOW_CONTROL_ERROR; the connection lives on
+            // §6.9.1: the stream is terminated with RST_STREAM FLOW_CONTROL_ERROR; §5.4.1
+            // allows ending the connection instead
+            if connection_error(&["FLOW_CONTROL_ERROR"]) {
+                return Ok(0);
+            }
             ensure!(
-                reset(1) == Some("FLOW_CONTROL_ERROR"),
-                "want RST_STREAM(1, FLOW_CONTROL_ERROR)"
+                reset(1) == Some("FLOW_CONTROL_ERROR") && r["goaway"].is_null(),
+                "want RST_STREAM(1, FLOW_CONTROL_ERROR), or GOAWAY(FLOW_CONTROL_ERROR) and close"
             );
-            ensure!(r["goaway"].is_null(), "want no GOAWAY");
             ensure!(
                 r["followup_status"] == "200",
                 "want 200 on stream 3 of the same connection"
@@ -1874,8 +1894,8 @@ fn h2neg_verdict(case: &str, r: &Value) -> Result<u64, String> {
             // §4.2: a frame carrying a field block over SETTINGS_MAX_FRAME_SIZE is a
             // connection error FRAME_SIZE_ERROR
             ensure!(
-                closed && goaway == Some("FRAME_SIZE_ERROR") && last_stream == Some(0),
-                "want GOAWAY(last stream 0, FRAME_SIZE_ERROR) and close"
+                connection_error(&["FRAME_SIZE_ERROR"]),
+                "want GOAWAY(FRAME_SIZE_ERROR) and close"
             );
             Ok(0)
         }
@@ -1984,6 +2004,7 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
             ),
             vhost("dead", &["dead.grpc"], &[r("dead", "5s")]),
             vhost("slow", &["slow.grpc"], &[r("live", "200ms")]),
+            vhost("capped", &["capped.grpc"], &[r("live", "60s")]),
         ],
         vec![
             cluster("live", "http2", &[py.addr()]),
@@ -2084,10 +2105,39 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
         (0, 0),
         "no body, no separate trailers"
     );
+    // The request's grpc-timeout caps the route's 60 s: a Slow call (the server waits 3 s)
+    // with `grpc-timeout: 300m`, sent by curl, which has no deadline of its own to race
+    // Strait's. Without the cap the server's OK would come back after 3 s; the answer
+    // must be Strait's own DEADLINE_EXCEEDED, naming the cause.
+    // One uncompressed message of 3 bytes: Req { sleep_ms: 3000 } (field 4, varint).
+    let slow_3s = dir.write("slow", "");
+    std::fs::write(&slow_3s, [0, 0, 0, 0, 3, 0x20, 0xb8, 0x17]).expect("write request");
+    let r = curl(&[
+        "--http2-prior-knowledge",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "-H",
+        "grpc-timeout: 300m",
+        "-H",
+        "host: capped.grpc",
+        "--data-binary",
+        &format!("@{}", slow_3s.display()),
+        &format!("{}/strait.interop.Interop/Slow", base(strait.listen)),
+    ])
+    .expect(200);
+    assert_eq!(
+        (r.header("grpc-status"), r.header("x-strait-error")),
+        (Some("4"), Some("upstream_timeout")),
+        "grpc-timeout caps the route timeout: {:?} {:?}",
+        r.headers,
+        r.trailers
+    );
     let stats = py.stop();
     assert_eq!(
         stats["calls"],
-        serde_json::json!({"Slow": 2}),
+        serde_json::json!({"Slow": 3}),
         "only the slow calls reached the server: {stats}"
     );
 }

@@ -392,11 +392,18 @@ impl BoltServer {
     /// Starts a server named `name` on a free port, serving `services` (the default
     /// test service if empty), and waits for its `listening` line.
     pub fn start(name: &str, services: &[&str]) -> BoltServer {
+        BoltServer::start_with(name, services, &[])
+    }
+
+    /// [`BoltServer::start`] with more `bolt-server.js` options (`--answer-oneway`,
+    /// `--log-requests`).
+    pub fn start_with(name: &str, services: &[&str], options: &[&str]) -> BoltServer {
         let dir = peers_dir();
         let mut cmd = Command::new("node");
         cmd.current_dir(&dir)
             .arg(dir.join("bolt-server.js"))
-            .args(["--port", "0", "--name", name]);
+            .args(["--port", "0", "--name", name])
+            .args(options);
         if !services.is_empty() {
             cmd.args(["--services", &services.join(",")]);
         }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::support::{LONG, SHORT, proxy};
+use crate::support::{LONG, NoFrame, SHORT, proxy, read_more};
 
 const SERVICE: &str = "org.apache.dubbo.demo.DemoService";
 
@@ -203,7 +203,8 @@ impl Client {
         self.stream.write_all(bytes).await.unwrap();
     }
 
-    async fn recv(&mut self, wait: Duration) -> Option<DubboFrame> {
+    /// The next frame within `wait`, or why none came (see [`NoFrame`]).
+    async fn recv(&mut self, wait: Duration) -> Result<DubboFrame, NoFrame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(frame) = self
@@ -211,12 +212,9 @@ impl Client {
                 .decode_dubbo(&mut self.buf)
                 .expect("proxy sent a valid frame")
             {
-                return Some(frame);
+                return Ok(frame);
             }
-            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return None,
-            }
+            read_more(&mut self.stream, &mut self.buf, deadline).await?;
         }
     }
 }
@@ -272,7 +270,7 @@ async fn p6_heartbeats_answered_locally() {
     );
     c.send(&DubboFrame::heartbeat(8, false)).await;
     assert!(
-        c.recv(SHORT).await.is_none(),
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
         "no reply to a oneway heartbeat"
     );
     assert!(
@@ -293,14 +291,14 @@ async fn p7_upstream_keepalive() {
     c.send(&request(1, SERVICE, "a")).await;
     let got = up.next_request(LONG).await.unwrap();
     got.reply(&answer(&got.frame, "up"));
-    assert!(c.recv(LONG).await.is_some());
+    assert!(c.recv(LONG).await.is_ok());
 
     let probe = up.next(LONG).await.expect("keepalive probe");
     assert_eq!(probe.frame.kind(), FrameKind::Heartbeat);
     assert!(probe.frame.is_two_way());
     probe.reply(&DubboFrame::heartbeat_ack(probe.frame.request_id()));
     assert!(
-        c.recv(SHORT).await.is_none(),
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
         "the ack is consumed by the proxy"
     );
     for _ in 0..2 {
@@ -335,7 +333,7 @@ async fn p8_oneway_nothing_and_unreachable_gives_60() {
     let message = resp.error_message().expect("error text");
     assert!(message.starts_with("502|"), "{message}");
     assert!(
-        c.recv(SHORT).await.is_none(),
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
         "nothing for the oneway request"
     );
     server.shutdown().await;
@@ -358,12 +356,13 @@ async fn p9_no_route_gives_60() {
     server.shutdown().await;
 }
 
-/// P10 and P12: the `timeout` attachment (200 ms) beats the route's 5 s: SERVER_TIMEOUT
-/// (31) at about 200 ms, and the late answer is dropped.
+/// P10 and P12: the `timeout` attachment (200 ms) caps the route's 60 s: SERVER_TIMEOUT
+/// (31) from Strait. The receive bound (5 s) is far below the route timeout, so an
+/// uncapped request fails this test instead of passing late.
 #[tokio::test]
 async fn p10_p12_timeout_attachment_gives_31() {
     let mut up = Upstream::start(None).await;
-    let server = proxy(&config(&[up.addr], "", ", timeout: 5s")).await;
+    let server = proxy(&config(&[up.addr], "", ", timeout: 60s")).await;
     let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
     let req = DubboFrame::request(SERVICE, "slow")
         .id(10)
@@ -378,7 +377,10 @@ async fn p10_p12_timeout_attachment_gives_31() {
     // Not a timing assertion on speed: the answer must not come before the deadline.
     assert!(started.elapsed() >= Duration::from_millis(200));
     got.reply(&answer(&got.frame, "late"));
-    assert!(c.recv(SHORT).await.is_none(), "the late answer is dropped");
+    assert!(
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
+        "the late answer is dropped"
+    );
     server.shutdown().await;
 }
 
@@ -404,6 +406,46 @@ async fn p13_reset_mid_flight_gives_60() {
     }
     ids.sort();
     assert_eq!(ids, vec![1, 2, 3, 4, 5]);
+    server.shutdown().await;
+}
+
+/// P13 with oneway requests pending: when the upstream closes, each two-way request
+/// gets 60 and the oneway ones get nothing.
+#[tokio::test]
+async fn p13_reset_with_oneway_pending_answers_only_two_way() {
+    let mut up = Upstream::start(None).await;
+    let server = proxy(&config(&[up.addr], "", "")).await;
+    let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
+    for id in 1..=6u64 {
+        if id % 2 == 0 {
+            let oneway = DubboFrame::request(SERVICE, "fire")
+                .id(id)
+                .oneway()
+                .build()
+                .unwrap();
+            c.send(&oneway).await;
+        } else {
+            c.send(&request(id, SERVICE, "x")).await;
+        }
+    }
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(up.next_request(LONG).await.expect("all six forwarded"));
+    }
+    last.unwrap().close();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let resp = c.recv(LONG).await.expect("error answer");
+        assert_eq!(resp.status(), Some(60));
+        ids.push(resp.request_id());
+    }
+    ids.sort();
+    assert_eq!(ids, vec![1, 3, 5], "only the two-way requests are answered");
+    assert_eq!(
+        c.recv(SHORT).await.err(),
+        Some(NoFrame::Silent),
+        "nothing for the oneway requests, and the connection stays open"
+    );
     server.shutdown().await;
 }
 

@@ -176,7 +176,7 @@ async fn p5_unknown_response_id_is_dropped() {
     let resp = c.recv(LONG).await.unwrap();
     assert_eq!((resp.request_id(), &resp.body()[..]), (5, &b"x"[..]));
     assert!(
-        c.recv(SHORT).await.is_none(),
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
         "the stray response must not reach anyone"
     );
     let body = admin_get(&server, "/clusters").await;
@@ -227,7 +227,7 @@ async fn p7_upstream_keepalive_probe_and_failure_limit() {
     c.send(&request(1, SERVICE, "a")).await;
     let got = up.next(LONG).await.unwrap();
     got.conn.send(&echo(&got.frame, "up"));
-    assert!(c.recv(LONG).await.is_some());
+    assert!(c.recv(LONG).await.is_ok());
 
     let probe = up.next(LONG).await.expect("keepalive probe");
     assert_eq!(probe.frame.kind(), FrameKind::Heartbeat);
@@ -236,7 +236,7 @@ async fn p7_upstream_keepalive_probe_and_failure_limit() {
         .conn
         .send(&probe.frame.response_builder().build().unwrap());
     assert!(
-        c.recv(SHORT).await.is_none(),
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
         "the ack is consumed by the proxy"
     );
 
@@ -275,7 +275,7 @@ async fn p8_oneway_never_answered() {
     let resp = c.recv(LONG).await.expect("the two-way request is answered");
     assert_eq!((resp.request_id(), resp.status()), (4, Some(6)));
     assert!(
-        c.recv(SHORT).await.is_none(),
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
         "nothing for the oneway request"
     );
     server.shutdown().await;
@@ -298,11 +298,12 @@ async fn p9_no_route() {
     server.shutdown().await;
 }
 
-/// P10: the frame's 100 ms timeout beats the route's 5 s; the late answer is dropped.
+/// P10: the frame's 100 ms timeout caps the route's 60 s; the late answer is dropped.
+/// The receive bound (5 s) is far below the route timeout: an uncapped request fails.
 #[tokio::test]
 async fn p10_frame_timeout_gives_timeout_status() {
     let mut up = Upstream::start(Mode::Manual).await;
-    let server = proxy(&config(&[up.addr], "", ", timeout: 5s")).await;
+    let server = proxy(&config(&[up.addr], "", ", timeout: 60s")).await;
     let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
     let req = BoltFrame::builder(FrameKind::Request)
         .request_id(10)
@@ -310,18 +311,13 @@ async fn p10_frame_timeout_gives_timeout_status() {
         .header("service", SERVICE)
         .build()
         .unwrap();
-    let start = Instant::now();
     c.send(&req).await;
     let got = up.next(LONG).await.unwrap();
     let resp = c.recv(LONG).await.expect("timeout answer");
     assert_eq!((resp.request_id(), resp.status()), (10, Some(7)));
-    assert!(
-        start.elapsed() < Duration::from_secs(4),
-        "the frame timeout, not the route's 5 s, applied"
-    );
     got.conn.send(&echo(&got.frame, "late"));
     assert!(
-        c.recv(SHORT).await.is_none(),
+        c.recv(SHORT).await.err() == Some(NoFrame::Silent),
         "the late response is dropped"
     );
     server.shutdown().await;
@@ -370,6 +366,46 @@ async fn p13_reset_mid_flight_fails_all_pending() {
     server.shutdown().await;
 }
 
+/// P13 with oneway requests among the pending ones: when the upstream connection dies,
+/// each two-way request gets 6 and the oneway ones get nothing, not even an error.
+#[tokio::test]
+async fn p13_reset_with_oneway_pending_answers_only_two_way() {
+    let mut up = Upstream::start(Mode::Manual).await;
+    let server = proxy(&config(&[up.addr], "", "")).await;
+    let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
+    for id in 1..=6u32 {
+        if id % 2 == 0 {
+            let oneway = BoltFrame::builder(FrameKind::Oneway)
+                .request_id(id)
+                .header("service", SERVICE)
+                .build()
+                .unwrap();
+            c.send(&oneway).await;
+        } else {
+            c.send(&request(id, SERVICE, "x")).await;
+        }
+    }
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(up.next(LONG).await.expect("all six forwarded"));
+    }
+    last.unwrap().conn.close();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let resp = c.recv(LONG).await.expect("error answer");
+        assert_eq!(resp.status(), Some(6));
+        ids.push(resp.request_id());
+    }
+    ids.sort();
+    assert_eq!(ids, vec![1, 3, 5], "only the two-way requests are answered");
+    assert_eq!(
+        c.recv(SHORT).await.err(),
+        Some(NoFrame::Silent),
+        "nothing for the oneway requests, and the connection stays open"
+    );
+    server.shutdown().await;
+}
+
 /// P14: past the cluster's max_requests, requests fail fast with SERVER_THREADPOOL_BUSY.
 #[tokio::test]
 async fn p14_overflow() {
@@ -403,7 +439,7 @@ async fn p16_bad_protocol_byte_closes_connection() {
     let server = proxy(&config(&[up.addr], "", "")).await;
     let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
     c.send(&request(1, SERVICE, "ok")).await;
-    assert!(c.recv(LONG).await.is_some());
+    assert!(c.recv(LONG).await.is_ok());
     assert!(up.next(LONG).await.is_some());
     c.send_raw(&[0x0d; 24]).await;
     assert!(c.closed_within(LONG).await);
@@ -541,6 +577,77 @@ async fn oversized_frame_closes_connection() {
     c.send(&request(1, SERVICE, &"x".repeat(2000))).await;
     assert!(c.closed_within(LONG).await);
     assert!(up.next(SHORT).await.is_none());
+    server.shutdown().await;
+}
+
+/// A listener's `max_requests_per_connection` is backpressure: with 2 requests of a
+/// connection in flight Strait stops reading it, so the third is not forwarded until an
+/// answer goes out; nothing is refused.
+#[tokio::test]
+async fn max_requests_per_connection_stops_reading() {
+    let mut up = Upstream::start(Mode::Manual).await;
+    let yaml = config(&[up.addr], "", "").replace(
+        "route_config: rpc }",
+        "route_config: rpc, max_requests_per_connection: 2 }",
+    );
+    let server = proxy(&yaml).await;
+    let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
+    // All three in one write: they reach Strait in one read, and the limit must still
+    // hold the third in its buffer, not only stop further reads.
+    let three: Vec<u8> = (1..=3)
+        .flat_map(|id| wire(&request(id, SERVICE, &format!("r{id}"))))
+        .collect();
+    c.send_raw(&three).await;
+    let first = up.next(LONG).await.expect("first forwarded");
+    let _second = up.next(LONG).await.expect("second forwarded");
+    assert!(
+        up.next(SHORT).await.is_none(),
+        "the third request must wait: two are in flight"
+    );
+    assert_eq!(
+        c.recv(SHORT).await.err(),
+        Some(NoFrame::Silent),
+        "held, not refused"
+    );
+    first.conn.send(&echo(&first.frame, "up"));
+    assert_eq!(c.recv(LONG).await.expect("first answered").request_id(), 1);
+    let third = up
+        .next(LONG)
+        .await
+        .expect("read again once one answer went out");
+    assert_eq!(&third.frame.body()[..], b"r3");
+    server.shutdown().await;
+}
+
+/// A cluster's `max_frame_size`: an upstream response over it closes the upstream
+/// connection (the request in flight fails as a reset, 6), and the next request opens
+/// a new connection.
+#[tokio::test]
+async fn cluster_max_frame_size_closes_upstream_connection() {
+    let mut up = Upstream::start(Mode::Manual).await;
+    let server = proxy(&config(&[up.addr], "    max_frame_size: 1024", "")).await;
+    let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
+    c.send(&request(1, SERVICE, "small")).await;
+    let got = up.next(LONG).await.unwrap();
+    let big = got
+        .frame
+        .response_builder()
+        .content(bytes::Bytes::from(vec![b'x'; 2000]))
+        .build()
+        .unwrap();
+    got.conn.send(&big);
+    let resp = c.recv(LONG).await.expect("an error answer");
+    assert_eq!((resp.request_id(), resp.status()), (1, Some(6)));
+
+    c.send(&request(2, SERVICE, "again")).await;
+    let again = up.next(LONG).await.expect("forwarded on a new connection");
+    again.conn.send(&echo(&again.frame, "up"));
+    assert_eq!(c.recv(LONG).await.unwrap().status(), Some(0));
+    assert_eq!(
+        up.connections(),
+        2,
+        "the oversized answer closed the first one"
+    );
     server.shutdown().await;
 }
 

@@ -215,8 +215,10 @@ impl Client {
         self.stream.write_all(bytes).await.unwrap();
     }
 
-    /// The next frame from the proxy within `wait`; `None` on timeout or close.
-    pub async fn recv(&mut self, wait: Duration) -> Option<BoltFrame> {
+    /// The next frame from the proxy within `wait`, or why none came: silence (the
+    /// connection is still open) and a close are different answers, so a "nothing
+    /// arrives" check cannot pass on a connection the proxy dropped.
+    pub async fn recv(&mut self, wait: Duration) -> Result<BoltFrame, NoFrame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(frame) = self
@@ -224,12 +226,9 @@ impl Client {
                 .decode_bolt(&mut self.buf)
                 .expect("proxy sent a valid frame")
             {
-                return Some(frame);
+                return Ok(frame);
             }
-            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return None,
-            }
+            read_more(&mut self.stream, &mut self.buf, deadline).await?;
         }
     }
 
@@ -240,6 +239,29 @@ impl Client {
             tokio::time::timeout(wait, self.stream.read(&mut scratch)).await,
             Ok(Ok(0)) | Ok(Err(_))
         )
+    }
+}
+
+/// Why a client's `recv` returned no frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoFrame {
+    /// Nothing arrived within the wait; the connection is still open.
+    Silent,
+    /// The proxy closed the connection (EOF or reset).
+    Closed,
+}
+
+/// Reads more bytes into `buf` before `deadline`: `Silent` if none came, `Closed` on EOF
+/// or a reset.
+pub async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    deadline: tokio::time::Instant,
+) -> Result<(), NoFrame> {
+    match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+        Err(_) => Err(NoFrame::Silent),
+        Ok(Ok(0)) | Ok(Err(_)) => Err(NoFrame::Closed),
+        Ok(Ok(_)) => Ok(()),
     }
 }
 

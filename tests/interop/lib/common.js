@@ -7,6 +7,7 @@
 
 const bolt = require('sofa-bolt-node');
 const boltProtocol = require('sofa-bolt-node/lib/protocol');
+const boltUtils = require('sofa-bolt-node/lib/utils');
 
 function parseArgs(argv, spec) {
   // spec: { name: 'string' | 'int' | 'bool' | 'list' (repeatable) }
@@ -117,6 +118,15 @@ function frameInfo(buf) {
   info.headerLen = buf.readUInt16BE(off + 2);
   info.contentLen = buf.readUInt32BE(off + 4);
   info.fixedLen = off + 8;
+  // What follows the content is the v2 CRC32 trailer. Checked here with the peer's own
+  // CRC (sofa-bolt-node's utils.crc32), so a test can prove a frame's version on the
+  // wire instead of trusting the options it was written with.
+  const end = info.fixedLen + info.classLen + info.headerLen + info.contentLen;
+  info.length = buf.length;
+  info.crc_trailer = buf.length > end;
+  info.crc_ok = info.crc_trailer && buf.length === end + 4
+    ? boltUtils.crc32(buf.slice(0, end)) === buf.readInt32BE(end)
+    : null;
   return info;
 }
 
