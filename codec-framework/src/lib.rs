@@ -27,4 +27,4 @@ pub use id::{IdWidth, RequestId};
 pub use limits::Limits;
 pub use outcome::{Outcome, RequestHook, RequestRecord, ResponseClass};
 pub use protocol::{Codec, PoolMode, Protocol};
-pub use registry::{Registry, RegistryError};
+pub use registry::{MessageProtocol, Registered, Registry, RegistryError, UpstreamProtocol};

@@ -13,12 +13,13 @@ use strait_codec_framework::Registry;
 
 pub use server::{Server, ServerError};
 
-/// The framed protocols built into the `strait` binary, in `auto` detection order
-/// (HTTP is detected before all of them). Dubbo's two-byte magic is checked before
-/// Bolt's one-byte version.
+/// The protocols built into the `strait` binary, in `auto` detection order: HTTP first
+/// (its methods and preface are text no binary magic starts with), then Dubbo's
+/// two-byte magic before Bolt's one-byte version.
 pub fn builtin_registry() -> Registry {
     let mut registry = Registry::new();
     // Built-in protocol names are distinct, so registration cannot fail.
+    let _ = registry.register_messages(strait_codec_http::protocol());
     let _ = registry.register(strait_codec_dubbo::protocol());
     let _ = registry.register(strait_codec_bolt::protocol());
     registry

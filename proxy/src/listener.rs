@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use strait_codec_framework::{Detect, Limits, Outcome, Protocol, ProxyFailure, Registry};
+use strait_codec_framework::{
+    Detect, Limits, Outcome, Protocol, ProxyFailure, Registered, Registry,
+};
 use strait_codec_http::{Handler, ServerOptions};
 use strait_stream::downstream::{self, DownstreamOptions};
 use strait_stream::{RequestContext, RequestEnd};
@@ -98,7 +100,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
                     log_end(&shared, peer, ended);
                 });
             }
-            ListenerProtocol::Http => {
+            ListenerProtocol::Http(_) => {
                 tokio::spawn(async move {
                     let _guard = guard;
                     let ended = serve_http(&shared, stream, Bytes::new(), peer).await;
@@ -221,9 +223,8 @@ async fn serve_framed(
     .map_err(|e| e.to_string())
 }
 
-/// Reads until HTTP (checked first: its methods and preface are text a binary
-/// protocol's magic never starts with) or one registered protocol, in registration
-/// order, claims the prefix.
+/// Reads until a registered protocol, in registration order, claims the prefix (the
+/// registry's order alone decides: see [`Registry::detect`]).
 async fn detect(
     registry: &Registry,
     stream: &mut TcpStream,
@@ -232,19 +233,15 @@ async fn detect(
 ) -> Result<Speaks, String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match strait_codec_http::detect(buf) {
-            Detect::Match => return Ok(Speaks::Http),
-            Detect::NeedMore if !buf.is_empty() && buf.len() < MAX_DETECT_BYTES => {}
-            _ => match registry.detect(buf) {
-                Ok(p) => return Ok(Speaks::Framed(p.clone())),
-                Err(Detect::NoMatch) => {
-                    return Err("no protocol matches the first bytes".into());
-                }
-                Err(_) if buf.len() >= MAX_DETECT_BYTES => {
-                    return Err("undecided after the detection limit".into());
-                }
-                Err(_) => {}
-            },
+        match registry.detect(buf) {
+            Ok(Registered::Framed(p)) => return Ok(Speaks::Framed(p.clone())),
+            // HTTP is the one message protocol; its driver serves HTTP/1.1 and HTTP/2.
+            Ok(Registered::Messages(_)) => return Ok(Speaks::Http),
+            Err(Detect::NoMatch) => return Err("no protocol matches the first bytes".into()),
+            Err(_) if buf.len() >= MAX_DETECT_BYTES => {
+                return Err("undecided after the detection limit".into());
+            }
+            Err(_) => {}
         }
         buf.reserve(1024);
         match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {

@@ -148,7 +148,7 @@ impl Server {
                 .iter()
                 .zip(clusters.iter())
                 .map(|(c, cluster)| {
-                    let version = UpstreamVersion::from_name(c.options.transport.name())?;
+                    let version = UpstreamVersion::from_pool_mode(c.options.transport.pool_mode())?;
                     let pool = HttpPool::new(
                         cluster.clone(),
                         version,

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use strait_codec_framework::{Outcome, Protocol, ProxyFailure};
+use strait_codec_framework::{Outcome, PoolMode, Protocol, ProxyFailure};
 use strait_stream::{UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
 
@@ -48,12 +48,15 @@ pub enum Transport {
     /// A framed protocol (Bolt, Dubbo...): the cluster keeps per-host pools of
     /// multiplexed connections and [`Cluster::select`] hands them out.
     Framed(Arc<dyn Protocol>),
-    /// Connections owned by the caller (the proxy's HTTP/1 and HTTP/2 pools): the
-    /// cluster picks hosts ([`Cluster::pick`]), tracks their health and counts their
-    /// requests, and `select` is not used.
-    External {
-        /// The protocol name, as configured (`http1`, `http2`).
+    /// One version of a message protocol (HTTP/1.1, HTTP/2), whose connections the
+    /// proxy's message pools own until they move here: the cluster picks hosts
+    /// ([`Cluster::pick`]), admits, tracks health and counts requests, and `select` is
+    /// not used.
+    Messages {
+        /// The version's name, as configured (`http1`, `http2`).
         name: &'static str,
+        /// How its connections are shared; picks the pool.
+        pool_mode: PoolMode,
     },
 }
 
@@ -62,7 +65,15 @@ impl Transport {
     pub fn name(&self) -> &'static str {
         match self {
             Transport::Framed(p) => p.name(),
-            Transport::External { name } => name,
+            Transport::Messages { name, .. } => name,
+        }
+    }
+
+    /// How connections to the hosts are shared (the protocol's own pool mode).
+    pub fn pool_mode(&self) -> PoolMode {
+        match self {
+            Transport::Framed(p) => p.pool_mode(),
+            Transport::Messages { pool_mode, .. } => *pool_mode,
         }
     }
 }
@@ -164,7 +175,7 @@ impl Cluster {
                     options: options.connection,
                     connect_timeout: options.connect_timeout,
                 }),
-                Transport::External { .. } => None,
+                Transport::Messages { .. } => None,
             },
             transport: options.transport,
             hosts,
@@ -232,7 +243,7 @@ impl Cluster {
     /// backing off after connect failures.
     pub fn select(self: &Arc<Self>) -> Result<Selected, ProxyFailure> {
         let Some(connector) = &self.connector else {
-            // An External cluster's connections belong to its caller.
+            // A message cluster's connections belong to the proxy's message pools.
             return Err(ProxyFailure::NoHealthyUpstream);
         };
         let index = self.pick_index()?;

@@ -30,6 +30,7 @@ mod failure;
 pub mod h1;
 mod head;
 mod prepare;
+mod protocol;
 mod server;
 mod tunnel;
 
@@ -50,5 +51,6 @@ pub use prepare::{
     X_FORWARDED_FOR, X_FORWARDED_PROTO, is_upgrade_request, prepare_downstream_response,
     prepare_upstream_request,
 };
+pub use protocol::{Http, NAME, protocol};
 pub use server::{Handler, HandlerFuture, ServeError, ServerOptions, serve_connection};
 pub use tunnel::{TunnelError, tunnel};

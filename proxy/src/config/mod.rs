@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strait_codec_framework::{Protocol, Registry};
+use strait_codec_framework::{MessageProtocol, Protocol, Registry};
 use strait_codec_http::{ClientOptions, ServerOptions};
 use strait_router::RouteTable;
 use strait_upstream::ClusterOptions;
@@ -97,8 +97,9 @@ pub struct ClusterConfig {
 pub enum ListenerProtocol {
     /// One framed protocol.
     Fixed(Arc<dyn Protocol>),
-    /// HTTP/1.1 and h2c (prior knowledge and `Upgrade: h2c`) on one port.
-    Http,
+    /// HTTP/1.1 and h2c (prior knowledge and `Upgrade: h2c`) on one port: the
+    /// registered message protocol, served by the HTTP driver.
+    Http(Arc<dyn MessageProtocol>),
     /// Detected from the first bytes, among the registry's protocols in order.
     Auto {
         /// Bound on waiting for enough bytes to decide.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use serde_saphyr::{Location, Spanned};
-use strait_codec_framework::{Limits, Registry};
+use strait_codec_framework::{Limits, PoolMode, Registered, Registry, UpstreamProtocol};
 use strait_router::{RouteAction, RouteTable};
 use strait_stream::UpstreamOptions;
 use strait_upstream::lb::LbPolicy;
@@ -130,22 +130,13 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                 None => DEFAULT_DETECT_TIMEOUT,
             };
             ListenerProtocol::Auto { timeout }
-        } else if l.protocol.value == HTTP_LISTENER {
-            if let Some(t) = &l.detect_timeout {
-                return Err(cx.err(
-                    t.referenced,
-                    format!("{key}.detect_timeout"),
-                    "only valid with protocol: auto",
-                ));
-            }
-            ListenerProtocol::Http
         } else {
-            let p = registry.get(&l.protocol.value).ok_or_else(|| {
+            let entry = registry.lookup(&l.protocol.value).ok_or_else(|| {
                 cx.err(
                     l.protocol.referenced,
                     format!("{key}.protocol"),
                     format!(
-                        "unknown protocol {:?} (known: auto, http, {})",
+                        "unknown protocol {:?} (known: auto, {})",
                         l.protocol.value,
                         known(registry)
                     ),
@@ -158,7 +149,10 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                     "only valid with protocol: auto",
                 ));
             }
-            ListenerProtocol::Fixed(p.clone())
+            match entry {
+                Registered::Framed(p) => ListenerProtocol::Fixed(p.clone()),
+                Registered::Messages(p) => ListenerProtocol::Http(p.clone()),
+            }
         };
         let routes = tables
             .get(l.route_config.value.as_str())
@@ -173,7 +167,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
         check_listener_routes(&cx, parsed, l, &protocol)?;
         let served = match &protocol {
             ListenerProtocol::Fixed(p) => Some(p.name()),
-            ListenerProtocol::Http => Some(HTTP_LISTENER),
+            ListenerProtocol::Http(p) => Some(p.name()),
             ListenerProtocol::Auto { .. } => None,
         };
         if let Some(served) = served {
@@ -185,7 +179,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                     .iter()
                     .find(|c| c.options.name == cluster)
                     .map(|c| c.options.transport.name());
-                if let Some(other) = other.filter(|o| !listener_reaches(served, o)) {
+                if let Some(other) = other.filter(|o| !listener_reaches(registry, served, o)) {
                     return Err(cx.err(
                         l.route_config.referenced,
                         format!("{key}.route_config"),
@@ -262,7 +256,7 @@ fn check_listener_keys(
                 ));
             }
         }
-        ListenerProtocol::Http => {
+        ListenerProtocol::Http(_) => {
             if let Some(v) = &l.max_frame_size {
                 return Err(cx.err(
                     v.referenced,
@@ -302,25 +296,26 @@ fn build_clusters(
                 format!("duplicate cluster {:?}", c.name.value),
             ));
         }
-        let transport = match HTTP_CLUSTERS.iter().find(|n| **n == c.protocol.value) {
-            Some(name) => Transport::External { name },
-            None => {
-                Transport::Framed(registry.get(&c.protocol.value).cloned().ok_or_else(|| {
-                    cx.err(
-                        c.protocol.referenced,
-                        format!("{key}.protocol"),
-                        format!(
-                            "unknown protocol {:?} (known: {}, {})",
-                            c.protocol.value,
-                            HTTP_CLUSTERS.join(", "),
-                            known(registry)
-                        ),
-                    )
-                })?)
-            }
+        let upstream = registry.upstream(&c.protocol.value).ok_or_else(|| {
+            cx.err(
+                c.protocol.referenced,
+                format!("{key}.protocol"),
+                format!(
+                    "unknown protocol {:?} (known: {})",
+                    c.protocol.value,
+                    registry.upstream_names().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        let transport = match upstream {
+            UpstreamProtocol::Framed(p) => Transport::Framed(p),
+            UpstreamProtocol::Messages {
+                name, pool_mode, ..
+            } => Transport::Messages { name, pool_mode },
         };
         let transport_name = transport.name();
-        if let Transport::External { name } = &transport {
+        let pool_mode = transport.pool_mode();
+        if let Transport::Messages { name, .. } = &transport {
             // HTTP pools connect on demand and have no keepalive probe of their own.
             if c.preconnect {
                 return Err(cx.err(
@@ -342,7 +337,7 @@ fn build_clusters(
                     format!("{key}.max_frame_size"),
                     format!(
                         "bounds framed RPC frames; an {name} cluster takes http.max_header_size{}",
-                        if *name == "http2" {
+                        if transport.pool_mode() == PoolMode::Http2Streams {
                             " and http.http2.max_frame_size"
                         } else {
                             ""
@@ -358,11 +353,11 @@ fn build_clusters(
             ));
         }
         let http = match &transport {
-            Transport::External { name } => Some(http::client_options(
+            Transport::Messages { pool_mode, .. } => Some(http::client_options(
                 cx,
                 c.http.as_ref(),
                 &format!("{key}.http"),
-                *name == "http2",
+                *pool_mode == PoolMode::Http2Streams,
             )?),
             Transport::Framed(_) => None,
         };
@@ -428,7 +423,7 @@ fn build_clusters(
             max_connections_per_host: cx.size(
                 &c.max_connections_per_host,
                 format!("{key}.max_connections_per_host"),
-                default_connections_per_host(transport_name),
+                default_connections_per_host(pool_mode),
             )?,
             preconnect: c.preconnect,
             max_requests: cx.size(
@@ -460,12 +455,12 @@ fn dump(
             "address": l.address.to_string(),
             "protocol": match &l.protocol {
                 ListenerProtocol::Fixed(p) => json!(p.name()),
-                ListenerProtocol::Http => json!(HTTP_LISTENER),
+                ListenerProtocol::Http(p) => json!(p.name()),
                 ListenerProtocol::Auto { timeout } => json!({ "auto": { "detect_timeout_ms": timeout.as_millis() as u64 } }),
             },
             "route_config": l.route_config,
-            "max_frame_size": (!matches!(l.protocol, ListenerProtocol::Http)).then_some(l.max_frame_size),
-            "max_requests_per_connection": (!matches!(l.protocol, ListenerProtocol::Http)).then_some(l.max_requests_per_connection),
+            "max_frame_size": (!matches!(l.protocol, ListenerProtocol::Http(_))).then_some(l.max_frame_size),
+            "max_requests_per_connection": (!matches!(l.protocol, ListenerProtocol::Http(_))).then_some(l.max_requests_per_connection),
             "http": (!matches!(l.protocol, ListenerProtocol::Fixed(_))).then(|| http::server_dump(&l.http)),
         })).collect::<Vec<_>>(),
         "route_configs": parsed.route_configs.iter().map(|rc| json!({
@@ -495,28 +490,25 @@ fn dump(
     })
 }
 
-/// The listener protocol that serves HTTP/1.1 and h2c on one port.
-pub(crate) const HTTP_LISTENER: &str = "http";
-
-/// Cluster protocols whose connections the proxy's HTTP pools manage.
-pub(crate) const HTTP_CLUSTERS: [&str; 2] = ["http1", "http2"];
-
-/// Whether a listener serving `served` may route to a cluster speaking `cluster`.
-fn listener_reaches(served: &str, cluster: &str) -> bool {
-    if served == HTTP_LISTENER {
-        HTTP_CLUSTERS.contains(&cluster)
-    } else {
-        served == cluster
+/// Whether a listener serving `served` may route to a cluster speaking `cluster`: the
+/// same framed protocol, or a version of the same message protocol (an `http` listener
+/// to `http1` and `http2` clusters).
+fn listener_reaches(registry: &Registry, served: &str, cluster: &str) -> bool {
+    match registry.upstream(cluster) {
+        Some(UpstreamProtocol::Framed(p)) => p.name() == served,
+        Some(UpstreamProtocol::Messages { protocol, .. }) => protocol.name() == served,
+        None => false,
     }
 }
 
-/// `max_connections_per_host` when unset: one multiplexed connection carries a framed
-/// protocol's load; HTTP/1.1 needs a connection per concurrent request (the value caps
-/// them); HTTP/2 opens more connections only when the server's stream limit is reached.
-fn default_connections_per_host(transport: &str) -> usize {
-    match transport {
-        "http1" => 1024,
-        "http2" => 4,
-        _ => 1,
+/// `max_connections_per_host` when unset, by how connections are shared: one
+/// multiplexed connection carries a framed protocol's load; one request at a time needs
+/// a connection per concurrent request (the value caps them); HTTP/2 opens more
+/// connections only when the server's stream limit is reached.
+fn default_connections_per_host(mode: PoolMode) -> usize {
+    match mode {
+        PoolMode::PingPong => 1024,
+        PoolMode::Http2Streams => 4,
+        PoolMode::Multiplex => 1,
     }
 }

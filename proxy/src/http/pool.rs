@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use http::{Request, Response, Version};
 use parking_lot::Mutex;
-use strait_codec_framework::ProxyFailure;
+use strait_codec_framework::{PoolMode, ProxyFailure};
 use strait_codec_http::{
     Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
 };
@@ -48,12 +48,13 @@ impl UpstreamVersion {
         }
     }
 
-    /// From a cluster's configured protocol name.
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "http1" => Some(UpstreamVersion::Http1),
-            "http2" => Some(UpstreamVersion::Http2),
-            _ => None,
+    /// The pool for a cluster whose protocol shares connections this way (`None`:
+    /// the cluster's own multiplexed pools).
+    pub(crate) fn from_pool_mode(mode: PoolMode) -> Option<Self> {
+        match mode {
+            PoolMode::PingPong => Some(UpstreamVersion::Http1),
+            PoolMode::Http2Streams => Some(UpstreamVersion::Http2),
+            PoolMode::Multiplex => None,
         }
     }
 }

@@ -459,7 +459,7 @@ pub(super) fn check_listener_routes(
                 }
             }
         }
-        ListenerProtocol::Http => {
+        ListenerProtocol::Http(_) => {
             for (key, r) in routes {
                 for (i, m) in r.matcher.headers.iter().enumerate() {
                     http_header_name(cx, &m.value.name, format!("{key}.match.headers[{i}].name"))?;
