@@ -71,8 +71,10 @@ async fn read_some<R: ReadHalf>(rd: &mut R, rbuf: &mut BytesMut) -> std::io::Res
     if rbuf.capacity() == 0 {
         rd.readable().await?;
         buffers::ensure(BUFFERS, rbuf);
-    } else if rbuf.capacity() - rbuf.len() < BUFFERS.size() / 4 {
-        // A partial frame fills the buffer: make room (bounded by the codec's limits).
+    } else {
+        // Room for a full read: the tail of the current allocation when it has it (a
+        // busy connection keeps reading into one buffer while its frames are in
+        // flight), a new one otherwise.
         rbuf.reserve(BUFFERS.size());
     }
     rd.read_buf(rbuf).await
@@ -244,13 +246,16 @@ impl<H: RequestHandler> Conn<H> {
             }
             let can_read =
                 reading && self.in_flight.len() + connecting.len() < options.max_in_flight;
-            // Buffers go back to the pool whenever they are empty: an idle connection
-            // holds none.
-            buffers::give_if_empty(BUFFERS, &mut rbuf);
-            buffers::give_if_empty(BUFFERS, &mut self.wbuf);
-            if idle && self.in_flight.capacity() > IDLE_CONTEXTS {
-                // A burst's worth of slots is not kept by an idle connection.
-                self.in_flight = slab::Slab::new();
+            // Buffers go back to the pool once the connection is idle: it then holds
+            // none. A busy one keeps them, so its reads fill the rest of one
+            // allocation instead of taking a fresh one per batch.
+            if idle {
+                buffers::give_if_empty(BUFFERS, &mut rbuf);
+                buffers::give_if_empty(BUFFERS, &mut self.wbuf);
+                if self.in_flight.capacity() > IDLE_CONTEXTS {
+                    // A burst's worth of slots is not kept by an idle connection.
+                    self.in_flight = slab::Slab::new();
+                }
             }
 
             tokio::select! {
