@@ -166,24 +166,7 @@ impl UpstreamConnection {
         protocol: Arc<dyn Protocol>,
         options: UpstreamOptions,
     ) -> Self {
-        let shared = Arc::new(Shared {
-            protocol,
-            peer,
-            options,
-            state: Mutex::new(State {
-                in_flight: IdSlab::new(),
-                armed: None,
-                next_id: 0,
-                wbuf: BytesMut::with_capacity(64 * 1024),
-            }),
-            open: AtomicBool::new(true),
-            writer: Notify::new(),
-            timer: Notify::new(),
-            close: Notify::new(),
-            last_activity: AtomicU64::new(0),
-            epoch: Instant::now(),
-            probe_acked: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(protocol, peer, options, 64 * 1024));
         let (rd, wr) = stream.into_split();
         tokio::spawn(run(shared.clone(), rd, wr));
         UpstreamConnection { shared }
@@ -258,6 +241,37 @@ impl UpstreamConnection {
             shared.writer.notify_one();
         }
         Ok(())
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    /// A fresh connection's state: nothing in flight, a write buffer of `wbuf` bytes.
+    fn new(
+        protocol: Arc<dyn Protocol>,
+        peer: SocketAddr,
+        options: UpstreamOptions,
+        wbuf: usize,
+    ) -> Self {
+        Shared {
+            protocol,
+            peer,
+            options,
+            state: Mutex::new(State {
+                in_flight: IdSlab::new(),
+                armed: None,
+                next_id: 0,
+                wbuf: BytesMut::with_capacity(wbuf),
+            }),
+            open: AtomicBool::new(true),
+            writer: Notify::new(),
+            timer: Notify::new(),
+            close: Notify::new(),
+            last_activity: AtomicU64::new(0),
+            epoch: Instant::now(),
+            probe_acked: AtomicBool::new(false),
+        }
     }
 }
 

@@ -2,37 +2,20 @@
 //! 32-bit id space: it skips ids still in flight and wraps explicitly to 0 (MOSN
 //! truncates a 64-bit counter instead; see conformance-fixtures/CASES.md, P1).
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
-
-use bytes::BytesMut;
-use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Shared, State, UpstreamOptions, Waiter, insert, next_free_id, remove};
-use crate::id_slab::IdSlab;
 
 /// A connection's shared state with no socket behind it: the allocator only reads the
 /// protocol's id width and the in-flight map. lenproto has 32-bit ids, as Bolt.
 fn shared() -> Shared {
-    Shared {
-        protocol: strait_example_lenproto::protocol(),
-        peer: ([127, 0, 0, 1], 9).into(),
-        options: UpstreamOptions::default(),
-        state: Mutex::new(State {
-            in_flight: IdSlab::new(),
-            armed: None,
-            next_id: 0,
-            wbuf: BytesMut::new(),
-        }),
-        open: AtomicBool::new(true),
-        writer: Notify::new(),
-        timer: Notify::new(),
-        close: Notify::new(),
-        last_activity: AtomicU64::new(0),
-        epoch: Instant::now(),
-        probe_acked: AtomicBool::new(false),
-    }
+    let peer = ([127, 0, 0, 1], 9).into();
+    Shared::new(
+        strait_example_lenproto::protocol(),
+        peer,
+        UpstreamOptions::default(),
+        0,
+    )
 }
 
 /// Takes the next id as `send` does: allocate, then record it in flight.

@@ -177,6 +177,35 @@ impl Curl {
     }
 }
 
+/// One gRPC call by curl over h2c to `method` of `strait.interop.Interop` on `listen`,
+/// with `body` (a file of length-prefixed messages) and `extra` curl arguments; the answer
+/// must be HTTP 200, as gRPC answers always are.
+fn grpc_curl(
+    listen: SocketAddr,
+    host: &str,
+    method: &str,
+    body: &std::path::Path,
+    extra: &[&str],
+) -> Curl {
+    let host = format!("host: {host}");
+    let data = format!("@{}", body.display());
+    let url = format!("{}/strait.interop.Interop/{method}", base(listen));
+    let mut args = vec![
+        "--http2-prior-knowledge",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "-H",
+        &host,
+        "--data-binary",
+        &data,
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    curl(&args).expect(200)
+}
+
 fn curl(args: &[&str]) -> Curl {
     let dir = TempDir::new("curl");
     let head = dir.write("head", "");
@@ -2081,19 +2110,7 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
     // stream, no DATA
     let dir = TempDir::new("grpc-frame");
     let empty_message = dir.write("req", "\0\0\0\0\0");
-    let r = curl(&[
-        "--http2-prior-knowledge",
-        "-H",
-        "content-type: application/grpc",
-        "-H",
-        "te: trailers",
-        "-H",
-        "host: noroute.grpc",
-        "--data-binary",
-        &format!("@{}", empty_message.display()),
-        &format!("{}/strait.interop.Interop/Unary", base(strait.listen)),
-    ])
-    .expect(200);
+    let r = grpc_curl(strait.listen, "noroute.grpc", "Unary", &empty_message, &[]);
     assert_eq!(
         (r.header("grpc-status"), r.header("content-type")),
         (Some("12"), Some("application/grpc")),
@@ -2112,21 +2129,8 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
     // One uncompressed message of 3 bytes: Req { sleep_ms: 3000 } (field 4, varint).
     let slow_3s = dir.write("slow", "");
     std::fs::write(&slow_3s, [0, 0, 0, 0, 3, 0x20, 0xb8, 0x17]).expect("write request");
-    let r = curl(&[
-        "--http2-prior-knowledge",
-        "-H",
-        "content-type: application/grpc",
-        "-H",
-        "te: trailers",
-        "-H",
-        "grpc-timeout: 300m",
-        "-H",
-        "host: capped.grpc",
-        "--data-binary",
-        &format!("@{}", slow_3s.display()),
-        &format!("{}/strait.interop.Interop/Slow", base(strait.listen)),
-    ])
-    .expect(200);
+    let timeout = ["-H", "grpc-timeout: 300m"];
+    let r = grpc_curl(strait.listen, "capped.grpc", "Slow", &slow_3s, &timeout);
     assert_eq!(
         (r.header("grpc-status"), r.header("x-strait-error")),
         (Some("4"), Some("upstream_timeout")),

@@ -73,13 +73,7 @@ pub(super) fn server_options(
             let key = format!("{key}.max_concurrent_streams");
             o.h2_max_concurrent_streams = cx.within(n, key, (1, u64::from(u32::MAX)))? as u32;
         }
-        windows(cx, v, &key)?.apply(H2Settings {
-            stream: &mut o.h2_initial_stream_window,
-            connection: &mut o.h2_initial_connection_window,
-            frame: &mut o.h2_max_frame_size,
-            keepalive_interval: &mut o.h2_keepalive_interval,
-            keepalive_timeout: &mut o.h2_keepalive_timeout,
-        });
+        windows(cx, v, &key)?.apply(h2_settings!(o));
     }
     Ok(o)
 }
@@ -114,13 +108,7 @@ pub(super) fn client_options(
                 "the upstream's own SETTINGS bound its streams; cap connections with max_connections_per_host and requests with max_requests",
             ));
         }
-        windows(cx, &h2.value, &key)?.apply(H2Settings {
-            stream: &mut o.h2_initial_stream_window,
-            connection: &mut o.h2_initial_connection_window,
-            frame: &mut o.h2_max_frame_size,
-            keepalive_interval: &mut o.h2_keepalive_interval,
-            keepalive_timeout: &mut o.h2_keepalive_timeout,
-        });
+        windows(cx, &h2.value, &key)?.apply(h2_settings!(o));
     }
     Ok(o)
 }
@@ -133,6 +121,21 @@ struct Windows {
     keepalive_interval: Option<Option<Duration>>,
     keepalive_timeout: Option<Duration>,
 }
+
+/// The [`H2Settings`] of a `ServerOptions` or `ClientOptions` (same field names,
+/// different types).
+macro_rules! h2_settings {
+    ($o:expr) => {
+        H2Settings {
+            stream: &mut $o.h2_initial_stream_window,
+            connection: &mut $o.h2_initial_connection_window,
+            frame: &mut $o.h2_max_frame_size,
+            keepalive_interval: &mut $o.h2_keepalive_interval,
+            keepalive_timeout: &mut $o.h2_keepalive_timeout,
+        }
+    };
+}
+use h2_settings;
 
 /// The HTTP/2 fields of a server's or a client's options, to set from a [`Windows`].
 struct H2Settings<'a> {
