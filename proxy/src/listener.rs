@@ -5,16 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use strait_codec_framework::{
-    Detect, Limits, Outcome, Protocol, ProxyFailure, Registered, Registry,
-};
+use strait_codec_framework::{Detect, Limits, Protocol, Registered, Registry};
 use strait_codec_http::{Handler, ServerOptions};
 use strait_stream::downstream::{self, DownstreamOptions};
-use strait_stream::{RequestContext, RequestEnd};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::forward::Forwarder;
@@ -168,24 +164,6 @@ async fn serve_http(
         shared.listener.shutdown.clone(),
     )
     .await;
-    if let Err(error) = &served
-        && let Some(status) = error.rejected_request()
-    {
-        // The HTTP/1 engine answered a malformed request itself (400/431) and closed:
-        // it is a request that failed like any other, and ends at the same place.
-        let ctx = RequestContext::new(Instant::now(), 0);
-        let end = RequestEnd {
-            outcome: Outcome::Failed(ProxyFailure::CodecError),
-            status: Some(u32::from(status)),
-            response_bytes: 0,
-            at: Instant::now(),
-        };
-        let routes = &shared.listener.config.routes;
-        shared
-            .listener
-            .pipeline
-            .finish(&shared.name, "http1", routes, &ctx, end);
-    }
     served.map_err(|e| e.to_string())
 }
 

@@ -11,6 +11,8 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
+use crate::server::request_body::{RequestBody, RequestBodyError};
+
 /// A type-erased error, as carried by [`Body::Boxed`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -20,6 +22,10 @@ pub enum BodyError {
     /// The peer's HTTP connection failed or reset the stream while the body was read.
     #[error("body stream failed: {0}")]
     Hyper(#[from] hyper::Error),
+    /// A request body read by Strait's HTTP/1.1 server broke off (client closed,
+    /// malformed chunk).
+    #[error("request body: {0}")]
+    Request(#[from] RequestBodyError),
     /// A boxed body failed.
     #[error("body failed: {0}")]
     Other(BoxError),
@@ -29,7 +35,7 @@ impl BodyError {
     /// Whether the failure came from the peer (stream or connection reset, truncated
     /// body), as opposed to a local body producer failing.
     pub fn is_peer_failure(&self) -> bool {
-        matches!(self, BodyError::Hyper(_))
+        matches!(self, BodyError::Hyper(_) | BodyError::Request(_))
     }
 }
 
@@ -133,7 +139,10 @@ pub enum Body {
     Empty,
     /// One buffer, sent as a single data frame (an empty buffer is no body).
     Full(Bytes),
-    /// A peer's body (a downstream request, or an HTTP/2 upstream response), streamed.
+    /// A downstream HTTP/1.1 request's body, read from the client as it is polled.
+    H1(RequestBody),
+    /// A peer's body (a downstream HTTP/2 request, or an HTTP/2 upstream response),
+    /// streamed.
     Incoming(Incoming),
     /// A peer's body whose end is reported to an observer (HTTP/1.1 upstream responses).
     Tracked(TrackedBody),
@@ -197,6 +206,7 @@ impl fmt::Debug for Body {
         match self {
             Body::Empty => f.write_str("Body::Empty"),
             Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
+            Body::H1(b) => f.debug_tuple("Body::H1").field(b).finish(),
             Body::Incoming(b) => f.debug_tuple("Body::Incoming").field(b).finish(),
             Body::Tracked(b) => f.debug_tuple("Body::Tracked").field(b).finish(),
             Body::Boxed(_) => f.write_str("Body::Boxed"),
@@ -218,6 +228,7 @@ impl http_body::Body for Body {
                 let bytes = std::mem::take(bytes);
                 Poll::Ready((!bytes.is_empty()).then(|| Ok(Frame::data(bytes))))
             }
+            Body::H1(body) => body.poll_frame(cx).map_err(BodyError::Request),
             Body::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
             Body::Tracked(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
             Body::Boxed(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Other),
@@ -228,6 +239,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(bytes) => bytes.is_empty(),
+            Body::H1(body) => body.is_end_stream(),
             Body::Incoming(body) => body.is_end_stream(),
             Body::Tracked(body) => body.is_end_stream(),
             Body::Boxed(body) => body.is_end_stream(),
@@ -238,6 +250,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
+            Body::H1(body) => body.size_hint(),
             Body::Incoming(body) => body.size_hint(),
             Body::Tracked(body) => body.size_hint(),
             Body::Boxed(body) => body.size_hint(),

@@ -1,4 +1,5 @@
-//! HTTP/1.1, HTTP/2 and gRPC for Strait, on hyper.
+//! HTTP/1.1, HTTP/2 and gRPC for Strait: an own HTTP/1.1 server engine, HTTP/2 and the
+//! upstream client connections on hyper.
 //!
 //! What the proxy needs to carry HTTP through the same router, clusters and timeouts as
 //! every other protocol:
@@ -33,6 +34,7 @@ mod prepare;
 mod protocol;
 mod server;
 mod tunnel;
+pub mod upgrade;
 
 pub use body::{Body, BodyEnd, BodyError, BodyObserver, BoxError, TrackedBody};
 pub use classify::{classify_grpc_status, classify_http_status, grpc_status, grpc_to_http_status};
@@ -52,5 +54,7 @@ pub use prepare::{
     prepare_upstream_request,
 };
 pub use protocol::{Http, NAME, protocol};
-pub use server::{Handler, HandlerFuture, ServeError, ServerOptions, serve_connection};
+pub use server::request_body::{RequestBody, RequestBodyError};
+pub use server::{Handler, HandlerFuture, ServeError, ServerIo, ServerOptions, serve_connection};
 pub use tunnel::{TunnelError, tunnel};
+pub use upgrade::{OnUpgrade, Upgraded};

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use http::header::CONTENT_TYPE;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
-use hyper::upgrade::OnUpgrade;
 use strait_codec_framework::{Frame, Outcome, ProxyFailure};
 use strait_codec_http::{
     Body, ConnectionInfo, Handler, HandlerFuture, RequestHead, classify_grpc_status,
@@ -51,6 +50,22 @@ pub(crate) struct HttpForwarding {
 impl Handler for HttpForwarder {
     fn call(&self, request: Request<Body>, conn: ConnectionInfo) -> HandlerFuture {
         Box::pin(forward(self.0.clone(), request, conn))
+    }
+
+    fn rejected(&self, status: StatusCode, _conn: &ConnectionInfo) {
+        // The engine answered a malformed request itself: it is a request that failed
+        // like any other, and ends at the same place.
+        let now = Instant::now();
+        let ctx = RequestContext::new(now, 0);
+        let end = RequestEnd {
+            outcome: Outcome::Failed(ProxyFailure::CodecError),
+            status: Some(u32::from(status.as_u16())),
+            response_bytes: 0,
+            at: now,
+        };
+        let fwd = &*self.0;
+        fwd.pipeline
+            .finish(&fwd.listener, "http1", &fwd.routes, &ctx, end);
     }
 }
 
@@ -184,7 +199,7 @@ async fn forward(
     // An HTTP/1.1 upgrade (WebSocket...) is tunnelled once both sides said 101.
     let downstream_upgrade =
         if conn.version() != Version::HTTP_2 && is_upgrade_request(&parts.headers) {
-            parts.extensions.remove::<OnUpgrade>()
+            strait_codec_http::upgrade::on(&mut parts)
         } else {
             None
         };
@@ -207,8 +222,8 @@ async fn forward(
     drop(guard);
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
+        && let Some(upstream) = strait_codec_http::upgrade::on(&mut response)
     {
-        let upstream = hyper::upgrade::on(&mut response);
         tokio::spawn(async move {
             if let Err(error) = strait_codec_http::tunnel(downstream, upstream).await {
                 tracing::debug!(%error, "upgraded connection ended");

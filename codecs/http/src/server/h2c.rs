@@ -19,7 +19,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, HOST, UPGRADE};
 use http::request::Parts;
 use http::{HeaderName, Method, Version};
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::Scheme;
@@ -37,16 +36,16 @@ const FLAG_END_HEADERS: u8 = 0x4;
 
 /// Whether `req` asks to upgrade to h2c and can be (RFC 7540 §3.2): HTTP/1.1,
 /// `Upgrade` naming `h2c`, exactly one valid `HTTP2-Settings`, and no body.
-pub(crate) fn wants_h2c(req: &http::Request<Incoming>) -> bool {
-    use http_body::Body as _;
-    if req.version() != Version::HTTP_11
-        || req.method() == Method::CONNECT
-        || !req.headers().contains_key(UPGRADE)
-        || !list_contains(req.headers(), &UPGRADE, "h2c")
+pub(crate) fn wants_h2c(req: &Parts, has_body: bool) -> bool {
+    if req.version != Version::HTTP_11
+        || req.method == Method::CONNECT
+        || has_body
+        || !req.headers.contains_key(UPGRADE)
+        || !list_contains(&req.headers, &UPGRADE, "h2c")
     {
         return false;
     }
-    let mut settings = req.headers().get_all(HTTP2_SETTINGS).iter();
+    let mut settings = req.headers.get_all(HTTP2_SETTINGS).iter();
     let (Some(value), None) = (settings.next(), settings.next()) else {
         return false;
     };
@@ -54,9 +53,7 @@ pub(crate) fn wants_h2c(req: &http::Request<Incoming>) -> bool {
         .as_bytes()
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=');
-    base64url
-        && req.body().is_end_stream()
-        && !req.headers().contains_key(http::header::TRANSFER_ENCODING)
+    base64url && !req.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 /// The `101 Switching Protocols` answer to an h2c upgrade.

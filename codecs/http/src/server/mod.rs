@@ -1,7 +1,9 @@
 //! The downstream server driver: HTTP/1.1, HTTP/2 prior knowledge and h2c upgrade on
 //! one connection type.
 
+mod h1;
 mod h2c;
+pub(crate) mod request_body;
 mod rewind;
 
 use std::convert::Infallible;
@@ -16,10 +18,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
-use hyper::upgrade::OnUpgrade;
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -34,14 +34,22 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// What the server driver calls for every request, on every HTTP version.
 ///
-/// The request body is the peer's body streamed ([`Body::Incoming`]); an HTTP/1.1
-/// request asking for an upgrade carries hyper's `OnUpgrade` in its extensions (take it
-/// with `hyper::upgrade::on(&mut request)` before forwarding, answer `101`, then
-/// [`crate::tunnel`]). The handler never fails: proxy failures are answered with
+/// The request body is the peer's body streamed ([`Body::H1`] for HTTP/1.1,
+/// [`Body::Incoming`] for HTTP/2); an HTTP/1.1 request asking for an upgrade carries an
+/// [`crate::OnUpgrade`] in its extensions (take it with [`crate::upgrade::on`] before
+/// forwarding, answer `101`, then [`crate::tunnel`]). The handler never fails: proxy failures are answered with
 /// [`crate::failure_response`].
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
     fn call(&self, request: Request<Body>, ctx: ConnectionInfo) -> HandlerFuture;
+
+    /// A malformed HTTP/1 request was answered with `status` (400, 431, 501) by the
+    /// driver itself, before any head could be handed to [`Handler::call`]; the
+    /// connection closes next. Called once per such request, so it can be counted and
+    /// logged like any other request's end.
+    fn rejected(&self, status: http::StatusCode, ctx: &ConnectionInfo) {
+        let _ = (status, ctx);
+    }
 }
 
 /// Limits and timeouts of downstream connections.
@@ -107,22 +115,32 @@ impl Default for ServerOptions {
 /// Why a downstream connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// Reading the first bytes failed.
-    #[error("reading the connection preface: {0}")]
+    /// Reading or writing the connection failed.
+    #[error("connection I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The first bytes did not arrive within the header read timeout.
     #[error("timed out waiting for the first request")]
     PrefaceTimeout,
-    /// The HTTP/1 connection failed (peer reset, malformed request after the 400 was
-    /// sent, header timeout...).
-    #[error("HTTP/1 connection: {0}")]
-    Http1(#[source] hyper::Error),
+    /// A malformed HTTP/1 request (head, or body framing) was answered with `status`
+    /// (400, 431, 501) and the connection closed; no handler saw a malformed head.
+    #[error("rejected HTTP/1 request ({status}): {reason}")]
+    Rejected {
+        /// The status sent.
+        status: u16,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A response body produced more or fewer bytes than its `content-length`; the
+    /// connection was closed so the client cannot mistake it for a whole answer.
+    #[error("response body length differs from its content-length")]
+    BodyLength,
+    /// A response body failed mid-way (the upstream reset); the connection was closed
+    /// with the body cut.
+    #[error("response body failed: {0}")]
+    ResponseBody(String),
     /// The HTTP/2 connection failed (protocol error, peer reset...).
     #[error("HTTP/2 connection: {0}")]
     Http2(#[source] hyper::Error),
-    /// The connection upgraded by `Upgrade: h2c` could not be taken over.
-    #[error("h2c upgrade: {0}")]
-    H2cUpgrade(#[source] hyper::Error),
     /// The HTTP/2 preface was not followed by a SETTINGS frame (answered with GOAWAY
     /// PROTOCOL_ERROR).
     #[error("HTTP/2 preface not followed by SETTINGS")]
@@ -130,17 +148,35 @@ pub enum ServeError {
 }
 
 impl ServeError {
-    /// The status hyper answered a malformed HTTP/1 request with before any handler saw
-    /// it (400 for a request it could not parse, 431 for a head over the limits), so the
-    /// caller can end that request like any other. `None` for every other ending.
+    /// The status a malformed HTTP/1 request head was answered with before any handler
+    /// saw it (400, 431 or 501), so the caller can end that request like any other.
+    /// `None` for every other ending.
     pub fn rejected_request(&self) -> Option<u16> {
         match self {
-            ServeError::Http1(e) if e.is_parse_too_large() => Some(431),
-            ServeError::Http1(e) if e.is_parse() => Some(400),
+            ServeError::Rejected { status, .. } => Some(*status),
             _ => None,
         }
     }
 }
+
+/// A downstream connection's byte stream, with a way to wait for readability that
+/// holds no buffer (an idle keep-alive connection then costs its socket and task only).
+pub trait ServerIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Ready when a read would make progress. The default says so at once (the driver
+    /// then waits in a read, holding a buffer).
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl ServerIo for tokio::net::TcpStream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+}
+
+impl ServerIo for tokio::io::DuplexStream {}
 
 /// Offset of the type byte of the first frame after the 24-byte HTTP/2 preface.
 const FIRST_FRAME_TYPE: usize = 24 + 3;
@@ -170,7 +206,7 @@ pub async fn serve_connection<IO>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError>
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: ServerIo,
 {
     let mut io = io;
     let mut initial = initial;
@@ -204,47 +240,35 @@ where
             }
         }
     };
-    let idle = options.idle_timeout.map(|timeout| Idle {
-        timeout,
-        activity: Arc::new(AtomicBool::new(false)),
-    });
-    let io = Rewind::new(initial, io, idle.as_ref().map(|i| i.activity.clone()));
     if version == Version::HTTP_2 {
+        let idle = options.idle_timeout.map(|timeout| Idle {
+            timeout,
+            activity: Arc::new(AtomicBool::new(false)),
+        });
+        let io = Rewind::new(initial, io, idle.as_ref().map(|i| i.activity.clone()));
         let ctx = ConnectionInfo::new(peer, Version::HTTP_2, options.scheme);
         return serve_h2(io, ctx, handler, &options, &mut shutdown, idle.as_ref()).await;
     }
 
     let ctx = ConnectionInfo::new(peer, Version::HTTP_11, options.scheme);
-    let h2c_slot = Arc::new(Mutex::new(None));
-    let service = H1Service {
-        handler: handler.clone(),
-        ctx: ctx.clone(),
-        h2c: options.h2c_upgrade.then(|| h2c_slot.clone()),
-    };
-    let mut builder = http1::Builder::new();
-    builder
-        .max_buf_size(options.max_header_bytes.max(8192))
-        .max_header_size(options.max_header_bytes)
-        .max_headers(options.max_headers)
-        .half_close(options.h1_half_close);
-    // Not `pipeline_flush`: hyper then skips flushing while unparsed bytes are
-    // buffered, so the automatic 400 for a malformed request is never sent.
-    if let Some(limit) = options.header_read_timeout {
-        builder.timer(TokioTimer::new()).header_read_timeout(limit);
-    }
-    let conn = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    drive(conn, &mut shutdown, idle.as_ref())
-        .await
-        .map_err(ServeError::Http1)?;
-
-    let pending = h2c_slot.lock().take();
-    let Some(pending) = pending else {
+    let ended = h1::serve(
+        io,
+        initial,
+        ctx.clone(),
+        handler.clone(),
+        &options,
+        &mut shutdown,
+    )
+    .await?;
+    let h1::H1End::H2c { io, rest, stream1 } = ended else {
         return Ok(());
     };
-    let upgraded = pending.on_upgrade.await.map_err(ServeError::H2cUpgrade)?;
-    let io = InjectStream1::new(TokioIo::new(upgraded), pending.stream1);
+    let idle = options.idle_timeout.map(|timeout| Idle {
+        timeout,
+        activity: Arc::new(AtomicBool::new(false)),
+    });
+    let io = Rewind::new(rest, io, idle.as_ref().map(|i| i.activity.clone()));
+    let io = InjectStream1::new(io, stream1);
     let ctx = ctx.with_version(Version::HTTP_2);
     serve_h2(io, ctx, handler, &options, &mut shutdown, idle.as_ref()).await
 }
@@ -278,17 +302,6 @@ where
 /// A hyper connection future that can be asked to shut down gracefully.
 trait Graceful: Future<Output = hyper::Result<()>> {
     fn graceful(self: Pin<&mut Self>);
-}
-
-impl<I, S> Graceful for http1::UpgradeableConnection<I, S>
-where
-    S: hyper::service::HttpService<Incoming, ResBody = Body>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    fn graceful(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
 }
 
 impl<I, S, E> Graceful for http2::Connection<I, S, E>
@@ -349,45 +362,6 @@ async fn drive<C: Graceful>(
     }
 }
 
-/// An h2c upgrade accepted on an HTTP/1.1 connection, waiting for the 101 to be sent.
-struct H2cPending {
-    on_upgrade: OnUpgrade,
-    stream1: Bytes,
-}
-
-struct H1Service {
-    handler: Arc<dyn Handler>,
-    ctx: ConnectionInfo,
-    h2c: Option<Arc<Mutex<Option<H2cPending>>>>,
-}
-
-impl hyper::service::Service<Request<Incoming>> for H1Service {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ServiceFuture;
-
-    fn call(&self, mut request: Request<Incoming>) -> ServiceFuture {
-        if let Some(slot) = &self.h2c
-            && h2c::wants_h2c(&request)
-        {
-            let on_upgrade = hyper::upgrade::on(&mut request);
-            let (parts, _) = request.into_parts();
-            let stream1 = h2c::stream1_frames(parts, self.ctx.scheme());
-            *slot.lock() = Some(H2cPending {
-                on_upgrade,
-                stream1,
-            });
-            return ServiceFuture::Ready(Some(h2c::switching_protocols()));
-        }
-        let ctx = if request.version() == self.ctx.version() {
-            self.ctx.clone()
-        } else {
-            self.ctx.with_version(request.version())
-        };
-        ServiceFuture::Handler(self.handler.call(request.map(Body::Incoming), ctx))
-    }
-}
-
 struct H2Service {
     handler: Arc<dyn Handler>,
     ctx: ConnectionInfo,
@@ -399,31 +373,20 @@ impl hyper::service::Service<Request<Incoming>> for H2Service {
     type Future = ServiceFuture;
 
     fn call(&self, request: Request<Incoming>) -> ServiceFuture {
-        ServiceFuture::Handler(
+        ServiceFuture(
             self.handler
                 .call(request.map(Body::Incoming), self.ctx.clone()),
         )
     }
 }
 
-/// The service future: the handler's, or an immediate answer.
-enum ServiceFuture {
-    Handler(HandlerFuture),
-    Ready(Option<Response<Body>>),
-}
+/// The service future: the handler's, which never fails.
+struct ServiceFuture(HandlerFuture);
 
 impl Future for ServiceFuture {
     type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            ServiceFuture::Handler(fut) => fut.as_mut().poll(cx).map(Ok),
-            ServiceFuture::Ready(response) => {
-                Poll::Ready(Ok(response.take().unwrap_or_else(|| {
-                    // Polled again after completion: hyper never does this.
-                    Response::new(Body::Empty)
-                })))
-            }
-        }
+        self.get_mut().0.as_mut().poll(cx).map(Ok)
     }
 }

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, Version};
-use hyper::upgrade::OnUpgrade;
 use strait_codec_http::{
     Body, ClientOptions, ConnectionInfo, Handler, HandlerFuture, Http1Connection, Http2Connection,
     ServerOptions, failure_response, is_upgrade_request, prepare_downstream_response,
@@ -62,7 +61,7 @@ impl Handler for ProxyHandler {
             let failure_parts = Request::new(()).into_parts().0;
             let downstream_upgrade =
                 if ctx.version() != Version::HTTP_2 && is_upgrade_request(&parts.headers) {
-                    parts.extensions.remove::<OnUpgrade>()
+                    strait_codec_http::upgrade::on(&mut parts)
                 } else {
                     None
                 };
@@ -74,8 +73,9 @@ impl Handler for ProxyHandler {
             if response.status() == 101
                 && let Some(downstream) = downstream_upgrade
             {
-                let upstream = hyper::upgrade::on(&mut response);
-                tokio::spawn(tunnel(downstream, upstream));
+                if let Some(upstream) = strait_codec_http::upgrade::on(&mut response) {
+                    tokio::spawn(tunnel(downstream, upstream));
+                }
             }
             let (mut parts, body) = response.into_parts();
             prepare_downstream_response(&mut parts, ctx.version());

@@ -124,12 +124,14 @@ impl Handler for TestHandler {
                     )
                 }
                 "/upgrade" => {
-                    let on_upgrade = hyper::upgrade::on(&mut request);
+                    let on_upgrade = strait_codec_http::upgrade::on(&mut request);
                     tokio::spawn(async move {
-                        let Ok(upgraded) = on_upgrade.await else {
+                        let Some(Ok(mut io)) = (match on_upgrade {
+                            Some(on) => Some(on.await),
+                            None => None,
+                        }) else {
                             return;
                         };
-                        let mut io = hyper_util::rt::TokioIo::new(upgraded);
                         let mut buf = [0u8; 1024];
                         loop {
                             match io.read(&mut buf).await {

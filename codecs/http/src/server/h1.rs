@@ -1,0 +1,807 @@
+//! Strait's own HTTP/1.1 server driver (RFC 9112), on the pure codec of [`crate::h1`].
+//!
+//! One task per connection, and between requests that task holds the socket and
+//! nothing else: it waits for readability with no read or write buffer (they are taken
+//! when bytes arrive and dropped once the connection is idle again), no body channel
+//! and no handler future. A request's head is parsed in place (header values are
+//! slices of the read buffer); a request without a body is handed over as
+//! [`Body::Empty`], so a keep-alive GET costs no channel. The handler's future, the
+//! request body (read from the socket only while the handler's side asks for it) and
+//! the response body (written with its framing decided by [`response_framing`]) are
+//! all polled by this one task.
+//!
+//! Strict by design: a malformed head (smuggling shapes included: `Content-Length`
+//! with `Transfer-Encoding`, duplicate lengths, obs-fold, bare CR/LF, whitespace
+//! before a colon, bad chunk sizes) gets its status (400, 431 or 501) and the
+//! connection closes; no handler sees it.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Request, Response, StatusCode};
+use http_body::{Body as _, Frame};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::h2c;
+use super::request_body::{self, BodySender, RequestBodyError};
+use super::{Handler, HandlerFuture, ServeError, ServerIo, ServerOptions};
+use crate::h1::encode::{
+    self, BodyLength, ConnectionField, Framing, RequestFacts, ResponseFraming,
+};
+use crate::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, ParsedRequest, date, parse};
+use crate::upgrade::{OnUpgrade, Upgraded};
+use crate::{Body, ConnectionInfo};
+
+/// What a read reserves when the buffer is (nearly) full.
+const READ_CHUNK: usize = 8 * 1024;
+/// Data frames smaller than this are copied next to their framing; larger ones are
+/// queued as they are and written with one vectored write.
+const COPY_BELOW: usize = 4 * 1024;
+/// Response bytes queued before the response body is no longer polled (backpressure:
+/// a slow reader stops the producer).
+const HIGH_WATER: usize = 64 * 1024;
+
+/// How an HTTP/1.1 connection ended.
+pub(super) enum H1End<IO> {
+    /// Closed (cleanly, by timeout, by shutdown or after an error answer).
+    Closed,
+    /// The client asked for `Upgrade: h2c` and got its `101`: serve HTTP/2 on `io`,
+    /// reading `rest` first, with `stream1` (the upgraded request) injected.
+    H2c { io: IO, rest: Bytes, stream1: Bytes },
+}
+
+/// What follows one exchange.
+enum Next {
+    KeepAlive,
+    Close,
+    /// A `101` went out: the connection belongs to the upgrade.
+    Upgrade(oneshot::Sender<Upgraded>),
+}
+
+pub(super) async fn serve<IO: ServerIo>(
+    io: IO,
+    initial: Bytes,
+    ctx: ConnectionInfo,
+    handler: Arc<dyn Handler>,
+    options: &ServerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<H1End<IO>, ServeError> {
+    let mut conn = Conn {
+        io,
+        rbuf: BytesMut::from(&initial[..]),
+        wbuf: BytesMut::new(),
+        out: VecDeque::new(),
+        queued: 0,
+        read_eof: false,
+        activity: false,
+        options,
+        limits: HeadLimits {
+            max_head_bytes: options.max_header_bytes,
+            max_headers: options.max_headers,
+        },
+    };
+    loop {
+        let parsed = match conn.read_head(shutdown).await {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                if let ServeError::Rejected { status, .. } = &error {
+                    let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+                    handler.rejected(status, &ctx);
+                    conn.linger().await;
+                }
+                return Err(error);
+            }
+        };
+        let Some(parsed) = parsed else {
+            conn.close().await;
+            return Ok(H1End::Closed);
+        };
+        let facts = parsed.facts();
+        let ParsedRequest {
+            mut parts,
+            body,
+            expect_continue,
+            upgrade,
+            ..
+        } = parsed;
+        let has_body = body != parse::BodyKind::None;
+        if options.h2c_upgrade && h2c::wants_h2c(&parts, has_body) {
+            let (switch, _) = h2c::switching_protocols().into_parts();
+            encode::response_head(
+                &switch,
+                Framing::AsIs,
+                ConnectionField::Keep,
+                None,
+                &mut conn.wbuf,
+            );
+            conn.write_all_queued().await?;
+            let stream1 = h2c::stream1_frames(parts, ctx.scheme());
+            let rest = conn.rbuf.split().freeze();
+            return Ok(H1End::H2c {
+                io: conn.io,
+                rest,
+                stream1,
+            });
+        }
+        let declared = match body {
+            parse::BodyKind::Length(n) => Some(n),
+            _ => None,
+        };
+        let (sender, request_body) = if has_body {
+            let (tx, rx) = request_body::channel(declared);
+            (Some(tx), Body::H1(rx))
+        } else {
+            (None, Body::Empty)
+        };
+        let upgrade_tx = upgrade.then(|| {
+            let (tx, on) = OnUpgrade::pair();
+            parts.extensions.insert(on);
+            tx
+        });
+        let request_ctx = if parts.version == ctx.version() {
+            ctx.clone()
+        } else {
+            ctx.with_version(parts.version)
+        };
+        let future = handler.call(Request::from_parts(parts, request_body), request_ctx);
+        let mut ex = Exchange {
+            future: Some(future),
+            request_body: sender,
+            decoder: Decoder::new(body, ChunkLimits::default()),
+            expect_continue,
+            facts,
+            upgrade: upgrade_tx,
+            draining: *shutdown.borrow(),
+            started: None,
+            response_body: None,
+            written: 0,
+            done: false,
+            failed: None,
+        };
+        let next = match conn.exchange(&mut ex, shutdown).await {
+            Ok(next) => next,
+            Err(error) => {
+                if matches!(error, ServeError::Rejected { .. }) {
+                    conn.linger().await;
+                }
+                return Err(error);
+            }
+        };
+        match next {
+            Next::KeepAlive => {}
+            Next::Close => {
+                conn.close().await;
+                return Ok(H1End::Closed);
+            }
+            Next::Upgrade(tx) => {
+                let rest = conn.rbuf.split().freeze();
+                // The handler may have dropped its side: then nobody wants the socket.
+                let _ = tx.send(Upgraded::new(rest, Box::new(conn.io)));
+                return Ok(H1End::Closed);
+            }
+        }
+    }
+}
+
+/// One connection's socket and buffers.
+struct Conn<'o, IO> {
+    io: IO,
+    /// Bytes read and not yet parsed (empty and unallocated while idle).
+    rbuf: BytesMut,
+    /// Heads, framing and small data being assembled; after everything in `out`.
+    wbuf: BytesMut,
+    /// Output queued ahead of `wbuf`.
+    out: VecDeque<Bytes>,
+    /// Bytes in `out`.
+    queued: usize,
+    /// The client shut its write side (or the connection ended).
+    read_eof: bool,
+    /// Bytes moved since the idle timer last looked.
+    activity: bool,
+    options: &'o ServerOptions,
+    limits: HeadLimits,
+}
+
+/// One request on its way through the connection.
+struct Exchange {
+    /// The handler's answer, until it comes.
+    future: Option<HandlerFuture>,
+    /// The driver's end of the request body, while the body is being read.
+    request_body: Option<BodySender>,
+    decoder: Decoder,
+    /// `100 Continue` is owed once the handler asks for the body.
+    expect_continue: bool,
+    facts: RequestFacts,
+    upgrade: Option<oneshot::Sender<Upgraded>>,
+    /// Close after this exchange (shutdown, idle timeout).
+    draining: bool,
+    /// The framing of the response once its head is queued.
+    started: Option<Started>,
+    response_body: Option<Body>,
+    /// Body bytes of the response queued so far.
+    written: u64,
+    /// The response is completely queued.
+    done: bool,
+    /// The exchange broke; the connection closes once what is queued is written.
+    failed: Option<ServeError>,
+}
+
+struct Started {
+    framing: ResponseFraming,
+    status: StatusCode,
+    declared: Option<u64>,
+}
+
+impl<IO: ServerIo> Conn<'_, IO> {
+    /// Waits for and parses the next request head. `None`: the connection is to close
+    /// quietly (client closed, timeout while idle, shutdown while idle).
+    async fn read_head(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<ParsedRequest>, ServeError> {
+        let limit = match (self.options.header_read_timeout, self.options.idle_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let deadline = limit.map(|l| Instant::now() + l);
+        let mut watching = true;
+        loop {
+            if !self.rbuf.is_empty() {
+                match parse::request(&mut self.rbuf, &self.limits) {
+                    Ok(Some(parsed)) => return Ok(Some(parsed)),
+                    Ok(None) => {}
+                    Err(error) => {
+                        let status = error.status();
+                        self.reject(status).await;
+                        return Err(ServeError::Rejected {
+                            status: status.as_u16(),
+                            reason: error.to_string(),
+                        });
+                    }
+                }
+            } else if *shutdown.borrow() {
+                // Draining: an idle connection closes at once.
+                return Ok(None);
+            }
+            if self.read_eof {
+                // A partial head cut by the client's close is not a request.
+                return Ok(None);
+            }
+            if self.rbuf.is_empty() {
+                // Idle: hold no buffer while nothing is there to read.
+                self.rbuf = BytesMut::new();
+                self.wbuf = BytesMut::new();
+                let ready = poll_fn(|cx| self.io.poll_read_ready(cx));
+                tokio::select! {
+                    ready = ready => ready?,
+                    () = sleep_until(deadline) => return Ok(None),
+                    changed = shutdown.changed(), if watching => {
+                        match changed {
+                            Ok(()) if *shutdown.borrow() => return Ok(None),
+                            Ok(()) => {}
+                            Err(_) => watching = false,
+                        }
+                        continue;
+                    }
+                }
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            let read = poll_fn(|cx| poll_read_buf(&mut self.io, cx, &mut self.rbuf));
+            let n = tokio::select! {
+                n = read => n?,
+                () = sleep_until(deadline) => return Ok(None),
+            };
+            if n == 0 {
+                self.read_eof = true;
+            }
+        }
+    }
+
+    /// Answers a request that cannot be served (malformed head) and shuts the write side.
+    async fn reject(&mut self, status: StatusCode) {
+        let (mut parts, ()) = Response::new(()).into_parts();
+        parts.status = status;
+        self.wbuf.clear();
+        encode::response_head(
+            &parts,
+            Framing::Length(0),
+            ConnectionField::Close,
+            Some(&date::now()),
+            &mut self.wbuf,
+        );
+        let _ = self.write_all_queued().await;
+    }
+
+    /// After an error answer: shut the write side, then read and discard what the
+    /// client still sends for a short while, so closing with unread bytes does not
+    /// reset the connection before the client has read the answer.
+    async fn linger(&mut self) {
+        const LINGER: Duration = Duration::from_secs(2);
+        const MAX_DISCARD: usize = 256 * 1024;
+        let _ = self.io.shutdown().await;
+        let mut discarded = 0;
+        let deadline = Instant::now() + LINGER;
+        let mut scratch = BytesMut::with_capacity(READ_CHUNK);
+        while discarded < MAX_DISCARD && !self.read_eof {
+            scratch.clear();
+            let read = poll_fn(|cx| poll_read_buf(&mut self.io, cx, &mut scratch));
+            match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => discarded += n,
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        let _ = self.io.shutdown().await;
+    }
+
+    async fn write_all_queued(&mut self) -> Result<(), ServeError> {
+        poll_fn(|cx| self.poll_write_out(cx)).await?;
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Queues `data` after everything queued so far.
+    fn push(&mut self, data: Bytes) {
+        if data.len() < COPY_BELOW {
+            self.wbuf.extend_from_slice(&data);
+        } else {
+            if !self.wbuf.is_empty() {
+                let head = self.wbuf.split().freeze();
+                self.queued += head.len();
+                self.out.push_back(head);
+            }
+            self.queued += data.len();
+            self.out.push_back(data);
+        }
+    }
+
+    fn pending_output(&self) -> usize {
+        self.queued + self.wbuf.len()
+    }
+
+    /// Writes what is queued; `Ready(Ok)` once all of it is written.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.pending_output() > 0 {
+            let mut slices = [IoSlice::new(&[]); 16];
+            let mut count = 0;
+            for chunk in self.out.iter().take(15) {
+                slices[count] = IoSlice::new(chunk);
+                count += 1;
+            }
+            if count < 15 && !self.wbuf.is_empty() {
+                slices[count] = IoSlice::new(&self.wbuf);
+                count += 1;
+            }
+            let n = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            self.activity = true;
+            let mut left = n;
+            while left > 0 {
+                match self.out.front_mut() {
+                    Some(front) if front.len() <= left => {
+                        left -= front.len();
+                        self.queued -= front.len();
+                        self.out.pop_front();
+                    }
+                    Some(front) => {
+                        front.advance(left);
+                        self.queued -= left;
+                        left = 0;
+                    }
+                    None => {
+                        self.wbuf.advance(left);
+                        left = 0;
+                    }
+                }
+            }
+        }
+        if self.wbuf.capacity() > 0 && self.wbuf.is_empty() {
+            // Reuse the allocation from its start for the next response.
+            self.wbuf.clear();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Runs one exchange to its end, watching shutdown and the idle timeout.
+    async fn exchange(
+        &mut self,
+        ex: &mut Exchange,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Next, ServeError> {
+        let mut watching = !ex.draining;
+        let idle = self.options.idle_timeout;
+        let mut idle_at = idle.map(|d| Instant::now() + d);
+        loop {
+            tokio::select! {
+                biased;
+                next = poll_fn(|cx| self.poll_exchange(ex, cx)) => return next,
+                changed = shutdown.changed(), if watching => {
+                    watching = false;
+                    match changed {
+                        Ok(()) if *shutdown.borrow() => ex.draining = true,
+                        Ok(()) => watching = true,
+                        Err(_) => {}
+                    }
+                }
+                () = sleep_until(idle_at), if idle_at.is_some() => {
+                    if std::mem::take(&mut self.activity) {
+                        idle_at = idle.map(|d| Instant::now() + d);
+                    } else {
+                        // A whole period without a byte: finish this one and close.
+                        ex.draining = true;
+                        idle_at = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_exchange(
+        &mut self,
+        ex: &mut Exchange,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Next, ServeError>> {
+        loop {
+            let mut progress = false;
+
+            if let Some(future) = ex.future.as_mut()
+                && let Poll::Ready(response) = future.as_mut().poll(cx)
+            {
+                ex.future = None;
+                self.start_response(ex, response);
+                progress = true;
+            }
+
+            progress |= self.pump_request_body(ex, cx)?;
+
+            if let Some(body) = ex.response_body.as_mut()
+                && self.pending_output() < HIGH_WATER
+            {
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(frame) => {
+                        self.write_frame(ex, frame);
+                        progress = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+
+            if self.pending_output() > 0 {
+                match self.poll_write_out(cx) {
+                    Poll::Ready(Ok(())) => progress = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => {}
+                }
+            }
+
+            if let Some(error) = ex.failed.take() {
+                if self.pending_output() == 0 || error_is_io(&error) {
+                    return Poll::Ready(Err(error));
+                }
+                // Write the error answer first.
+                ex.failed = Some(error);
+            } else if ex.done && self.pending_output() == 0 {
+                match Pin::new(&mut self.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => return Poll::Pending,
+                }
+                return Poll::Ready(Ok(self.after_response(ex)));
+            }
+
+            // Watch the client while the handler works: a pipelined request is kept for
+            // later, and a close is noticed (the exchange is abandoned unless half-close
+            // is allowed).
+            if ex.request_body.is_none()
+                && !self.read_eof
+                && self.rbuf.len() < self.limits.max_head_bytes
+            {
+                if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                    self.rbuf.reserve(READ_CHUNK);
+                }
+                match poll_read_buf(&mut self.io, cx, &mut self.rbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        self.read_eof = true;
+                        if !self.options.h1_half_close && !ex.done {
+                            return Poll::Ready(Ok(Next::Close));
+                        }
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        self.activity = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => {}
+                }
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Reads the request body for the handler while it asks for more. `Ok(true)` when
+    /// something moved.
+    fn pump_request_body(
+        &mut self,
+        ex: &mut Exchange,
+        cx: &mut Context<'_>,
+    ) -> Result<bool, ServeError> {
+        let Some(sender) = ex.request_body.as_ref() else {
+            return Ok(false);
+        };
+        if sender.is_dropped() {
+            // The handler does not want the rest (answered early, or failed): whether
+            // the connection can be reused is decided once the response is out.
+            ex.request_body = None;
+            return Ok(true);
+        }
+        match sender.poll_want(cx) {
+            Poll::Ready(true) => {}
+            _ => return Ok(false),
+        }
+        if ex.expect_continue && ex.started.is_none() {
+            ex.expect_continue = false;
+            self.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        loop {
+            match ex.decoder.decode(&mut self.rbuf) {
+                Ok(Some(Decoded::Data(data))) => {
+                    let last = ex.decoder.is_done();
+                    sender.send(Ok(Frame::data(data)), last);
+                    if last {
+                        ex.request_body = None;
+                    }
+                    return Ok(true);
+                }
+                Ok(Some(Decoded::Trailers(trailers))) => {
+                    sender.send(Ok(Frame::trailers(trailers)), true);
+                    ex.request_body = None;
+                    return Ok(true);
+                }
+                Ok(None) if ex.decoder.is_done() => {
+                    sender.finish();
+                    ex.request_body = None;
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    sender.send(Err(RequestBodyError::Malformed), true);
+                    ex.request_body = None;
+                    self.fail_request_body(ex, error.status(), error.to_string());
+                    return Ok(true);
+                }
+            }
+            if self.read_eof {
+                sender.send(Err(RequestBodyError::Closed), true);
+                ex.request_body = None;
+                ex.failed = Some(ServeError::Io(io::ErrorKind::UnexpectedEof.into()));
+                return Ok(true);
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            match poll_read_buf(&mut self.io, cx, &mut self.rbuf) {
+                Poll::Ready(Ok(0)) => self.read_eof = true,
+                Poll::Ready(Ok(_)) => self.activity = true,
+                Poll::Ready(Err(e)) => {
+                    sender.send(Err(RequestBodyError::Closed), true);
+                    ex.request_body = None;
+                    ex.failed = Some(e.into());
+                    return Ok(true);
+                }
+                Poll::Pending => return Ok(false),
+            }
+        }
+    }
+
+    /// A request body broke its framing: answer 400 if nothing was answered yet, and
+    /// close either way.
+    fn fail_request_body(&mut self, ex: &mut Exchange, status: StatusCode, reason: String) {
+        ex.future = None;
+        ex.response_body = None;
+        if ex.started.is_none() {
+            let (mut parts, ()) = Response::new(()).into_parts();
+            parts.status = status;
+            encode::response_head(
+                &parts,
+                Framing::Length(0),
+                ConnectionField::Close,
+                Some(&date::now()),
+                &mut self.wbuf,
+            );
+        }
+        ex.failed = Some(ServeError::Rejected {
+            status: status.as_u16(),
+            reason,
+        });
+    }
+
+    /// Queues the response head (and a one-buffer body) and decides its framing.
+    fn start_response(&mut self, ex: &mut Exchange, response: Response<Body>) {
+        let (mut parts, body) = response.into_parts();
+        let length = if body.is_end_stream() {
+            BodyLength::Empty
+        } else {
+            match body.size_hint().exact() {
+                Some(n) => BodyLength::Exact(n),
+                None => BodyLength::Unknown,
+            }
+        };
+        let upgrading = parts.status == StatusCode::SWITCHING_PROTOCOLS && ex.upgrade.is_some();
+        let close = ex.draining || (parts.status == StatusCode::SWITCHING_PROTOCOLS && !upgrading);
+        let framing = encode::response_framing(ex.facts, parts.status, length, close);
+        if ex.facts.is_head
+            && let BodyLength::Exact(n) = length
+            && (parts.status.is_success()
+                || parts.status.is_client_error()
+                || parts.status.is_server_error())
+            && parts.status != StatusCode::NO_CONTENT
+            && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+        {
+            // A HEAD answer announces the length the GET's body would have.
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(n));
+        }
+        encode::response_head(
+            &parts,
+            framing.framing,
+            framing.connection,
+            Some(&date::now()),
+            &mut self.wbuf,
+        );
+        let declared = match length {
+            BodyLength::Exact(n) => Some(n),
+            BodyLength::Empty => Some(0),
+            BodyLength::Unknown => None,
+        };
+        ex.started = Some(Started {
+            framing,
+            status: parts.status,
+            declared,
+        });
+        match body {
+            _ if framing.framing == Framing::AsIs => ex.done = true,
+            Body::Full(bytes) => {
+                ex.written = bytes.len() as u64;
+                self.push(bytes);
+                ex.done = true;
+            }
+            Body::Empty => ex.done = true,
+            body => ex.response_body = Some(body),
+        }
+    }
+
+    /// Queues one polled frame of the response body with its framing.
+    fn write_frame(
+        &mut self,
+        ex: &mut Exchange,
+        frame: Option<Result<Frame<Bytes>, crate::BodyError>>,
+    ) {
+        let Some(started) = ex.started.as_ref() else {
+            return;
+        };
+        let chunked = started.framing.framing == Framing::Chunked;
+        match frame {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    if data.is_empty() {
+                        return;
+                    }
+                    ex.written += data.len() as u64;
+                    if let Some(declared) = started.declared
+                        && ex.written > declared
+                    {
+                        // More than the announced length: the framing would lie.
+                        ex.response_body = None;
+                        ex.failed = Some(ServeError::BodyLength);
+                        return;
+                    }
+                    if chunked {
+                        self.wbuf
+                            .extend_from_slice(encode::chunk_header(data.len() as u64).as_ref());
+                        self.push(data);
+                        self.wbuf.extend_from_slice(encode::CHUNK_END);
+                    } else {
+                        self.push(data);
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        self.end_body(ex, Some(&trailers));
+                    }
+                }
+            },
+            None => self.end_body(ex, None),
+            Some(Err(error)) => {
+                // The producer (an upstream) failed mid-body: the client must see a cut
+                // body, so the connection closes without the last chunk.
+                ex.response_body = None;
+                ex.failed = Some(ServeError::ResponseBody(error.to_string()));
+            }
+        }
+    }
+
+    fn end_body(&mut self, ex: &mut Exchange, trailers: Option<&http::HeaderMap>) {
+        ex.response_body = None;
+        let Some(started) = ex.started.as_ref() else {
+            return;
+        };
+        match started.framing.framing {
+            Framing::Chunked => {
+                let trailers = trailers.filter(|_| started.framing.send_trailers);
+                encode::last_chunk(trailers, &mut self.wbuf);
+            }
+            Framing::Length(n) if ex.written != n => {
+                ex.failed = Some(ServeError::BodyLength);
+                return;
+            }
+            _ => {}
+        }
+        ex.done = true;
+    }
+
+    /// Whether the connection serves another request after a completed response.
+    fn after_response(&mut self, ex: &mut Exchange) -> Next {
+        let Some(started) = ex.started.as_ref() else {
+            return Next::Close;
+        };
+        if started.status == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(tx) = ex.upgrade.take()
+        {
+            return Next::Upgrade(tx);
+        }
+        if !started.framing.keep_alive || ex.draining || self.read_eof {
+            return Next::Close;
+        }
+        if !ex.decoder.is_done() {
+            // The handler answered without reading the whole body: skip what is already
+            // here; if more is to come, closing is cheaper than reading it.
+            ex.request_body = None;
+            while let Ok(Some(_)) = ex.decoder.decode(&mut self.rbuf) {}
+            if !ex.decoder.is_done() {
+                return Next::Close;
+            }
+        }
+        Next::KeepAlive
+    }
+}
+
+fn error_is_io(error: &ServeError) -> bool {
+    matches!(error, ServeError::Io(_))
+}
+
+fn poll_read_buf<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
