@@ -24,4 +24,4 @@ pub use error::{DecodeError, ParseError};
 pub use parse::{BodyKind, HeadLimits, ParsedRequest, ParsedResponse};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -592,9 +592,11 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 }
             }
             if self.read_eof {
+                // The client closed inside the body: the request is incomplete.
                 sender.send(Err(RequestBodyError::Closed), true);
                 ex.request_body = None;
-                ex.failed = Some(ServeError::Io(io::ErrorKind::UnexpectedEof.into()));
+                let error = crate::h1::DecodeError::Incomplete;
+                self.fail_request_body(ex, error.status(), error.to_string());
                 return Ok(true);
             }
             if self.rbuf.capacity() - self.rbuf.len() < 1024 {

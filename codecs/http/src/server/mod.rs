@@ -5,6 +5,8 @@ mod h1;
 mod h2c;
 pub(crate) mod request_body;
 mod rewind;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::future::Future;

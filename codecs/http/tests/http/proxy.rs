@@ -72,10 +72,9 @@ impl Handler for ProxyHandler {
             };
             if response.status() == 101
                 && let Some(downstream) = downstream_upgrade
+                && let Some(upstream) = strait_codec_http::upgrade::on(&mut response)
             {
-                if let Some(upstream) = strait_codec_http::upgrade::on(&mut response) {
-                    tokio::spawn(tunnel(downstream, upstream));
-                }
+                tokio::spawn(tunnel(downstream, upstream));
             }
             let (mut parts, body) = response.into_parts();
             prepare_downstream_response(&mut parts, ctx.version());

@@ -15,7 +15,7 @@ use crate::h1::{ChunkLimits, DecodeError as D, Decoded, Decoder, ParseError as E
 
 /// What one connection's bytes came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Outcome {
+pub(crate) enum Outcome {
     /// [`parse::request`] rejected the head.
     HeadErr(E),
     /// The head parsed with this framing, then the body decoder rejected the body
@@ -32,13 +32,13 @@ pub(super) enum Outcome {
     Pending,
 }
 
-pub(super) struct Case {
-    pub(super) name: &'static str,
-    pub(super) raw: Vec<u8>,
-    limits: HeadLimits,
-    want: Outcome,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) limits: HeadLimits,
+    pub(crate) want: Outcome,
     /// The answer to the downstream; `None` for an accepted request.
-    status: Option<StatusCode>,
+    pub(crate) status: Option<StatusCode>,
 }
 
 const BAD: Option<StatusCode> = Some(StatusCode::BAD_REQUEST);
@@ -106,8 +106,8 @@ fn accept(
     }
 }
 
-/// The table. `pub(super)` so the bounded fuzz run replays it too.
-pub(super) fn cases() -> Vec<Case> {
+/// The table, replayed by the bounded fuzz run and against the server driver too.
+pub(crate) fn cases() -> Vec<Case> {
     use BodyKind::{Chunked, Length};
     let te_cl = E::TransferEncodingWithContentLength;
     let not_final = E::ChunkedNotFinal;
