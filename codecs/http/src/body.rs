@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 
+use crate::client::{UpstreamBody, UpstreamBodyError};
 use crate::server::request_body::{RequestBody, RequestBodyError};
 
 /// A type-erased error, as carried by [`Body::Boxed`].
@@ -26,6 +27,10 @@ pub enum BodyError {
     /// malformed chunk).
     #[error("request body: {0}")]
     Request(#[from] RequestBodyError),
+    /// An upstream HTTP/1.1 response body broke off (connection closed or failed,
+    /// malformed chunk).
+    #[error(transparent)]
+    Upstream(#[from] UpstreamBodyError),
     /// A boxed body failed.
     #[error("body failed: {0}")]
     Other(BoxError),
@@ -35,7 +40,10 @@ impl BodyError {
     /// Whether the failure came from the peer (stream or connection reset, truncated
     /// body), as opposed to a local body producer failing.
     pub fn is_peer_failure(&self) -> bool {
-        matches!(self, BodyError::Hyper(_) | BodyError::Request(_))
+        matches!(
+            self,
+            BodyError::Hyper(_) | BodyError::Request(_) | BodyError::Upstream(_)
+        )
     }
 }
 
@@ -144,7 +152,9 @@ pub enum Body {
     /// A peer's body (a downstream HTTP/2 request, or an HTTP/2 upstream response),
     /// streamed.
     Incoming(Incoming),
-    /// A peer's body whose end is reported to an observer (HTTP/1.1 upstream responses).
+    /// An upstream HTTP/1.1 response body, read from the connection as it is polled.
+    Upstream(UpstreamBody),
+    /// A peer's body whose end is reported to an observer (HTTP/2 upstream responses).
     Tracked(TrackedBody),
     /// Any other body; costs an allocation, for the uncommon cases.
     Boxed(BoxBody<Bytes, BoxError>),
@@ -208,6 +218,7 @@ impl fmt::Debug for Body {
             Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
             Body::H1(b) => f.debug_tuple("Body::H1").field(b).finish(),
             Body::Incoming(b) => f.debug_tuple("Body::Incoming").field(b).finish(),
+            Body::Upstream(b) => f.debug_tuple("Body::Upstream").field(b).finish(),
             Body::Tracked(b) => f.debug_tuple("Body::Tracked").field(b).finish(),
             Body::Boxed(_) => f.write_str("Body::Boxed"),
         }
@@ -230,6 +241,7 @@ impl http_body::Body for Body {
             }
             Body::H1(body) => body.poll_frame(cx).map_err(BodyError::Request),
             Body::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
+            Body::Upstream(body) => body.poll_frame(cx).map_err(BodyError::Upstream),
             Body::Tracked(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
             Body::Boxed(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Other),
         }
@@ -241,6 +253,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => bytes.is_empty(),
             Body::H1(body) => body.is_end_stream(),
             Body::Incoming(body) => body.is_end_stream(),
+            Body::Upstream(body) => body.is_end_stream(),
             Body::Tracked(body) => body.is_end_stream(),
             Body::Boxed(body) => body.is_end_stream(),
         }
@@ -252,6 +265,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
             Body::H1(body) => body.size_hint(),
             Body::Incoming(body) => body.size_hint(),
+            Body::Upstream(body) => body.size_hint(),
             Body::Tracked(body) => body.size_hint(),
             Body::Boxed(body) => body.size_hint(),
         }

@@ -38,7 +38,9 @@ pub mod upgrade;
 
 pub use body::{Body, BodyEnd, BodyError, BodyObserver, BoxError, TrackedBody};
 pub use classify::{classify_grpc_status, classify_http_status, grpc_status, grpc_to_http_status};
-pub use client::{ClientError, ClientOptions, Http1Connection, Http2Connection};
+pub use client::{
+    ClientError, ClientOptions, Http1Connection, Http2Connection, UpstreamBody, UpstreamBodyError,
+};
 pub use context::ConnectionInfo;
 pub use detect::{H2_PREFACE, HttpDetect, detect, detect_version};
 pub use failure::{

@@ -1,30 +1,71 @@
-//! [`Http1Connection`]: one exchange at a time, kept alive.
+//! [`Http1Connection`]: Strait's own HTTP/1.1 client side, one exchange at a time, kept
+//! alive, with no task of its own.
+//!
+//! The exchange runs in the task that sends it: the request head (and body) is written,
+//! the response head read and parsed by [`crate::h1::parse::response`]; the response
+//! body ([`Body::Upstream`]) then *is* the connection's reader, polled by whoever
+//! forwards it (same task, no channel), and puts the socket back when it ends. An idle
+//! connection is a socket and its buffers in the pool's slot; whether the upstream
+//! closed it meanwhile is checked when it is taken again.
 
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 
-use http::{Request, Response, StatusCode};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{ClientError, ClientOptions};
 use crate::Body;
-use crate::body::{BodyEnd, BodyObserver, TrackedBody};
+use crate::body::{BodyEnd, BodyObserver};
+use crate::h1::encode::{self, BodyLength, ConnectionField, Framing};
+use crate::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, parse};
+use crate::upgrade::{OnUpgrade, Upgraded, UpgradedIo};
 
-struct H1Shared {
+/// What a read reserves when the buffer is (nearly) full.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// An upstream socket; `Sync` because the response body (which holds it) must be.
+trait ClientIo: UpgradedIo + Sync {}
+impl<T: UpgradedIo + Sync> ClientIo for T {}
+
+/// The socket and buffers of one connection: in the connection while idle, in the
+/// sending future during an exchange, in the response body while it is read.
+struct Wire {
+    io: Box<dyn ClientIo>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+struct Shared {
+    /// The wire while no exchange holds it.
+    wire: Mutex<Option<Wire>>,
     in_flight: AtomicBool,
-    upgraded: AtomicBool,
     closed: AtomicBool,
+    limits: HeadLimits,
     observer: OnceLock<Arc<dyn BodyObserver>>,
 }
 
-impl BodyObserver for H1Shared {
-    fn body_finished(&self, end: BodyEnd) {
-        if end == BodyEnd::Aborted {
-            // hyper closes an HTTP/1 connection whose response was not read through.
-            self.closed.store(true, Ordering::Release);
-        }
+impl Shared {
+    /// An exchange ended: the wire comes back (reusable) or not, and the observer hears
+    /// how it went.
+    fn finish(&self, wire: Option<Wire>) {
+        let end = match wire {
+            Some(wire) => {
+                *self.wire.lock() = Some(wire);
+                BodyEnd::Complete
+            }
+            None => {
+                self.closed.store(true, Ordering::Release);
+                BodyEnd::Aborted
+            }
+        };
         self.in_flight.store(false, Ordering::Release);
         if let Some(observer) = self.observer.get() {
             observer.body_finished(end);
@@ -35,14 +76,13 @@ impl BodyObserver for H1Shared {
 /// An HTTP/1.1 upstream connection: one exchange at a time, reusable once the
 /// response body is finished.
 ///
-/// The response body is a [`Body::Tracked`]: when it is read to its end (or dropped,
+/// The response body is a [`Body::Upstream`]: when it is read to its end (or dropped,
 /// or fails) the observer set with [`Http1Connection::set_observer`] is told, which is
 /// when the pool can hand the connection out again (`BodyEnd::Aborted` means it is
-/// closing instead). A `101 Switching Protocols` answer consumes the connection: the
-/// observer is told `Aborted` at once and it is never reusable.
+/// closing instead). A `101 Switching Protocols` answer consumes the connection: its
+/// socket goes to the response's [`OnUpgrade`] and it is never reusable.
 pub struct Http1Connection {
-    sender: http1::SendRequest<Body>,
-    shared: Arc<H1Shared>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Http1Connection {
@@ -55,32 +95,29 @@ impl std::fmt::Debug for Http1Connection {
 }
 
 impl Http1Connection {
-    /// Runs the HTTP/1.1 handshake on `io` (a connected socket) and spawns the task
-    /// driving the connection, which ends when the connection closes.
+    /// Wraps `io` (a connected socket). Nothing is exchanged before the first request,
+    /// and no task is spawned.
     pub async fn handshake<T>(io: T, options: &ClientOptions) -> Result<Self, ClientError>
     where
-        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
-        let (sender, conn) = http1::Builder::new()
-            .max_buf_size(options.max_header_bytes.max(8192))
-            .max_headers(options.max_headers)
-            .handshake::<_, Body>(TokioIo::new(io))
-            .await
-            .map_err(ClientError::Handshake)?;
-        let shared = Arc::new(H1Shared {
-            in_flight: AtomicBool::new(false),
-            upgraded: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            observer: OnceLock::new(),
-        });
-        let task_shared = shared.clone();
-        tokio::spawn(async move {
-            if let Err(error) = conn.with_upgrades().await {
-                tracing::debug!(%error, "upstream HTTP/1 connection failed");
-            }
-            task_shared.closed.store(true, Ordering::Release);
-        });
-        Ok(Http1Connection { sender, shared })
+        let wire = Wire {
+            io: Box::new(io),
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+        };
+        Ok(Http1Connection {
+            shared: Arc::new(Shared {
+                wire: Mutex::new(Some(wire)),
+                in_flight: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                limits: HeadLimits {
+                    max_head_bytes: options.max_header_bytes.max(8192),
+                    max_headers: options.max_headers,
+                },
+                observer: OnceLock::new(),
+            }),
+        })
     }
 
     /// Sets who is told when a response body is finished with (once per connection;
@@ -98,49 +135,290 @@ impl Http1Connection {
     /// carry another request.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
-            || self.shared.upgraded.load(Ordering::Acquire)
-            || self.sender.is_closed()
     }
 
     /// Sends a request prepared with [`crate::prepare_upstream_request`] and waits for
-    /// the response head. Waits first for the connection to finish the previous
-    /// exchange if needed (a response body read to its end leaves the connection a
-    /// moment later). A request that could not be sent comes back in
+    /// the response head. A request that could not be sent (the connection is busy,
+    /// closed, or the upstream closed it while idle) comes back in
     /// [`ClientError::NotSent`].
     pub async fn send(&mut self, request: Request<Body>) -> Result<Response<Body>, ClientError> {
-        if self.is_closed() {
-            return Err(ClientError::not_sent(request, None));
+        if self.shared.in_flight.load(Ordering::Acquire) || self.is_closed() {
+            return Err(ClientError::not_sent_h1(request));
         }
-        if let Err(error) = self.sender.ready().await {
+        let taken = self.shared.wire.lock().take();
+        let Some(mut wire) = taken else {
+            return Err(ClientError::not_sent_h1(request));
+        };
+        if !wire.still_open() {
             self.shared.closed.store(true, Ordering::Release);
-            return Err(ClientError::not_sent(request, Some(error)));
+            return Err(ClientError::not_sent_h1(request));
         }
         self.shared.in_flight.store(true, Ordering::Release);
         // Dropped before the exchange settles (a timeout abandoned it): the connection
-        // is in an unknown state and must not be reused.
+        // is in an unknown state; the wire is dropped with this future.
         let abandoned = Abandoned(Some(&self.shared));
-        let result = self.sender.try_send_request(request).await;
+        let result = exchange(&mut wire, request, &self.shared.limits).await;
         abandoned.disarm();
         match result {
-            Ok(response) => {
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    self.shared.upgraded.store(true, Ordering::Release);
-                    self.shared.body_finished(BodyEnd::Aborted);
-                    return Ok(response.map(Body::Incoming));
+            Ok((parts, parsed_body, keep_alive, upgraded)) => {
+                if upgraded {
+                    let rest = wire.rbuf.split().freeze();
+                    let (tx, on) = OnUpgrade::pair();
+                    let io: Box<dyn UpgradedIo> = wire.io;
+                    let _ = tx.send(Upgraded::new(rest, io));
+                    let mut response = Response::from_parts(parts, Body::Empty);
+                    response.extensions_mut().insert(on);
+                    self.shared.finish(None);
+                    return Ok(response);
                 }
-                let observer: Arc<dyn BodyObserver> = self.shared.clone();
-                Ok(response.map(|body| Body::Tracked(TrackedBody::new(body, observer))))
+                let body = UpstreamBody {
+                    wire: Some(wire),
+                    decoder: Decoder::new(parsed_body, ChunkLimits::default()),
+                    keep_alive,
+                    shared: self.shared.clone(),
+                    ended: false,
+                };
+                Ok(Response::from_parts(parts, Body::Upstream(body)))
             }
             Err(error) => {
+                self.shared.closed.store(true, Ordering::Release);
                 self.shared.in_flight.store(false, Ordering::Release);
-                Err(ClientError::from_try_send(error))
+                Err(error)
             }
         }
     }
 }
 
+impl Wire {
+    /// Whether an idle connection is still usable: nothing to read (a close, or bytes
+    /// nobody asked for, make it unusable).
+    fn still_open(&mut self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        self.rbuf.reserve(READ_CHUNK);
+        let mut cx = Context::from_waker(Waker::noop());
+        let probe = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.rbuf);
+        matches!(probe, Poll::Pending)
+    }
+
+    async fn write_out(&mut self) -> io::Result<()> {
+        self.io.write_all(&self.wbuf).await?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    async fn read_more(&mut self) -> io::Result<usize> {
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        poll_fn(|cx| tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf))
+            .await
+    }
+}
+
+/// Writes the request and reads the response head (skipping 1xx interim answers).
+async fn exchange(
+    wire: &mut Wire,
+    request: Request<Body>,
+    limits: &HeadLimits,
+) -> Result<(http::response::Parts, parse::BodyKind, bool, bool), ClientError> {
+    let (parts, mut body) = request.into_parts();
+    let length = if body.is_end_stream() {
+        BodyLength::Empty
+    } else {
+        match body.size_hint().exact() {
+            Some(n) => BodyLength::Exact(n),
+            None => BodyLength::Unknown,
+        }
+    };
+    let framing = encode::request_framing(length);
+    encode::request_head(&parts, framing, ConnectionField::Keep, &mut wire.wbuf);
+    let method: Method = parts.method.clone();
+    drop(parts);
+    write_body(wire, &mut body, framing).await?;
+    loop {
+        match parse::response(&mut wire.rbuf, limits, &method) {
+            Ok(Some(head)) => {
+                if head.parts.status.is_informational()
+                    && head.parts.status != StatusCode::SWITCHING_PROTOCOLS
+                {
+                    continue;
+                }
+                return Ok((head.parts, head.body, head.keep_alive, head.upgraded));
+            }
+            Ok(None) => {}
+            Err(error) => return Err(ClientError::Connection(Box::new(error))),
+        }
+        let n = wire
+            .read_more()
+            .await
+            .map_err(|e| ClientError::Connection(Box::new(e)))?;
+        if n == 0 {
+            let error = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "upstream closed the connection before a response head",
+            );
+            return Err(ClientError::Connection(Box::new(error)));
+        }
+    }
+}
+
+/// Writes the queued head and the request body with `framing`.
+async fn write_body(wire: &mut Wire, body: &mut Body, framing: Framing) -> Result<(), ClientError> {
+    let io_error = |e: io::Error| ClientError::Connection(Box::new(e));
+    if let Body::Full(bytes) = body {
+        // The common case: head and body in one write.
+        wire.wbuf.extend_from_slice(bytes);
+        return wire.write_out().await.map_err(io_error);
+    }
+    if framing == Framing::AsIs {
+        return wire.write_out().await.map_err(io_error);
+    }
+    loop {
+        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
+        match frame {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if framing == Framing::Chunked => encode::chunk(&data, &mut wire.wbuf),
+                Ok(data) => wire.wbuf.extend_from_slice(&data),
+                Err(frame) => {
+                    if let (Ok(trailers), Framing::Chunked) = (frame.into_trailers(), framing) {
+                        encode::last_chunk(Some(&trailers), &mut wire.wbuf);
+                        return wire.write_out().await.map_err(io_error);
+                    }
+                }
+            },
+            None => {
+                if framing == Framing::Chunked {
+                    encode::last_chunk(None, &mut wire.wbuf);
+                }
+                return wire.write_out().await.map_err(io_error);
+            }
+            Some(Err(error)) => {
+                // The client's body broke off: the upstream must not take a cut body
+                // for a whole one, so the connection is dropped.
+                return Err(ClientError::Connection(Box::new(error)));
+            }
+        }
+        wire.write_out().await.map_err(io_error)?;
+    }
+}
+
+/// Why an upstream HTTP/1.1 response body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBodyError {
+    /// Reading the connection failed, or it closed inside the body.
+    #[error("upstream connection: {0}")]
+    Io(#[from] io::Error),
+    /// The body broke its framing.
+    #[error("upstream body: {0}")]
+    Framing(#[from] crate::h1::DecodeError),
+}
+
+/// An upstream HTTP/1.1 response body, read from the connection as it is polled; the
+/// connection goes back to its pool when the body ends.
+pub struct UpstreamBody {
+    wire: Option<Wire>,
+    decoder: Decoder,
+    keep_alive: bool,
+    shared: Arc<Shared>,
+    ended: bool,
+}
+
+impl UpstreamBody {
+    fn end(&mut self, complete: bool) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let wire = self.wire.take().filter(|_| complete && self.keep_alive);
+        self.shared.finish(wire);
+    }
+
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
+        loop {
+            let Some(wire) = self.wire.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match self.decoder.decode(&mut wire.rbuf) {
+                Ok(Some(Decoded::Data(data))) => {
+                    if self.decoder.is_done() {
+                        self.end(true);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Some(Decoded::Trailers(trailers))) => {
+                    self.end(true);
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+                Ok(None) if self.decoder.is_done() => {
+                    self.end(true);
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.end(false);
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+            }
+            if wire.rbuf.capacity() - wire.rbuf.len() < 1024 {
+                wire.rbuf.reserve(READ_CHUNK);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut wire.io), cx, &mut wire.rbuf) {
+                Poll::Ready(Ok(0)) => {
+                    if let Err(error) = self.decoder.on_eof() {
+                        self.end(false);
+                        return Poll::Ready(Some(Err(error.into())));
+                    }
+                    // A close-delimited body ended; the connection with it.
+                    self.keep_alive = false;
+                    self.end(true);
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => {
+                    self.end(false);
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // Dropped unread: the connection cannot be reused (unless nothing was left).
+        let complete = self.decoder.is_done();
+        self.end(complete);
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("decoder", &self.decoder)
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
+}
+
 /// Marks an HTTP/1.1 connection closed when an exchange on it is abandoned midway.
-struct Abandoned<'a>(Option<&'a H1Shared>);
+struct Abandoned<'a>(Option<&'a Shared>);
 
 impl Abandoned<'_> {
     fn disarm(mut self) {

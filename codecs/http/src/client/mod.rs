@@ -12,7 +12,7 @@ use strait_codec_framework::ProxyFailure;
 
 use crate::Body;
 
-pub use self::http1::Http1Connection;
+pub use self::http1::{Http1Connection, UpstreamBody, UpstreamBodyError};
 pub use self::http2::Http2Connection;
 
 /// Settings of upstream connections.
@@ -76,7 +76,7 @@ pub enum ClientError {
     /// The connection failed while the request was in flight (closed, I/O error,
     /// malformed response).
     #[error("upstream connection failed: {0}")]
-    Connection(#[source] hyper::Error),
+    Connection(#[source] crate::BoxError),
 }
 
 impl ClientError {
@@ -134,7 +134,14 @@ impl ClientError {
                 ClientError::Refused(error)
             }
             Some(h2) if h2.is_reset() => ClientError::Reset(error),
-            _ => ClientError::Connection(error),
+            _ => ClientError::Connection(Box::new(error)),
+        }
+    }
+
+    fn not_sent_h1(request: Request<Body>) -> Self {
+        ClientError::NotSent {
+            request: Some(Box::new(request)),
+            source: None,
         }
     }
 

@@ -88,21 +88,81 @@ pub(super) async fn serve<IO: ServerIo>(
             max_headers: options.max_headers,
         },
     };
+    let wait = match (options.header_read_timeout, options.idle_timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     loop {
-        let parsed = match conn.read_head(shutdown).await {
-            Ok(parsed) => parsed,
+        let deadline = wait.map(|w| Instant::now() + w);
+        if conn.rbuf.is_empty() && !conn.wait_readable(deadline, shutdown).await? {
+            conn.close().await;
+            return Ok(H1End::Closed);
+        }
+        // The busy period is boxed: the task of an idle connection holds only the
+        // small state of the wait above, not that of a request in flight.
+        let busy = Box::pin(busy(&mut conn, deadline, &ctx, &handler, shutdown)).await;
+        match busy {
+            Ok(Busy::Idle) => {}
+            Ok(Busy::Close) => {
+                conn.close().await;
+                return Ok(H1End::Closed);
+            }
+            Ok(Busy::H2c { stream1 }) => {
+                let rest = conn.rbuf.split().freeze();
+                return Ok(H1End::H2c {
+                    io: conn.io,
+                    rest,
+                    stream1,
+                });
+            }
+            Ok(Busy::Upgrade(tx)) => {
+                let rest = conn.rbuf.split().freeze();
+                // The handler may have dropped its side: then nobody wants the socket.
+                let _ = tx.send(Upgraded::new(rest, Box::new(conn.io)));
+                return Ok(H1End::Closed);
+            }
             Err(error) => {
                 if let ServeError::Rejected { status, .. } = &error {
                     let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
                     handler.rejected(status, &ctx);
+                }
+                if matches!(
+                    error,
+                    ServeError::Rejected { .. } | ServeError::BadRequestBody { .. }
+                ) {
                     conn.linger().await;
                 }
                 return Err(error);
             }
-        };
-        let Some(parsed) = parsed else {
-            conn.close().await;
-            return Ok(H1End::Closed);
+        }
+    }
+}
+
+/// How a busy period ended.
+enum Busy {
+    /// Every request read was answered and nothing more is buffered: wait again.
+    Idle,
+    Close,
+    /// `101` sent for `Upgrade: h2c`.
+    H2c {
+        stream1: Bytes,
+    },
+    /// A `101` went out: the connection belongs to the upgrade.
+    Upgrade(oneshot::Sender<Upgraded>),
+}
+
+/// Serves requests while there are bytes to serve: the first head (read by `deadline`),
+/// then pipelined ones, until the connection is idle, closes or changes hands.
+async fn busy<IO: ServerIo>(
+    conn: &mut Conn<'_, IO>,
+    mut deadline: Option<Instant>,
+    ctx: &ConnectionInfo,
+    handler: &Arc<dyn Handler>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Busy, ServeError> {
+    loop {
+        let Some(parsed) = conn.read_head(deadline).await? else {
+            return Ok(Busy::Close);
         };
         let facts = parsed.facts();
         let ParsedRequest {
@@ -113,7 +173,7 @@ pub(super) async fn serve<IO: ServerIo>(
             ..
         } = parsed;
         let has_body = body != parse::BodyKind::None;
-        if options.h2c_upgrade && h2c::wants_h2c(&parts, has_body) {
+        if conn.options.h2c_upgrade && h2c::wants_h2c(&parts, has_body) {
             let (switch, _) = h2c::switching_protocols().into_parts();
             encode::response_head(
                 &switch,
@@ -124,12 +184,7 @@ pub(super) async fn serve<IO: ServerIo>(
             );
             conn.write_all_queued().await?;
             let stream1 = h2c::stream1_frames(parts, ctx.scheme());
-            let rest = conn.rbuf.split().freeze();
-            return Ok(H1End::H2c {
-                io: conn.io,
-                rest,
-                stream1,
-            });
+            return Ok(Busy::H2c { stream1 });
         }
         let declared = match body {
             parse::BodyKind::Length(n) => Some(n),
@@ -166,27 +221,14 @@ pub(super) async fn serve<IO: ServerIo>(
             done: false,
             failed: None,
         };
-        let next = match conn.exchange(&mut ex, shutdown).await {
-            Ok(next) => next,
-            Err(error) => {
-                if matches!(error, ServeError::Rejected { .. }) {
-                    conn.linger().await;
-                }
-                return Err(error);
+        match conn.exchange(&mut ex, shutdown).await? {
+            Next::KeepAlive if conn.rbuf.is_empty() => return Ok(Busy::Idle),
+            Next::KeepAlive => {
+                // A pipelined request is already here (or its start is).
+                deadline = conn.options.header_read_timeout.map(|t| Instant::now() + t);
             }
-        };
-        match next {
-            Next::KeepAlive => {}
-            Next::Close => {
-                conn.close().await;
-                return Ok(H1End::Closed);
-            }
-            Next::Upgrade(tx) => {
-                let rest = conn.rbuf.split().freeze();
-                // The handler may have dropped its side: then nobody wants the socket.
-                let _ = tx.send(Upgraded::new(rest, Box::new(conn.io)));
-                return Ok(H1End::Closed);
-            }
+            Next::Close => return Ok(Busy::Close),
+            Next::Upgrade(tx) => return Ok(Busy::Upgrade(tx)),
         }
     }
 }
@@ -241,18 +283,46 @@ struct Started {
 }
 
 impl<IO: ServerIo> Conn<'_, IO> {
-    /// Waits for and parses the next request head. `None`: the connection is to close
-    /// quietly (client closed, timeout while idle, shutdown while idle).
+    /// Waits, holding no buffer, until the client sends something. `false`: close
+    /// quietly (deadline passed, shutdown, or the socket failed).
+    async fn wait_readable(
+        &mut self,
+        deadline: Option<Instant>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool, ServeError> {
+        if self.read_eof {
+            return Ok(false);
+        }
+        self.rbuf = BytesMut::new();
+        self.wbuf = BytesMut::new();
+        let mut watching = true;
+        loop {
+            if *shutdown.borrow() {
+                // Draining: an idle connection closes at once.
+                return Ok(false);
+            }
+            let ready = poll_fn(|cx| self.io.poll_read_ready(cx));
+            tokio::select! {
+                ready = ready => {
+                    ready?;
+                    return Ok(true);
+                }
+                () = sleep_until(deadline) => return Ok(false),
+                changed = shutdown.changed(), if watching => {
+                    if changed.is_err() {
+                        watching = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and parses a request head by `deadline`. `None`: the connection is to
+    /// close quietly (client closed, deadline passed).
     async fn read_head(
         &mut self,
-        shutdown: &mut watch::Receiver<bool>,
+        deadline: Option<Instant>,
     ) -> Result<Option<ParsedRequest>, ServeError> {
-        let limit = match (self.options.header_read_timeout, self.options.idle_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let deadline = limit.map(|l| Instant::now() + l);
-        let mut watching = true;
         loop {
             if !self.rbuf.is_empty() {
                 match parse::request(&mut self.rbuf, &self.limits) {
@@ -267,31 +337,10 @@ impl<IO: ServerIo> Conn<'_, IO> {
                         });
                     }
                 }
-            } else if *shutdown.borrow() {
-                // Draining: an idle connection closes at once.
-                return Ok(None);
             }
             if self.read_eof {
                 // A partial head cut by the client's close is not a request.
                 return Ok(None);
-            }
-            if self.rbuf.is_empty() {
-                // Idle: hold no buffer while nothing is there to read.
-                self.rbuf = BytesMut::new();
-                self.wbuf = BytesMut::new();
-                let ready = poll_fn(|cx| self.io.poll_read_ready(cx));
-                tokio::select! {
-                    ready = ready => ready?,
-                    () = sleep_until(deadline) => return Ok(None),
-                    changed = shutdown.changed(), if watching => {
-                        match changed {
-                            Ok(()) if *shutdown.borrow() => return Ok(None),
-                            Ok(()) => {}
-                            Err(_) => watching = false,
-                        }
-                        continue;
-                    }
-                }
             }
             if self.rbuf.capacity() - self.rbuf.len() < 1024 {
                 self.rbuf.reserve(READ_CHUNK);
@@ -632,7 +681,7 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 &mut self.wbuf,
             );
         }
-        ex.failed = Some(ServeError::Rejected {
+        ex.failed = Some(ServeError::BadRequestBody {
             status: status.as_u16(),
             reason,
         });

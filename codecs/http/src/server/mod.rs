@@ -123,11 +123,21 @@ pub enum ServeError {
     /// The first bytes did not arrive within the header read timeout.
     #[error("timed out waiting for the first request")]
     PrefaceTimeout,
-    /// A malformed HTTP/1 request (head, or body framing) was answered with `status`
-    /// (400, 431, 501) and the connection closed; no handler saw a malformed head.
+    /// A malformed HTTP/1 request head was answered with `status` (400, 431, 501) and
+    /// the connection closed; no handler saw it ([`Handler::rejected`] was told).
     #[error("rejected HTTP/1 request ({status}): {reason}")]
     Rejected {
         /// The status sent.
+        status: u16,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A request body broke its framing (or the client closed inside it): answered with
+    /// `status` if no answer had started, and the connection closed. The handler had
+    /// the request and saw its body fail.
+    #[error("malformed HTTP/1 request body ({status}): {reason}")]
+    BadRequestBody {
+        /// The status sent (when no answer had started).
         status: u16,
         /// What was wrong.
         reason: String,
@@ -249,7 +259,17 @@ where
         });
         let io = Rewind::new(initial, io, idle.as_ref().map(|i| i.activity.clone()));
         let ctx = ConnectionInfo::new(peer, Version::HTTP_2, options.scheme);
-        return serve_h2(io, ctx, handler, &options, &mut shutdown, idle.as_ref()).await;
+        // Boxed, here and below: an HTTP/1.1 connection's task must not be sized for an
+        // HTTP/2 connection's state.
+        return Box::pin(serve_h2(
+            io,
+            ctx,
+            handler,
+            &options,
+            &mut shutdown,
+            idle.as_ref(),
+        ))
+        .await;
     }
 
     let ctx = ConnectionInfo::new(peer, Version::HTTP_11, options.scheme);
@@ -272,7 +292,15 @@ where
     let io = Rewind::new(rest, io, idle.as_ref().map(|i| i.activity.clone()));
     let io = InjectStream1::new(io, stream1);
     let ctx = ctx.with_version(Version::HTTP_2);
-    serve_h2(io, ctx, handler, &options, &mut shutdown, idle.as_ref()).await
+    Box::pin(serve_h2(
+        io,
+        ctx,
+        handler,
+        &options,
+        &mut shutdown,
+        idle.as_ref(),
+    ))
+    .await
 }
 
 async fn serve_h2<IO>(

@@ -113,8 +113,8 @@ async fn http1_upgrade_consumes_the_connection() {
     assert_eq!(response.status(), 101);
     assert_eq!(*ends.0.lock(), [BodyEnd::Aborted]);
     assert!(conn.is_closed());
-    let upgraded = hyper::upgrade::on(&mut response).await.unwrap();
-    let mut io = hyper_util::rt::TokioIo::new(upgraded);
+    let on_upgrade = strait_codec_http::upgrade::on(&mut response).expect("an upgrade");
+    let mut io = on_upgrade.await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     io.write_all(b"ping").await.unwrap();
     let mut buf = [0u8; 4];
