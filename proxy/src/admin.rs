@@ -1,27 +1,35 @@
 //! The admin HTTP server: `/ready`, `/config_dump`, `/clusters`.
 
-use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
+use strait_codec_http::{
+    Body, ConnectionInfo, Handler, HandlerFuture, ServerOptions, serve_connection,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::server::AdminState;
 
+/// Serves the admin paths on Strait's own HTTP/1.1 engine (the same driver as traffic).
 pub(crate) async fn serve(
     socket: TcpListener,
     state: Arc<AdminState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let handler: Arc<dyn Handler> = Arc::new(Admin(state.clone()));
+    let options = Arc::new(ServerOptions {
+        // Plain HTTP/1.1 is all the admin speaks.
+        h2c_upgrade: false,
+        ..ServerOptions::default()
+    });
+    // The admin keeps answering while the proxy drains (`/ready` says DRAINING): its
+    // connections do not follow the traffic's shutdown signal.
+    let (_never, admin_shutdown) = watch::channel(false);
     loop {
         let accepted = tokio::select! {
             a = socket.accept() => a,
@@ -31,21 +39,36 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Ok((stream, _)) = accepted else { continue };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(respond(&state, &req)) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        let handler = handler.clone();
+        let options = options.clone();
+        let conn_shutdown = admin_shutdown.clone();
+        tokio::spawn(serve_one(stream, peer, handler, options, conn_shutdown));
     }
 }
 
-fn respond(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn serve_one(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    handler: Arc<dyn Handler>,
+    options: Arc<ServerOptions>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = serve_connection(stream, Bytes::new(), peer, handler, options, shutdown).await;
+}
+
+struct Admin(Arc<AdminState>);
+
+impl Handler for Admin {
+    fn call(&self, request: Request<Body>, _ctx: ConnectionInfo) -> HandlerFuture {
+        let response = respond(&self.0, &request);
+        Box::pin(std::future::ready(response))
+    }
+}
+
+fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
@@ -114,18 +137,18 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
     })
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     resp
 }
 
-fn json_response(value: &serde_json::Value) -> Response<Full<Bytes>> {
+fn json_response(value: &serde_json::Value) -> Response<Body> {
     let body = serde_json::to_vec_pretty(value).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Body::full(body));
     resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
     resp
 }

@@ -330,7 +330,9 @@ impl HostPool {
                     self.open_h1.fetch_sub(1, Ordering::Relaxed);
                     return Err(Attempt::Overflow(request));
                 }
-                match self.open_h1(pool, host).await {
+                // Boxed: connecting is rare, and its state would otherwise size (and be
+                // copied with) every request's future.
+                match Box::pin(self.open_h1(pool, host)).await {
                     Ok(found) => found,
                     Err(detail) => {
                         self.open_h1.fetch_sub(1, Ordering::Relaxed);
@@ -404,20 +406,23 @@ impl HostPool {
     ) -> Result<Response<Body>, Attempt> {
         let conn = match self.pick_h2(pool.max_connections) {
             Some(conn) => conn,
-            None => {
-                let _connecting = self.h2_connecting.lock().await;
-                // Someone may have connected while we waited.
-                match self.pick_h2(pool.max_connections) {
-                    Some(conn) => conn,
-                    None => match self.open_h2(pool, host).await {
-                        Ok(conn) => conn,
-                        Err(detail) => return Err(Attempt::Connect(request, detail)),
-                    },
-                }
-            }
+            // Boxed: connecting is rare (see `send_h1`).
+            None => match Box::pin(self.connect_h2(pool, host)).await {
+                Ok(conn) => conn,
+                Err(detail) => return Err(Attempt::Connect(request, detail)),
+            },
         };
         sent.mark();
         conn.send(request).await.map_err(Attempt::Failed)
+    }
+
+    /// Opens a connection unless another request did so while this one waited.
+    async fn connect_h2(&self, pool: &HttpPool, host: &Host) -> Result<Http2Connection, String> {
+        let _connecting = self.h2_connecting.lock().await;
+        match self.pick_h2(pool.max_connections) {
+            Some(conn) => Ok(conn),
+            None => self.open_h2(pool, host).await,
+        }
     }
 
     async fn open_h2(&self, pool: &HttpPool, host: &Host) -> Result<Http2Connection, String> {
