@@ -15,6 +15,8 @@ pub struct ConnectionInfo {
     scheme: Scheme,
     /// The peer IP as a header value, built once per connection for `x-forwarded-for`.
     peer_ip: HeaderValue,
+    /// Bytes of this request's head on the wire (HTTP/1; 0 where not known).
+    head_bytes: u32,
 }
 
 impl ConnectionInfo {
@@ -25,6 +27,22 @@ impl ConnectionInfo {
             version,
             scheme,
             peer_ip: ip_header_value(peer.ip()),
+            head_bytes: 0,
+        }
+    }
+
+    /// Bytes of the request head as received (request line, fields, final CRLF), for
+    /// HTTP/1.1; 0 for HTTP/2, whose compressed heads are not counted.
+    pub fn request_head_bytes(&self) -> u64 {
+        u64::from(self.head_bytes)
+    }
+
+    /// The context of one HTTP/1 request: its version and head size.
+    pub(crate) fn for_request(&self, version: Version, head_bytes: usize) -> Self {
+        ConnectionInfo {
+            version,
+            head_bytes: u32::try_from(head_bytes).unwrap_or(u32::MAX),
+            ..self.clone()
         }
     }
 

@@ -56,7 +56,7 @@ pub use prepare::{
     prepare_upstream_request,
 };
 pub use protocol::{Http, NAME, protocol};
-pub use server::request_body::{RequestBody, RequestBodyError};
+pub use server::request_body::{ReceivedBytes, RequestBody, RequestBodyError};
 pub use server::{Handler, HandlerFuture, ServeError, ServerIo, ServerOptions, serve_connection};
 pub use tunnel::{TunnelError, tunnel};
 pub use upgrade::{OnUpgrade, Upgraded};

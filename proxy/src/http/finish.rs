@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
 use strait_codec_framework::{Outcome, ProxyFailure};
-use strait_codec_http::{Body, BodyError, classify_grpc_status, grpc_status};
+use strait_codec_http::{Body, BodyError, ReceivedBytes, classify_grpc_status, grpc_status};
 use strait_stream::{RequestContext, RequestEnd};
 use tokio::time::Instant;
 
@@ -34,6 +34,8 @@ pub(super) struct Pending {
     pub(super) status: Option<u32>,
     /// Body bytes handed to the caller so far.
     pub(super) sent: u64,
+    /// The request body's byte count (HTTP/1.1 requests with a body).
+    pub(super) body_bytes: Option<ReceivedBytes>,
 }
 
 impl Finishing {
@@ -53,9 +55,11 @@ impl Finishing {
             response_bytes: p.sent,
             at: Instant::now(),
         };
+        let mut ctx = p.ctx;
+        ctx.request_bytes += p.body_bytes.as_ref().map_or(0, ReceivedBytes::get);
         let fwd = &*p.fwd;
         fwd.pipeline
-            .finish(&fwd.listener, p.protocol, &fwd.routes, &p.ctx, end);
+            .finish(&fwd.listener, p.protocol, &fwd.routes, &ctx, end);
     }
 }
 

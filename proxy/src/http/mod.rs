@@ -122,8 +122,13 @@ async fn forward(
     request: Request<Body>,
     conn: ConnectionInfo,
 ) -> Response<Body> {
-    let mut ctx = RequestContext::new(Instant::now(), 0);
+    let mut ctx = RequestContext::new(Instant::now(), conn.request_head_bytes());
     let (parts, body) = request.into_parts();
+    // Body bytes are read as the upstream consumes them: counted at the request's end.
+    let body_bytes = match &body {
+        Body::H1(body) => Some(body.received_bytes()),
+        _ => None,
+    };
     let mut head = RequestHead::new(parts, conn.peer(), conn.scheme());
     let grpc = head.is_grpc();
     let protocol = match (grpc, conn.version()) {
@@ -255,6 +260,7 @@ async fn forward(
         outcome: Outcome::Upstream(class),
         status,
         sent: 0,
+        body_bytes,
     };
     Response::from_parts(parts, Body::boxed(Finishing::new(body, pending)))
 }

@@ -26,6 +26,7 @@ struct Seen {
     outcome: Outcome,
     status: Option<u32>,
     upstream_timed: bool,
+    request_bytes: u64,
     response_bytes: u64,
 }
 
@@ -42,6 +43,7 @@ impl RequestHook for Recorder {
             outcome: r.outcome,
             status: r.status,
             upstream_timed: r.upstream_duration.is_some(),
+            request_bytes: r.request_bytes,
             response_bytes: r.response_bytes,
         });
     }
@@ -250,6 +252,20 @@ async fn run(wire: Wire, scenario: Scenario) {
         _ => Some(answer(wire, scenario)),
     };
     assert_eq!(seen.status, want_status, "{label}: recorded status");
+    // The request's bytes as received: the whole frame for framed protocols, the head
+    // for HTTP/1.1 (this GET has no body); HTTP/2's compressed heads are not counted.
+    match wire {
+        Wire::Http1 => {
+            let sent = format!("GET /{service}/call HTTP/1.1\r\nhost: test\r\n\r\n");
+            assert_eq!(
+                seen.request_bytes,
+                sent.len() as u64,
+                "{label}: request bytes"
+            );
+        }
+        Wire::Http2 | Wire::Grpc => {}
+        _ => assert!(seen.request_bytes > 0, "{label}: request bytes: {seen:?}"),
+    }
     // Answers with a body count its bytes (a gRPC failure is trailers-only: none).
     let has_body = matches!(scenario, Scenario::Success | Scenario::Direct)
         || (scenario == Scenario::NoRoute && wire != Wire::Grpc);

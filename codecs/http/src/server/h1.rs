@@ -161,7 +161,7 @@ async fn busy<IO: ServerIo>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Busy, ServeError> {
     loop {
-        let Some(parsed) = conn.read_head(deadline).await? else {
+        let Some((parsed, head_bytes)) = conn.read_head(deadline).await? else {
             return Ok(Busy::Close);
         };
         let facts = parsed.facts();
@@ -201,11 +201,7 @@ async fn busy<IO: ServerIo>(
             parts.extensions.insert(on);
             tx
         });
-        let request_ctx = if parts.version == ctx.version() {
-            ctx.clone()
-        } else {
-            ctx.with_version(parts.version)
-        };
+        let request_ctx = ctx.for_request(parts.version, head_bytes);
         let future = handler.call(Request::from_parts(parts, request_body), request_ctx);
         let mut ex = Exchange {
             future: Some(future),
@@ -317,16 +313,17 @@ impl<IO: ServerIo> Conn<'_, IO> {
         }
     }
 
-    /// Reads and parses a request head by `deadline`. `None`: the connection is to
-    /// close quietly (client closed, deadline passed).
+    /// Reads and parses a request head by `deadline`, with its size in bytes. `None`:
+    /// the connection is to close quietly (client closed, deadline passed).
     async fn read_head(
         &mut self,
         deadline: Option<Instant>,
-    ) -> Result<Option<ParsedRequest>, ServeError> {
+    ) -> Result<Option<(ParsedRequest, usize)>, ServeError> {
         loop {
             if !self.rbuf.is_empty() {
+                let before = self.rbuf.len();
                 match parse::request(&mut self.rbuf, &self.limits) {
-                    Ok(Some(parsed)) => return Ok(Some(parsed)),
+                    Ok(Some(parsed)) => return Ok(Some((parsed, before - self.rbuf.len()))),
                     Ok(None) => {}
                     Err(error) => {
                         let status = error.status();

@@ -33,6 +33,8 @@ struct State {
     wanted: bool,
     /// The consumer is gone.
     dropped: bool,
+    /// Body bytes handed over so far.
+    received: u64,
     consumer: Option<Waker>,
     producer: Option<Waker>,
 }
@@ -92,6 +94,9 @@ impl BodySender {
     /// ends the body with it.
     pub(super) fn send(&self, frame: Result<Frame<Bytes>, RequestBodyError>, last: bool) {
         let mut state = self.shared.lock();
+        if let Some(data) = frame.as_ref().ok().and_then(Frame::data_ref) {
+            state.received += data.len() as u64;
+        }
         state.ended = last || frame.is_err();
         state.slot = Some(frame);
         state.wanted = false;
@@ -181,6 +186,31 @@ impl RequestBody {
             _ if self.done => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
+    }
+}
+
+/// Reads how many body bytes of a request have been received, after the body itself
+/// has been handed on (to an upstream).
+#[derive(Clone)]
+pub struct ReceivedBytes(Shared);
+
+impl ReceivedBytes {
+    /// Body bytes received from the client so far.
+    pub fn get(&self) -> u64 {
+        self.0.lock().received
+    }
+}
+
+impl std::fmt::Debug for ReceivedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ReceivedBytes").field(&self.get()).finish()
+    }
+}
+
+impl RequestBody {
+    /// A counter of this body's bytes that outlives the body.
+    pub fn received_bytes(&self) -> ReceivedBytes {
+        ReceivedBytes(self.shared.clone())
     }
 }
 

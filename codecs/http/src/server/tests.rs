@@ -122,3 +122,53 @@ async fn smuggling_table_against_the_driver() {
         "{rejects} rejects, {accepts} accepts"
     );
 }
+
+#[tokio::test]
+async fn request_body_bytes_are_counted_after_the_body_is_handed_on() {
+    struct Counting(Arc<Mutex<Option<crate::ReceivedBytes>>>);
+    impl Handler for Counting {
+        fn call(&self, request: Request<Body>, ctx: ConnectionInfo) -> HandlerFuture {
+            let slot = self.0.clone();
+            Box::pin(async move {
+                let body = request.into_body();
+                if let Body::H1(body) = &body {
+                    *slot.lock() = Some(body.received_bytes());
+                }
+                let read = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes().len())
+                    .unwrap_or(0);
+                Response::new(Body::from(format!("{read} {}", ctx.request_head_bytes())))
+            })
+        }
+    }
+    let counter = Arc::new(Mutex::new(None));
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let (_tx, shutdown) = tokio::sync::watch::channel(false);
+    let peer = "127.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
+    let serving = tokio::spawn(serve_connection(
+        server,
+        Bytes::new(),
+        peer,
+        Arc::new(Counting(counter.clone())),
+        // The client closes its write side after the request: answer it anyway.
+        Arc::new(ServerOptions {
+            h1_half_close: true,
+            ..ServerOptions::default()
+        }),
+        shutdown,
+    ));
+    let head = "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n";
+    let raw = format!("{head}5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    client.write_all(raw.as_bytes()).await.expect("write");
+    client.shutdown().await.expect("shutdown");
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.ends_with(&format!("11 {}", head.len())), "{text}");
+    let counted = counter.lock().take().expect("an HTTP/1.1 body");
+    // The decoded body, not the chunk framing.
+    assert_eq!(counted.get(), 11);
+    let _ = serving.await;
+}
