@@ -5,11 +5,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::http2::H2Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
-use hyper::body::Incoming;
 
 use crate::client::{UpstreamBody, UpstreamBodyError};
 use crate::server::request_body::{RequestBody, RequestBodyError};
@@ -20,9 +20,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Why a body could not produce its next frame.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
-    /// The peer's HTTP connection failed or reset the stream while the body was read.
-    #[error("body stream failed: {0}")]
-    Hyper(#[from] hyper::Error),
+    /// The peer's HTTP/2 connection failed or reset the stream while the body was read.
+    #[error("HTTP/2 body stream failed: {0}")]
+    H2(#[from] h2::Error),
     /// A request body read by Strait's HTTP/1.1 server broke off (client closed,
     /// malformed chunk).
     #[error("request body: {0}")]
@@ -42,7 +42,7 @@ impl BodyError {
     pub fn is_peer_failure(&self) -> bool {
         matches!(
             self,
-            BodyError::Hyper(_) | BodyError::Request(_) | BodyError::Upstream(_)
+            BodyError::H2(_) | BodyError::Request(_) | BodyError::Upstream(_)
         )
     }
 }
@@ -64,15 +64,15 @@ pub trait BodyObserver: Send + Sync + 'static {
     fn body_finished(&self, end: BodyEnd);
 }
 
-/// A streamed body from a peer whose end is reported to a [`BodyObserver`].
+/// A streamed HTTP/2 body from a peer whose end is reported to a [`BodyObserver`].
 pub struct TrackedBody {
-    body: Incoming,
+    body: H2Body,
     observer: Option<Arc<dyn BodyObserver>>,
 }
 
 impl TrackedBody {
     /// Wraps `body`; `observer` hears about its end exactly once.
-    pub fn new(body: Incoming, observer: Arc<dyn BodyObserver>) -> Self {
+    pub fn new(body: H2Body, observer: Arc<dyn BodyObserver>) -> Self {
         TrackedBody {
             body,
             observer: Some(observer),
@@ -88,7 +88,7 @@ impl TrackedBody {
 
 impl Drop for TrackedBody {
     fn drop(&mut self) {
-        let end = if http_body::Body::is_end_stream(&self.body) {
+        let end = if self.body.is_end_stream() {
             BodyEnd::Complete
         } else {
             BodyEnd::Aborted
@@ -108,13 +108,13 @@ impl fmt::Debug for TrackedBody {
 
 impl http_body::Body for TrackedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = h2::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        let polled = self.body.poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.finish(BodyEnd::Complete),
             Poll::Ready(Some(Err(_))) => self.finish(BodyEnd::Aborted),
@@ -149,9 +149,8 @@ pub enum Body {
     Full(Bytes),
     /// A downstream HTTP/1.1 request's body, read from the client as it is polled.
     H1(RequestBody),
-    /// A peer's body (a downstream HTTP/2 request, or an HTTP/2 upstream response),
-    /// streamed.
-    Incoming(Incoming),
+    /// A downstream HTTP/2 request's body, streamed with flow control.
+    H2(H2Body),
     /// An upstream HTTP/1.1 response body, read from the connection as it is polled.
     Upstream(UpstreamBody),
     /// A peer's body whose end is reported to an observer (HTTP/2 upstream responses).
@@ -199,12 +198,6 @@ impl From<&'static str> for Body {
     }
 }
 
-impl From<Incoming> for Body {
-    fn from(body: Incoming) -> Self {
-        Body::Incoming(body)
-    }
-}
-
 impl From<TrackedBody> for Body {
     fn from(body: TrackedBody) -> Self {
         Body::Tracked(body)
@@ -217,7 +210,7 @@ impl fmt::Debug for Body {
             Body::Empty => f.write_str("Body::Empty"),
             Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
             Body::H1(b) => f.debug_tuple("Body::H1").field(b).finish(),
-            Body::Incoming(b) => f.debug_tuple("Body::Incoming").field(b).finish(),
+            Body::H2(b) => f.debug_tuple("Body::H2").field(b).finish(),
             Body::Upstream(b) => f.debug_tuple("Body::Upstream").field(b).finish(),
             Body::Tracked(b) => f.debug_tuple("Body::Tracked").field(b).finish(),
             Body::Boxed(_) => f.write_str("Body::Boxed"),
@@ -240,9 +233,9 @@ impl http_body::Body for Body {
                 Poll::Ready((!bytes.is_empty()).then(|| Ok(Frame::data(bytes))))
             }
             Body::H1(body) => body.poll_frame(cx).map_err(BodyError::Request),
-            Body::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
+            Body::H2(body) => body.poll_frame(cx).map_err(BodyError::H2),
             Body::Upstream(body) => body.poll_frame(cx).map_err(BodyError::Upstream),
-            Body::Tracked(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Hyper),
+            Body::Tracked(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::H2),
             Body::Boxed(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::Other),
         }
     }
@@ -252,7 +245,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(bytes) => bytes.is_empty(),
             Body::H1(body) => body.is_end_stream(),
-            Body::Incoming(body) => body.is_end_stream(),
+            Body::H2(body) => body.is_end_stream(),
             Body::Upstream(body) => body.is_end_stream(),
             Body::Tracked(body) => body.is_end_stream(),
             Body::Boxed(body) => body.is_end_stream(),
@@ -264,7 +257,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
             Body::H1(body) => body.size_hint(),
-            Body::Incoming(body) => body.size_hint(),
+            Body::H2(body) => body.size_hint(),
             Body::Upstream(body) => body.size_hint(),
             Body::Tracked(body) => body.size_hint(),
             Body::Boxed(body) => body.size_hint(),

@@ -30,6 +30,7 @@ mod failure;
 #[doc(hidden)]
 pub mod h1;
 mod head;
+mod http2;
 mod prepare;
 mod protocol;
 mod server;
@@ -51,6 +52,7 @@ pub use head::{
     RequestHead, Scheme, authority_of, is_grpc_content_type, is_grpc_request, parse_grpc_timeout,
     split_grpc_path, strip_port,
 };
+pub use http2::H2Body;
 pub use prepare::{
     X_FORWARDED_FOR, X_FORWARDED_PROTO, is_upgrade_request, prepare_downstream_response,
     prepare_upstream_request,

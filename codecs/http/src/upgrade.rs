@@ -2,8 +2,8 @@
 //!
 //! Strait's own HTTP/1.1 server puts an [`OnUpgrade`] in the extensions of a request
 //! that asks to upgrade; once the handler's `101` is written, the connection (with any
-//! bytes the client sent after its head) is handed to it. Upstream responses from the
-//! client connections still carry hyper's, which [`on`] wraps in the same type.
+//! bytes the client sent after its head) is handed to it. An upstream `101` carries one
+//! the same way, resolved at once with the upstream connection.
 
 use std::future::Future;
 use std::io;
@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
@@ -93,9 +92,6 @@ pub enum UpgradeError {
     /// The connection ended before the `101` was written (or the answer was not 101).
     #[error("the connection was not upgraded")]
     NotUpgraded,
-    /// hyper's upgrade (an upstream client connection) failed.
-    #[error("upstream upgrade: {0}")]
-    Hyper(#[source] hyper::Error),
 }
 
 /// Resolves to the upgraded connection once the `101` has gone out (downstream) or come
@@ -108,7 +104,6 @@ pub struct OnUpgrade(Inner);
 #[derive(Clone)]
 enum Inner {
     Own(Arc<Mutex<oneshot::Receiver<Upgraded>>>),
-    Hyper(hyper::upgrade::OnUpgrade),
 }
 
 impl std::fmt::Debug for OnUpgrade {
@@ -133,30 +128,17 @@ impl Future for OnUpgrade {
             Inner::Own(rx) => Pin::new(&mut *rx.lock())
                 .poll(cx)
                 .map(|r| r.map_err(|_| UpgradeError::NotUpgraded)),
-            Inner::Hyper(on) => Pin::new(on).poll(cx).map(|r| match r {
-                Ok(upgraded) => Ok(Upgraded::new(
-                    Bytes::new(),
-                    Box::new(TokioIo::new(upgraded)),
-                )),
-                Err(e) => Err(UpgradeError::Hyper(e)),
-            }),
         }
     }
 }
 
 /// Takes the upgrade of a request (from Strait's server) or a response (from an
-/// upstream client connection) out of its extensions. `None` when it has none.
+/// upstream HTTP/1.1 connection) out of its extensions. `None` when it has none.
 pub fn on<T>(message: &mut T) -> Option<OnUpgrade>
 where
     T: HasExtensions,
 {
-    let extensions = message.extensions_mut();
-    if let Some(own) = extensions.remove::<OnUpgrade>() {
-        return Some(own);
-    }
-    extensions
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .map(|on| OnUpgrade(Inner::Hyper(on)))
+    message.extensions_mut().remove::<OnUpgrade>()
 }
 
 /// A request or response (or their parts): what [`on`] reads.

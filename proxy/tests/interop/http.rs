@@ -203,7 +203,19 @@ fn grpc_curl(
     ];
     args.extend_from_slice(extra);
     args.push(&url);
-    curl(&args).expect(200)
+    // curl 7.88 (Debian 12) sometimes fails an HTTP/2 upload whose answer (a gRPC
+    // trailers-only error) completes before curl has finished with the stream: exit 92
+    // ("Stream error in the HTTP/2 framing layer") although every frame it got was
+    // valid. Seen against hyper's HTTP/2 server as against Strait's own (about 1 call in
+    // 40 in a loop); grpcio and grpc-js never show it. Retried, never hidden otherwise.
+    let mut attempt = curl(&args);
+    for _ in 0..3 {
+        if attempt.exit != 92 {
+            break;
+        }
+        attempt = curl(&args);
+    }
+    attempt.expect(200)
 }
 
 fn curl(args: &[&str]) -> Curl {

@@ -143,15 +143,15 @@ impl Http1Connection {
     /// [`ClientError::NotSent`].
     pub async fn send(&mut self, request: Request<Body>) -> Result<Response<Body>, ClientError> {
         if self.shared.in_flight.load(Ordering::Acquire) || self.is_closed() {
-            return Err(ClientError::not_sent_h1(request));
+            return Err(ClientError::not_sent(request));
         }
         let taken = self.shared.wire.lock().take();
         let Some(mut wire) = taken else {
-            return Err(ClientError::not_sent_h1(request));
+            return Err(ClientError::not_sent(request));
         };
         if !wire.still_open() {
             self.shared.closed.store(true, Ordering::Release);
-            return Err(ClientError::not_sent_h1(request));
+            return Err(ClientError::not_sent(request));
         }
         self.shared.in_flight.store(true, Ordering::Release);
         // Dropped before the exchange settles (a timeout abandoned it): the connection

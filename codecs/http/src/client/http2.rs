@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::watch::GoAwayWatch;
 use super::{ClientError, ClientOptions};
 use crate::Body;
 use crate::body::{BodyEnd, BodyObserver, TrackedBody};
+use crate::http2::{H2Body, keepalive, pipe_body};
 
 /// What an HTTP/2 connection's handles, response bodies and frame watcher share.
 pub(super) struct H2Shared {
@@ -62,7 +63,7 @@ impl Drop for ActiveStream<'_> {
 /// unusable for new requests ([`Http2Connection::is_closed`]); streams in flight finish.
 #[derive(Clone)]
 pub struct Http2Connection {
-    sender: http2::SendRequest<Body>,
+    sender: h2::client::SendRequest<Bytes>,
     shared: Arc<H2Shared>,
 }
 
@@ -78,30 +79,43 @@ impl std::fmt::Debug for Http2Connection {
 
 impl Http2Connection {
     /// Runs the HTTP/2 handshake (prior knowledge) on `io` and spawns the task
-    /// driving the connection.
+    /// driving the connection (and its keep-alive pings).
     pub async fn handshake<T>(io: T, options: &ClientOptions) -> Result<Self, ClientError>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let shared = Arc::new(H2Shared::new());
         let io = GoAwayWatch::new(io, shared.clone());
-        let mut builder = http2::Builder::new(TokioExecutor::new());
+        let mut builder = h2::client::Builder::new();
         builder
-            .timer(TokioTimer::new())
-            .initial_stream_window_size(options.h2_initial_stream_window)
+            .initial_window_size(options.h2_initial_stream_window)
             .initial_connection_window_size(options.h2_initial_connection_window)
             .max_frame_size(options.h2_max_frame_size.clamp(16_384, 16_777_215))
-            .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX))
-            .keep_alive_interval(options.h2_keepalive_interval)
-            .keep_alive_timeout(options.h2_keepalive_timeout);
-        let (sender, conn) = builder
-            .handshake::<_, Body>(TokioIo::new(io))
+            .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+        let (sender, mut conn) = builder
+            .handshake::<_, Bytes>(io)
             .await
             .map_err(ClientError::Handshake)?;
+        let pings = match (options.h2_keepalive_interval, conn.ping_pong()) {
+            (Some(interval), Some(ping)) => {
+                Some(keepalive(ping, interval, options.h2_keepalive_timeout))
+            }
+            _ => None,
+        };
         let task_shared = shared.clone();
+        // h2 needs its connection polled to make progress: one task per connection.
         tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(%error, "upstream HTTP/2 connection failed");
+            let pings = async move {
+                match pings {
+                    Some(pings) => pings.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = conn => if let Err(error) = ended {
+                    tracing::debug!(%error, "upstream HTTP/2 connection failed");
+                },
+                error = pings => tracing::debug!(%error, "upstream HTTP/2 ping unanswered"),
             }
             task_shared.closed.store(true, Ordering::Release);
         });
@@ -132,9 +146,7 @@ impl Http2Connection {
 
     /// Whether the connection takes no new requests: closed, failed, or going away.
     pub fn is_closed(&self) -> bool {
-        self.is_going_away()
-            || self.shared.closed.load(Ordering::Acquire)
-            || self.sender.is_closed()
+        self.is_going_away() || self.shared.closed.load(Ordering::Acquire)
     }
 
     /// Sends a request (absolute URI; see [`crate::prepare_upstream_request`]) on a new
@@ -143,18 +155,42 @@ impl Http2Connection {
     /// in [`ClientError::NotSent`].
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, ClientError> {
         if self.is_closed() {
-            return Err(ClientError::not_sent(request, None));
+            return Err(ClientError::not_sent(request));
         }
-        let mut sender = self.sender.clone();
         self.shared.active.fetch_add(1, Ordering::AcqRel);
         let mut guard = ActiveStream(Some(&self.shared));
-        match sender.try_send_request(request).await {
-            Ok(response) => {
-                guard.0 = None;
-                let observer: Arc<dyn BodyObserver> = self.shared.clone();
-                Ok(response.map(|body| Body::Tracked(TrackedBody::new(body, observer))))
+        // Waits for a stream slot under the server's limit.
+        let mut sender = match self.sender.clone().ready().await {
+            Ok(sender) => sender,
+            Err(error) => {
+                self.shared.closed.store(true, Ordering::Release);
+                return Err(ClientError::NotSent {
+                    request: Some(Box::new(request)),
+                    source: Some(Box::new(error)),
+                });
             }
-            Err(error) => Err(ClientError::from_try_send(error)),
+        };
+        let (parts, body) = request.into_parts();
+        let end = body.is_end_stream();
+        let (response, mut stream) = sender
+            .send_request(Request::from_parts(parts, ()), end)
+            .map_err(ClientError::from_h2)?;
+        if !end {
+            // The request body streams on while the answer is awaited (and after).
+            tokio::spawn(async move {
+                if let Err(error) = pipe_body(body, &mut stream).await {
+                    tracing::debug!(%error, "request body to the HTTP/2 upstream ended early");
+                }
+            });
         }
+        let response = response.await.map_err(ClientError::from_h2)?;
+        guard.0 = None;
+        let observer: Arc<dyn BodyObserver> = self.shared.clone();
+        let (parts, recv) = response.into_parts();
+        let body = H2Body::new(recv, &parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            Body::Tracked(TrackedBody::new(body, observer)),
+        ))
     }
 }

@@ -54,25 +54,25 @@ impl Default for ClientOptions {
 pub enum ClientError {
     /// The HTTP handshake on a fresh connection failed.
     #[error("upstream handshake failed: {0}")]
-    Handshake(#[source] hyper::Error),
+    Handshake(#[source] h2::Error),
     /// The request was certainly not sent: the connection was closed, going away,
     /// upgraded or busy. The request is given back when it was not consumed.
     #[error("request not sent: upstream connection unusable")]
     NotSent {
         /// The request, untouched, to send elsewhere.
         request: Option<Box<Request<Body>>>,
-        /// hyper's reason, when it had one.
+        /// Why, when known.
         #[source]
-        source: Option<hyper::Error>,
+        source: Option<crate::BoxError>,
     },
     /// The upstream refused the stream before processing it (HTTP/2 `REFUSED_STREAM`,
     /// or a graceful GOAWAY that excluded it): safe to retry if the request can be
     /// rebuilt.
     #[error("upstream refused the request unprocessed: {0}")]
-    Refused(#[source] hyper::Error),
+    Refused(#[source] h2::Error),
     /// The upstream reset the stream after the request was sent.
     #[error("upstream reset the request: {0}")]
-    Reset(#[source] hyper::Error),
+    Reset(#[source] h2::Error),
     /// The connection failed while the request was in flight (closed, I/O error,
     /// malformed response).
     #[error("upstream connection failed: {0}")]
@@ -114,52 +114,24 @@ impl ClientError {
         }
     }
 
-    fn from_try_send(mut error: hyper::client::conn::TrySendError<Request<Body>>) -> Self {
-        if let Some(request) = error.take_message() {
-            return ClientError::NotSent {
-                request: Some(Box::new(request)),
-                source: Some(error.into_error()),
-            };
+    /// Classes an HTTP/2 stream or connection error.
+    fn from_h2(error: h2::Error) -> Self {
+        if error.is_remote() && error.reason() == Some(h2::Reason::REFUSED_STREAM) {
+            return ClientError::Refused(error);
         }
-        let error = error.into_error();
-        match h2_error(&error) {
-            Some(h2) if h2.reason() == Some(h2::Reason::REFUSED_STREAM) && h2.is_remote() => {
-                ClientError::Refused(error)
-            }
-            Some(h2)
-                if h2.is_go_away()
-                    && h2.is_remote()
-                    && h2.reason() == Some(h2::Reason::NO_ERROR) =>
-            {
-                ClientError::Refused(error)
-            }
-            Some(h2) if h2.is_reset() => ClientError::Reset(error),
-            _ => ClientError::Connection(Box::new(error)),
+        if error.is_go_away() && error.is_remote() && error.reason() == Some(h2::Reason::NO_ERROR) {
+            return ClientError::Refused(error);
         }
+        if error.is_reset() {
+            return ClientError::Reset(error);
+        }
+        ClientError::Connection(Box::new(error))
     }
 
-    fn not_sent_h1(request: Request<Body>) -> Self {
+    fn not_sent(request: Request<Body>) -> Self {
         ClientError::NotSent {
             request: Some(Box::new(request)),
             source: None,
         }
     }
-
-    fn not_sent(request: Request<Body>, source: Option<hyper::Error>) -> Self {
-        ClientError::NotSent {
-            request: Some(Box::new(request)),
-            source,
-        }
-    }
-}
-
-fn h2_error(error: &hyper::Error) -> Option<&h2::Error> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return Some(h2);
-        }
-        source = e.source();
-    }
-    None
 }

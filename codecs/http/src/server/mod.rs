@@ -8,20 +8,16 @@ mod rewind;
 #[cfg(test)]
 mod tests;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
-use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -37,7 +33,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 /// What the server driver calls for every request, on every HTTP version.
 ///
 /// The request body is the peer's body streamed ([`Body::H1`] for HTTP/1.1,
-/// [`Body::Incoming`] for HTTP/2); an HTTP/1.1 request asking for an upgrade carries an
+/// [`Body::H2`] for HTTP/2); an HTTP/1.1 request asking for an upgrade carries an
 /// [`crate::OnUpgrade`] in its extensions (take it with [`crate::upgrade::on`] before
 /// forwarding, answer `101`, then [`crate::tunnel`]). The handler never fails: proxy failures are answered with
 /// [`crate::failure_response`].
@@ -152,7 +148,7 @@ pub enum ServeError {
     ResponseBody(String),
     /// The HTTP/2 connection failed (protocol error, peer reset...).
     #[error("HTTP/2 connection: {0}")]
-    Http2(#[source] hyper::Error),
+    Http2(#[source] h2::Error),
     /// The HTTP/2 preface was not followed by a SETTINGS frame (answered with GOAWAY
     /// PROTOCOL_ERROR).
     #[error("HTTP/2 preface not followed by SETTINGS")]
@@ -261,7 +257,7 @@ where
         let ctx = ConnectionInfo::new(peer, Version::HTTP_2, options.scheme);
         // Boxed, here and below: an HTTP/1.1 connection's task must not be sized for an
         // HTTP/2 connection's state.
-        return Box::pin(serve_h2(
+        return Box::pin(crate::http2::server::serve(
             io,
             ctx,
             handler,
@@ -292,7 +288,7 @@ where
     let io = Rewind::new(rest, io, idle.as_ref().map(|i| i.activity.clone()));
     let io = InjectStream1::new(io, stream1);
     let ctx = ctx.with_version(Version::HTTP_2);
-    Box::pin(serve_h2(
+    Box::pin(crate::http2::server::serve(
         io,
         ctx,
         handler,
@@ -303,120 +299,8 @@ where
     .await
 }
 
-async fn serve_h2<IO>(
-    io: IO,
-    ctx: ConnectionInfo,
-    handler: Arc<dyn Handler>,
-    options: &ServerOptions,
-    shutdown: &mut watch::Receiver<bool>,
-    idle: Option<&Idle>,
-) -> Result<(), ServeError>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(options.h2_max_concurrent_streams)
-        .initial_stream_window_size(options.h2_initial_stream_window)
-        .initial_connection_window_size(options.h2_initial_connection_window)
-        .max_frame_size(options.h2_max_frame_size.clamp(16_384, 16_777_215))
-        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(options.h2_keepalive_interval)
-        .keep_alive_timeout(options.h2_keepalive_timeout);
-    let service = H2Service { handler, ctx };
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    drive(conn, shutdown, idle).await.map_err(ServeError::Http2)
-}
-
-/// A hyper connection future that can be asked to shut down gracefully.
-trait Graceful: Future<Output = hyper::Result<()>> {
-    fn graceful(self: Pin<&mut Self>);
-}
-
-impl<I, S, E> Graceful for http2::Connection<I, S, E>
-where
-    S: hyper::service::HttpService<Incoming, ResBody = Body>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, Body>,
-{
-    fn graceful(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
 /// The idle timeout of one connection: its IO sets `activity` when bytes move.
-struct Idle {
-    timeout: Duration,
-    activity: Arc<AtomicBool>,
-}
-
-/// Runs a connection to its end; on shutdown, or after a whole idle period without
-/// activity, asks it to finish gracefully.
-async fn drive<C: Graceful>(
-    conn: C,
-    shutdown: &mut watch::Receiver<bool>,
-    idle: Option<&Idle>,
-) -> hyper::Result<()> {
-    let mut conn = std::pin::pin!(conn);
-    let mut watching = true;
-    if *shutdown.borrow_and_update() {
-        conn.as_mut().graceful();
-        watching = false;
-    }
-    let period = idle.map_or(Duration::from_secs(3600), |i| i.timeout);
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    let mut idle_watch = idle.is_some();
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => return result,
-            _ = ticks.tick(), if idle_watch => {
-                // Each period, check that something moved since the last check.
-                if let Some(idle) = idle
-                    && !idle.activity.swap(false, Ordering::Relaxed)
-                {
-                    idle_watch = false;
-                    conn.as_mut().graceful();
-                }
-            }
-            changed = shutdown.changed(), if watching => {
-                watching = false;
-                if changed.is_ok() && *shutdown.borrow() {
-                    conn.as_mut().graceful();
-                } else if changed.is_ok() {
-                    watching = true;
-                }
-            }
-        }
-    }
-}
-
-struct H2Service {
-    handler: Arc<dyn Handler>,
-    ctx: ConnectionInfo,
-}
-
-impl hyper::service::Service<Request<Incoming>> for H2Service {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ServiceFuture;
-
-    fn call(&self, request: Request<Incoming>) -> ServiceFuture {
-        ServiceFuture(
-            self.handler
-                .call(request.map(Body::Incoming), self.ctx.clone()),
-        )
-    }
-}
-
-/// The service future: the handler's, which never fails.
-struct ServiceFuture(HandlerFuture);
-
-impl Future for ServiceFuture {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().0.as_mut().poll(cx).map(Ok)
-    }
+pub(crate) struct Idle {
+    pub(crate) timeout: Duration,
+    pub(crate) activity: Arc<AtomicBool>,
 }
