@@ -342,10 +342,18 @@ impl<IO: ServerIo> Conn<'_, IO> {
             if self.rbuf.capacity() - self.rbuf.len() < 1024 {
                 self.rbuf.reserve(READ_CHUNK);
             }
-            let read = poll_fn(|cx| poll_read_buf(&mut self.io, cx, &mut self.rbuf));
-            let n = tokio::select! {
-                n = read => n?,
-                () = sleep_until(deadline) => return Ok(None),
+            // The bytes are usually there already (the wait said readable): read once
+            // without arming the deadline's timer.
+            let first = poll_fn(|cx| Poll::Ready(poll_read_buf(&mut self.io, cx, &mut self.rbuf)));
+            let n = match first.await {
+                Poll::Ready(n) => n?,
+                Poll::Pending => {
+                    let read = poll_fn(|cx| poll_read_buf(&mut self.io, cx, &mut self.rbuf));
+                    tokio::select! {
+                        n = read => n?,
+                        () = sleep_until(deadline) => return Ok(None),
+                    }
+                }
             };
             if n == 0 {
                 self.read_eof = true;
@@ -470,8 +478,27 @@ impl<IO: ServerIo> Conn<'_, IO> {
         ex: &mut Exchange,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Next, ServeError> {
-        let mut watching = !ex.draining;
+        // Until the response head is out, the route's timeout bounds the wait and no
+        // timer of the connection's own is needed; a shutdown meanwhile is seen when the
+        // head is written (`connection: close`), and an idle connection closes once
+        // this exchange is done. Most exchanges end here: no timer, no waiter.
         let idle = self.options.idle_timeout;
+        let started = poll_fn(|cx| {
+            if !ex.draining && *shutdown.borrow() {
+                ex.draining = true;
+            }
+            match self.poll_exchange(ex, cx) {
+                Poll::Ready(next) => Poll::Ready(Some(next)),
+                // A streamed answer: watch its idleness from here.
+                Poll::Pending if ex.started.is_some() && idle.is_some() => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        if let Some(next) = started {
+            return next;
+        }
+        let mut watching = !ex.draining;
         let mut idle_at = idle.map(|d| Instant::now() + d);
         loop {
             tokio::select! {
