@@ -180,6 +180,20 @@ impl Body {
     }
 }
 
+impl Body {
+    /// What is known of the body's length before it is sent, for its HTTP/1.1 framing.
+    pub(crate) fn length(&self) -> crate::h1::BodyLength {
+        use crate::h1::BodyLength;
+        if http_body::Body::is_end_stream(self) {
+            return BodyLength::Empty;
+        }
+        match http_body::Body::size_hint(self).exact() {
+            Some(n) => BodyLength::Exact(n),
+            None => BodyLength::Unknown,
+        }
+    }
+}
+
 impl From<Bytes> for Body {
     fn from(bytes: Bytes) -> Self {
         Body::Full(bytes)

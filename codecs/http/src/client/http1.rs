@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::{ClientError, ClientOptions};
 use crate::Body;
 use crate::body::{BodyEnd, BodyObserver};
-use crate::h1::encode::{self, BodyLength, ConnectionField, Framing};
+use crate::h1::encode::{self, ConnectionField, Framing};
 use crate::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, parse};
 use crate::upgrade::{OnUpgrade, Upgraded, UpgradedIo};
 
@@ -224,14 +224,7 @@ async fn exchange(
     limits: &HeadLimits,
 ) -> Result<(http::response::Parts, parse::BodyKind, bool, bool), ClientError> {
     let (parts, mut body) = request.into_parts();
-    let length = if body.is_end_stream() {
-        BodyLength::Empty
-    } else {
-        match body.size_hint().exact() {
-            Some(n) => BodyLength::Exact(n),
-            None => BodyLength::Unknown,
-        }
-    };
+    let length = body.length();
     let framing = encode::request_framing(length);
     encode::request_head(&parts, framing, ConnectionField::Keep, &mut wire.wbuf);
     let method: Method = parts.method.clone();

@@ -363,16 +363,8 @@ impl<IO: ServerIo> Conn<'_, IO> {
 
     /// Answers a request that cannot be served (malformed head) and shuts the write side.
     async fn reject(&mut self, status: StatusCode) {
-        let (mut parts, ()) = Response::new(()).into_parts();
-        parts.status = status;
         self.wbuf.clear();
-        encode::response_head(
-            &parts,
-            Framing::Length(0),
-            ConnectionField::Close,
-            Some(&date::now()),
-            &mut self.wbuf,
-        );
+        self.queue_error_answer(status);
         let _ = self.write_all_queued().await;
     }
 
@@ -394,6 +386,19 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 Ok(Ok(n)) => discarded += n,
             }
         }
+    }
+
+    /// Queues an empty answer with `status` that closes the connection.
+    fn queue_error_answer(&mut self, status: StatusCode) {
+        let (mut parts, ()) = Response::new(()).into_parts();
+        parts.status = status;
+        encode::response_head(
+            &parts,
+            Framing::Length(0),
+            ConnectionField::Close,
+            Some(&date::now()),
+            &mut self.wbuf,
+        );
     }
 
     async fn close(&mut self) {
@@ -695,15 +700,7 @@ impl<IO: ServerIo> Conn<'_, IO> {
         ex.future = None;
         ex.response_body = None;
         if ex.started.is_none() {
-            let (mut parts, ()) = Response::new(()).into_parts();
-            parts.status = status;
-            encode::response_head(
-                &parts,
-                Framing::Length(0),
-                ConnectionField::Close,
-                Some(&date::now()),
-                &mut self.wbuf,
-            );
+            self.queue_error_answer(status);
         }
         ex.failed = Some(ServeError::BadRequestBody {
             status: status.as_u16(),
@@ -714,14 +711,7 @@ impl<IO: ServerIo> Conn<'_, IO> {
     /// Queues the response head (and a one-buffer body) and decides its framing.
     fn start_response(&mut self, ex: &mut Exchange, response: Response<Body>) {
         let (mut parts, body) = response.into_parts();
-        let length = if body.is_end_stream() {
-            BodyLength::Empty
-        } else {
-            match body.size_hint().exact() {
-                Some(n) => BodyLength::Exact(n),
-                None => BodyLength::Unknown,
-            }
-        };
+        let length = body.length();
         let upgrading = parts.status == StatusCode::SWITCHING_PROTOCOLS && ex.upgrade.is_some();
         let close = ex.draining || (parts.status == StatusCode::SWITCHING_PROTOCOLS && !upgrading);
         let framing = encode::response_framing(ex.facts, parts.status, length, close);

@@ -249,10 +249,7 @@ where
         }
     };
     if version == Version::HTTP_2 {
-        let idle = options.idle_timeout.map(|timeout| Idle {
-            timeout,
-            activity: Arc::new(AtomicBool::new(false)),
-        });
+        let idle = Idle::from_options(&options);
         let io = Rewind::new(initial, io, idle.as_ref().map(|i| i.activity.clone()));
         let ctx = ConnectionInfo::new(peer, Version::HTTP_2, options.scheme);
         // Boxed, here and below: an HTTP/1.1 connection's task must not be sized for an
@@ -281,10 +278,7 @@ where
     let h1::H1End::H2c { io, rest, stream1 } = ended else {
         return Ok(());
     };
-    let idle = options.idle_timeout.map(|timeout| Idle {
-        timeout,
-        activity: Arc::new(AtomicBool::new(false)),
-    });
+    let idle = Idle::from_options(&options);
     let io = Rewind::new(rest, io, idle.as_ref().map(|i| i.activity.clone()));
     let io = InjectStream1::new(io, stream1);
     let ctx = ctx.with_version(Version::HTTP_2);
@@ -303,4 +297,14 @@ where
 pub(crate) struct Idle {
     pub(crate) timeout: Duration,
     pub(crate) activity: Arc<AtomicBool>,
+}
+
+impl Idle {
+    /// The idle timeout of an HTTP/2 connection, if the options set one.
+    fn from_options(options: &ServerOptions) -> Option<Idle> {
+        options.idle_timeout.map(|timeout| Idle {
+            timeout,
+            activity: Arc::new(AtomicBool::new(false)),
+        })
+    }
 }
