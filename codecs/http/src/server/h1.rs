@@ -717,10 +717,9 @@ impl<IO: ServerIo> Conn<'_, IO> {
         let framing = encode::response_framing(ex.facts, parts.status, length, close);
         if ex.facts.is_head
             && let BodyLength::Exact(n) = length
-            && (parts.status.is_success()
-                || parts.status.is_client_error()
-                || parts.status.is_server_error())
+            && !parts.status.is_informational()
             && parts.status != StatusCode::NO_CONTENT
+            && parts.status != StatusCode::NOT_MODIFIED
             && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
         {
             // A HEAD answer announces the length the GET's body would have.
