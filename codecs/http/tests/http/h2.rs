@@ -215,3 +215,47 @@ async fn grpc_failure_is_a_single_headers_frame_with_end_stream() {
     assert_eq!(stream1[0].0, 0x1, "a HEADERS frame");
     assert_eq!(stream1[0].1 & 0x5, 0x5, "END_STREAM and END_HEADERS");
 }
+
+fn with_keepalive() -> strait_codec_http::ServerOptions {
+    strait_codec_http::ServerOptions {
+        h2_keepalive_interval: Some(std::time::Duration::from_millis(100)),
+        h2_keepalive_timeout: std::time::Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn keepalive_ping_unanswered_closes_the_connection() {
+    use tokio::io::AsyncWriteExt;
+    let server = server_with(with_keepalive()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(&client_preface()).await.unwrap();
+    // This client reads but never answers: the server pings, then gives up.
+    let mut frames = FrameReader::new(tcp);
+    let mut pings = 0;
+    let read_all_frames = async {
+        while let Some(f) = frames.next().await {
+            if f.kind == 0x6 && f.flags & 0x1 == 0 {
+                pings += 1;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read_all_frames)
+        .await
+        .expect("the server closes a connection whose pings go unanswered");
+    assert!(pings >= 1, "a PING was sent before closing");
+}
+
+#[tokio::test]
+async fn keepalive_ping_answered_keeps_the_connection() {
+    let server = server_with(with_keepalive()).await;
+    // The h2 client answers PINGs while its connection is polled.
+    let client = h2_client(server.addr).await;
+    // Several intervals and timeouts pass.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let mut client = client.ready().await.expect("the connection is still open");
+    let request = Request::get("http://example.com/info").body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = response.await.expect("answered on the same connection");
+    assert_eq!(response.status(), 200);
+}
