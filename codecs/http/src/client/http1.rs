@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{ClientError, ClientOptions};
 use crate::Body;
@@ -201,99 +201,172 @@ impl Wire {
         let probe = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.rbuf);
         matches!(probe, Poll::Pending)
     }
-
-    async fn write_out(&mut self) -> io::Result<()> {
-        self.io.write_all(&self.wbuf).await?;
-        self.wbuf.clear();
-        Ok(())
-    }
-
-    async fn read_more(&mut self) -> io::Result<usize> {
-        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-            self.rbuf.reserve(READ_CHUNK);
-        }
-        poll_fn(|cx| tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf))
-            .await
-    }
 }
 
-/// Writes the request and reads the response head (skipping 1xx interim answers).
+/// A response head as the exchange read it.
+struct Head {
+    parts: http::response::Parts,
+    body: parse::BodyKind,
+    keep_alive: bool,
+    upgraded: bool,
+}
+
+/// Writes the request and reads the response head (skipping 1xx interim answers), both
+/// at once: an upstream may answer before it has read the whole body (a 413, a 100
+/// Continue), and that answer is what the client gets, not a failed write. The
+/// connection is reused only if the whole request went out.
 async fn exchange(
     wire: &mut Wire,
     request: Request<Body>,
     limits: &HeadLimits,
 ) -> Result<(http::response::Parts, parse::BodyKind, bool, bool), ClientError> {
     let (parts, mut body) = request.into_parts();
-    let length = body.length();
-    let framing = encode::request_framing(length);
+    let framing = encode::request_framing(body.length());
     encode::request_head(&parts, framing, ConnectionField::Keep, &mut wire.wbuf);
     let method: Method = parts.method.clone();
     drop(parts);
-    write_body(wire, &mut body, framing).await?;
+    let mut st = Sending {
+        framing,
+        method,
+        body_done: framing == Framing::AsIs,
+        write_failed: None,
+        read_eof: false,
+    };
+    if let Body::Full(bytes) = &body {
+        // The common case: head and body in one write.
+        wire.wbuf.extend_from_slice(bytes);
+        st.body_done = true;
+    }
+    let head = poll_fn(|cx| poll_exchange(wire, cx, &mut body, limits, &mut st)).await?;
+    let sent_whole = st.body_done && wire.wbuf.is_empty() && st.write_failed.is_none();
+    if !sent_whole {
+        // What is left of the request must not be taken for the next one.
+        wire.wbuf.clear();
+    }
+    Ok((
+        head.parts,
+        head.body,
+        head.keep_alive && sent_whole,
+        head.upgraded,
+    ))
+}
+
+/// Where the sending side of an exchange stands.
+struct Sending {
+    framing: Framing,
+    method: Method,
+    /// The whole body is encoded into the write buffer.
+    body_done: bool,
+    /// Writing failed; the answer may still be readable.
+    write_failed: Option<io::Error>,
+    read_eof: bool,
+}
+
+fn poll_exchange(
+    wire: &mut Wire,
+    cx: &mut Context<'_>,
+    body: &mut Body,
+    limits: &HeadLimits,
+    st: &mut Sending,
+) -> Poll<Result<Head, ClientError>> {
+    let failed = |e: io::Error| ClientError::Connection(Box::new(e));
+    let framing = st.framing;
     loop {
-        match parse::response(&mut wire.rbuf, limits, &method) {
+        match parse::response(&mut wire.rbuf, limits, &st.method) {
             Ok(Some(head)) => {
                 if head.parts.status.is_informational()
                     && head.parts.status != StatusCode::SWITCHING_PROTOCOLS
                 {
                     continue;
                 }
-                return Ok((head.parts, head.body, head.keep_alive, head.upgraded));
+                return Poll::Ready(Ok(Head {
+                    parts: head.parts,
+                    body: head.body,
+                    keep_alive: head.keep_alive,
+                    upgraded: head.upgraded,
+                }));
             }
             Ok(None) => {}
-            Err(error) => return Err(ClientError::Connection(Box::new(error))),
+            Err(error) => return Poll::Ready(Err(ClientError::Connection(Box::new(error)))),
         }
-        let n = wire
-            .read_more()
-            .await
-            .map_err(|e| ClientError::Connection(Box::new(e)))?;
-        if n == 0 {
-            let error = io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "upstream closed the connection before a response head",
-            );
-            return Err(ClientError::Connection(Box::new(error)));
+        if st.read_eof {
+            // The answer never came: the write's failure says more, if there was one.
+            let error = st.write_failed.take().unwrap_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "upstream closed the connection before a response head",
+                )
+            });
+            return Poll::Ready(Err(failed(error)));
         }
-    }
-}
-
-/// Writes the queued head and the request body with `framing`.
-async fn write_body(wire: &mut Wire, body: &mut Body, framing: Framing) -> Result<(), ClientError> {
-    let io_error = |e: io::Error| ClientError::Connection(Box::new(e));
-    if let Body::Full(bytes) = body {
-        // The common case: head and body in one write.
-        wire.wbuf.extend_from_slice(bytes);
-        return wire.write_out().await.map_err(io_error);
-    }
-    if framing == Framing::AsIs {
-        return wire.write_out().await.map_err(io_error);
-    }
-    loop {
-        let frame = poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await;
-        match frame {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) if framing == Framing::Chunked => encode::chunk(&data, &mut wire.wbuf),
-                Ok(data) => wire.wbuf.extend_from_slice(&data),
-                Err(frame) => {
-                    if let (Ok(trailers), Framing::Chunked) = (frame.into_trailers(), framing) {
-                        encode::last_chunk(Some(&trailers), &mut wire.wbuf);
-                        return wire.write_out().await.map_err(io_error);
+        let mut progress = false;
+        if !wire.wbuf.is_empty() && st.write_failed.is_none() {
+            match Pin::new(&mut wire.io).poll_write(cx, &wire.wbuf) {
+                Poll::Ready(Ok(0)) => {
+                    st.write_failed = Some(io::ErrorKind::WriteZero.into());
+                    progress = true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    bytes::Buf::advance(&mut wire.wbuf, n);
+                    progress = true;
+                }
+                // Keep reading: the upstream may have answered before it stopped reading.
+                Poll::Ready(Err(error)) => {
+                    st.write_failed = Some(error);
+                    progress = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if wire.wbuf.is_empty() && !st.body_done && st.write_failed.is_none() {
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    match frame.into_data() {
+                        Ok(data) if framing == Framing::Chunked => {
+                            encode::chunk(&data, &mut wire.wbuf)
+                        }
+                        Ok(data) => wire.wbuf.extend_from_slice(&data),
+                        Err(frame) => {
+                            if let (Ok(trailers), Framing::Chunked) =
+                                (frame.into_trailers(), framing)
+                            {
+                                encode::last_chunk(Some(&trailers), &mut wire.wbuf);
+                                st.body_done = true;
+                            }
+                        }
                     }
+                    progress = true;
                 }
-            },
-            None => {
-                if framing == Framing::Chunked {
-                    encode::last_chunk(None, &mut wire.wbuf);
+                Poll::Ready(None) => {
+                    if framing == Framing::Chunked {
+                        encode::last_chunk(None, &mut wire.wbuf);
+                    }
+                    st.body_done = true;
+                    progress = true;
                 }
-                return wire.write_out().await.map_err(io_error);
-            }
-            Some(Err(error)) => {
-                // The client's body broke off: the upstream must not take a cut body
-                // for a whole one, so the connection is dropped.
-                return Err(ClientError::Connection(Box::new(error)));
+                Poll::Ready(Some(Err(error))) => {
+                    // The client's body broke off: the upstream must not take a cut body
+                    // for a whole one, so the connection is dropped.
+                    return Poll::Ready(Err(ClientError::Connection(Box::new(error))));
+                }
+                Poll::Pending => {}
             }
         }
-        wire.write_out().await.map_err(io_error)?;
+        if wire.rbuf.capacity() - wire.rbuf.len() < 1024 {
+            wire.rbuf.reserve(READ_CHUNK);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut wire.io), cx, &mut wire.rbuf) {
+            Poll::Ready(Ok(0)) => {
+                st.read_eof = true;
+                progress = true;
+            }
+            Poll::Ready(Ok(_)) => progress = true,
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(failed(error))),
+            Poll::Pending => {}
+        }
+        if !progress {
+            return Poll::Pending;
+        }
     }
 }
 

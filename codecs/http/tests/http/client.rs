@@ -200,3 +200,71 @@ async fn http2_goaway_makes_the_connection_unusable() {
     assert!(error.was_not_sent());
     assert!(error.take_request().is_some());
 }
+
+/// An endless-ish upload: `left` chunks of 64 KiB, produced as they are polled.
+struct Upload {
+    left: usize,
+}
+
+impl http_body::Body for Upload {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+}
+
+#[tokio::test]
+async fn http1_early_answer_to_an_upload_reaches_the_caller() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that reads the head only, refuses the upload at once and closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 1024];
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        socket
+            .write_all(
+                b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        // Closing with the upload unread resets the connection under the writer.
+        drop(socket);
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    // 64 MiB: far more than the socket buffers hold, so the write cannot finish first.
+    let request = Request::post("/upload")
+        .header("host", "a")
+        .body(Body::boxed(Upload { left: 1024 }))
+        .unwrap();
+    let response = conn
+        .send(request)
+        .await
+        .expect("the upstream's answer, not a write error");
+    assert_eq!(response.status(), 413);
+    drop(response);
+    assert!(
+        conn.is_closed(),
+        "a connection whose request was cut is not reused"
+    );
+    upstream.await.unwrap();
+}
