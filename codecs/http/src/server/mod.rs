@@ -8,6 +8,8 @@ mod rewind;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use self::rewind::Rewind;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,7 +27,6 @@ use crate::detect::{HttpDetect, detect_version};
 use crate::{Body, ConnectionInfo, Scheme};
 
 use self::h2c::InjectStream1;
-use self::rewind::Rewind;
 
 /// The future a [`Handler`] returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
@@ -249,20 +250,8 @@ where
         }
     };
     if version == Version::HTTP_2 {
-        let idle = Idle::from_options(&options);
-        let io = Rewind::new(initial, io, idle.as_ref().map(|i| i.activity.clone()));
         let ctx = ConnectionInfo::new(peer, Version::HTTP_2, options.scheme);
-        // Boxed, here and below: an HTTP/1.1 connection's task must not be sized for an
-        // HTTP/2 connection's state.
-        return Box::pin(crate::http2::server::serve(
-            io,
-            ctx,
-            handler,
-            &options,
-            &mut shutdown,
-            idle.as_ref(),
-        ))
-        .await;
+        return serve_h2(io, initial, None, ctx, handler, &options, &mut shutdown).await;
     }
 
     let ctx = ConnectionInfo::new(peer, Version::HTTP_11, options.scheme);
@@ -278,19 +267,49 @@ where
     let h1::H1End::H2c { io, rest, stream1 } = ended else {
         return Ok(());
     };
-    let idle = Idle::from_options(&options);
-    let io = Rewind::new(rest, io, idle.as_ref().map(|i| i.activity.clone()));
-    let io = InjectStream1::new(io, stream1);
     let ctx = ctx.with_version(Version::HTTP_2);
-    Box::pin(crate::http2::server::serve(
+    serve_h2(
         io,
+        rest,
+        Some(stream1),
         ctx,
         handler,
         &options,
         &mut shutdown,
-        idle.as_ref(),
-    ))
+    )
     .await
+}
+
+/// Serves HTTP/2 on `io`, reading `prefix` first and, after an h2c upgrade, injecting
+/// the upgraded request as stream 1. Boxed: an HTTP/1.1 connection's task must not be
+/// sized for an HTTP/2 connection's state.
+async fn serve_h2<IO: ServerIo>(
+    io: IO,
+    prefix: Bytes,
+    stream1: Option<Bytes>,
+    ctx: ConnectionInfo,
+    handler: Arc<dyn Handler>,
+    options: &ServerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let idle = Idle::from_options(options);
+    let io = Rewind::new(prefix, io, idle.as_ref().map(|i| i.activity.clone()));
+    let idle = idle.as_ref();
+    match stream1 {
+        Some(stream1) => {
+            let io = InjectStream1::new(io, stream1);
+            Box::pin(crate::http2::server::serve(
+                io, ctx, handler, options, shutdown, idle,
+            ))
+            .await
+        }
+        None => {
+            Box::pin(crate::http2::server::serve(
+                io, ctx, handler, options, shutdown, idle,
+            ))
+            .await
+        }
+    }
 }
 
 /// The idle timeout of one connection: its IO sets `activity` when bytes move.
