@@ -268,3 +268,60 @@ async fn http1_early_answer_to_an_upload_reaches_the_caller() {
     );
     upstream.await.unwrap();
 }
+
+fn pinging() -> ClientOptions {
+    ClientOptions {
+        h2_keepalive_interval: Some(std::time::Duration::from_millis(100)),
+        h2_keepalive_timeout: std::time::Duration::from_millis(200),
+        ..ClientOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn http2_upstream_that_never_answers_pings_is_closed() {
+    use crate::h2c::{FrameReader, frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that completes the handshake, then reads forever and answers nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut preface = [0u8; 24];
+        socket.read_exact(&mut preface).await.unwrap();
+        socket.write_all(&frame(0x4, 0, 0, &[])).await.unwrap();
+        socket.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap();
+        let mut frames = FrameReader::new(socket);
+        let mut pings = 0;
+        while let Some(f) = frames.next().await {
+            if f.kind == 0x6 && f.flags & 0x1 == 0 {
+                pings += 1;
+            }
+        }
+        pings
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let conn = Http2Connection::handshake(tcp, &pinging()).await.unwrap();
+    let closed = async {
+        while !conn.is_closed() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), closed)
+        .await
+        .expect("an upstream that does not answer PINGs is given up");
+    drop(conn);
+    let pings = upstream.await.unwrap();
+    assert!(pings >= 1, "a PING was sent first");
+}
+
+#[tokio::test]
+async fn http2_upstream_answering_pings_stays_usable() {
+    let server = server().await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let conn = Http2Connection::handshake(tcp, &pinging()).await.unwrap();
+    // Several intervals and timeouts pass; Strait's server answers every PING.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert!(!conn.is_closed());
+    let response = conn.send(get("http://a/info")).await.expect("still usable");
+    assert_eq!(response.status(), 200);
+}
