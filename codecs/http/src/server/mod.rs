@@ -156,18 +156,6 @@ pub enum ServeError {
     NoInitialSettings,
 }
 
-impl ServeError {
-    /// The status a malformed HTTP/1 request head was answered with before any handler
-    /// saw it (400, 431 or 501), so the caller can end that request like any other.
-    /// `None` for every other ending.
-    pub fn rejected_request(&self) -> Option<u16> {
-        match self {
-            ServeError::Rejected { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
 /// A downstream connection's byte stream, with a way to wait for readability that
 /// holds no buffer (an idle keep-alive connection then costs its socket and task only).
 pub trait ServerIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
