@@ -7,9 +7,8 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
-use strait_codec_http::{
-    Body, ConnectionInfo, Handler, HandlerFuture, ServerOptions, serve_connection,
-};
+use strait_codec_http::ConnectionInfo;
+use strait_stream::http::{Body, Handler, HandlerFuture, ServerOptions, serve_connection};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 

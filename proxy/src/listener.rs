@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use strait_codec_framework::{Detect, Limits, Protocol, Registered, Registry};
-use strait_codec_http::{Handler, ServerOptions};
 use strait_stream::downstream::{self, DownstreamOptions};
+use strait_stream::http::{Handler, ServerOptions};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -155,7 +155,7 @@ async fn serve_http(
     initial: Bytes,
     peer: SocketAddr,
 ) -> Result<(), String> {
-    let served = strait_codec_http::serve_connection(
+    let served = strait_stream::http::serve_connection(
         stream,
         initial,
         peer,

@@ -4,6 +4,8 @@
 //!   [`RequestHandler`] routes synchronously; heartbeats are answered locally and never
 //!   forwarded; oneway requests never get any response, not even an error; a failure
 //!   becomes the protocol's own error answer.
+//! - [`http`]: HTTP/1.1 and HTTP/2 server and client connections, on Strait's own
+//!   HTTP/1.1 engine and the `h2` crate.
 //! - [`upstream`]: a multiplexed client connection with its own request-id space and
 //!   in-flight map, so many downstream connections share a few upstream connections.
 //!   When it dies, every in-flight request fails at once.
@@ -20,6 +22,7 @@ pub mod buffers;
 mod context;
 pub mod downstream;
 mod handler;
+pub mod http;
 mod id_slab;
 mod inbox;
 pub mod upstream;

@@ -1,4 +1,4 @@
-//! [`ConnectionInfo`]: what the server driver knows about a request besides its head.
+//! [`ConnectionInfo`]: what a server driver knows about a request besides its head.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -6,8 +6,8 @@ use http::{HeaderValue, Version};
 
 use crate::Scheme;
 
-/// Per-request facts from the downstream connection, handed to the [`crate::Handler`]
-/// with every request. Cloning costs a reference-count increment.
+/// Per-request facts from the downstream connection, handed to the driver's request
+/// handler with every request. Cloning costs a reference-count increment.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     peer: SocketAddr,
@@ -38,7 +38,7 @@ impl ConnectionInfo {
     }
 
     /// The context of one HTTP/1 request: its version and head size.
-    pub(crate) fn for_request(&self, version: Version, head_bytes: usize) -> Self {
+    pub fn for_request(&self, version: Version, head_bytes: usize) -> Self {
         ConnectionInfo {
             version,
             head_bytes: u32::try_from(head_bytes).unwrap_or(u32::MAX),
@@ -66,7 +66,8 @@ impl ConnectionInfo {
         &self.peer_ip
     }
 
-    pub(crate) fn with_version(&self, version: Version) -> Self {
+    /// The same context for requests of `version` (a connection upgraded to h2c).
+    pub fn with_version(&self, version: Version) -> Self {
         ConnectionInfo {
             version,
             ..self.clone()

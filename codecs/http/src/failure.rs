@@ -1,4 +1,8 @@
 //! Local answers: proxy failures, direct responses and redirects.
+//!
+//! Generic over the body type `B`, which the driver supplies: `B::default()` must be no
+//! body at all (an HTTP/2 HEADERS frame with END_STREAM, as a gRPC trailers-only answer
+//! needs), `B::from(bytes)` a complete one.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
@@ -6,7 +10,6 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use strait_codec_framework::ProxyFailure;
 
-use crate::Body;
 use crate::head::{authority_of, is_grpc_request};
 
 /// `x-strait-error`: on a proxy-generated failure, which failure it was
@@ -87,9 +90,13 @@ fn failure_message(req: &Parts, failure: ProxyFailure, detail: &str) -> String {
 /// and a percent-encoded `grpc-message`, all in the one HEADERS frame with END_STREAM
 /// (the body is empty). Both carry `x-strait-error: <failure>`. Use
 /// [`crate::RequestHead::parts`] to answer a routed head.
-pub fn failure_response(req: &Parts, failure: ProxyFailure, detail: &str) -> Response<Body> {
+pub fn failure_response<B: Default + From<Bytes>>(
+    req: &Parts,
+    failure: ProxyFailure,
+    detail: &str,
+) -> Response<B> {
     let message = failure_message(req, failure, detail);
-    let mut response = Response::new(Body::Empty);
+    let mut response = Response::new(B::default());
     let headers = response.headers_mut();
     headers.insert(X_STRAIT_ERROR, HeaderValue::from_static(failure.as_str()));
     if is_grpc_request(&req.headers) {
@@ -112,7 +119,7 @@ pub fn failure_response(req: &Parts, failure: ProxyFailure, detail: &str) -> Res
     headers.insert(CONTENT_TYPE, TEXT_PLAIN);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     *response.status_mut() = failure_status(failure);
-    *response.body_mut() = Body::Full(Bytes::from(body));
+    *response.body_mut() = B::from(Bytes::from(body));
     response
 }
 
@@ -133,9 +140,12 @@ pub fn grpc_message_value(message: &str) -> HeaderValue {
 }
 
 /// A local answer with `status` and a `text/plain` `body` (a route's direct response).
-pub fn direct_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+pub fn direct_response<B: Default + From<Bytes>>(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+) -> Response<B> {
     let body = body.into();
-    let mut response = Response::new(Body::Empty);
+    let mut response = Response::new(B::default());
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if !body.is_empty() {
@@ -147,13 +157,13 @@ pub fn direct_response(status: StatusCode, body: impl Into<Bytes>) -> Response<B
     {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
-    *response.body_mut() = Body::Full(body);
+    *response.body_mut() = B::from(body);
     response
 }
 
 /// A redirect to `location` with `status` (301, 302, 303, 307, 308), no body.
-pub fn redirect(status: StatusCode, location: HeaderValue) -> Response<Body> {
-    let mut response = Response::new(Body::Empty);
+pub fn redirect<B: Default>(status: StatusCode, location: HeaderValue) -> Response<B> {
+    let mut response = Response::new(B::default());
     *response.status_mut() = status;
     response.headers_mut().insert(LOCATION, location);
     response
@@ -165,8 +175,6 @@ pub fn redirect(status: StatusCode, location: HeaderValue) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body::Body as _;
-    use http_body_util::BodyExt;
 
     fn plain(uri: &str, host: &str) -> Parts {
         http::Request::get(uri)
@@ -187,13 +195,12 @@ mod tests {
             .0
     }
 
-    async fn text(response: Response<Body>) -> String {
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(body.to_vec()).unwrap()
+    fn text(response: Response<Bytes>) -> String {
+        String::from_utf8(response.into_body().to_vec()).unwrap()
     }
 
-    #[tokio::test]
-    async fn plain_http_failures() {
+    #[test]
+    fn plain_http_failures() {
         let req = plain("/foo?q=1", "example.com");
         let cases = [
             (ProxyFailure::NoRoute, 404, "no route for example.com/foo\n"),
@@ -214,7 +221,7 @@ mod tests {
             (ProxyFailure::CodecError, 400, "bad request\n"),
         ];
         for (failure, status, body) in cases {
-            let r = failure_response(&req, failure, "");
+            let r: Response<Bytes> = failure_response(&req, failure, "");
             assert_eq!(r.status().as_u16(), status, "{failure}");
             assert_eq!(r.headers()["content-type"], "text/plain");
             assert_eq!(
@@ -223,14 +230,14 @@ mod tests {
             );
             assert_eq!(r.headers()["x-strait-error"], failure.as_str());
             assert!(!r.headers().contains_key("grpc-status"));
-            assert_eq!(text(r).await, body);
+            assert_eq!(text(r), body);
         }
-        let r = failure_response(&req, ProxyFailure::ConnectFailure, "strait");
-        assert_eq!(text(r).await, "upstream connect failure (strait)\n");
+        let r: Response<Bytes> = failure_response(&req, ProxyFailure::ConnectFailure, "strait");
+        assert_eq!(text(r), "upstream connect failure (strait)\n");
     }
 
-    #[tokio::test]
-    async fn grpc_failures_are_trailers_only() {
+    #[test]
+    fn grpc_failures_are_trailers_only() {
         let req = grpc();
         let cases = [
             (
@@ -251,37 +258,38 @@ mod tests {
             (ProxyFailure::CodecError, "13", "bad request"),
         ];
         for (failure, status, message) in cases {
-            let r = failure_response(&req, failure, "");
+            let r: Response<Bytes> = failure_response(&req, failure, "");
             assert_eq!(r.status(), StatusCode::OK);
             assert_eq!(r.headers()["content-type"], "application/grpc");
             assert_eq!(r.headers()["grpc-status"], status, "{failure}");
             assert_eq!(r.headers()["grpc-message"], message);
             assert!(!r.headers().contains_key("content-length"));
-            assert!(r.body().is_end_stream(), "trailers-only: no body");
+            assert!(r.body().is_empty(), "trailers-only: no body");
         }
-        let r = failure_response(&req, ProxyFailure::Timeout, "100% done, ünïcode");
+        let r: Response<Bytes> =
+            failure_response(&req, ProxyFailure::Timeout, "100% done, ünïcode");
         assert_eq!(
             r.headers()["grpc-message"],
             "upstream request timeout (100%25 done, %C3%BCn%C3%AFcode)"
         );
     }
 
-    #[tokio::test]
-    async fn direct_and_redirect() {
-        let r = direct_response(StatusCode::IM_A_TEAPOT, "short and stout");
+    #[test]
+    fn direct_and_redirect() {
+        let r: Response<Bytes> = direct_response(StatusCode::IM_A_TEAPOT, "short and stout");
         assert_eq!(r.status(), 418);
         assert_eq!(r.headers()["content-length"], "15");
-        assert_eq!(text(r).await, "short and stout");
-        let r = direct_response(StatusCode::NO_CONTENT, Bytes::new());
+        assert_eq!(text(r), "short and stout");
+        let r: Response<Bytes> = direct_response(StatusCode::NO_CONTENT, Bytes::new());
         assert!(!r.headers().contains_key("content-type"));
         assert!(!r.headers().contains_key("content-length"));
-        let r = redirect(
+        let r: Response<Bytes> = redirect(
             StatusCode::MOVED_PERMANENTLY,
             HeaderValue::from_static("https://x.example/"),
         );
         assert_eq!(r.status(), 301);
         assert_eq!(r.headers()["location"], "https://x.example/");
         assert_eq!(r.headers()["content-length"], "0");
-        assert!(r.body().is_end_stream());
+        assert!(r.body().is_empty());
     }
 }

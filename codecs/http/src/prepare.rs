@@ -16,7 +16,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// Whether a comma-separated header list contains `token` (case-insensitive).
-pub(crate) fn list_contains(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+pub fn list_contains(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
         v.as_bytes()
             .split(|&b| b == b',')
@@ -38,11 +38,7 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 /// `Transfer-Encoding`, `TE` (unless `keep_te_trailers` and it names `trailers`, then it
 /// becomes exactly `te: trailers`), and `Upgrade` (unless `keep_upgrade`: then `Upgrade`
 /// stays and `Connection` becomes `upgrade`).
-pub(crate) fn remove_hop_by_hop(
-    headers: &mut HeaderMap,
-    keep_te_trailers: bool,
-    keep_upgrade: bool,
-) {
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, keep_upgrade: bool) {
     if headers.contains_key(CONNECTION) {
         // Collect the named headers first: the map cannot be edited while borrowed.
         let mut named: Vec<HeaderName> = Vec::new();

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_codec_framework::{MessageProtocol, Protocol, Registry};
-use strait_codec_http::{ClientOptions, ServerOptions};
 use strait_router::RouteTable;
+use strait_stream::http::{ClientOptions, ServerOptions};
 use strait_upstream::ClusterOptions;
 
 pub use validate::build;

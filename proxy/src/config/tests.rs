@@ -706,7 +706,7 @@ fn http_limits_are_configured_and_dumped() {
 fn the_defaults_are_todays_values() {
     let config = check(HTTP).unwrap();
     let server = &config.listeners[0].http;
-    let default = strait_codec_http::ServerOptions::default();
+    let default = strait_stream::http::ServerOptions::default();
     assert_eq!(server.max_header_bytes, default.max_header_bytes);
     assert_eq!(server.h2_max_concurrent_streams, 256);
     assert_eq!(

@@ -10,7 +10,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
 use strait_codec_framework::{Outcome, ProxyFailure};
-use strait_codec_http::{Body, BodyError, ReceivedBytes, classify_grpc_status, grpc_status};
+use strait_codec_http::{classify_grpc_status, grpc_status};
+use strait_stream::http::{Body, BodyError, ReceivedBytes};
 use strait_stream::{RequestContext, RequestEnd};
 use tokio::time::Instant;
 

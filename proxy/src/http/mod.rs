@@ -18,11 +18,12 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use strait_codec_framework::{Frame, Outcome, ProxyFailure};
 use strait_codec_http::{
-    Body, ConnectionInfo, Handler, HandlerFuture, RequestHead, classify_grpc_status,
-    classify_http_status, direct_response, failure_response, grpc_status, is_upgrade_request,
-    prepare_downstream_response, prepare_upstream_request, redirect, strip_port,
+    ConnectionInfo, RequestHead, classify_grpc_status, classify_http_status, direct_response,
+    failure_response, grpc_status, is_upgrade_request, prepare_downstream_response,
+    prepare_upstream_request, redirect, strip_port,
 };
 use strait_router::{HeaderSink, RouteTable, RouteTarget};
+use strait_stream::http::{Body, Handler, HandlerFuture};
 use strait_stream::{RequestContext, RequestEnd};
 use tokio::time::Instant;
 
@@ -204,7 +205,7 @@ async fn forward(
     // An HTTP/1.1 upgrade (WebSocket...) is tunnelled once both sides said 101.
     let downstream_upgrade =
         if conn.version() != Version::HTTP_2 && is_upgrade_request(&parts.headers) {
-            strait_codec_http::upgrade::on(&mut parts)
+            strait_stream::http::upgrade::on(&mut parts)
         } else {
             None
         };
@@ -227,10 +228,10 @@ async fn forward(
     drop(guard);
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
-        && let Some(upstream) = strait_codec_http::upgrade::on(&mut response)
+        && let Some(upstream) = strait_stream::http::upgrade::on(&mut response)
     {
         tokio::spawn(async move {
-            if let Err(error) = strait_codec_http::tunnel(downstream, upstream).await {
+            if let Err(error) = strait_stream::http::tunnel(downstream, upstream).await {
                 tracing::debug!(%error, "upgraded connection ended");
             }
         });

@@ -6,7 +6,7 @@
 //!
 //! - `http1`: one exchange per connection at a time. Idle keep-alive connections wait
 //!   in a per-host stack; a connection goes back on it when its response body has been
-//!   read to the end (the body tells us, see [`strait_codec_http::BodyObserver`]), and
+//!   read to the end (the body tells us, see [`strait_stream::http::BodyObserver`]), and
 //!   is dropped when the body was aborted. `max_connections_per_host` caps open
 //!   connections; past it a request fails with overflow instead of queueing.
 //! - `http2`: streams over a few shared connections. A request takes a connection with
@@ -22,10 +22,10 @@ use std::time::Duration;
 use http::{Request, Response, Version};
 use parking_lot::Mutex;
 use strait_codec_framework::{PoolMode, ProxyFailure};
-use strait_codec_http::{
+use strait_stream::RequestContext;
+use strait_stream::http::{
     Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
 };
-use strait_stream::RequestContext;
 use strait_upstream::{Cluster, Host, RequestGuard};
 use tokio::net::TcpStream;
 use tokio::time::Instant;

@@ -17,6 +17,9 @@ mod framing;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz_logic;
 pub mod parse;
+// Test support only: the server driver's tests in `stream/` replay this table.
+#[cfg(any(test, feature = "test-support"))]
+pub mod smuggling;
 
 pub use decode::{ChunkLimits, Decoded, Decoder};
 pub use encode::{BodyLength, ConnectionField, Framing, RequestFacts, ResponseFraming};

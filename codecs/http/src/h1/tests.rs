@@ -4,7 +4,7 @@ mod decode;
 mod encode;
 mod fuzz;
 mod parse;
-pub(crate) mod smuggling;
+mod smuggling;
 
 /// A small deterministic generator (xorshift64*) for the property-style sweeps.
 pub(super) struct Rng(u64);

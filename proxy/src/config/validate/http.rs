@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
-use strait_codec_http::{ClientOptions, ServerOptions};
+use strait_stream::http::{ClientOptions, ServerOptions};
 
 use super::super::file::{Http2File, HttpClientFile, HttpServerFile};
 use super::{ConfigError, Ctx};

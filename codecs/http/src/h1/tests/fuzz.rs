@@ -2,8 +2,8 @@
 //! mutations of valid messages (what `cargo fuzz run parse` does without a time limit).
 
 use super::Rng;
-use super::smuggling::cases;
 use crate::h1::fuzz_logic::{parse_request, parse_response};
+use crate::h1::smuggling::cases;
 
 const SEEDS: &[&[u8]] = &[
     b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",

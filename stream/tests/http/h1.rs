@@ -169,7 +169,7 @@ async fn garbage_gets_400_and_close() {
 
 #[tokio::test]
 async fn too_many_headers_get_431() {
-    let server = server_with(strait_codec_http::ServerOptions {
+    let server = server_with(strait_stream::http::ServerOptions {
         max_headers: 4,
         ..Default::default()
     })
@@ -190,7 +190,7 @@ async fn too_many_headers_get_431() {
 
 #[tokio::test]
 async fn oversized_head_gets_431() {
-    let server = server_with(strait_codec_http::ServerOptions {
+    let server = server_with(strait_stream::http::ServerOptions {
         max_header_bytes: 1024,
         ..Default::default()
     })
@@ -212,7 +212,7 @@ async fn oversized_head_gets_431() {
 
 #[tokio::test]
 async fn half_closed_client_gets_its_answer() {
-    let server = server_with(strait_codec_http::ServerOptions {
+    let server = server_with(strait_stream::http::ServerOptions {
         h1_half_close: true,
         ..Default::default()
     })
@@ -286,7 +286,7 @@ async fn slow_reader_bounds_what_the_producer_pushes() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_connection_is_closed_after_the_idle_timeout() {
-    let server = server_with(strait_codec_http::ServerOptions {
+    let server = server_with(strait_stream::http::ServerOptions {
         idle_timeout: Some(std::time::Duration::from_secs(10)),
         header_read_timeout: None,
         ..Default::default()

@@ -5,14 +5,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::http2::H2Body;
+use crate::http::http2::H2Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 
-use crate::client::{UpstreamBody, UpstreamBodyError};
-use crate::server::request_body::{RequestBody, RequestBodyError};
+use crate::http::client::{UpstreamBody, UpstreamBodyError};
+use crate::http::server::request_body::{RequestBody, RequestBodyError};
 
 /// A type-erased error, as carried by [`Body::Boxed`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -182,8 +182,8 @@ impl Body {
 
 impl Body {
     /// What is known of the body's length before it is sent, for its HTTP/1.1 framing.
-    pub(crate) fn length(&self) -> crate::h1::BodyLength {
-        use crate::h1::BodyLength;
+    pub(crate) fn length(&self) -> crate::http::h1::BodyLength {
+        use crate::http::h1::BodyLength;
         if http_body::Body::is_end_stream(self) {
             return BodyLength::Empty;
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::Request;
 use strait_codec_framework::ProxyFailure;
 
-use crate::Body;
+use crate::http::Body;
 
 pub use self::http1::{Http1Connection, UpstreamBody, UpstreamBodyError};
 pub use self::http2::Http2Connection;
@@ -63,7 +63,7 @@ pub enum ClientError {
         request: Option<Box<Request<Body>>>,
         /// Why, when known.
         #[source]
-        source: Option<crate::BoxError>,
+        source: Option<crate::http::BoxError>,
     },
     /// The upstream refused the stream before processing it (HTTP/2 `REFUSED_STREAM`,
     /// or a graceful GOAWAY that excluded it): safe to retry if the request can be
@@ -76,7 +76,7 @@ pub enum ClientError {
     /// The connection failed while the request was in flight (closed, I/O error,
     /// malformed response).
     #[error("upstream connection failed: {0}")]
-    Connection(#[source] crate::BoxError),
+    Connection(#[source] crate::http::BoxError),
 }
 
 impl ClientError {

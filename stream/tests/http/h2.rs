@@ -216,8 +216,8 @@ async fn grpc_failure_is_a_single_headers_frame_with_end_stream() {
     assert_eq!(stream1[0].1 & 0x5, 0x5, "END_STREAM and END_HEADERS");
 }
 
-fn with_keepalive() -> strait_codec_http::ServerOptions {
-    strait_codec_http::ServerOptions {
+fn with_keepalive() -> strait_stream::http::ServerOptions {
+    strait_stream::http::ServerOptions {
         h2_keepalive_interval: Some(std::time::Duration::from_millis(100)),
         h2_keepalive_timeout: std::time::Duration::from_millis(200),
         ..Default::default()

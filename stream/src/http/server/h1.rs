@@ -1,4 +1,4 @@
-//! Strait's own HTTP/1.1 server driver (RFC 9112), on the pure codec of [`crate::h1`].
+//! Strait's own HTTP/1.1 server driver (RFC 9112), on the pure codec of [`crate::http::h1`].
 //!
 //! One task per connection, and between requests that task holds the socket and
 //! nothing else: it waits for readability with no read or write buffer (they are taken
@@ -33,12 +33,12 @@ use tokio::time::Instant;
 use super::h2c;
 use super::request_body::{self, BodySender, RequestBodyError};
 use super::{Handler, HandlerFuture, ServeError, ServerIo, ServerOptions};
-use crate::h1::encode::{
+use crate::http::h1::encode::{
     self, BodyLength, ConnectionField, Framing, RequestFacts, ResponseFraming,
 };
-use crate::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, ParsedRequest, date, parse};
-use crate::upgrade::{OnUpgrade, Upgraded};
-use crate::{Body, ConnectionInfo};
+use crate::http::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, ParsedRequest, date, parse};
+use crate::http::upgrade::{OnUpgrade, Upgraded};
+use crate::http::{Body, ConnectionInfo};
 
 /// What a read reserves when the buffer is (nearly) full.
 const READ_CHUNK: usize = 8 * 1024;
@@ -673,7 +673,7 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 // The client closed inside the body: the request is incomplete.
                 sender.send(Err(RequestBodyError::Closed), true);
                 ex.request_body = None;
-                let error = crate::h1::DecodeError::Incomplete;
+                let error = crate::http::h1::DecodeError::Incomplete;
                 self.fail_request_body(ex, error.status(), error.to_string());
                 return Ok(true);
             }
@@ -760,7 +760,7 @@ impl<IO: ServerIo> Conn<'_, IO> {
     fn write_frame(
         &mut self,
         ex: &mut Exchange,
-        frame: Option<Result<Frame<Bytes>, crate::BodyError>>,
+        frame: Option<Result<Frame<Bytes>, crate::http::BodyError>>,
     ) {
         let Some(started) = ex.started.as_ref() else {
             return;

@@ -15,7 +15,7 @@ use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::{Body as _, Frame, SizeHint};
 
-use crate::Body;
+use crate::http::Body;
 
 /// The body of an HTTP/2 stream as received (a downstream request, or an upstream
 /// response). Flow-control credit goes back to the peer as data is polled, so a slow
@@ -120,7 +120,7 @@ pub(crate) enum PipeError {
     Stream(#[from] h2::Error),
     /// The body being sent failed; the stream was reset.
     #[error("body failed: {0}")]
-    Body(crate::BodyError),
+    Body(crate::http::BodyError),
 }
 
 /// Sends `body` on `stream` (whose head is sent, without END_STREAM), frame by frame,

@@ -2,7 +2,7 @@
 //! alive, with no task of its own.
 //!
 //! The exchange runs in the task that sends it: the request head (and body) is written,
-//! the response head read and parsed by [`crate::h1::parse::response`]; the response
+//! the response head read and parsed by [`crate::http::h1::parse::response`]; the response
 //! body ([`Body::Upstream`]) then *is* the connection's reader, polled by whoever
 //! forwards it (same task, no channel), and puts the socket back when it ends. An idle
 //! connection is a socket and its buffers in the pool's slot; whether the upstream
@@ -22,11 +22,11 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{ClientError, ClientOptions};
-use crate::Body;
-use crate::body::{BodyEnd, BodyObserver};
-use crate::h1::encode::{self, ConnectionField, Framing};
-use crate::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, parse};
-use crate::upgrade::{OnUpgrade, Upgraded, UpgradedIo};
+use crate::http::Body;
+use crate::http::body::{BodyEnd, BodyObserver};
+use crate::http::h1::encode::{self, ConnectionField, Framing};
+use crate::http::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, parse};
+use crate::http::upgrade::{OnUpgrade, Upgraded, UpgradedIo};
 
 /// What a read reserves when the buffer is (nearly) full.
 const READ_CHUNK: usize = 8 * 1024;
@@ -137,7 +137,7 @@ impl Http1Connection {
         self.shared.closed.load(Ordering::Acquire)
     }
 
-    /// Sends a request prepared with [`crate::prepare_upstream_request`] and waits for
+    /// Sends a request prepared with [`strait_codec_http::prepare_upstream_request`] and waits for
     /// the response head. A request that could not be sent (the connection is busy,
     /// closed, or the upstream closed it while idle) comes back in
     /// [`ClientError::NotSent`].
@@ -378,7 +378,7 @@ pub enum UpstreamBodyError {
     Io(#[from] io::Error),
     /// The body broke its framing.
     #[error("upstream body: {0}")]
-    Framing(#[from] crate::h1::DecodeError),
+    Framing(#[from] crate::http::h1::DecodeError),
 }
 
 /// An upstream HTTP/1.1 response body, read from the connection as it is polled; the

@@ -21,9 +21,9 @@ use http::request::Parts;
 use http::{HeaderName, Method, Version};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::Scheme;
-use crate::detect::H2_PREFACE;
-use crate::prepare::{list_contains, remove_hop_by_hop};
+use crate::http::Scheme;
+use strait_codec_http::H2_PREFACE;
+use strait_codec_http::{list_contains, remove_hop_by_hop};
 
 const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 /// The smallest SETTINGS_MAX_FRAME_SIZE, which every HTTP/2 server accepts.
@@ -57,8 +57,8 @@ pub(crate) fn wants_h2c(req: &Parts, has_body: bool) -> bool {
 }
 
 /// The `101 Switching Protocols` answer to an h2c upgrade.
-pub(crate) fn switching_protocols() -> http::Response<crate::Body> {
-    let mut response = http::Response::new(crate::Body::Empty);
+pub(crate) fn switching_protocols() -> http::Response<crate::http::Body> {
+    let mut response = http::Response::new(crate::http::Body::Empty);
     *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
     response
         .headers_mut()

@@ -9,9 +9,12 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, Version};
 use strait_codec_http::{
-    Body, ClientOptions, ConnectionInfo, Handler, HandlerFuture, Http1Connection, Http2Connection,
-    ServerOptions, failure_response, is_upgrade_request, prepare_downstream_response,
-    prepare_upstream_request, tunnel,
+    ConnectionInfo, failure_response, is_upgrade_request, prepare_downstream_response,
+    prepare_upstream_request,
+};
+use strait_stream::http::{
+    Body, ClientOptions, Handler, HandlerFuture, Http1Connection, Http2Connection, ServerOptions,
+    tunnel,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -29,7 +32,7 @@ impl Proxy {
     async fn send(
         &self,
         request: Request<Body>,
-    ) -> Result<Response<Body>, strait_codec_http::ClientError> {
+    ) -> Result<Response<Body>, strait_stream::http::ClientError> {
         if self.version == Version::HTTP_2 {
             let conn = self
                 .h2
@@ -61,7 +64,7 @@ impl Handler for ProxyHandler {
             let failure_parts = Request::new(()).into_parts().0;
             let downstream_upgrade =
                 if ctx.version() != Version::HTTP_2 && is_upgrade_request(&parts.headers) {
-                    strait_codec_http::upgrade::on(&mut parts)
+                    strait_stream::http::upgrade::on(&mut parts)
                 } else {
                     None
                 };
@@ -72,7 +75,7 @@ impl Handler for ProxyHandler {
             };
             if response.status() == 101
                 && let Some(downstream) = downstream_upgrade
-                && let Some(upstream) = strait_codec_http::upgrade::on(&mut response)
+                && let Some(upstream) = strait_stream::http::upgrade::on(&mut response)
             {
                 tokio::spawn(tunnel(downstream, upstream));
             }

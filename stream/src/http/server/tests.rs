@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Handler, HandlerFuture, ServerOptions, serve_connection};
-use crate::h1::tests::smuggling::{Outcome, cases};
-use crate::{Body, ConnectionInfo};
+use crate::http::{Body, ConnectionInfo};
+use strait_codec_http::h1::smuggling::{Outcome, cases};
 
 /// Reads each request's whole body before answering; records what it saw.
 #[derive(Default)]
@@ -125,7 +125,7 @@ async fn smuggling_table_against_the_driver() {
 
 #[tokio::test]
 async fn request_body_bytes_are_counted_after_the_body_is_handed_on() {
-    struct Counting(Arc<Mutex<Option<crate::ReceivedBytes>>>);
+    struct Counting(Arc<Mutex<Option<crate::http::ReceivedBytes>>>);
     impl Handler for Counting {
         fn call(&self, request: Request<Body>, ctx: ConnectionInfo) -> HandlerFuture {
             let slot = self.0.clone();

@@ -13,8 +13,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::BodyExt;
-use strait_codec_http::{
-    Body, ConnectionInfo, Handler, HandlerFuture, ServeError, ServerOptions, serve_connection,
+use strait_codec_http::ConnectionInfo;
+use strait_stream::http::{
+    Body, Handler, HandlerFuture, ServeError, ServerOptions, serve_connection,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -124,7 +125,7 @@ impl Handler for TestHandler {
                     )
                 }
                 "/upgrade" => {
-                    let on_upgrade = strait_codec_http::upgrade::on(&mut request);
+                    let on_upgrade = strait_stream::http::upgrade::on(&mut request);
                     tokio::spawn(async move {
                         let Some(Ok(mut io)) = (match on_upgrade {
                             Some(on) => Some(on.await),

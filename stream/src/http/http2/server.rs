@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::{H2Body, keepalive, pipe_body};
-use crate::server::{Handler, Idle, ServeError, ServerOptions};
-use crate::{Body, ConnectionInfo};
+use crate::http::server::{Handler, Idle, ServeError, ServerOptions};
+use crate::http::{Body, ConnectionInfo};
 
 /// Serves one HTTP/2 connection (its preface not yet read) to its end.
 pub(crate) async fn serve<IO>(

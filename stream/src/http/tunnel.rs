@@ -1,6 +1,6 @@
 //! Tunnelling an upgraded connection (WebSocket...) after a `101`.
 
-use crate::upgrade::{OnUpgrade, UpgradeError};
+use crate::http::upgrade::{OnUpgrade, UpgradeError};
 
 /// Why a tunnel ended abnormally.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
-use crate::server::Rewind;
+use crate::http::server::Rewind;
 
 /// Byte stream of an upgraded connection, type-erased.
 pub trait UpgradedIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}

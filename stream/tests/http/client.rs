@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
-use strait_codec_http::{
+use strait_stream::http::{
     Body, BodyEnd, BodyObserver, ClientOptions, Http1Connection, Http2Connection, ServerOptions,
 };
 use tokio::net::TcpStream;
@@ -113,7 +113,7 @@ async fn http1_upgrade_consumes_the_connection() {
     assert_eq!(response.status(), 101);
     assert_eq!(*ends.0.lock(), [BodyEnd::Aborted]);
     assert!(conn.is_closed());
-    let on_upgrade = strait_codec_http::upgrade::on(&mut response).expect("an upgrade");
+    let on_upgrade = strait_stream::http::upgrade::on(&mut response).expect("an upgrade");
     let mut io = on_upgrade.await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     io.write_all(b"ping").await.unwrap();

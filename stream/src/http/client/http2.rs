@@ -10,9 +10,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::watch::GoAwayWatch;
 use super::{ClientError, ClientOptions};
-use crate::Body;
-use crate::body::{BodyEnd, BodyObserver, TrackedBody};
-use crate::http2::{H2Body, keepalive, pipe_body};
+use crate::http::Body;
+use crate::http::body::{BodyEnd, BodyObserver, TrackedBody};
+use crate::http::http2::{H2Body, keepalive, pipe_body};
 
 /// What an HTTP/2 connection's handles, response bodies and frame watcher share.
 pub(super) struct H2Shared {
@@ -149,7 +149,7 @@ impl Http2Connection {
         self.is_going_away() || self.shared.closed.load(Ordering::Acquire)
     }
 
-    /// Sends a request (absolute URI; see [`crate::prepare_upstream_request`]) on a new
+    /// Sends a request (absolute URI; see [`strait_codec_http::prepare_upstream_request`]) on a new
     /// stream and waits for the response head. Queues inside the connection if the
     /// server's stream limit is reached. A request that could not be sent comes back
     /// in [`ClientError::NotSent`].

@@ -23,8 +23,8 @@ use http::{Request, Response, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::detect::{HttpDetect, detect_version};
-use crate::{Body, ConnectionInfo, Scheme};
+use crate::http::{Body, ConnectionInfo, Scheme};
+use strait_codec_http::{HttpDetect, detect_version};
 
 use self::h2c::InjectStream1;
 
@@ -35,9 +35,9 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 ///
 /// The request body is the peer's body streamed ([`Body::H1`] for HTTP/1.1,
 /// [`Body::H2`] for HTTP/2); an HTTP/1.1 request asking for an upgrade carries an
-/// [`crate::OnUpgrade`] in its extensions (take it with [`crate::upgrade::on`] before
-/// forwarding, answer `101`, then [`crate::tunnel`]). The handler never fails: proxy failures are answered with
-/// [`crate::failure_response`].
+/// [`crate::http::OnUpgrade`] in its extensions (take it with [`crate::http::upgrade::on`] before
+/// forwarding, answer `101`, then [`crate::http::tunnel`]). The handler never fails: proxy failures are answered with
+/// [`strait_codec_http::failure_response`].
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request.
     fn call(&self, request: Request<Body>, ctx: ConnectionInfo) -> HandlerFuture;
@@ -286,13 +286,13 @@ async fn serve_h2<IO: ServerIo>(
     match stream1 {
         Some(stream1) => {
             let io = InjectStream1::new(io, stream1);
-            Box::pin(crate::http2::server::serve(
+            Box::pin(crate::http::http2::server::serve(
                 io, ctx, handler, options, shutdown, idle,
             ))
             .await
         }
         None => {
-            Box::pin(crate::http2::server::serve(
+            Box::pin(crate::http::http2::server::serve(
                 io, ctx, handler, options, shutdown, idle,
             ))
             .await
