@@ -96,18 +96,11 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
 }
 
 fn clusters_json(state: &AdminState) -> serde_json::Value {
-    let mut clusters: Vec<(usize, &Arc<strait_upstream::Cluster>)> =
-        state.clusters.iter().enumerate().collect();
-    clusters.sort_by(|a, b| a.1.name().cmp(b.1.name()));
+    let mut clusters: Vec<&Arc<strait_upstream::Cluster>> = state.clusters.iter().collect();
+    clusters.sort_by(|a, b| a.name().cmp(b.name()));
     json!({
-        "clusters": clusters.iter().map(|(index, cluster)| {
+        "clusters": clusters.iter().map(|cluster| {
             let s = cluster.snapshot();
-            // HTTP clusters' connections live in the proxy's HTTP pools.
-            let http_open = state
-                .http_pools
-                .get(*index)
-                .and_then(Option::as_ref)
-                .map(|p| p.open_connections());
             let outcomes: serde_json::Map<String, serde_json::Value> = s
                 .outcomes
                 .iter()
@@ -117,15 +110,12 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
                 "name": s.name,
                 "in_flight": s.in_flight,
                 "outcomes": outcomes,
-                "hosts": s.hosts.iter().enumerate().map(|(i, h)| json!({
+                "hosts": s.hosts.iter().map(|h| json!({
                     "address": h.addr.to_string(),
                     "weight": h.weight,
                     "available": h.available,
                     "in_flight": h.in_flight,
-                    "connections": http_open
-                        .as_ref()
-                        .and_then(|open| open.get(i).copied())
-                        .unwrap_or(h.connections),
+                    "connections": h.connections,
                     "requests": h.requests,
                     "failures": h.failures,
                     "connect_failures": h.connect_failures,

@@ -1,12 +1,10 @@
-//! The Strait proxy: configuration, listeners, the forwarding handler, the admin server
-//! and the process lifecycle. The `strait` binary is a thin wrapper around [`Server`].
+//! The Strait proxy: configuration, listeners, the admin server, protocol registration
+//! and the process lifecycle; every request goes through `strait-pipeline`. The
+//! `strait` binary is a thin wrapper around [`Server`].
 
 pub mod admin;
 pub mod config;
-mod forward;
-mod http;
 mod listener;
-mod pipeline;
 mod server;
 
 use strait_codec_framework::Registry;

@@ -13,10 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
-use crate::forward::Forwarder;
-use crate::http::{HttpForwarder, HttpForwarding, HttpPools};
-use crate::pipeline::{Pipeline, RouteClusters};
 use crate::server::{ConnectionGuard, Connections};
+use strait_pipeline::{FramedForwarder, HttpForwarder, ListenerPipeline, Pipeline};
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
 const MAX_DETECT_BYTES: usize = 64;
@@ -25,7 +23,6 @@ pub(crate) struct Listener {
     pub(crate) config: ListenerConfig,
     pub(crate) registry: Arc<Registry>,
     pub(crate) pipeline: Arc<Pipeline>,
-    pub(crate) http_pools: Arc<HttpPools>,
     pub(crate) connections: Arc<Connections>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -45,30 +42,23 @@ enum Speaks {
 /// What every connection of one listener shares.
 struct Shared {
     listener: Listener,
-    name: Arc<str>,
-    route_clusters: Arc<RouteClusters>,
+    entry: Arc<ListenerPipeline>,
     http: HttpServing,
 }
 
 pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
-    let name: Arc<str> = Arc::from(listener.config.name.as_str());
+    let entry = Arc::new(ListenerPipeline::new(
+        &listener.config.name,
+        listener.config.routes.clone(),
+        listener.pipeline.clone(),
+    ));
     let http = HttpServing {
-        handler: Arc::new(HttpForwarder(Arc::new(HttpForwarding {
-            listener: name.clone(),
-            routes: listener.config.routes.clone(),
-            pools: listener.http_pools.clone(),
-            pipeline: listener.pipeline.clone(),
-        }))),
+        handler: Arc::new(HttpForwarder::new(entry.clone())),
         options: listener.config.http.clone(),
     };
-    let route_clusters = Arc::new(RouteClusters::new(
-        &listener.config.routes,
-        &listener.pipeline.clusters,
-    ));
     let shared = Arc::new(Shared {
         listener,
-        name,
-        route_clusters,
+        entry,
         http,
     });
     loop {
@@ -174,13 +164,7 @@ async fn serve_framed(
     protocol: Arc<dyn Protocol>,
 ) -> Result<(), String> {
     let listener = &shared.listener;
-    let handler = Arc::new(Forwarder {
-        listener: shared.name.clone(),
-        protocol: protocol.clone(),
-        routes: listener.config.routes.clone(),
-        route_clusters: shared.route_clusters.clone(),
-        pipeline: listener.pipeline.clone(),
-    });
+    let handler = Arc::new(FramedForwarder::new(shared.entry.clone(), protocol.clone()));
     let options = DownstreamOptions {
         limits: Limits {
             max_frame_size: listener.config.max_frame_size,

@@ -13,10 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::Config;
-use crate::http::HttpPools;
-use crate::http::pool::{HttpPool, UpstreamVersion};
 use crate::listener::{self, Listener};
-use crate::pipeline::{ClusterSet, Pipeline};
+use strait_pipeline::{ClusterSet, Pipeline};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +71,6 @@ pub(crate) struct AdminState {
     pub(crate) ready: AtomicBool,
     pub(crate) config: Config,
     pub(crate) clusters: Arc<ClusterSet>,
-    pub(crate) http_pools: Arc<HttpPools>,
     pub(crate) listeners: Vec<(String, SocketAddr)>,
 }
 
@@ -86,7 +83,6 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     connections: Arc<Connections>,
     clusters: Arc<ClusterSet>,
-    http_pools: Arc<HttpPools>,
     drain_timeout: Duration,
 }
 
@@ -141,29 +137,7 @@ impl Server {
         for cluster in clusters.iter() {
             cluster.start();
         }
-        // Numbered like `clusters`, so a request's cluster number finds its pool.
-        let http_pools: Arc<HttpPools> = Arc::new(
-            config
-                .clusters
-                .iter()
-                .zip(clusters.iter())
-                .map(|(c, cluster)| {
-                    let version = UpstreamVersion::from_pool_mode(c.options.transport.pool_mode())?;
-                    let pool = HttpPool::new(
-                        cluster.clone(),
-                        version,
-                        c.options.connect_timeout,
-                        c.options.max_connections_per_host,
-                        c.http.clone().unwrap_or_default(),
-                    );
-                    Some(Arc::new(pool))
-                })
-                .collect(),
-        );
-        let pipeline = Arc::new(Pipeline {
-            clusters: clusters.clone(),
-            hook,
-        });
+        let pipeline = Arc::new(Pipeline::new(clusters.clone(), hook));
         let (shutdown, _) = watch::channel(false);
         let connections = Arc::new(Connections::default());
         let registry = Arc::new(registry);
@@ -178,7 +152,6 @@ impl Server {
                 config: cfg,
                 registry: registry.clone(),
                 pipeline: pipeline.clone(),
-                http_pools: http_pools.clone(),
                 connections: connections.clone(),
                 shutdown: shutdown.subscribe(),
             };
@@ -193,7 +166,6 @@ impl Server {
                 ready: AtomicBool::new(true),
                 config: config.clone(),
                 clusters: clusters.clone(),
-                http_pools: http_pools.clone(),
                 listeners: listeners.clone(),
             });
             tracing::info!(addr = ?admin_addr, "admin server listening");
@@ -211,7 +183,6 @@ impl Server {
             shutdown,
             connections,
             clusters,
-            http_pools,
             drain_timeout: config.drain_timeout,
         })
     }
@@ -247,9 +218,6 @@ impl Server {
         }
         for cluster in self.clusters.iter() {
             cluster.shutdown();
-        }
-        for pool in self.http_pools.iter().flatten() {
-            pool.close_idle();
         }
         drained
     }

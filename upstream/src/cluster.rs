@@ -3,12 +3,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use http::{Request, Version};
 use strait_codec_framework::{Outcome, PoolMode, Protocol, ProxyFailure};
-use strait_stream::{UpstreamConnection, UpstreamOptions};
+use strait_stream::http::{Body, ClientOptions};
+use strait_stream::{RequestContext, UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
 
 use crate::host::{Admission, ConnectError, Connector, Host, RequestGuard};
 use crate::lb::{Balancer, LbPolicy};
+use crate::message_pool::{Exchange, MessagePool, SendFailure};
 
 /// One endpoint of a static cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,21 +45,22 @@ pub struct ClusterOptions {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// What a cluster's hosts speak, and so who manages the connections to them.
+/// What a cluster's hosts speak, and so which mode its pool works in.
 #[derive(Clone)]
 pub enum Transport {
-    /// A framed protocol (Bolt, Dubbo...): the cluster keeps per-host pools of
-    /// multiplexed connections and [`Cluster::select`] hands them out.
+    /// A framed protocol (Bolt, Dubbo...): per-host slots of multiplexed connections,
+    /// handed out by [`Cluster::select`].
     Framed(Arc<dyn Protocol>),
-    /// One version of a message protocol (HTTP/1.1, HTTP/2), whose connections the
-    /// proxy's message pools own until they move here: the cluster picks hosts
-    /// ([`Cluster::pick`]), admits, tracks health and counts requests, and `select` is
-    /// not used.
+    /// One version of a message protocol (HTTP/1.1, HTTP/2): one request at a time per
+    /// connection, or HTTP/2 streams, by `pool_mode`; requests go through
+    /// [`Cluster::send`].
     Messages {
         /// The version's name, as configured (`http1`, `http2`).
         name: &'static str,
-        /// How its connections are shared; picks the pool.
+        /// How its connections are shared; picks the pool's mode.
         pool_mode: PoolMode,
+        /// Limits of each client connection.
+        client: ClientOptions,
     },
 }
 
@@ -97,6 +101,8 @@ pub struct Cluster {
     preconnect: bool,
     transport: Transport,
     connector: Option<Connector>,
+    /// The pool of a message cluster (one request at a time, or HTTP/2 streams).
+    messages: Option<MessagePool>,
     hosts: Vec<Arc<Host>>,
     lb: Balancer,
     /// Requests in flight across the cluster, from admission (a request waiting for a
@@ -163,7 +169,19 @@ impl Cluster {
                     options.max_connections_per_host,
                 ))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let messages = match &options.transport {
+            Transport::Messages {
+                pool_mode, client, ..
+            } => MessagePool::new(
+                &hosts,
+                *pool_mode,
+                options.connect_timeout,
+                options.max_connections_per_host,
+                client.clone(),
+            ),
+            Transport::Framed(_) => None,
+        };
         let (stop, _) = watch::channel(false);
         Cluster {
             name: options.name,
@@ -178,6 +196,7 @@ impl Cluster {
                 Transport::Messages { .. } => None,
             },
             transport: options.transport,
+            messages,
             hosts,
             lb: Balancer::new(options.lb_policy),
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -230,11 +249,40 @@ impl Cluster {
         });
     }
 
-    /// Stops background work and closes every connection.
+    /// Stops background work and closes every connection (a message cluster's busy
+    /// connections close as their exchanges end).
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
         for host in &self.hosts {
             host.close_all();
+        }
+        if let Some(pool) = &self.messages {
+            pool.close_idle();
+        }
+    }
+
+    /// The HTTP version requests to this cluster must be prepared for; `None` for a
+    /// framed cluster.
+    pub fn message_version(&self) -> Option<Version> {
+        self.messages.as_ref().map(MessagePool::version)
+    }
+
+    /// Sends `request` to a host of a message cluster and waits for the response head.
+    /// Admission, host picking, connect backoff and retrying a request that certainly
+    /// never left on another host are the cluster's, as for framed requests; `ctx`
+    /// learns each attempt's host and when the request was handed to it. The caller
+    /// bounds the wait with the request's deadline.
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+        ctx: &mut RequestContext,
+    ) -> Result<Exchange, SendFailure> {
+        match &self.messages {
+            Some(pool) => pool.send(self, request, ctx).await,
+            None => Err(SendFailure {
+                failure: ProxyFailure::NoHealthyUpstream,
+                detail: "the cluster does not speak HTTP".into(),
+            }),
         }
     }
 
@@ -243,7 +291,7 @@ impl Cluster {
     /// backing off after connect failures.
     pub fn select(self: &Arc<Self>) -> Result<Selected, ProxyFailure> {
         let Some(connector) = &self.connector else {
-            // A message cluster's connections belong to the proxy's message pools.
+            // A message cluster's requests go through `send`.
             return Err(ProxyFailure::NoHealthyUpstream);
         };
         let index = self.pick_index()?;
@@ -263,12 +311,11 @@ impl Cluster {
         }
     }
 
-    /// Picks a host for the next request (overflow past `max_requests`, no healthy
-    /// upstream when every host is backing off), for clusters whose connections the
-    /// caller manages. Pair it with [`Cluster::begin_request`].
-    /// Returns the host with its index in [`Cluster::hosts`], so a caller can keep
-    /// per-host state in a parallel vector.
-    pub fn pick(&self) -> Result<(usize, &Arc<Host>), ProxyFailure> {
+    /// Picks a host for the next request of a message cluster (overflow past
+    /// `max_requests`, no healthy upstream when every host is backing off). Pair it with
+    /// [`Cluster::begin_request`]. Returns the host with its index in
+    /// [`Cluster::hosts`], where the pool keeps its per-host state.
+    pub(crate) fn pick(&self) -> Result<(usize, &Arc<Host>), ProxyFailure> {
         self.pick_index().map(|i| (i, &self.hosts[i]))
     }
 
@@ -283,7 +330,7 @@ impl Cluster {
 
     /// Counts a request to `host` as in flight (for `max_requests`, least-request
     /// balancing and the admin view) until the guard is finished or dropped.
-    pub fn begin_request(&self, host: &Arc<Host>) -> RequestGuard {
+    pub(crate) fn begin_request(&self, host: &Arc<Host>) -> RequestGuard {
         RequestGuard::new(host.clone(), self.in_flight.clone())
     }
 
@@ -326,6 +373,7 @@ impl Cluster {
 
     /// The cluster's state, for the admin API.
     pub fn snapshot(&self) -> ClusterSnapshot {
+        let message_connections = self.messages.as_ref().map(MessagePool::open_connections);
         ClusterSnapshot {
             name: self.name.clone(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
@@ -337,14 +385,18 @@ impl Cluster {
             hosts: self
                 .hosts
                 .iter()
-                .map(|h| {
+                .enumerate()
+                .map(|(i, h)| {
                     let (requests, failures, connect_failures, unknown_responses) = h.counters();
                     HostSnapshot {
                         addr: h.addr(),
                         weight: h.weight(),
                         available: h.available(),
                         in_flight: h.in_flight(),
-                        connections: h.open_connections(),
+                        connections: match &message_connections {
+                            Some(open) => open.get(i).copied().unwrap_or(0),
+                            None => h.open_connections(),
+                        },
                         requests,
                         failures,
                         connect_failures,

@@ -108,15 +108,15 @@ impl Host {
         ready
     }
 
-    /// Records a successful connection attempt made by a caller-managed pool.
-    pub fn connect_succeeded(&self) {
+    /// Records a successful connection attempt made by a message pool.
+    pub(crate) fn connect_succeeded(&self) {
         self.backoff.lock().succeeded();
     }
 
-    /// Records a failed connection attempt made by a caller-managed pool: the host
-    /// backs off, as it does for the cluster's own pools. (A request that failed for
+    /// Records a failed connection attempt: the host backs off, whichever pool mode
+    /// made the attempt. (A request that failed for
     /// it is counted once, by its outcome, at [`crate::Cluster::record`].)
-    pub fn connect_failed(&self) {
+    pub(crate) fn connect_failed(&self) {
         self.backoff.lock().failed(Instant::now());
         self.backing_off.store(true, Ordering::Release);
     }
@@ -265,8 +265,8 @@ impl Slot {
     }
 }
 
-/// One request of a caller-managed pool, counted in flight on its host and cluster
-/// until dropped. Its outcome is counted separately, once, by [`crate::Cluster::record`].
+/// One request of a message cluster, counted in flight on its host and cluster until
+/// dropped. Its outcome is counted separately, once, by [`crate::Cluster::record`].
 pub struct RequestGuard {
     host: Arc<Host>,
     cluster_in_flight: Arc<AtomicUsize>,

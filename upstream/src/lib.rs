@@ -1,14 +1,19 @@
-//! Upstream machinery: static clusters of weighted hosts, load balancers, and per-host
-//! pools of multiplexed connections that connect ahead of time or on demand and
-//! reconnect with backoff.
+//! Upstream machinery: static clusters of weighted hosts, load balancers, and each
+//! cluster's connection pool in the mode its protocol asks for
+//! ([`strait_codec_framework::PoolMode`]): per-host slots of multiplexed connections
+//! (Bolt, Dubbo) that connect ahead of time or on demand, one request at a time per
+//! connection (HTTP/1.1), or HTTP/2 streams. One admission count, one connect backoff
+//! per host and one outcome count serve every mode.
 
 mod backoff;
 mod cluster;
 mod host;
 pub mod lb;
+mod message_pool;
 
 pub use cluster::{
     Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HostSnapshot, Selected,
     Transport,
 };
 pub use host::{Host, RequestGuard};
+pub use message_pool::{Exchange, SendFailure};

@@ -23,7 +23,7 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default wait for the first bytes on an `auto` listener.
 pub const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default upstream timeout when neither the route nor the frame sets one.
-pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+pub use strait_pipeline::DEFAULT_ROUTE_TIMEOUT;
 /// Default connect timeout of a cluster.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default cap on a cluster's requests in flight.

@@ -307,15 +307,13 @@ fn build_clusters(
                 ),
             )
         })?;
-        let transport = match upstream {
-            UpstreamProtocol::Framed(p) => Transport::Framed(p),
+        let (transport_name, pool_mode) = match &upstream {
+            UpstreamProtocol::Framed(p) => (p.name(), p.pool_mode()),
             UpstreamProtocol::Messages {
                 name, pool_mode, ..
-            } => Transport::Messages { name, pool_mode },
+            } => (*name, *pool_mode),
         };
-        let transport_name = transport.name();
-        let pool_mode = transport.pool_mode();
-        if let Transport::Messages { name, .. } = &transport {
+        if let UpstreamProtocol::Messages { name, .. } = &upstream {
             // HTTP pools connect on demand and have no keepalive probe of their own.
             if c.preconnect {
                 return Err(cx.err(
@@ -337,7 +335,7 @@ fn build_clusters(
                     format!("{key}.max_frame_size"),
                     format!(
                         "bounds framed RPC frames; an {name} cluster takes http.max_header_size{}",
-                        if transport.pool_mode() == PoolMode::Http2Streams {
+                        if pool_mode == PoolMode::Http2Streams {
                             " and http.http2.max_frame_size"
                         } else {
                             ""
@@ -352,14 +350,24 @@ fn build_clusters(
                 format!("only valid on http1 and http2 clusters, not {transport_name}"),
             ));
         }
-        let http = match &transport {
-            Transport::Messages { pool_mode, .. } => Some(http::client_options(
-                cx,
-                c.http.as_ref(),
-                &format!("{key}.http"),
-                *pool_mode == PoolMode::Http2Streams,
-            )?),
-            Transport::Framed(_) => None,
+        let (transport, http) = match upstream {
+            UpstreamProtocol::Messages {
+                name, pool_mode, ..
+            } => {
+                let client = http::client_options(
+                    cx,
+                    c.http.as_ref(),
+                    &format!("{key}.http"),
+                    pool_mode == PoolMode::Http2Streams,
+                )?;
+                let transport = Transport::Messages {
+                    name,
+                    pool_mode,
+                    client: client.clone(),
+                };
+                (transport, Some(client))
+            }
+            UpstreamProtocol::Framed(p) => (Transport::Framed(p), None),
         };
         let lb_policy = match &c.lb_policy {
             None => LbPolicy::RoundRobin,

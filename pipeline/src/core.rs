@@ -1,4 +1,5 @@
-//! The one place every request of every protocol ends.
+//! What every request of every protocol shares: the clusters a route leads to, the
+//! deadline, and the one place requests end.
 //!
 //! Framed connections (through [`strait_stream::RequestHandler::finished`]) and HTTP
 //! exchanges alike hand their request's [`RequestContext`] and [`RequestEnd`] to
@@ -9,6 +10,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use strait_codec_framework::{RequestHook, RequestRecord};
 use strait_router::{RouteAction, RouteTable};
@@ -25,7 +27,7 @@ pub struct ClusterSet {
 
 impl ClusterSet {
     /// The set of `clusters`, numbered in order.
-    pub(crate) fn new(clusters: Vec<Arc<Cluster>>) -> Self {
+    pub fn new(clusters: Vec<Arc<Cluster>>) -> Self {
         let by_name = clusters
             .iter()
             .enumerate()
@@ -39,19 +41,19 @@ impl ClusterSet {
     }
 
     /// The cluster called `name`, with its number.
-    pub(crate) fn get(&self, name: &str) -> Option<(u32, &Arc<Cluster>)> {
+    pub fn get(&self, name: &str) -> Option<(u32, &Arc<Cluster>)> {
         let index = *self.by_name.get(name)?;
         Some((index, self.list.get(index as usize)?))
     }
 
     /// The cluster numbered `index`.
-    pub(crate) fn at(&self, index: usize) -> Option<&Arc<Cluster>> {
+    pub fn at(&self, index: usize) -> Option<&Arc<Cluster>> {
         self.list.get(index)
     }
 
     /// The cluster a route chose: by the route's precomputed number when it names one
     /// cluster ([`RouteClusters`]), by name otherwise (weighted splits).
-    pub(crate) fn for_route(
+    fn for_route(
         &self,
         pre: &RouteClusters,
         route: u32,
@@ -66,7 +68,7 @@ impl ClusterSet {
     }
 
     /// Every cluster, in configuration order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Cluster>> {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Cluster>> {
         self.list.iter()
     }
 }
@@ -74,10 +76,10 @@ impl ClusterSet {
 /// For each route of a table (by [`strait_router::RouteDecision::route_index`]), the
 /// number of the one cluster it forwards to: resolved once per listener, so a request
 /// does not hash its cluster's name.
-pub(crate) struct RouteClusters(Box<[u32]>);
+struct RouteClusters(Box<[u32]>);
 
 impl RouteClusters {
-    pub(crate) fn new(routes: &RouteTable, clusters: &ClusterSet) -> Self {
+    fn new(routes: &RouteTable, clusters: &ClusterSet) -> Self {
         let numbers = (0u32..)
             .map_while(|i| routes.route_at(i))
             .map(|(_, route)| match &route.action {
@@ -116,12 +118,23 @@ impl Hasher for NameHasher {
 }
 
 /// Where requests end: the clusters they count against and the hook that hears them.
-pub(crate) struct Pipeline {
-    pub(crate) clusters: Arc<ClusterSet>,
-    pub(crate) hook: Option<Arc<dyn RequestHook>>,
+pub struct Pipeline {
+    clusters: Arc<ClusterSet>,
+    hook: Option<Arc<dyn RequestHook>>,
 }
 
 impl Pipeline {
+    /// The pipeline of one configuration's `clusters`; `hook`, if any, hears every
+    /// request's end.
+    pub fn new(clusters: Arc<ClusterSet>, hook: Option<Arc<dyn RequestHook>>) -> Self {
+        Pipeline { clusters, hook }
+    }
+
+    /// The clusters requests go to.
+    pub fn clusters(&self) -> &Arc<ClusterSet> {
+        &self.clusters
+    }
+
     /// Ends one request: counts its outcome on its cluster and host, then tells the
     /// hook. `routes` is the table its route number refers to.
     pub(crate) fn finish(
@@ -159,5 +172,74 @@ impl Pipeline {
             request_bytes: ctx.request_bytes,
             response_bytes: end.response_bytes,
         });
+    }
+}
+
+/// One listener's entry into the pipeline, shared by every connection it accepts and
+/// by every protocol it serves: its name, its route table with each route's cluster
+/// resolved once, and the pipeline.
+pub struct ListenerPipeline {
+    pub(crate) name: Arc<str>,
+    pub(crate) routes: Arc<RouteTable>,
+    route_clusters: RouteClusters,
+    pub(crate) pipeline: Arc<Pipeline>,
+}
+
+impl ListenerPipeline {
+    /// The entry of the listener called `name`, routing with `routes`.
+    pub fn new(name: &str, routes: Arc<RouteTable>, pipeline: Arc<Pipeline>) -> Self {
+        let route_clusters = RouteClusters::new(&routes, &pipeline.clusters);
+        ListenerPipeline {
+            name: Arc::from(name),
+            routes,
+            route_clusters,
+            pipeline,
+        }
+    }
+
+    /// The cluster the request's route leads to (`name`, as the route decision gave
+    /// it), recorded in `ctx`: the admission step every protocol takes.
+    pub(crate) fn cluster(&self, ctx: &mut RequestContext, name: &str) -> Option<&Arc<Cluster>> {
+        let (index, cluster) =
+            self.pipeline
+                .clusters
+                .for_route(&self.route_clusters, ctx.route, name)?;
+        ctx.cluster = index;
+        Some(cluster)
+    }
+
+    /// Ends one request of this listener (see [`Pipeline::finish`]).
+    pub(crate) fn finish(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
+        self.pipeline
+            .finish(&self.name, protocol, &self.routes, ctx, end);
+    }
+}
+
+/// A request's deadline when neither its route nor the request itself sets one.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The route's timeout caps the request's own (a Bolt timeout field, a Dubbo `timeout`
+/// attachment, `grpc-timeout`): a caller that will give up after 100 ms gets its TIMEOUT
+/// answer at 100 ms, not at the route's 3 s.
+pub(crate) fn effective_timeout(route: Option<Duration>, frame: Option<Duration>) -> Duration {
+    match (route, frame) {
+        (Some(r), Some(f)) => r.min(f),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => DEFAULT_ROUTE_TIMEOUT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_timeout_caps_frame_timeout() {
+        let s = Duration::from_secs;
+        assert_eq!(effective_timeout(Some(s(3)), Some(s(1))), s(1));
+        assert_eq!(effective_timeout(Some(s(1)), Some(s(3))), s(1));
+        assert_eq!(effective_timeout(None, Some(s(2))), s(2));
+        assert_eq!(effective_timeout(Some(s(2)), None), s(2));
+        assert_eq!(effective_timeout(None, None), DEFAULT_ROUTE_TIMEOUT);
     }
 }

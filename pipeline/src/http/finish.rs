@@ -15,7 +15,7 @@ use strait_stream::http::{Body, BodyError, ReceivedBytes};
 use strait_stream::{RequestContext, RequestEnd};
 use tokio::time::Instant;
 
-use super::HttpForwarding;
+use crate::core::ListenerPipeline;
 
 /// A response body that ends its request when it ends.
 pub(super) struct Finishing {
@@ -25,7 +25,7 @@ pub(super) struct Finishing {
 
 /// What the request's end needs, held until the body ends.
 pub(super) struct Pending {
-    pub(super) fwd: Arc<HttpForwarding>,
+    pub(super) fwd: Arc<ListenerPipeline>,
     pub(super) ctx: RequestContext,
     pub(super) protocol: &'static str,
     pub(super) grpc: bool,
@@ -58,9 +58,7 @@ impl Finishing {
         };
         let mut ctx = p.ctx;
         ctx.request_bytes += p.body_bytes.as_ref().map_or(0, ReceivedBytes::get);
-        let fwd = &*p.fwd;
-        fwd.pipeline
-            .finish(&fwd.listener, p.protocol, &fwd.routes, &ctx, end);
+        p.fwd.finish(p.protocol, &ctx, end);
     }
 }
 

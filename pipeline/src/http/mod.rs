@@ -9,7 +9,6 @@
 //! status in a trailers-only response).
 
 mod finish;
-pub(crate) mod pool;
 
 use std::sync::Arc;
 
@@ -22,30 +21,24 @@ use strait_codec_http::{
     failure_response, grpc_status, is_upgrade_request, prepare_downstream_response,
     prepare_upstream_request, redirect, strip_port,
 };
-use strait_router::{HeaderSink, RouteTable, RouteTarget};
+use strait_router::{HeaderSink, RouteTarget};
 use strait_stream::http::{Body, Handler, HandlerFuture};
 use strait_stream::{RequestContext, RequestEnd};
+use strait_upstream::{Exchange, SendFailure};
 use tokio::time::Instant;
 
 use self::finish::{Finishing, Pending};
-use self::pool::{Exchange, HttpPool, SendFailure};
-use crate::forward::effective_timeout;
-use crate::pipeline::Pipeline;
-
-/// The HTTP pools of one configuration snapshot, by cluster number (`None` for the
-/// clusters of framed protocols).
-pub(crate) type HttpPools = Vec<Option<Arc<HttpPool>>>;
+use crate::core::{ListenerPipeline, effective_timeout};
 
 /// Answers the HTTP requests of one listener (one shared value: a request clones one
-/// reference to it).
-pub(crate) struct HttpForwarder(pub(crate) Arc<HttpForwarding>);
+/// reference to its listener's entry).
+pub struct HttpForwarder(Arc<ListenerPipeline>);
 
-/// What the HTTP requests of one listener are forwarded with.
-pub(crate) struct HttpForwarding {
-    pub(crate) listener: Arc<str>,
-    pub(crate) routes: Arc<RouteTable>,
-    pub(crate) pools: Arc<HttpPools>,
-    pub(crate) pipeline: Arc<Pipeline>,
+impl HttpForwarder {
+    /// The handler of `listener`'s HTTP connections.
+    pub fn new(listener: Arc<ListenerPipeline>) -> Self {
+        HttpForwarder(listener)
+    }
 }
 
 impl Handler for HttpForwarder {
@@ -64,15 +57,13 @@ impl Handler for HttpForwarder {
             response_bytes: 0,
             at: now,
         };
-        let fwd = &*self.0;
-        fwd.pipeline
-            .finish(&fwd.listener, "http1", &fwd.routes, &ctx, end);
+        self.0.finish("http1", &ctx, end);
     }
 }
 
 /// One HTTP request on its way: where it ends.
 struct Exchanging<'a> {
-    fwd: &'a HttpForwarding,
+    fwd: &'a ListenerPipeline,
     protocol: &'static str,
     grpc: bool,
 }
@@ -99,13 +90,7 @@ impl Exchanging<'_> {
                 .unwrap_or(0),
             at: Instant::now(),
         };
-        self.fwd.pipeline.finish(
-            &self.fwd.listener,
-            self.protocol,
-            &self.fwd.routes,
-            ctx,
-            end,
-        );
+        self.fwd.finish(self.protocol, ctx, end);
         response
     }
 
@@ -119,7 +104,7 @@ impl Exchanging<'_> {
 }
 
 async fn forward(
-    fwd: Arc<HttpForwarding>,
+    fwd: Arc<ListenerPipeline>,
     request: Request<Body>,
     conn: ConnectionInfo,
 ) -> Response<Body> {
@@ -178,9 +163,9 @@ async fn forward(
             };
         }
     };
-    let found = fwd.pipeline.clusters.get(cluster);
-    let pool = found.and_then(|(index, _)| fwd.pools.get(index as usize)?.clone());
-    let Some(pool) = pool else {
+    let found = fwd.cluster(&mut ctx, cluster);
+    let found = found.and_then(|c| Some((c, c.message_version()?)));
+    let Some((cluster, upstream_version)) = found else {
         // The config only lets HTTP listeners reach HTTP clusters; an `auto` listener
         // may still route an HTTP request to a cluster of another protocol.
         let failure = ProxyFailure::NoHealthyUpstream;
@@ -188,7 +173,6 @@ async fn forward(
         let answer = failure_response(head.parts(), failure, detail);
         return at.end(&ctx, Outcome::Failed(failure), answer);
     };
-    ctx.cluster = found.map_or(RequestContext::NONE, |(index, _)| index);
 
     if let Some(path_and_query) = decision.path_rewrite(&head) {
         set_path_and_query(&mut head.parts_mut().uri, &path_and_query);
@@ -209,11 +193,11 @@ async fn forward(
         } else {
             None
         };
-    prepare_upstream_request(&mut parts, &conn, pool.version().http());
+    prepare_upstream_request(&mut parts, &conn, upstream_version);
     let request = Request::from_parts(parts, body);
 
     // The deadline runs from the decoded head, connect included, as for framed RPC.
-    let sent = tokio::time::timeout_at(ctx.start + timeout, pool.send(request, &mut ctx)).await;
+    let sent = tokio::time::timeout_at(ctx.start + timeout, cluster.send(request, &mut ctx)).await;
     let exchange = match sent {
         Ok(Ok(exchange)) => exchange,
         Ok(Err(SendFailure { failure, detail })) => return at.fail(&ctx, failure, &detail),

@@ -1,24 +1,30 @@
-//! Upstream connection pools of `http1` and `http2` clusters.
+//! The connection pools of message clusters (`http1`, `http2`): the one-request-at-a-time
+//! and HTTP/2-streams modes of a cluster's pool, beside the multiplexed host slots of
+//! framed clusters (`host.rs`).
 //!
-//! The cluster ([`strait_upstream::Cluster`]) picks the host, keeps its health (connect
-//! backoff) and counts its requests, exactly as for framed protocols; this module only
-//! owns the connections:
+//! The cluster picks the host, admits the request (it counts in flight from the pick,
+//! a connect in progress included), keeps the host's connect backoff and counts its
+//! outcome, exactly as for framed protocols; this module only owns the connections:
 //!
-//! - `http1`: one exchange per connection at a time. Idle keep-alive connections wait
-//!   in a per-host stack; a connection goes back on it when its response body has been
-//!   read to the end (the body tells us, see [`strait_stream::http::BodyObserver`]), and
-//!   is dropped when the body was aborted. `max_connections_per_host` caps open
-//!   connections; past it a request fails with overflow instead of queueing.
-//! - `http2`: streams over a few shared connections. A request takes a connection with
-//!   stream capacity left under the server's `SETTINGS_MAX_CONCURRENT_STREAMS`, opens
-//!   another one while under `max_connections_per_host`, and otherwise queues on the
-//!   least busy connection (the HTTP/2 client waits for a stream slot).
+//! - `http1` ([`PoolMode::PingPong`]): one exchange per connection at a time. Idle
+//!   keep-alive connections wait in a per-host stack; a connection goes back on it when
+//!   its response body has been read to the end (the body tells us, see
+//!   [`strait_stream::http::BodyObserver`]), and is dropped when the body was aborted.
+//!   `max_connections_per_host` caps open connections; past it a request fails with
+//!   overflow instead of queueing.
+//! - `http2` ([`PoolMode::Http2Streams`]): streams over a few shared connections. A
+//!   request takes a connection with stream capacity left under the server's
+//!   `SETTINGS_MAX_CONCURRENT_STREAMS`, opens another one while under
+//!   `max_connections_per_host`, and otherwise queues on the least busy connection (the
+//!   HTTP/2 client waits for a stream slot).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::cluster::Cluster;
+use crate::host::{Host, RequestGuard};
 use http::{Request, Response, Version};
 use parking_lot::Mutex;
 use strait_codec_framework::{PoolMode, ProxyFailure};
@@ -26,13 +32,12 @@ use strait_stream::RequestContext;
 use strait_stream::http::{
     Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
 };
-use strait_upstream::{Cluster, Host, RequestGuard};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Which HTTP version a cluster speaks to its hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UpstreamVersion {
+enum UpstreamVersion {
     /// HTTP/1.1 keep-alive.
     Http1,
     /// HTTP/2 with prior knowledge (h2c, or h2 once TLS exists).
@@ -41,7 +46,7 @@ pub(crate) enum UpstreamVersion {
 
 impl UpstreamVersion {
     /// The version to prepare requests for.
-    pub(crate) fn http(self) -> Version {
+    fn http(self) -> Version {
         match self {
             UpstreamVersion::Http1 => Version::HTTP_11,
             UpstreamVersion::Http2 => Version::HTTP_2,
@@ -49,8 +54,8 @@ impl UpstreamVersion {
     }
 
     /// The pool for a cluster whose protocol shares connections this way (`None`:
-    /// the cluster's own multiplexed pools).
-    pub(crate) fn from_pool_mode(mode: PoolMode) -> Option<Self> {
+    /// the multiplexed host slots).
+    fn from_pool_mode(mode: PoolMode) -> Option<Self> {
         match mode {
             PoolMode::PingPong => Some(UpstreamVersion::Http1),
             PoolMode::Http2Streams => Some(UpstreamVersion::Http2),
@@ -59,10 +64,9 @@ impl UpstreamVersion {
     }
 }
 
-/// The connections of one HTTP cluster, one [`HostPool`] per host of the cluster (same
-/// order as [`Cluster::hosts`]).
-pub(crate) struct HttpPool {
-    cluster: Arc<Cluster>,
+/// The connections of one message cluster, one [`HostPool`] per host of the cluster
+/// (same order as [`Cluster::hosts`]).
+pub(crate) struct MessagePool {
     version: UpstreamVersion,
     connect_timeout: Duration,
     max_connections: usize,
@@ -71,27 +75,34 @@ pub(crate) struct HttpPool {
 }
 
 /// A response head from an upstream, with the request still counted in flight.
-pub(crate) struct Exchange {
-    pub(crate) response: Response<Body>,
-    pub(crate) guard: RequestGuard,
+pub struct Exchange {
+    /// The response; its body streams from the upstream connection.
+    pub response: Response<Body>,
+    /// Counts the request in flight on its host and cluster until dropped.
+    pub guard: RequestGuard,
 }
 
 /// Why no response came back.
-pub(crate) struct SendFailure {
-    pub(crate) failure: ProxyFailure,
-    pub(crate) detail: String,
+#[derive(Debug)]
+pub struct SendFailure {
+    /// The failure, to be answered in the request's protocol.
+    pub failure: ProxyFailure,
+    /// What went wrong, for the answer's text (may be empty).
+    pub detail: String,
 }
 
-impl HttpPool {
+impl MessagePool {
+    /// The pool of a cluster whose protocol shares connections by `mode`; `None` for
+    /// [`PoolMode::Multiplex`], whose connections are the hosts' own slots.
     pub(crate) fn new(
-        cluster: Arc<Cluster>,
-        version: UpstreamVersion,
+        hosts: &[Arc<Host>],
+        mode: PoolMode,
         connect_timeout: Duration,
         max_connections: usize,
         client: ClientOptions,
-    ) -> Self {
-        let hosts = cluster
-            .hosts()
+    ) -> Option<Self> {
+        let version = UpstreamVersion::from_pool_mode(mode)?;
+        let hosts = hosts
             .iter()
             .map(|h| {
                 Arc::new_cyclic(|me| HostPool {
@@ -104,19 +115,18 @@ impl HttpPool {
                 })
             })
             .collect();
-        HttpPool {
-            cluster,
+        Some(MessagePool {
             version,
             connect_timeout,
             max_connections: max_connections.max(1),
             client,
             hosts,
-        }
+        })
     }
 
-    /// The version requests must be prepared for.
-    pub(crate) fn version(&self) -> UpstreamVersion {
-        self.version
+    /// The HTTP version requests must be prepared for.
+    pub(crate) fn version(&self) -> Version {
+        self.version.http()
     }
 
     /// Sends `request` to a host the cluster picks and waits for the response head. A
@@ -125,6 +135,7 @@ impl HttpPool {
     /// `ctx` learns each attempt's host and when the request was handed to it.
     pub(crate) async fn send(
         &self,
+        cluster: &Cluster,
         request: Request<Body>,
         ctx: &mut RequestContext,
     ) -> Result<Exchange, SendFailure> {
@@ -134,7 +145,7 @@ impl HttpPool {
             detail: String::new(),
         };
         for attempt in 1..=self.hosts.len() + 1 {
-            let (index, host) = match self.cluster.pick() {
+            let (index, host) = match cluster.pick() {
                 Ok(picked) => picked,
                 // Every host is now backing off after the attempts above: the request
                 // failed for the reason those attempts gave (as on the framed path).
@@ -146,7 +157,7 @@ impl HttpPool {
                     });
                 }
             };
-            let guard = self.cluster.begin_request(host);
+            let guard = cluster.begin_request(host);
             let pool = &self.hosts[index];
             ctx.attempt = attempt as u32;
             let sent = Sent {
@@ -318,7 +329,7 @@ impl HostPool {
 
     async fn send_h1(
         &self,
-        pool: &HttpPool,
+        pool: &MessagePool,
         host: &Host,
         request: Request<Body>,
         sent: Sent<'_>,
@@ -366,7 +377,7 @@ impl HostPool {
 
     async fn open_h1(
         &self,
-        pool: &HttpPool,
+        pool: &MessagePool,
         host: &Host,
     ) -> Result<(Arc<H1Slot>, Http1Connection), String> {
         let stream = pool.connect(self.addr).await?;
@@ -399,7 +410,7 @@ impl HostPool {
 
     async fn send_h2(
         &self,
-        pool: &HttpPool,
+        pool: &MessagePool,
         host: &Host,
         request: Request<Body>,
         sent: Sent<'_>,
@@ -417,7 +428,7 @@ impl HostPool {
     }
 
     /// Opens a connection unless another request did so while this one waited.
-    async fn connect_h2(&self, pool: &HttpPool, host: &Host) -> Result<Http2Connection, String> {
+    async fn connect_h2(&self, pool: &MessagePool, host: &Host) -> Result<Http2Connection, String> {
         let _connecting = self.h2_connecting.lock().await;
         match self.pick_h2(pool.max_connections) {
             Some(conn) => Ok(conn),
@@ -425,7 +436,7 @@ impl HostPool {
         }
     }
 
-    async fn open_h2(&self, pool: &HttpPool, host: &Host) -> Result<Http2Connection, String> {
+    async fn open_h2(&self, pool: &MessagePool, host: &Host) -> Result<Http2Connection, String> {
         let stream = pool.connect(self.addr).await?;
         let conn = Http2Connection::handshake(stream, &pool.client)
             .await
