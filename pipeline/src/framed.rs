@@ -76,8 +76,10 @@ impl FramedForwarder {
             );
             return Err(ProxyFailure::NoHealthyUpstream);
         }
-        decision.apply_request_headers(request);
+        // The caller's own deadline as it sent it, before the route edits what goes
+        // upstream (a removed timeout field still bounds this request).
         let timeout = effective_timeout(decision.timeout(), request.timeout());
+        decision.apply_request_headers(request);
         Ok(match cluster.select()? {
             Selected::Ready(conn) => Route::Send(conn, timeout),
             Selected::Connecting(connecting) => Route::Later(connecting, timeout),

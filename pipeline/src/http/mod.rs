@@ -180,10 +180,12 @@ async fn forward(
     if let Some(host) = decision.host_rewrite() {
         head.set_header("host", host);
     }
-    decision.apply_request_headers(&mut head);
-    // Also the bound on waiting for the response head: bodies then stream for as long
-    // as both sides keep them going.
+    // The caller's own deadline as it sent it, before the route edits what goes
+    // upstream (a removed `grpc-timeout` still bounds this request). Also the bound on
+    // waiting for the response head: bodies then stream for as long as both sides keep
+    // them going.
     let timeout = effective_timeout(decision.timeout(), head.timeout());
+    decision.apply_request_headers(&mut head);
 
     let mut parts = head.into_parts();
     // An HTTP/1.1 upgrade (WebSocket...) is tunnelled once both sides said 101.

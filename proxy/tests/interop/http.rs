@@ -2045,7 +2045,17 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
             ),
             vhost("dead", &["dead.grpc"], &[r("dead", "5s")]),
             vhost("slow", &["slow.grpc"], &[r("live", "200ms")]),
-            vhost("capped", &["capped.grpc"], &[r("live", "60s")]),
+            // The route drops `grpc-timeout` on its way upstream, so only Strait can end
+            // the call early: the server would otherwise race Strait with a deadline of
+            // its own and answer DEADLINE_EXCEEDED itself.
+            vhost(
+                "capped",
+                &["capped.grpc"],
+                &["{ match: { prefix: \"/strait.interop.Interop/\" }, \
+                     route: { cluster: live, timeout: 60s }, \
+                     request_headers_to_remove: [grpc-timeout] }"
+                    .to_string()],
+            ),
         ],
         vec![
             cluster("live", "http2", &[py.addr()]),
@@ -2136,8 +2146,9 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
     );
     // The request's grpc-timeout caps the route's 60 s: a Slow call (the server waits 3 s)
     // with `grpc-timeout: 300m`, sent by curl, which has no deadline of its own to race
-    // Strait's. Without the cap the server's OK would come back after 3 s; the answer
-    // must be Strait's own DEADLINE_EXCEEDED, naming the cause.
+    // Strait's (and the route keeps it from the server). Without the cap the server's OK
+    // would come back after 3 s; the answer must be Strait's own DEADLINE_EXCEEDED,
+    // naming the cause.
     // One uncompressed message of 3 bytes: Req { sleep_ms: 3000 } (field 4, varint).
     let slow_3s = dir.write("slow", "");
     std::fs::write(&slow_3s, [0, 0, 0, 0, 3, 0x20, 0xb8, 0x17]).expect("write request");
