@@ -7,9 +7,14 @@ Reads the summed VmRSS of PIDs (the proxy's processes), then opens N connections
 one after the other, sends one GET on each and reads its whole response (Content-Length
 or chunked), and keeps every connection open and idle. After --settle seconds (default
 1) it reads the summed VmRSS again, closes everything and prints one JSON line:
-{"n","ok","errors","rss_before_kb","rss_after_kb","kib_per_conn"}. Requests are sent one
-at a time so the proxy needs a single upstream connection: the delta is what N idle
-downstream connections cost.
+{"n","ok","errors","rss_before_kb","rss_after_kb","kib_per_conn","rss_half_kb",
+"kib_per_conn_marginal"}. Requests are sent one at a time so the proxy needs a single
+upstream connection: the delta is what N idle downstream connections cost.
+
+kib_per_conn is the whole growth over N (the issue's measure, as a new user would see
+it): it includes what the first requests fault in once (code pages, allocator pages).
+kib_per_conn_marginal is the growth from N/2 to N idle connections (read after the same
+settle at N/2) over N/2: what one more idle connection costs.
 """
 import json
 import socket
@@ -73,7 +78,11 @@ def main():
     time.sleep(settle)
     before = rss_kb(pids)
     socks, errors = [], 0
-    for _ in range(n):
+    half = None
+    for i in range(n):
+        if i == n // 2:
+            time.sleep(settle)
+            half = rss_kb(pids)
         s = socket.create_connection((host, int(port)), timeout=10)
         try:
             s.sendall(request)
@@ -100,6 +109,8 @@ def main():
         "n": n, "ok": n - errors, "errors": errors,
         "rss_before_kb": before, "rss_after_kb": after,
         "kib_per_conn": round((after - before) / n, 2),
+        "rss_half_kb": half,
+        "kib_per_conn_marginal": round((after - half) / (n - n // 2), 2) if half else None,
     }))
 
 

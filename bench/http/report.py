@@ -65,6 +65,7 @@ for proto, case in keys:
         "p99_same_core_us": med([g(r, "latency_same_core", "p99_us") for r in ok]),
         "idle_kib_per_conn": med([g(r, "idle", "kib_per_conn") for r in ok]),
         "idle_kib_per_conn_all": [g(r, "idle", "kib_per_conn") for r in ok if r.get("idle")],
+        "idle_kib_per_conn_marginal": med([g(r, "idle", "kib_per_conn_marginal") for r in ok]),
         "vmrss_kb": med([r.get("vmrss_kb") for r in ok]),
         "vmhwm_kb": med([r.get("vmhwm_kb") for r in ok]),
         "proxy_threads": med([r.get("proxy_threads") for r in ok]),
@@ -108,6 +109,8 @@ for proto in protos:
         v["added_p50_same_core_us"] = [sr["added_p50_same_core_us"], ng["added_p50_same_core_us"]]
     if sr["idle_kib_per_conn"] is not None and ng["idle_kib_per_conn"] is not None:
         v["idle_kib_per_conn"] = [sr["idle_kib_per_conn"], ng["idle_kib_per_conn"]]
+    if sr.get("idle_kib_per_conn_marginal") is not None and ng.get("idle_kib_per_conn_marginal") is not None:
+        v["idle_kib_per_conn_marginal"] = [sr["idle_kib_per_conn_marginal"], ng["idle_kib_per_conn_marginal"]]
     verdicts[proto] = v
 
 doc = {"meta": meta, "summary": summary, "strait_vs_nginx": verdicts, "raw": rows}
@@ -144,15 +147,15 @@ for proto in protos:
         f"## {names.get(proto, proto)}",
         "",
         "| case | req/s (closed loop) | proxy CPU use | req per proxy CPU-s | p50 µs | p99 µs | added p50 µs | added p99 µs "
-        "| added p50 / p99 µs, proxy on load core | KiB per idle conn | VmRSS KiB | VmHWM KiB | other work on proxy core | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| added p50 / p99 µs, proxy on load core | KiB per idle conn | marginal KiB per idle conn | VmRSS KiB | VmHWM KiB | other work on proxy core | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, s in summary.items():
         p, case = key.split("/")
         if p != proto:
             continue
         if s["failed"] and s["rps"] is None:
-            lines.append(f"| {case} | FAILED: {s['failed'][0][:160]} ||||||||||||| |")
+            lines.append(f"| {case} | FAILED: {s['failed'][0][:160]} |||||||||||||| |")
             continue
         util = f"{s['proxy_cpu_util'] * 100:.0f}%" if s["proxy_cpu_util"] is not None else "–"
         other = f"{s['proxy_core_other_util'] * 100:.0f}%" if s["proxy_core_other_util"] is not None else "–"
@@ -160,7 +163,7 @@ for proto in protos:
             f"| {case} | {fmt(s['rps'])} | {util} | {fmt(s['req_per_cpu_s'])} | {fmt(s['p50_us'])} | {fmt(s['p99_us'])} "
             f"| {pm(s.get('added_p50_us'))} | {pm(s.get('added_p99_us'))} "
             f"| {pm(s.get('added_p50_same_core_us'))} / {pm(s.get('added_p99_same_core_us'))} "
-            f"| {fmt(s['idle_kib_per_conn'], 1)} | {fmt(s['vmrss_kb'])} | {fmt(s['vmhwm_kb'])} | {other} | {s['errors']} |"
+            f"| {fmt(s['idle_kib_per_conn'], 1)} | {fmt(s.get('idle_kib_per_conn_marginal'), 2)} | {fmt(s['vmrss_kb'])} | {fmt(s['vmhwm_kb'])} | {other} | {s['errors']} |"
         )
     lines.append("")
     v = verdicts.get(proto)
@@ -176,6 +179,9 @@ for proto in protos:
         if "idle_kib_per_conn" in v:
             a, b = v["idle_kib_per_conn"]
             parts.append(f"idle conn {a:.1f} KiB vs nginx {b:.1f} KiB ({'meets' if a <= b else 'ABOVE'} the ≤ nginx target)")
+        if "idle_kib_per_conn_marginal" in v:
+            a, b = v["idle_kib_per_conn_marginal"]
+            parts.append(f"marginal idle conn {a:.2f} KiB vs nginx {b:.2f} KiB")
         lines.append("Strait vs nginx: " + "; ".join(parts) + ".")
         lines.append("")
 lines.append(f"Raw figures: `bench/results/http-{meta['stamp']}.json`.")

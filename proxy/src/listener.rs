@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use strait_codec_framework::{Detect, Limits, Protocol, Registered, Registry};
 use strait_stream::downstream::{self, DownstreamOptions};
-use strait_stream::http::{Handler, ServerOptions};
+use strait_stream::http::{
+    Handler, IdleConnections, ServerOptions, serve_connection, serve_connection_parking,
+};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -31,6 +33,9 @@ pub(crate) struct Listener {
 struct HttpServing {
     handler: Arc<dyn Handler>,
     options: Arc<ServerOptions>,
+    /// Where its idle HTTP/1.1 connections wait without a task (`None` if the system
+    /// gave no poll instance for it: they then wait in their tasks).
+    idle: Option<IdleConnections>,
 }
 
 /// What a connection turned out to speak.
@@ -54,6 +59,14 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
     ));
     let http = HttpServing {
         handler: Arc::new(HttpForwarder::new(entry.clone())),
+        idle: match IdleConnections::new(&listener.config.http, listener.shutdown.clone()) {
+            Ok(idle) => Some(idle),
+            Err(error) => {
+                tracing::warn!(listener = %listener.config.name, %error,
+                    "no idle set: idle HTTP/1.1 connections keep their tasks");
+                None
+            }
+        },
         options: listener.config.http.clone(),
     };
     let shared = Arc::new(Shared {
@@ -88,8 +101,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
             }
             ListenerProtocol::Http(_) => {
                 tokio::spawn(async move {
-                    let _guard = guard;
-                    let ended = serve_http(&shared, stream, Bytes::new(), peer).await;
+                    let ended = serve_http(&shared, guard, stream, Bytes::new(), peer).await;
                     log_end(&shared, peer, ended);
                 });
             }
@@ -130,8 +142,7 @@ async fn detect_then_serve(
         }
         Ok(Speaks::Http) => {
             tokio::spawn(async move {
-                let _guard = guard;
-                let ended = serve_http(&shared, stream, initial.freeze(), peer).await;
+                let ended = serve_http(&shared, guard, stream, initial.freeze(), peer).await;
                 log_end(&shared, peer, ended);
             });
         }
@@ -139,21 +150,28 @@ async fn detect_then_serve(
     }
 }
 
+/// Serves an HTTP connection; an idle HTTP/1.1 one parks in the listener's idle set
+/// (its task ends, and `guard`, counting it open, goes with it).
 async fn serve_http(
     shared: &Shared,
+    guard: ConnectionGuard,
     stream: TcpStream,
     initial: Bytes,
     peer: SocketAddr,
 ) -> Result<(), String> {
-    let served = strait_stream::http::serve_connection(
-        stream,
-        initial,
-        peer,
-        shared.http.handler.clone(),
-        shared.http.options.clone(),
-        shared.listener.shutdown.clone(),
-    )
-    .await;
+    let (handler, options) = (shared.http.handler.clone(), shared.http.options.clone());
+    let shutdown = shared.listener.shutdown.clone();
+    let served = match &shared.http.idle {
+        Some(idle) => {
+            let parker = idle.parker(Box::new(guard));
+            serve_connection_parking(stream, initial, peer, handler, options, shutdown, parker)
+                .await
+        }
+        None => {
+            let _guard = guard;
+            serve_connection(stream, initial, peer, handler, options, shutdown).await
+        }
+    };
     served.map_err(|e| e.to_string())
 }
 

@@ -24,6 +24,7 @@ pub mod downstream;
 mod handler;
 pub mod http;
 mod id_slab;
+pub mod idle_set;
 mod inbox;
 pub mod upstream;
 

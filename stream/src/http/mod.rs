@@ -26,6 +26,9 @@ pub use client::{
 };
 pub use http2::H2Body;
 pub use server::request_body::{ReceivedBytes, RequestBody, RequestBodyError};
-pub use server::{Handler, HandlerFuture, ServeError, ServerIo, ServerOptions, serve_connection};
+pub use server::{
+    Handler, HandlerFuture, IdleConnections, Parker, ServeError, ServerIo, ServerOptions,
+    serve_connection, serve_connection_parking,
+};
 pub use tunnel::{TunnelError, tunnel};
 pub use upgrade::{OnUpgrade, Upgraded};

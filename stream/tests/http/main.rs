@@ -4,5 +4,6 @@ mod client;
 mod h1;
 mod h2;
 mod h2c;
+mod park;
 mod proxy;
 mod support;

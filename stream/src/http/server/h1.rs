@@ -56,6 +56,28 @@ pub(super) enum H1End<IO> {
     /// The client asked for `Upgrade: h2c` and got its `101`: serve HTTP/2 on `io`,
     /// reading `rest` first, with `stream1` (the upgraded request) injected.
     H2c { io: IO, rest: Bytes, stream1: Bytes },
+    /// Idle past [`Parking::after`]: park `io` (nothing is buffered) until it is
+    /// readable, or close it at `deadline`.
+    Park { io: IO, deadline: Option<Instant> },
+}
+
+/// Whether and when an idle connection leaves its task for an idle set.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Parking {
+    /// Park once idle this long (`None`: never; wait in the task).
+    pub(super) after: Option<Duration>,
+    /// The connection was parked and resumed: its first head is due by this deadline,
+    /// set when it went idle.
+    pub(super) resumed: Option<Option<Instant>>,
+}
+
+/// How a wait for the next request ended.
+enum Wait {
+    Readable,
+    /// Deadline passed, shutdown, end of stream or a failed socket: close quietly.
+    Close,
+    /// Idle long enough to park.
+    Park,
 }
 
 /// What follows one exchange.
@@ -73,6 +95,7 @@ pub(super) async fn serve<IO: ServerIo>(
     handler: Arc<dyn Handler>,
     options: &ServerOptions,
     shutdown: &mut watch::Receiver<bool>,
+    parking: Parking,
 ) -> Result<H1End<IO>, ServeError> {
     let mut conn = Conn {
         io,
@@ -92,11 +115,27 @@ pub(super) async fn serve<IO: ServerIo>(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let mut resumed = parking.resumed;
     loop {
-        let deadline = wait.map(|w| Instant::now() + w);
-        if conn.rbuf.is_empty() && !conn.wait_readable(deadline, shutdown).await? {
-            conn.close().await;
-            return Ok(H1End::Closed);
+        let deadline = match resumed.take() {
+            Some(deadline) => deadline,
+            None => wait.map(|w| Instant::now() + w),
+        };
+        if conn.rbuf.is_empty() {
+            let park_at = parking.after.map(|after| Instant::now() + after);
+            match conn.wait_readable(deadline, park_at, shutdown).await? {
+                Wait::Readable => {}
+                Wait::Close => {
+                    conn.close().await;
+                    return Ok(H1End::Closed);
+                }
+                Wait::Park => {
+                    return Ok(H1End::Park {
+                        io: conn.io,
+                        deadline,
+                    });
+                }
+            }
         }
         // The busy period is boxed: the task of an idle connection holds only the
         // small state of the wait above, not that of a request in flight.
@@ -279,31 +318,37 @@ struct Started {
 }
 
 impl<IO: ServerIo> Conn<'_, IO> {
-    /// Waits, holding no buffer, until the client sends something. `false`: close
-    /// quietly (deadline passed, shutdown, or the socket failed).
+    /// Waits, holding no buffer, until the client sends something, the connection is
+    /// to close quietly (deadline passed, shutdown), or `park_at` (before the deadline)
+    /// comes.
     async fn wait_readable(
         &mut self,
         deadline: Option<Instant>,
+        park_at: Option<Instant>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<bool, ServeError> {
+    ) -> Result<Wait, ServeError> {
         if self.read_eof {
-            return Ok(false);
+            return Ok(Wait::Close);
         }
+        let park_at = park_at.filter(|p| deadline.is_none_or(|d| *p < d));
+        let wake_at = park_at.or(deadline);
         self.rbuf = BytesMut::new();
         self.wbuf = BytesMut::new();
         let mut watching = true;
         loop {
             if *shutdown.borrow() {
                 // Draining: an idle connection closes at once.
-                return Ok(false);
+                return Ok(Wait::Close);
             }
             let ready = poll_fn(|cx| self.io.poll_read_ready(cx));
             tokio::select! {
                 ready = ready => {
                     ready?;
-                    return Ok(true);
+                    return Ok(Wait::Readable);
                 }
-                () = sleep_until(deadline) => return Ok(false),
+                () = sleep_until(wake_at) => {
+                    return Ok(if park_at.is_some() { Wait::Park } else { Wait::Close });
+                }
                 changed = shutdown.changed(), if watching => {
                     if changed.is_err() {
                         watching = false;

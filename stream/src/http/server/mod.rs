@@ -3,11 +3,13 @@
 
 mod h1;
 mod h2c;
+mod park;
 pub(crate) mod request_body;
 mod rewind;
 #[cfg(test)]
 mod tests;
 
+pub use self::park::{IdleConnections, Parker};
 pub(crate) use self::rewind::Rewind;
 
 use std::future::Future;
@@ -165,11 +167,26 @@ pub trait ServerIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
         let _ = cx;
         Poll::Ready(Ok(()))
     }
+
+    /// The plain TCP socket under the stream, taken off Tokio's reactor, for an idle
+    /// connection to park ([`serve_connection_parking`]); `Err(self)` when the stream
+    /// cannot park (not plain TCP), and `Ok(Err(_))` when taking it off failed (the
+    /// connection then closes).
+    fn into_parkable(self) -> Result<std::io::Result<std::net::TcpStream>, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 impl ServerIo for tokio::net::TcpStream {
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+
+    fn into_parkable(self) -> Result<std::io::Result<std::net::TcpStream>, Self> {
+        Ok(self.into_std())
     }
 }
 
@@ -200,11 +217,43 @@ pub async fn serve_connection<IO>(
     peer: SocketAddr,
     handler: Arc<dyn Handler>,
     options: Arc<ServerOptions>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError>
 where
     IO: ServerIo,
 {
+    serve(io, initial, peer, handler, options, shutdown, None).await
+}
+
+/// Like [`serve_connection`], except that an HTTP/1.1 connection idle for a while
+/// leaves its task and waits in `idle` (no task, no timer: about its socket's
+/// registration and a few hundred bytes), to be served again in a new task when its
+/// next request arrives. This call then returns while the connection lives on, with
+/// `parker`'s keepsake. HTTP/2 connections are served in this call to their end.
+pub async fn serve_connection_parking<IO>(
+    io: IO,
+    initial: Bytes,
+    peer: SocketAddr,
+    handler: Arc<dyn Handler>,
+    options: Arc<ServerOptions>,
+    shutdown: watch::Receiver<bool>,
+    parker: Parker,
+) -> Result<(), ServeError>
+where
+    IO: ServerIo,
+{
+    serve(io, initial, peer, handler, options, shutdown, Some(parker)).await
+}
+
+async fn serve<IO: ServerIo>(
+    io: IO,
+    initial: Bytes,
+    peer: SocketAddr,
+    handler: Arc<dyn Handler>,
+    options: Arc<ServerOptions>,
+    mut shutdown: watch::Receiver<bool>,
+    parker: Option<park::Parker>,
+) -> Result<(), ServeError> {
     let mut io = io;
     let mut initial = initial;
     let version = loop {
@@ -243,6 +292,9 @@ where
     }
 
     let ctx = ConnectionInfo::new(peer, Version::HTTP_11, options.scheme);
+    if let Some(parker) = parker {
+        return park::serve_h1_parking(io, initial, ctx, handler, options, shutdown, parker).await;
+    }
     let ended = h1::serve(
         io,
         initial,
@@ -250,6 +302,7 @@ where
         handler.clone(),
         &options,
         &mut shutdown,
+        h1::Parking::default(),
     )
     .await?;
     let h1::H1End::H2c { io, rest, stream1 } = ended else {
@@ -271,7 +324,7 @@ where
 /// Serves HTTP/2 on `io`, reading `prefix` first and, after an h2c upgrade, injecting
 /// the upgraded request as stream 1. Boxed: an HTTP/1.1 connection's task must not be
 /// sized for an HTTP/2 connection's state.
-async fn serve_h2<IO: ServerIo>(
+pub(super) async fn serve_h2<IO: ServerIo>(
     io: IO,
     prefix: Bytes,
     stream1: Option<Bytes>,
