@@ -22,6 +22,6 @@ mod core;
 mod framed;
 mod http;
 
-pub use crate::core::{ClusterSet, DEFAULT_ROUTE_TIMEOUT, ListenerPipeline, NameHasher, Pipeline};
+pub use crate::core::{ClusterSet, DEFAULT_ROUTE_TIMEOUT, ListenerPipeline, Pipeline};
 pub use crate::framed::FramedForwarder;
 pub use crate::http::HttpForwarder;

@@ -57,16 +57,22 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         listener.config.routes.clone(),
         listener.pipeline.clone(),
     ));
+    // Only a listener that may serve HTTP gets an idle set (and its thread).
+    let serves_http = !matches!(listener.config.protocol, ListenerProtocol::Fixed(_));
+    let idle = match serves_http
+        .then(|| IdleConnections::new(&listener.config.http, listener.shutdown.clone()))
+    {
+        Some(Ok(idle)) => Some(idle),
+        Some(Err(error)) => {
+            tracing::warn!(listener = %listener.config.name, %error,
+                "no idle set: idle HTTP/1.1 connections keep their tasks");
+            None
+        }
+        None => None,
+    };
     let http = HttpServing {
         handler: Arc::new(HttpForwarder::new(entry.clone())),
-        idle: match IdleConnections::new(&listener.config.http, listener.shutdown.clone()) {
-            Ok(idle) => Some(idle),
-            Err(error) => {
-                tracing::warn!(listener = %listener.config.name, %error,
-                    "no idle set: idle HTTP/1.1 connections keep their tasks");
-                None
-            }
-        },
+        idle,
         options: listener.config.http.clone(),
     };
     let shared = Arc::new(Shared {

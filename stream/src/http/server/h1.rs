@@ -111,10 +111,7 @@ pub(super) async fn serve<IO: ServerIo>(
             max_headers: options.max_headers,
         },
     };
-    let wait = match (options.header_read_timeout, options.idle_timeout) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let wait = options.idle_wait();
     let mut resumed = parking.resumed;
     loop {
         let deadline = match resumed.take() {

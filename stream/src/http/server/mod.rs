@@ -113,6 +113,17 @@ impl Default for ServerOptions {
     }
 }
 
+impl ServerOptions {
+    /// How long an idle HTTP/1 connection waits for its next request head: the shorter
+    /// of the head read and idle timeouts (`None`: unbounded).
+    pub(crate) fn idle_wait(&self) -> Option<Duration> {
+        match (self.header_read_timeout, self.idle_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Why a downstream connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -41,11 +41,7 @@ impl IdleConnections {
     /// system gives no poll instance or thread for it.
     pub fn new(options: &ServerOptions, shutdown: watch::Receiver<bool>) -> io::Result<Self> {
         // Deadlines are checked every tick: a fraction of the shortest one.
-        let wait = match (options.header_read_timeout, options.idle_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let tick = wait.map_or(Duration::from_secs(1), |w| {
+        let tick = options.idle_wait().map_or(Duration::from_secs(1), |w| {
             (w / 8).clamp(Duration::from_millis(10), Duration::from_secs(1))
         });
         Ok(IdleConnections {
