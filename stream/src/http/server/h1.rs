@@ -114,12 +114,14 @@ pub(super) async fn serve<IO: ServerIo>(
     let wait = options.idle_wait();
     let mut resumed = parking.resumed;
     loop {
+        // One clock read per idle period.
+        let now = Instant::now();
         let deadline = match resumed.take() {
             Some(deadline) => deadline,
-            None => wait.map(|w| Instant::now() + w),
+            None => wait.map(|w| now + w),
         };
         if conn.rbuf.is_empty() {
-            let park_at = parking.after.map(|after| Instant::now() + after);
+            let park_at = parking.after.map(|after| now + after);
             match conn.wait_readable(deadline, park_at, shutdown).await? {
                 Wait::Readable => {}
                 Wait::Close => {
