@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use super::h2c;
 use super::request_body::{self, BodySender, RequestBodyError};
 use super::{Handler, HandlerFuture, ServeError, ServerIo, ServerOptions};
+use crate::buffers::{self, BufferClass};
 use crate::http::h1::encode::{
     self, BodyLength, ConnectionField, Framing, RequestFacts, ResponseFraming,
 };
@@ -202,6 +203,8 @@ async fn busy<IO: ServerIo>(
         let Some((parsed, head_bytes)) = conn.read_head(deadline).await? else {
             return Ok(Busy::Close);
         };
+        // The answer is written from a pooled buffer too.
+        buffers::ensure(BufferClass::Heads, &mut conn.wbuf);
         let facts = parsed.facts();
         let ParsedRequest {
             mut parts,
@@ -331,8 +334,10 @@ impl<IO: ServerIo> Conn<'_, IO> {
         }
         let park_at = park_at.filter(|p| deadline.is_none_or(|d| *p < d));
         let wake_at = park_at.or(deadline);
-        self.rbuf = BytesMut::new();
-        self.wbuf = BytesMut::new();
+        // Both are empty here: back to the thread's pool (or freed, if a head or body
+        // split off them is still alive), so the idle connection holds no buffer.
+        buffers::give_if_empty(BufferClass::Heads, &mut self.rbuf);
+        buffers::give_if_empty(BufferClass::Heads, &mut self.wbuf);
         let mut watching = true;
         loop {
             if *shutdown.borrow() {
@@ -383,6 +388,8 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 // A partial head cut by the client's close is not a request.
                 return Ok(None);
             }
+            // After an idle wait: a buffer from the thread's pool, not a fresh one.
+            buffers::ensure(BufferClass::Heads, &mut self.rbuf);
             if self.rbuf.capacity() - self.rbuf.len() < 1024 {
                 self.rbuf.reserve(READ_CHUNK);
             }
