@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use strait_codec_framework::{Detect, Limits, Protocol, Registered, Registry};
 use strait_stream::downstream::{self, DownstreamOptions};
+use strait_stream::downstream_idle::{IdleFramed, serve_parking};
 use strait_stream::http::{
     Handler, IdleConnections, ServerOptions, serve_connection, serve_connection_parking,
 };
@@ -49,6 +50,9 @@ struct Shared {
     listener: Listener,
     entry: Arc<ListenerPipeline>,
     http: HttpServing,
+    /// Where its idle framed connections wait without a task (`None` for an `http`
+    /// listener, or if the system gave no poll instance: they then keep their tasks).
+    framed_idle: Option<IdleFramed<FramedForwarder>>,
 }
 
 pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
@@ -57,19 +61,17 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         listener.config.routes.clone(),
         listener.pipeline.clone(),
     ));
-    // Only a listener that may serve HTTP gets an idle set (and its thread).
+    // Only a listener that may serve HTTP gets an HTTP idle set (and its thread), and
+    // only one that may serve framed protocols a framed one.
     let serves_http = !matches!(listener.config.protocol, ListenerProtocol::Fixed(_));
-    let idle = match serves_http
+    let serves_framed = !matches!(listener.config.protocol, ListenerProtocol::Http(_));
+    let name = &listener.config.name;
+    let idle = serves_http
         .then(|| IdleConnections::new(&listener.config.http, listener.shutdown.clone()))
-    {
-        Some(Ok(idle)) => Some(idle),
-        Some(Err(error)) => {
-            tracing::warn!(listener = %listener.config.name, %error,
-                "no idle set: idle HTTP/1.1 connections keep their tasks");
-            None
-        }
-        None => None,
-    };
+        .and_then(|made| idle_or_warn(name, "HTTP/1.1", made));
+    let framed_idle = serves_framed
+        .then(|| IdleFramed::new(listener.shutdown.clone()))
+        .and_then(|made| idle_or_warn(name, "framed", made));
     let http = HttpServing {
         handler: Arc::new(HttpForwarder::new(entry.clone())),
         idle,
@@ -79,6 +81,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         listener,
         entry,
         http,
+        framed_idle,
     });
     loop {
         let (stream, peer) = match socket.accept().await {
@@ -100,8 +103,8 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
             ListenerProtocol::Fixed(protocol) => {
                 let protocol = protocol.clone();
                 tokio::spawn(async move {
-                    let _guard = guard;
-                    let ended = serve_framed(&shared, stream, BytesMut::new(), protocol).await;
+                    let ended =
+                        serve_framed(&shared, guard, stream, BytesMut::new(), protocol).await;
                     log_end(&shared, peer, ended);
                 });
             }
@@ -115,6 +118,17 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
                 let timeout = *timeout;
                 tokio::spawn(detect_then_serve(shared, guard, stream, peer, timeout));
             }
+        }
+    }
+}
+
+/// The idle set made for a listener, or `None` (with a warning) if the system gave none.
+fn idle_or_warn<T>(listener: &str, kind: &str, made: std::io::Result<T>) -> Option<T> {
+    match made {
+        Ok(idle) => Some(idle),
+        Err(error) => {
+            tracing::warn!(%listener, %error, "no idle set: idle {kind} connections keep their tasks");
+            None
         }
     }
 }
@@ -141,8 +155,7 @@ async fn detect_then_serve(
     match detect(registry, &mut stream, &mut initial, timeout).await {
         Ok(Speaks::Framed(protocol)) => {
             tokio::spawn(async move {
-                let _guard = guard;
-                let ended = serve_framed(&shared, stream, initial, protocol).await;
+                let ended = serve_framed(&shared, guard, stream, initial, protocol).await;
                 log_end(&shared, peer, ended);
             });
         }
@@ -181,8 +194,11 @@ async fn serve_http(
     served.map_err(|e| e.to_string())
 }
 
+/// Serves a framed connection; an idle one parks in the listener's idle set (its task
+/// ends, and `guard`, counting it open, goes with it).
 async fn serve_framed(
     shared: &Shared,
+    guard: ConnectionGuard,
     stream: TcpStream,
     initial: BytesMut,
     protocol: Arc<dyn Protocol>,
@@ -195,18 +211,22 @@ async fn serve_framed(
         },
         max_in_flight: listener.config.max_requests_per_connection,
     };
-    let (rd, wr) = stream.into_split();
-    downstream::serve(
-        rd,
-        wr,
-        initial,
-        protocol,
-        handler,
-        options,
-        listener.shutdown.clone(),
-    )
-    .await
-    .map_err(|e| e.to_string())
+    let shutdown = listener.shutdown.clone();
+    let served = match &shared.framed_idle {
+        Some(idle) => {
+            let parker = idle.parker(Box::new(guard));
+            serve_parking(
+                stream, initial, protocol, handler, options, shutdown, parker,
+            )
+            .await
+        }
+        None => {
+            let _guard = guard;
+            let (rd, wr) = stream.into_split();
+            downstream::serve(rd, wr, initial, protocol, handler, options, shutdown).await
+        }
+    };
+    served.map_err(|e| e.to_string())
 }
 
 /// Reads until a registered protocol, in registration order, claims the prefix (the

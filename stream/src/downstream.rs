@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -116,6 +117,30 @@ where
     W: AsyncWrite + Unpin + Send,
     H: RequestHandler,
 {
+    run(rd, wr, initial, protocol, handler, options, shutdown, None)
+        .await
+        .map(|_| ())
+}
+
+/// Serves the connection until it ends or, with `park_after`, until it has been idle
+/// that long (nothing in flight, nothing to write, nothing buffered): then its halves
+/// come back, for the caller to park.
+#[allow(clippy::too_many_arguments)] // `serve`'s arguments and the parking delay
+pub(crate) async fn run<R, W, H>(
+    rd: R,
+    wr: W,
+    initial: BytesMut,
+    protocol: Arc<dyn Protocol>,
+    handler: Arc<H>,
+    options: DownstreamOptions,
+    shutdown: watch::Receiver<bool>,
+    park_after: Option<Duration>,
+) -> Result<Option<(R, W)>, ServeError>
+where
+    R: ReadHalf,
+    W: AsyncWrite + Unpin + Send,
+    H: RequestHandler,
+{
     let mut conn = Conn {
         protocol,
         handler,
@@ -126,10 +151,19 @@ where
     };
     let mut connecting = FuturesUnordered::new();
     let result = conn
-        .drive(rd, wr, initial, options, shutdown, &mut connecting)
+        .drive(
+            rd,
+            wr,
+            initial,
+            options,
+            shutdown,
+            &mut connecting,
+            park_after,
+        )
         .await;
     // Requests waiting for a connect end now; those sent upstream end when their
-    // answer or deadline comes (deadlines bound the wait).
+    // answer or deadline comes (deadlines bound the wait). (A connection that parks
+    // has none.)
     conn.now = Instant::now();
     for later in connecting.iter() {
         conn.finish(&later.ctx, Outcome::Cancelled, None, 0);
@@ -175,6 +209,7 @@ impl Future for Later {
 // === impl Conn ===
 
 impl<H: RequestHandler> Conn<H> {
+    #[allow(clippy::too_many_arguments)] // the connection's parts, owned for its life
     async fn drive<R, W>(
         &mut self,
         mut rd: R,
@@ -183,7 +218,8 @@ impl<H: RequestHandler> Conn<H> {
         options: DownstreamOptions,
         mut shutdown: watch::Receiver<bool>,
         connecting: &mut FuturesUnordered<Later>,
-    ) -> Result<(), ServeError>
+        park_after: Option<Duration>,
+    ) -> Result<Option<(R, W)>, ServeError>
     where
         R: ReadHalf,
         W: AsyncWrite + Unpin + Send,
@@ -242,7 +278,7 @@ impl<H: RequestHandler> Conn<H> {
             let idle = self.in_flight.is_empty() && connecting.is_empty();
             if !reading && idle && self.wbuf.is_empty() {
                 let _ = wr.shutdown().await;
-                return Ok(());
+                return Ok(None);
             }
             let can_read =
                 reading && self.in_flight.len() + connecting.len() < options.max_in_flight;
@@ -258,6 +294,14 @@ impl<H: RequestHandler> Conn<H> {
                 }
             }
 
+            // Quiet and empty: it may leave its task once idle for `park_after`.
+            let park_at = match park_after {
+                Some(after) if idle && reading && self.wbuf.is_empty() && rbuf.is_empty() => {
+                    Some(Instant::now() + after)
+                }
+                _ => None,
+            };
+            let mut park = false;
             tokio::select! {
                 biased;
                 _ = self.inbox.ready(), if !self.in_flight.is_empty() => {
@@ -296,6 +340,10 @@ impl<H: RequestHandler> Conn<H> {
                 _ = shutdown.changed(), if reading => {
                     reading = false;
                 }
+                () = sleep_until(park_at), if park_at.is_some() => park = true,
+            }
+            if park {
+                return Ok(Some((rd, wr)));
             }
         }
     }
@@ -465,6 +513,14 @@ impl<H: RequestHandler> Conn<H> {
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `at` (never, for `None`).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod buffers;
 mod context;
 pub mod downstream;
+pub mod downstream_idle;
 mod handler;
 pub mod http;
 mod id_slab;

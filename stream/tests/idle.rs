@@ -147,3 +147,95 @@ async fn an_idle_http1_connection_gives_its_buffers_back() {
         );
     }
 }
+
+/// Counts a connection open until dropped (what the proxy's connection guard does).
+struct Open(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn echo_call(client: &mut TcpStream, protocol: &Arc<dyn Protocol>, id: u32) {
+    let mut out = BytesMut::new();
+    LenFrame::request(id, "svc", b"hello")
+        .encode(&mut out)
+        .unwrap();
+    client.write_all(&out).await.unwrap();
+    let mut codec = protocol.new_codec(Limits::default());
+    let mut buf = BytesMut::new();
+    let answer = loop {
+        if let Some(frame) = codec.decode(&mut buf).unwrap() {
+            break frame;
+        }
+        assert!(client.read_buf(&mut buf).await.unwrap() > 0, "closed");
+    };
+    assert_eq!(answer.request_id(), u64::from(id));
+    assert_eq!(&answer.body()[..], b"hello");
+}
+
+async fn eventually(f: impl Fn() -> bool) {
+    while !f() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_idle_framed_connection_parks_and_is_served_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use strait_stream::downstream_idle::{IdleFramed, serve_parking};
+
+    let protocol: Arc<dyn Protocol> = strait_example_lenproto::protocol();
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let idle = IdleFramed::<Echo>::new(shutdown.clone()).unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    {
+        let (idle, open, protocol) = (idle.clone(), open.clone(), protocol.clone());
+        tokio::spawn(async move {
+            while let Ok((server, _)) = socket.accept().await {
+                open.fetch_add(1, Ordering::SeqCst);
+                let parker = idle.parker(Box::new(Open(open.clone())));
+                tokio::spawn(serve_parking(
+                    server,
+                    BytesMut::new(),
+                    protocol.clone(),
+                    Arc::new(Echo),
+                    DownstreamOptions::default(),
+                    shutdown.clone(),
+                    parker,
+                ));
+            }
+        });
+    }
+    let mut clients = Vec::new();
+    for id in 0..3 {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        echo_call(&mut client, &protocol, id).await;
+        clients.push(client);
+    }
+    // Idle: every connection leaves its task, and is still open.
+    eventually(|| idle.parked() == 3).await;
+    assert_eq!(open.load(Ordering::SeqCst), 3);
+    // Its next request brings it back (twice, to park and resume again).
+    for round in 0..2 {
+        for (i, client) in clients.iter_mut().enumerate() {
+            echo_call(client, &protocol, 10 * (round + 1) + i as u32).await;
+        }
+        eventually(|| idle.parked() == 3).await;
+    }
+    // A client leaving a parked connection releases it.
+    drop(clients.pop());
+    eventually(|| open.load(Ordering::SeqCst) == 2).await;
+    assert_eq!(idle.parked(), 2);
+    // Shutdown closes the parked ones.
+    stop.send(true).unwrap();
+    for client in &mut clients {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest));
+        read.await.expect("closed by the server").ok();
+    }
+    eventually(|| open.load(Ordering::SeqCst) == 0).await;
+}

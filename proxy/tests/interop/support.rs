@@ -311,7 +311,11 @@ impl Strait {
                 Command::new(env!("CARGO_BIN_EXE_strait"))
                     .arg("-c")
                     .arg(&path)
-                    .env("RUST_LOG", "info")
+                    // STRAIT_TEST_LOG=debug raises it when chasing a failure.
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("STRAIT_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                    )
                     .env("NO_COLOR", "1"),
             );
             let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
