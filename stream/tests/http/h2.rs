@@ -259,3 +259,27 @@ async fn keepalive_ping_answered_keeps_the_connection() {
     let response = response.await.expect("answered on the same connection");
     assert_eq!(response.status(), 200);
 }
+
+/// Some clients (Python's `h2`, so httpx) send END_STREAM in a frame of its own after
+/// the body's last bytes, and report a stream reset under them as a failed request even
+/// when the answer was complete. An answer that comes once every announced byte is in,
+/// but before that frame, must not reset the stream.
+#[tokio::test]
+async fn an_answer_before_the_clients_end_stream_frame_does_not_reset_the_stream() {
+    let server = server().await;
+    let mut client = h2_client(server.addr).await;
+    let request = Request::post("http://example.com/until-length")
+        .header("content-length", "5")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(Bytes::from_static(b"hello"), false).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    assert_eq!(read_all(&mut body).await, b"got 5");
+    // Time for a reset to arrive, if one was sent.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    send.send_data(Bytes::new(), true)
+        .expect("the stream was reset under the client");
+}

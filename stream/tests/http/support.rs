@@ -45,7 +45,9 @@ pub struct Observed {
 /// - `/big`: an endless streamed body of 16 KiB chunks, counting what was produced;
 /// - `/trailers`: `data` then trailers `x-trailer: yes`, `grpc-status: 0`;
 /// - `/grpc-fail`: `failure_response(NoRoute)` for the request;
-/// - `/upgrade`: answers 101 and echoes bytes on the upgraded connection.
+/// - `/upgrade`: answers 101 and echoes bytes on the upgraded connection;
+/// - `/until-length`: reads the body until its `content-length` bytes are in (not to its
+///   end), then answers `got N` and drops it, as a proxy whose upstream answered does.
 pub struct TestHandler {
     pub observed: Arc<Observed>,
     pub chunks: mpsc::UnboundedSender<Bytes>,
@@ -74,6 +76,22 @@ impl Handler for TestHandler {
                     response
                 }
                 "/echo" => Response::new(request.into_body()),
+                "/until-length" => {
+                    let want: usize = request
+                        .headers()
+                        .get("content-length")
+                        .and_then(|v| v.to_str().ok()?.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = request.into_body();
+                    let mut got = 0;
+                    while got < want {
+                        match body.frame().await {
+                            Some(Ok(frame)) => got += frame.into_data().map_or(0, |d| d.len()),
+                            _ => break,
+                        }
+                    }
+                    Response::new(Body::from(format!("got {got}")))
+                }
                 "/headers" => {
                     let mut lines: Vec<String> = request
                         .headers()

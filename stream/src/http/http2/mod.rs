@@ -14,6 +14,7 @@ use h2::{Ping, PingPong, RecvStream, SendStream};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::{Body as _, Frame, SizeHint};
+use tokio::runtime::Handle;
 
 use crate::http::Body;
 
@@ -21,7 +22,8 @@ use crate::http::Body;
 /// response). Flow-control credit goes back to the peer as data is polled, so a slow
 /// consumer slows the peer down instead of making Strait buffer.
 pub struct H2Body {
-    recv: RecvStream,
+    /// `None` only once dropped (handed to the drain of [`Drop`]).
+    recv: Option<RecvStream>,
     /// Bytes still announced by `content-length`, if it was sent.
     remaining: Option<u64>,
     data_done: bool,
@@ -37,7 +39,7 @@ impl H2Body {
             .and_then(|v| v.parse().ok());
         let done = recv.is_end_stream();
         H2Body {
-            recv,
+            recv: Some(recv),
             remaining,
             data_done: done,
             done,
@@ -48,10 +50,9 @@ impl H2Body {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        if self.done {
+        let Some(recv) = self.recv.as_mut().filter(|_| !self.done) else {
             return Poll::Ready(None);
-        }
-        let recv = &mut self.recv;
+        };
         if !self.data_done {
             match recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
@@ -88,7 +89,7 @@ impl H2Body {
     }
 
     pub(crate) fn is_end_stream(&self) -> bool {
-        self.done || self.recv.is_end_stream()
+        self.done || self.recv.as_ref().is_none_or(RecvStream::is_end_stream)
     }
 
     pub(crate) fn size_hint(&self) -> SizeHint {
@@ -97,6 +98,38 @@ impl H2Body {
             None if self.is_end_stream() => SizeHint::with_exact(0),
             None => SizeHint::default(),
         }
+    }
+}
+
+/// How long a body whose announced bytes all arrived waits for its END_STREAM once its
+/// consumer is gone.
+const END_STREAM_GRACE: Duration = Duration::from_secs(1);
+
+impl Drop for H2Body {
+    /// Every byte the peer announced arrived and only its END_STREAM is still on the way
+    /// (some clients send it in a frame of its own, after the last data): the answer may
+    /// be complete before it comes. Dropping the stream now would reset it under the
+    /// peer, which some clients (Python's `h2`, so httpx) report as a failed request
+    /// although RFC 9113 §8.1 allows it; so the stream is kept, briefly, until its end.
+    fn drop(&mut self) {
+        if self.done || self.remaining != Some(0) {
+            return;
+        }
+        let (Some(mut recv), Ok(runtime)) = (self.recv.take(), Handle::try_current()) else {
+            return;
+        };
+        if recv.is_end_stream() {
+            return;
+        }
+        runtime.spawn(async move {
+            let drain = async {
+                while let Some(Ok(data)) = recv.data().await {
+                    let _ = recv.flow_control().release_capacity(data.len());
+                }
+                let _ = recv.trailers().await;
+            };
+            let _ = tokio::time::timeout(END_STREAM_GRACE, drain).await;
+        });
     }
 }
 
