@@ -27,6 +27,20 @@ impl RequestHandler for Echo {
     fn finished(&self, _: &RequestContext, _: RequestEnd) {}
 }
 
+/// Waits (up to 100 ms) for the thread's pool to hold `want` buffers.
+async fn assert_pool_settles(kept: &impl Fn() -> usize, want: usize, round: u32) {
+    for _ in 0..100 {
+        if kept() == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!(
+        "round {round}: the pool holds {} buffers, want {want}",
+        kept()
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn an_idle_connection_gives_its_buffers_back() {
     let protocol: Arc<dyn Protocol> = strait_example_lenproto::protocol();
@@ -65,20 +79,7 @@ async fn an_idle_connection_gives_its_buffers_back() {
         };
         assert_eq!(&answer.body()[..], b"hello");
         // The driver gives its buffers back once they are empty, before it waits again.
-        let mut settled = false;
-        for _ in 0..100 {
-            if kept() == before + 2 {
-                settled = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert!(
-            settled,
-            "round {round}: the pool holds {} buffers, want {}",
-            kept(),
-            before + 2
-        );
+        assert_pool_settles(&kept, before + 2, round).await;
     }
 }
 
@@ -131,20 +132,7 @@ async fn an_idle_http1_connection_gives_its_buffers_back() {
         if round == 0 {
             continue;
         }
-        let mut settled = false;
-        for _ in 0..100 {
-            if kept() == before + 2 {
-                settled = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert!(
-            settled,
-            "round {round}: the pool holds {} head buffers, want {}",
-            kept(),
-            before + 2
-        );
+        assert_pool_settles(&kept, before + 2, round).await;
     }
 }
 
