@@ -60,19 +60,12 @@ impl<H: RequestHandler> IdleFramed<H> {
     /// What one connection parks with: this set, and `keep`, held until the connection
     /// ends.
     pub fn parker(&self, keep: Box<dyn Send + Sync>) -> FramedParker<H> {
-        FramedParker {
-            idle: self.clone(),
-            _keep: keep,
-        }
+        self.set.parker(keep)
     }
 }
 
 /// Where one framed connection parks when idle, and what it keeps until it ends.
-pub struct FramedParker<H: RequestHandler> {
-    idle: IdleFramed<H>,
-    /// Held for its drop, when the connection ends.
-    _keep: Box<dyn Send + Sync>,
-}
+pub type FramedParker<H> = crate::idle_set::Parker<ParkedFramed<H>>;
 
 /// A framed connection's serving state, apart from its socket.
 struct Served<H: RequestHandler> {
@@ -167,7 +160,7 @@ async fn serve_until_parked<H: RequestHandler>(
         .reunite(wr)
         .map_err(|e| ServeError::Io(io::Error::other(e)))?;
     let socket = stream.into_std()?;
-    let set = state.parker.idle.set.clone();
+    let set = state.parker.set().clone();
     match set.park(Box::new(ParkedFramed { socket, state }), None) {
         Ok(()) => Ok(()),
         // Shutting down (or the socket cannot be watched): serve it here, where the

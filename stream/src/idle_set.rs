@@ -40,6 +40,22 @@ pub trait Parked: Send + 'static {
     fn resume(self: Box<Self>, runtime: &Handle);
 }
 
+/// Where one connection parks whenever it goes idle, and what it keeps until it ends
+/// (a count of open connections, say): made by [`IdleSet::parker`], carried by the
+/// connection through every park and resume.
+pub struct Parker<P: Parked> {
+    set: IdleSet<P>,
+    /// Held for its drop, when the connection ends.
+    _keep: Box<dyn Send + Sync>,
+}
+
+impl<P: Parked> Parker<P> {
+    /// The set the connection parks in.
+    pub(crate) fn set(&self) -> &IdleSet<P> {
+        &self.set
+    }
+}
+
 /// Where idle connections of one kind wait. Cloning shares the set.
 pub struct IdleSet<P: Parked> {
     inner: Arc<Inner<P>>,
@@ -151,6 +167,15 @@ impl<P: Parked> IdleSet<P> {
     /// Connections parked now.
     pub fn len(&self) -> usize {
         self.inner.state.lock().slots.len()
+    }
+
+    /// What one connection parks with: this set, and `keep`, held until the connection
+    /// ends.
+    pub fn parker(&self, keep: Box<dyn Send + Sync>) -> Parker<P> {
+        Parker {
+            set: self.clone(),
+            _keep: keep,
+        }
     }
 
     /// Whether no connection is parked.

@@ -57,23 +57,16 @@ impl IdleConnections {
     /// What one connection parks with: this set, and `keep`, held until the connection
     /// ends (a count of open connections, say).
     pub fn parker(&self, keep: Box<dyn Send + Sync>) -> Parker {
-        Parker {
-            idle: self.clone(),
-            _keep: keep,
-        }
+        self.set.parker(keep)
     }
 }
 
-/// Where one connection parks when idle, and what it keeps until it ends
+/// Where one HTTP/1.1 connection parks when idle, and what it keeps until it ends
 /// ([`IdleConnections::parker`]).
-pub struct Parker {
-    idle: IdleConnections,
-    /// Held for its drop, when the connection ends.
-    _keep: Box<dyn Send + Sync>,
-}
+pub type Parker = crate::idle_set::Parker<ParkedH1>;
 
-/// One parked connection: everything needed to serve it again.
-pub(super) struct ParkedH1 {
+/// One parked HTTP/1.1 connection: everything needed to serve it again.
+pub struct ParkedH1 {
     socket: StdTcpStream,
     state: Served,
 }
@@ -205,7 +198,7 @@ async fn serve_until_parked<IO: ServerIo>(
             }
         };
         state.deadline = deadline;
-        let set = state.parker.idle.set.clone();
+        let set = state.parker.set().clone();
         return match set.park(Box::new(ParkedH1 { socket, state }), deadline) {
             Ok(()) => Ok(()),
             // Shutting down (or the socket cannot be watched): serve it here, where
