@@ -203,10 +203,16 @@ impl Server {
     /// Stops accepting, lets in-flight requests finish for at most the configured drain
     /// timeout, then closes everything. Returns whether every connection drained.
     pub async fn shutdown(self) -> bool {
-        let _ = self.shutdown.send(true);
+        // Listening sockets close first, and are closed once the aborted accept tasks
+        // have ended: by the time anything says draining (`/ready` 503), no connection
+        // can be accepted any more.
         for task in &self.accept_tasks {
-            task.abort(); // drops the listening sockets: no new connections
+            task.abort();
         }
+        for task in self.accept_tasks {
+            let _ = task.await;
+        }
+        let _ = self.shutdown.send(true);
         let drained = tokio::time::timeout(self.drain_timeout, self.connections.drained())
             .await
             .is_ok();
