@@ -1,15 +1,15 @@
 //! The global allocator (mimalloc, feature `mimalloc`) and how it gives memory back.
 //!
-//! mimalloc keeps freed pages for `purge_delay` (1 s in v3) and purges them only on
-//! later allocator activity. A proxy whose connections have all gone idle has no later
-//! activity: the memory its busy connections used stays resident for good (measured:
-//! 0.62 KiB per idle HTTP/1.1 connection with the default, 0.34 with immediate
-//! purging, `bench/http/idle_conns.py`, 10,000 connections). So freed pages go back to
-//! the OS at once, unless the operator sets `MIMALLOC_PURGE_DELAY` themselves. Under
-//! load a page rarely becomes wholly free, so this costs few `madvise` calls
-//! (`bench/run`'s throughput did not move).
+//! mimalloc purges freed pages after a delay (1 s, ×10 for its arenas, in v3), and only
+//! when the allocator is next busy. A proxy whose connections have all gone idle is not
+//! busy: the memory its busy connections used stayed resident for good (0.62 KiB per
+//! idle HTTP/1.1 connection, `bench/http/idle_conns.py` with 10,000 connections).
+//! Purging at once fixes that but costs a page fault per HTTP request (a page that
+//! empties between two requests is purged and faulted in again): a quarter of the
+//! HTTP/1.1 throughput. So the delay stays, and [`trim_periodically`] forces the purge
+//! once a second, which costs a few page faults a second under load.
 
-use std::os::raw::{c_int, c_long};
+use std::time::Duration;
 
 // mimalloc: bench/run measured 2.63M Bolt requests per CPU-second with it against 2.21M
 // with glibc malloc (the hot path allocates a frame box per message), for ~10 MiB more
@@ -17,22 +17,30 @@ use std::os::raw::{c_int, c_long};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in `mimalloc.h` (the same index in v2 and v3).
-const MI_OPTION_PURGE_DELAY: c_int = 15;
-
 unsafe extern "C" {
     // Provided by the mimalloc library that `libmimalloc-sys` links.
-    fn mi_option_set(option: c_int, value: c_long);
+    fn mi_collect(force: bool);
 }
 
-/// Makes freed memory go back to the OS at once, unless `MIMALLOC_PURGE_DELAY` is set.
-pub fn return_freed_memory_at_once() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
+/// How often freed memory is handed back to the OS.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Hands freed memory back to the OS now: retired pages of this thread's heap, and every
+/// free range of mimalloc's arenas (process-wide), whatever their purge delay.
+pub fn trim() {
+    // SAFETY: `mi_collect(bool)` is part of mimalloc's public API and may be called at
+    // any time from any thread; Rust's `bool` is C's `bool`.
+    unsafe { mi_collect(true) }
+}
+
+/// Runs [`trim`] every [`TRIM_INTERVAL`] until the runtime stops.
+pub async fn trim_periodically() {
+    let mut tick = tokio::time::interval(TRIM_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        trim();
     }
-    // SAFETY: mimalloc's options are plain integers it reads atomically; setting one at
-    // any time is supported (`mi_option_set` is part of its public API).
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
 }
 
 #[cfg(test)]
@@ -48,16 +56,16 @@ mod tests {
             .expect("VmRSS line")
     }
 
-    /// What the option is for: once many small allocations are freed, the process's
-    /// resident memory falls back without any later allocator activity. With mimalloc's
-    /// default delay it stays up (the idle proxy's case).
+    /// Once many small allocations are freed, a trim brings the process's resident
+    /// memory back down with no other allocator activity (the idle proxy's case); without
+    /// it the freed pages stay resident.
     #[test]
-    fn freed_memory_leaves_the_process_at_once() {
-        return_freed_memory_at_once();
+    fn trim_hands_freed_memory_back() {
         // 64 MiB in 1 KiB pieces, each written so its page is resident.
         let pieces: Vec<Box<[u8; 1024]>> = (0..65_536).map(|_| Box::new([1u8; 1024])).collect();
         let peak = rss_kib();
         drop(pieces);
+        trim();
         let after = rss_kib();
         assert!(
             after + 32 * 1024 < peak,

@@ -26,8 +26,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    #[cfg(feature = "mimalloc")]
-    allocator::return_freed_memory_at_once();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -76,6 +74,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        #[cfg(feature = "mimalloc")]
+        tokio::spawn(allocator::trim_periodically());
         wait_for_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         server.shutdown().await;
