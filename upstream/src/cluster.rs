@@ -272,18 +272,14 @@ impl Cluster {
     /// never left on another host are the cluster's, as for framed requests; `ctx`
     /// learns each attempt's host and when the request was handed to it. The caller
     /// bounds the wait with the request's deadline.
-    pub async fn send(
-        &self,
+    // A plain fn returning the pool's future: an `async fn` here would be one more
+    // layer holding its own copy of the request in every request's future.
+    pub fn send<'a>(
+        &'a self,
         request: Request<Body>,
-        ctx: &mut RequestContext,
-    ) -> Result<Exchange, SendFailure> {
-        match &self.messages {
-            Some(pool) => pool.send(self, request, ctx).await,
-            None => Err(SendFailure {
-                failure: ProxyFailure::NoHealthyUpstream,
-                detail: "the cluster does not speak HTTP".into(),
-            }),
-        }
+        ctx: &'a mut RequestContext,
+    ) -> impl Future<Output = Result<Exchange, SendFailure>> + Send + 'a {
+        MessagePool::send(self.messages.as_ref(), self, request, ctx)
     }
 
     /// Picks a host and one of its connections for the next request. Fails with

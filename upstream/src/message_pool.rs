@@ -133,18 +133,25 @@ impl MessagePool {
     /// request that certainly never left (connect failure, a connection that closed
     /// under it) is tried on another connection or host, up to once per host plus one.
     /// `ctx` learns each attempt's host and when the request was handed to it.
+    /// `pool` is the cluster's: `None` for a framed cluster, which speaks no HTTP.
     pub(crate) async fn send(
-        &self,
+        pool: Option<&MessagePool>,
         cluster: &Cluster,
         request: Request<Body>,
         ctx: &mut RequestContext,
     ) -> Result<Exchange, SendFailure> {
+        let Some(this) = pool else {
+            return Err(SendFailure {
+                failure: ProxyFailure::NoHealthyUpstream,
+                detail: "the cluster does not speak HTTP".into(),
+            });
+        };
         let mut request = request;
         let mut last = SendFailure {
             failure: ProxyFailure::NoHealthyUpstream,
             detail: String::new(),
         };
-        for attempt in 1..=self.hosts.len() + 1 {
+        for attempt in 1..=this.hosts.len() + 1 {
             let (index, host) = match cluster.pick() {
                 Ok(picked) => picked,
                 // Every host is now backing off after the attempts above: the request
@@ -158,15 +165,15 @@ impl MessagePool {
                 }
             };
             let guard = cluster.begin_request(host);
-            let pool = &self.hosts[index];
+            let pool = &this.hosts[index];
             ctx.attempt = attempt as u32;
             let sent = Sent {
                 ctx: &mut *ctx,
                 host: index as u32,
             };
-            let result = match self.version {
-                UpstreamVersion::Http1 => pool.send_h1(self, host, request, sent).await,
-                UpstreamVersion::Http2 => pool.send_h2(self, host, request, sent).await,
+            let result = match this.version {
+                UpstreamVersion::Http1 => pool.send_h1(this, host, request, sent).await,
+                UpstreamVersion::Http2 => pool.send_h2(this, host, request, sent).await,
             };
             match result {
                 Ok(response) => return Ok(Exchange { response, guard }),
@@ -424,7 +431,9 @@ impl HostPool {
             },
         };
         sent.mark();
-        conn.send(request).await.map_err(Attempt::Failed)
+        // Boxed: an HTTP/2 exchange's state is several KiB, and inline it would size
+        // (and be copied with) the future of every request, HTTP/1.1 ones included.
+        Box::pin(conn.send(request)).await.map_err(Attempt::Failed)
     }
 
     /// Opens a connection unless another request did so while this one waited.

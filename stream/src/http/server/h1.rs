@@ -139,9 +139,22 @@ pub(super) async fn serve<IO: ServerIo>(
         }
         // The busy period is boxed: the task of an idle connection holds only the
         // small state of the wait above, not that of a request in flight.
-        let busy = Box::pin(busy(&mut conn, deadline, &ctx, &handler, shutdown)).await;
-        match busy {
+        let busy = Box::pin(busy(
+            &mut conn,
+            deadline,
+            parking.after,
+            &ctx,
+            &handler,
+            shutdown,
+        ));
+        match busy.await {
             Ok(Busy::Idle) => {}
+            Ok(Busy::Park { deadline }) => {
+                return Ok(H1End::Park {
+                    io: conn.io,
+                    deadline,
+                });
+            }
             Ok(Busy::Close) => {
                 conn.close().await;
                 return Ok(H1End::Closed);
@@ -181,6 +194,10 @@ pub(super) async fn serve<IO: ServerIo>(
 enum Busy {
     /// Every request read was answered and nothing more is buffered: wait again.
     Idle,
+    /// Idle past [`Parking::after`]: park, closing at `deadline` unless a request comes.
+    Park {
+        deadline: Option<Instant>,
+    },
     Close,
     /// `101` sent for `Upgrade: h2c`.
     H2c {
@@ -191,10 +208,14 @@ enum Busy {
 }
 
 /// Serves requests while there are bytes to serve: the first head (read by `deadline`),
-/// then pipelined ones, until the connection is idle, closes or changes hands.
+/// then pipelined ones, until the connection is idle, closes or changes hands. A
+/// connection that parks (`park_after` set) waits for its next request in here rather
+/// than in [`serve`]: the busy period is then boxed once per stretch of keep-alive
+/// requests instead of once per request, and parking is what frees it.
 async fn busy<IO: ServerIo>(
     conn: &mut Conn<'_, IO>,
     mut deadline: Option<Instant>,
+    park_after: Option<Duration>,
     ctx: &ConnectionInfo,
     handler: &Arc<dyn Handler>,
     shutdown: &mut watch::Receiver<bool>,
@@ -259,7 +280,26 @@ async fn busy<IO: ServerIo>(
             failed: None,
         };
         match conn.exchange(&mut ex, shutdown).await? {
-            Next::KeepAlive if conn.rbuf.is_empty() => return Ok(Busy::Idle),
+            Next::KeepAlive if conn.rbuf.is_empty() => {
+                let Some(after) = park_after else {
+                    return Ok(Busy::Idle);
+                };
+                // One clock read per idle period, as in `serve`.
+                let now = Instant::now();
+                let idle_deadline = conn.options.idle_wait().map(|w| now + w);
+                match conn
+                    .wait_readable(idle_deadline, Some(now + after), shutdown)
+                    .await?
+                {
+                    Wait::Readable => deadline = idle_deadline,
+                    Wait::Close => return Ok(Busy::Close),
+                    Wait::Park => {
+                        return Ok(Busy::Park {
+                            deadline: idle_deadline,
+                        });
+                    }
+                }
+            }
             Next::KeepAlive => {
                 // A pipelined request is already here (or its start is).
                 deadline = conn.options.header_read_timeout.map(|t| Instant::now() + t);
