@@ -145,20 +145,6 @@ pub struct UpstreamConnection {
 // === impl UpstreamConnection ===
 
 impl UpstreamConnection {
-    /// Connects to `peer` and starts the connection's reader, writer, timer and keepalive.
-    pub async fn connect(
-        peer: SocketAddr,
-        protocol: Arc<dyn Protocol>,
-        options: UpstreamOptions,
-        connect_timeout: Duration,
-    ) -> std::io::Result<Self> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(peer))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
-        stream.set_nodelay(true)?;
-        Ok(Self::start(stream, peer, protocol, options))
-    }
-
     /// Runs the connection over an already connected stream.
     pub fn start(
         stream: TcpStream,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use strait_codec_framework::{Outcome, Protocol};
 use strait_stream::{UpstreamConnection, UpstreamOptions};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
@@ -108,17 +109,41 @@ impl Host {
         ready
     }
 
-    /// Records a successful connection attempt made by a message pool.
-    pub(crate) fn connect_succeeded(&self) {
-        self.backoff.lock().succeeded();
-    }
-
-    /// Records a failed connection attempt: the host backs off, whichever pool mode
-    /// made the attempt. (A request that failed for
-    /// it is counted once, by its outcome, at [`crate::Cluster::record`].)
-    pub(crate) fn connect_failed(&self) {
-        self.backoff.lock().failed(Instant::now());
-        self.backing_off.store(true, Ordering::Release);
+    /// Opens a connection to the host: the one connect path of every pool mode
+    /// (multiplexed slots, HTTP/1.1 and HTTP/2 pools). A TCP connect bounded by
+    /// `timeout`, `TCP_NODELAY`, then the pool's `handshake` on the stream (starting a
+    /// framed connection's driver, or an HTTP client handshake). The outcome feeds the
+    /// host's backoff: success resets it; a failure makes the host back off unless
+    /// `live` (the pool holds open connections to it, so the host is up and only this
+    /// extra connection failed, a full accept backlog say). A request that failed for
+    /// it is counted once, by its outcome, at [`crate::Cluster::record`].
+    pub(crate) async fn open<T>(
+        &self,
+        timeout: Duration,
+        live: bool,
+        handshake: impl AsyncFnOnce(TcpStream) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let addr = self.addr;
+        let connected = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                // Requests and answers are written whole: no Nagle delay on the last segment.
+                let _ = stream.set_nodelay(true);
+                handshake(stream).await
+            }
+            Ok(Err(error)) => Err(format!("connect to {addr}: {error}")),
+            Err(_) => Err(format!("connect to {addr}: timed out")),
+        };
+        match &connected {
+            Ok(_) => self.backoff.lock().succeeded(),
+            Err(error) => {
+                tracing::debug!(%addr, %error, "upstream connect failed");
+                if !live {
+                    self.backoff.lock().failed(Instant::now());
+                    self.backing_off.store(true, Ordering::Release);
+                }
+            }
+        }
+        connected
     }
 
     /// Counts one request that reached this host and ended with `outcome`.
@@ -215,23 +240,19 @@ impl Host {
         options.in_flight_gauges = vec![self.in_flight.clone(), cluster_in_flight.clone()];
         options.host_tag = self.tag;
         options.unknown_response_counter = Some(self.unknown_responses.clone());
-        let attempt = UpstreamConnection::connect(
-            self.addr,
-            connector.protocol.clone(),
-            options,
-            connector.connect_timeout,
-        );
-        match attempt.await {
+        let live = self.slots.iter().any(|s| s.open().is_some());
+        let start = async |stream| {
+            let protocol = connector.protocol.clone();
+            Ok(UpstreamConnection::start(
+                stream, self.addr, protocol, options,
+            ))
+        };
+        match self.open(connector.connect_timeout, live, start).await {
             Ok(conn) => {
-                self.backoff.lock().succeeded();
                 *slot.conn.lock() = Some(conn.clone());
                 Ok(conn)
             }
-            Err(error) => {
-                tracing::debug!(addr = %self.addr, %error, "upstream connect failed");
-                self.connect_failed();
-                Err(ConnectError::Failed)
-            }
+            Err(_) => Err(ConnectError::Failed),
         }
     }
 
@@ -309,5 +330,48 @@ impl Admission {
 impl Drop for Admission {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loopback address nothing listens on (bound, then closed).
+    fn refused_addr() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    async fn plain(stream: TcpStream) -> Result<TcpStream, String> {
+        Ok(stream)
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The one connect path's backoff rule, for every pool mode: a failure backs the
+    /// host off unless the pool holds live connections to it; a success resets it.
+    #[tokio::test]
+    async fn open_feeds_the_backoff_once_per_failed_host() {
+        let host = Host::new(0, refused_addr(), 1, 1);
+        let error = host.open(TIMEOUT, true, plain).await.unwrap_err();
+        assert!(error.starts_with("connect to 127.0.0.1:"), "{error}");
+        assert!(host.available(), "a live host must not back off");
+        assert_eq!(host.counters().2, 0);
+
+        host.open(TIMEOUT, false, plain).await.unwrap_err();
+        assert!(!host.available(), "a host with no connection backs off");
+        assert_eq!(host.counters().2, 1);
+
+        // A failed handshake is a failed connect too; a good one resets the backoff.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up = Host::new(0, listener.local_addr().unwrap(), 1, 1);
+        let refuse = async |_: TcpStream| Err::<(), _>("handshake refused".to_string());
+        let error = up.open(TIMEOUT, false, refuse).await.unwrap_err();
+        assert_eq!(error, "handshake refused");
+        assert_eq!(up.counters().2, 1);
+        up.open(TIMEOUT, false, plain).await.unwrap();
+        assert_eq!(up.counters().2, 0);
+        assert!(up.available());
     }
 }

@@ -18,7 +18,6 @@
 //!   `max_connections_per_host`, and otherwise queues on the least busy connection (the
 //!   HTTP/2 client waits for a stream slot).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -32,7 +31,6 @@ use strait_stream::RequestContext;
 use strait_stream::http::{
     Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
 };
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// Which HTTP version a cluster speaks to its hosts.
@@ -104,10 +102,9 @@ impl MessagePool {
         let version = UpstreamVersion::from_pool_mode(mode)?;
         let hosts = hosts
             .iter()
-            .map(|h| {
+            .map(|_| {
                 Arc::new_cyclic(|me| HostPool {
                     me: me.clone(),
-                    addr: h.addr(),
                     idle: Mutex::new(Vec::new()),
                     open_h1: AtomicUsize::new(0),
                     h2: Mutex::new(Vec::new()),
@@ -178,12 +175,7 @@ impl MessagePool {
             match result {
                 Ok(response) => return Ok(Exchange { response, guard }),
                 Err(Attempt::Connect(back, detail)) => {
-                    // A host we hold live connections to is up: a refused extra
-                    // connection (a full accept backlog, say) fails this attempt but
-                    // does not make the whole host back off.
-                    if pool.is_empty() {
-                        guard.host().connect_failed();
-                    }
+                    // The host's backoff has heard of it (`Host::open`).
                     request = back;
                     last = SendFailure {
                         failure: ProxyFailure::ConnectFailure,
@@ -215,17 +207,6 @@ impl MessagePool {
             }
         }
         Err(last)
-    }
-
-    async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, String> {
-        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                Ok(stream)
-            }
-            Ok(Err(error)) => Err(format!("connect to {addr}: {error}")),
-            Err(_) => Err(format!("connect to {addr}: timed out")),
-        }
     }
 
     /// Open connections per host, for the admin view.
@@ -274,7 +255,6 @@ enum Attempt {
 /// The connections to one host.
 struct HostPool {
     me: Weak<HostPool>,
-    addr: SocketAddr,
     /// Idle HTTP/1.1 connections, most recently used last (reused first: warm).
     idle: Mutex<Vec<Arc<H1Slot>>>,
     /// Open HTTP/1.1 connections, idle or busy.
@@ -307,11 +287,6 @@ impl BodyObserver for H1Slot {
 }
 
 impl HostPool {
-    /// Whether no connection to the host is open.
-    fn is_empty(&self) -> bool {
-        self.open_h1.load(Ordering::Relaxed) == 0 && self.h2.lock().iter().all(|c| c.is_closed())
-    }
-
     /// Forgets a connection that will not be reused.
     fn retire(&self, slot: &H1Slot) {
         if slot.conn.lock().take().is_some() {
@@ -387,11 +362,13 @@ impl HostPool {
         pool: &MessagePool,
         host: &Host,
     ) -> Result<(Arc<H1Slot>, Http1Connection), String> {
-        let stream = pool.connect(self.addr).await?;
-        let conn = Http1Connection::handshake(stream, &pool.client)
-            .await
-            .map_err(|e| e.to_string())?;
-        host.connect_succeeded();
+        let handshake = async |stream| {
+            let conn = Http1Connection::handshake(stream, &pool.client).await;
+            conn.map_err(|e| e.to_string())
+        };
+        // This connection is counted in `open_h1` already: others make the host live.
+        let live = self.open_h1.load(Ordering::Relaxed) > 1;
+        let conn = host.open(pool.connect_timeout, live, handshake).await?;
         let slot = Arc::new_cyclic(|me| H1Slot {
             me: me.clone(),
             pool: self.me.clone(),
@@ -446,11 +423,12 @@ impl HostPool {
     }
 
     async fn open_h2(&self, pool: &MessagePool, host: &Host) -> Result<Http2Connection, String> {
-        let stream = pool.connect(self.addr).await?;
-        let conn = Http2Connection::handshake(stream, &pool.client)
-            .await
-            .map_err(|e| e.to_string())?;
-        host.connect_succeeded();
+        let handshake = async |stream| {
+            let conn = Http2Connection::handshake(stream, &pool.client).await;
+            conn.map_err(|e| e.to_string())
+        };
+        let live = self.h2.lock().iter().any(|c| !c.is_closed());
+        let conn = host.open(pool.connect_timeout, live, handshake).await?;
         self.h2.lock().push(conn.clone());
         Ok(conn)
     }
