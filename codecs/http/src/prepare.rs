@@ -39,7 +39,65 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 /// becomes exactly `te: trailers`), and `Upgrade` (unless `keep_upgrade`: then `Upgrade`
 /// stays and `Connection` becomes `upgrade`).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, keep_upgrade: bool) {
-    if headers.contains_key(CONNECTION) {
+    let present = Present::of(headers);
+    remove_present_hop_by_hop(headers, &present, keep_te_trailers, keep_upgrade);
+}
+
+/// Which of the fields a proxy edits a head has: one pass over its names, rather than a
+/// hash lookup per name on every proxied head (most have none of them).
+#[derive(Debug, Default)]
+struct Present {
+    connection: bool,
+    keep_alive: bool,
+    proxy_connection: bool,
+    transfer_encoding: bool,
+    te: bool,
+    upgrade: bool,
+    http2_settings: bool,
+    expect: bool,
+    x_forwarded_for: bool,
+}
+
+impl Present {
+    fn of(headers: &HeaderMap) -> Present {
+        let mut p = Present::default();
+        for name in headers.keys() {
+            let flag = if *name == CONNECTION {
+                &mut p.connection
+            } else if *name == TRANSFER_ENCODING {
+                &mut p.transfer_encoding
+            } else if *name == TE {
+                &mut p.te
+            } else if *name == UPGRADE {
+                &mut p.upgrade
+            } else if *name == EXPECT {
+                &mut p.expect
+            } else if *name == KEEP_ALIVE {
+                &mut p.keep_alive
+            } else if *name == PROXY_CONNECTION {
+                &mut p.proxy_connection
+            } else if *name == HTTP2_SETTINGS {
+                &mut p.http2_settings
+            } else if *name == X_FORWARDED_FOR {
+                &mut p.x_forwarded_for
+            } else {
+                continue;
+            };
+            *flag = true;
+        }
+        p
+    }
+}
+
+/// [`remove_hop_by_hop`] for a head whose fields `present` lists (a field absent there
+/// is not looked up; one present may have gone since, removing it again is harmless).
+fn remove_present_hop_by_hop(
+    headers: &mut HeaderMap,
+    present: &Present,
+    keep_te_trailers: bool,
+    keep_upgrade: bool,
+) {
+    if present.connection {
         // Collect the named headers first: the map cannot be edited while borrowed.
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(CONNECTION) {
@@ -61,10 +119,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, keep_u
             }
         }
     }
-    headers.remove(KEEP_ALIVE);
-    headers.remove(PROXY_CONNECTION);
-    headers.remove(TRANSFER_ENCODING);
-    if headers.contains_key(TE) {
+    if present.keep_alive {
+        headers.remove(KEEP_ALIVE);
+    }
+    if present.proxy_connection {
+        headers.remove(PROXY_CONNECTION);
+    }
+    if present.transfer_encoding {
+        headers.remove(TRANSFER_ENCODING);
+    }
+    if present.te && headers.contains_key(TE) {
         let trailers = keep_te_trailers && list_contains(headers, &TE, "trailers");
         headers.remove(TE);
         if trailers {
@@ -73,7 +137,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool, keep_u
     }
     if keep_upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present.upgrade {
         headers.remove(UPGRADE);
     }
 }
@@ -97,13 +161,20 @@ pub fn prepare_upstream_request(
     upstream_version: Version,
 ) {
     let to_h2 = upstream_version == Version::HTTP_2;
-    let keep_upgrade =
-        !to_h2 && parts.version != Version::HTTP_2 && is_upgrade_request(&parts.headers);
-    remove_hop_by_hop(&mut parts.headers, to_h2, keep_upgrade);
-    parts.headers.remove(HTTP2_SETTINGS);
-    parts.headers.remove(EXPECT);
+    let present = Present::of(&parts.headers);
+    let keep_upgrade = !to_h2
+        && parts.version != Version::HTTP_2
+        && present.upgrade
+        && is_upgrade_request(&parts.headers);
+    remove_present_hop_by_hop(&mut parts.headers, &present, to_h2, keep_upgrade);
+    if present.http2_settings {
+        parts.headers.remove(HTTP2_SETTINGS);
+    }
+    if present.expect {
+        parts.headers.remove(EXPECT);
+    }
 
-    append_forwarded_for(&mut parts.headers, ctx);
+    append_forwarded_for(&mut parts.headers, ctx, present.x_forwarded_for);
     parts.headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(ctx.scheme().as_str()),
@@ -117,9 +188,9 @@ pub fn prepare_upstream_request(
     parts.version = upstream_version;
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, ctx: &ConnectionInfo) {
+fn append_forwarded_for(headers: &mut HeaderMap, ctx: &ConnectionInfo, present: bool) {
     let ip = ctx.peer_ip_value();
-    if !headers.contains_key(X_FORWARDED_FOR) {
+    if !present || !headers.contains_key(X_FORWARDED_FOR) {
         headers.insert(X_FORWARDED_FOR, ip.clone());
         return;
     }
