@@ -73,6 +73,21 @@ pub trait Frame: Send + Any {
         None
     }
 
+    /// [`Frame::variable`] as bytes, for matchers that compare bytes (an exact match): a
+    /// codec whose values are bytes on the wire can lend them without a UTF-8 check. It
+    /// must give the bytes of what `variable` gives, or `None` where that is `None`.
+    fn variable_bytes(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        self.variable(name).map(|v| match v {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        })
+    }
+
+    /// [`Frame::header`] as bytes, on the same terms as [`Frame::variable_bytes`].
+    fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.header(name).map(str::as_bytes)
+    }
+
     /// Whether the routing metadata this request carries (the fields behind
     /// [`Frame::variable`] and [`Frame::header`]) exists but could not be read, say a
     /// Dubbo body that is not valid hessian2. A request that then matches no route is

@@ -122,10 +122,20 @@ impl ValueMatcher {
     }
 
     fn matches_header(&self, frame: &dyn Frame) -> bool {
+        if let MatchKind::Exact(s) = &self.kind {
+            // Equal bytes are valid UTF-8 (they equal a `str`): no check needed.
+            let value = frame.header_bytes(&self.name);
+            return value.is_some_and(|v| v == s.as_bytes()) != self.invert;
+        }
         self.matches_value(frame.header(&self.name))
     }
 
     fn matches_variable(&self, frame: &dyn Frame) -> bool {
+        if let MatchKind::Exact(s) = &self.kind {
+            // As for headers: the common `service` or `method` match compares bytes.
+            let value = frame.variable_bytes(&self.name);
+            return value.is_some_and(|v| *v == *s.as_bytes()) != self.invert;
+        }
         // `variable` returns a `Cow`: codecs that can lend the value allocate nothing here.
         self.matches_value(frame.variable(&self.name).as_deref())
     }

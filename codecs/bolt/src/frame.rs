@@ -267,6 +267,25 @@ impl Frame for BoltFrame {
         });
     }
 
+    fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        // What `header` gives: a value that is not UTF-8 reads as absent. ASCII, the
+        // usual case, is checked a word at a time.
+        self.last_raw(name)
+            .filter(|v| v.is_ascii() || std::str::from_utf8(v).is_ok())
+    }
+
+    fn variable_bytes(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        let value = match name {
+            "service" => self
+                .header_bytes("service")
+                .or_else(|| self.header_bytes("sofa_head_target_service")),
+            "method" => self.header_bytes("sofa_head_method_name"),
+            "protocol" => Some(crate::NAME.as_bytes()),
+            _ => None,
+        };
+        value.map(Cow::Borrowed)
+    }
+
     fn variable(&self, name: &str) -> Option<Cow<'_, str>> {
         let value = match name {
             "service" => self

@@ -94,11 +94,13 @@ impl Layout {
 }
 
 /// Reads a big-endian u16 at `off`; the caller has checked the length.
+#[inline]
 pub(crate) fn be_u16(b: &[u8], off: usize) -> u16 {
     u16::from_be_bytes([b[off], b[off + 1]])
 }
 
 /// Reads a big-endian u32 at `off`; the caller has checked the length.
+#[inline]
 pub(crate) fn be_u32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }

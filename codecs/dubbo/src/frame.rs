@@ -362,6 +362,33 @@ impl Frame for DubboFrame {
         }
     }
 
+    fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.attachments_ref()?.get_bytes(self.body_slice(), name)
+    }
+
+    /// [`Frame::variable`] without a UTF-8 check: the body's strings were checked (or
+    /// decoded) when the metadata was read.
+    fn variable_bytes(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        let body = self.body_slice();
+        let request = || self.request_meta();
+        let value = match name {
+            "protocol" => Some(crate::NAME.as_bytes()),
+            "service" => self
+                .header_bytes("interface")
+                .filter(|s| !s.is_empty())
+                .or_else(|| request().map(|m| m.path.bytes(body))),
+            "path" => request().map(|m| m.path.bytes(body)),
+            "method" => request().map(|m| m.method.bytes(body)),
+            "version" => request()
+                .and_then(|m| m.version.as_ref())
+                .map(|v| v.bytes(body))
+                .filter(|s| !s.is_empty()),
+            "group" => self.header_bytes("group"),
+            _ => None,
+        };
+        value.map(Cow::Borrowed)
+    }
+
     fn variable(&self, name: &str) -> Option<Cow<'_, str>> {
         let value = match name {
             "protocol" => Some(crate::NAME),

@@ -146,3 +146,55 @@ fn header_map_overflow_is_an_encode_error() {
     let mut dst = bytes::BytesMut::new();
     assert!(matches!(f.encode(&mut dst), Err(CodecError::Encode(_))));
 }
+
+/// The byte views the router's exact matches read agree with the `str` views, a value
+/// that is not UTF-8 included (absent in both, so `service` falls back alike).
+#[test]
+fn byte_views_agree_with_str_views() {
+    let mut map = Vec::new();
+    for (k, v) in [
+        (&b"service"[..], &b"bad\xff"[..]),
+        (b"sofa_head_target_service", b"fallback:1.0"),
+        (b"sofa_head_method_name", b"sayHello"),
+        (b"x-accented", "caf\u{e9}".as_bytes()),
+    ] {
+        map.extend(hs(k));
+        map.extend(hs(v));
+    }
+    let odd = decode_one(&v1_request_with_map(1, &map));
+    assert_eq!(odd.variable("service").as_deref(), Some("fallback:1.0"));
+    let mut frames = vec![odd];
+    for name in [
+        "bolt_v1_request_hessian2",
+        "bolt_v2_ver1_request",
+        "bolt_v2_ver2_crc_request",
+        "bolt_v1_response_success",
+        "bolt_v1_heartbeat",
+    ] {
+        frames.push(decode_one(&fx(name)));
+    }
+    let mut edited = decode_one(&fx("bolt_v1_request_hessian2"));
+    edited.set_header("service", "edited:2.0");
+    frames.push(edited);
+    for f in &frames {
+        for name in [
+            "service",
+            "method",
+            "protocol",
+            "path",
+            "x-accented",
+            "absent",
+        ] {
+            let bytes = f.variable_bytes(name).map(|v| v.into_owned());
+            let text = f.variable(name).map(|v| v.as_bytes().to_vec());
+            assert_eq!(bytes, text, "variable {name}");
+        }
+        for name in ["service", "sofa_head_method_name", "x-accented", "absent"] {
+            assert_eq!(
+                f.header_bytes(name),
+                f.header(name).map(str::as_bytes),
+                "header {name}"
+            );
+        }
+    }
+}

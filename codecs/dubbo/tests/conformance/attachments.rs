@@ -270,3 +270,45 @@ fn entries_later_values_refer_to_stay_on_the_wire() {
     let again = decode_one(&encode(&f));
     assert_eq!((headers(&again), again.metadata_error()), (vec![], None));
 }
+
+/// The byte views the router's exact matches read agree with the `str` views, for the
+/// captured requests, responses and events, an edited frame and a body that cannot be
+/// read.
+#[test]
+fn byte_views_agree_with_str_views() {
+    let mut frames: Vec<DubboFrame> = [
+        "dubbo_request_twoway",
+        "dubbo_request_oneway",
+        "dubbo_request_object_arg",
+        "dubbo_heartbeat_request",
+        "dubbo_response_ok_value_with_attachments",
+    ]
+    .iter()
+    .map(|name| decode_one(&fx(name)))
+    .collect();
+    let mut edited = decode_one(&fx("dubbo_request_twoway"));
+    edited.set_header("interface", "com.example.Edited");
+    edited.set_header("group", "g1");
+    frames.push(edited);
+    frames.push(decode_one(&frame(0xc2, 0, 7, b"\xff not hessian")));
+    for f in &frames {
+        for name in [
+            "service", "path", "method", "version", "group", "protocol", "x",
+        ] {
+            let bytes = f.variable_bytes(name).map(|v| v.into_owned());
+            let text = f.variable(name).map(|v| v.as_bytes().to_vec());
+            assert_eq!(bytes, text, "variable {name}");
+        }
+        for name in ["interface", "timeout", "group", "path", "x"] {
+            assert_eq!(
+                f.header_bytes(name),
+                f.header(name).map(str::as_bytes),
+                "header {name}"
+            );
+        }
+    }
+    assert_eq!(
+        frames[5].variable_bytes("service").as_deref(),
+        Some(&b"com.example.Edited"[..])
+    );
+}
