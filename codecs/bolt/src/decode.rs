@@ -182,6 +182,26 @@ fn verify_crc(frame: &[u8], head: &Head) -> Result<(), CodecError> {
 
 /// Decodes one frame from the front of `src` (see [`strait_codec_framework::Codec`]).
 pub fn decode_frame(src: &mut BytesMut, limits: Limits) -> Result<Option<BoltFrame>, DecodeError> {
+    decode_into(src, limits, BoltFrame::from_parts)
+}
+
+/// [`decode_frame`] straight into a box, as the proxy holds frames: built in place
+/// rather than moved into the box.
+pub(crate) fn decode_boxed(
+    src: &mut BytesMut,
+    limits: Limits,
+) -> Result<Option<Box<BoltFrame>>, DecodeError> {
+    decode_into(src, limits, |raw, head| {
+        Box::new(BoltFrame::from_parts(raw, head))
+    })
+}
+
+#[inline]
+fn decode_into<T>(
+    src: &mut BytesMut,
+    limits: Limits,
+    make: impl FnOnce(Bytes, Head) -> T,
+) -> Result<Option<T>, DecodeError> {
     let head = match parse_head(src, limits.max_frame_size)? {
         Parsed::NeedMore(n) => {
             src.reserve(n.saturating_sub(src.len()));
@@ -199,7 +219,7 @@ pub fn decode_frame(src: &mut BytesMut, limits: Limits) -> Result<Option<BoltFra
     let header_check = header_map::validate(&src[head.header_range()]);
     let raw = src.split_to(total).freeze();
     match header_check {
-        Ok(()) => Ok(Some(BoltFrame::from_parts(raw, head))),
+        Ok(()) => Ok(Some(make(raw, head))),
         // The frame is delimited and its id known: answer it and keep the connection.
         Err(error) if head.layout.request => Err(DecodeError::Rejected {
             error,

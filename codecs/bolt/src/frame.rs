@@ -36,6 +36,7 @@ impl BoltFrame {
         BoltBuilder::new(kind)
     }
 
+    #[inline]
     pub(crate) fn from_parts(raw: Bytes, head: Head) -> Self {
         BoltFrame {
             request_id: head.request_id,

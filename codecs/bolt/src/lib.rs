@@ -61,9 +61,8 @@ impl BoltCodec {
 
 impl Codec for BoltCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Box<dyn Frame>>, DecodeError> {
-        Ok(self
-            .decode_bolt(src)?
-            .map(|f| Box::new(f) as Box<dyn Frame>))
+        let frame = decode::decode_boxed(src, self.limits)?;
+        Ok(frame.map(|f| f as Box<dyn Frame>))
     }
 }
 

@@ -54,6 +54,7 @@ enum NoAttachments {
 
 impl DubboFrame {
     /// `raw` is one whole frame whose header is `head` (checked by the caller).
+    #[inline]
     pub(crate) fn from_parts(raw: Bytes, head: Head) -> Self {
         DubboFrame {
             raw,

@@ -65,9 +65,8 @@ impl DubboCodec {
 
 impl Codec for DubboCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Box<dyn Frame>>, DecodeError> {
-        Ok(self
-            .decode_dubbo(src)?
-            .map(|f| Box::new(f) as Box<dyn Frame>))
+        let frame = decode::decode_boxed(src, self.limits)?;
+        Ok(frame.map(|f| f as Box<dyn Frame>))
     }
 }
 
