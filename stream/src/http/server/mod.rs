@@ -319,17 +319,22 @@ async fn serve<IO: ServerIo>(
     let h1::H1End::H2c { io, rest, stream1 } = ended else {
         return Ok(());
     };
-    let ctx = ctx.with_version(Version::HTTP_2);
-    serve_h2(
-        io,
-        rest,
-        Some(stream1),
-        ctx,
-        handler,
-        &options,
-        &mut shutdown,
-    )
-    .await
+    serve_upgraded_h2(io, rest, stream1, &ctx, handler, &options, &mut shutdown).await
+}
+
+/// The rest of an HTTP/1.1 connection that switched by `Upgrade: h2c`: HTTP/2 on `io`,
+/// reading `rest` first, with the upgraded request injected as stream 1.
+pub(super) async fn serve_upgraded_h2<IO: ServerIo>(
+    io: IO,
+    rest: Bytes,
+    stream1: Bytes,
+    h1_ctx: &ConnectionInfo,
+    handler: Arc<dyn Handler>,
+    options: &ServerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let ctx = h1_ctx.with_version(Version::HTTP_2);
+    serve_h2(io, rest, Some(stream1), ctx, handler, options, shutdown).await
 }
 
 /// Serves HTTP/2 on `io`, reading `prefix` first and, after an h2c upgrade, injecting

@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Version;
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::h1::{self, H1End, Parking};
-use super::{Handler, ServeError, ServerIo, ServerOptions, serve_h2};
+use super::{Handler, ServeError, ServerIo, ServerOptions, serve_upgraded_h2};
 use crate::http::ConnectionInfo;
 use crate::idle_set::{IdleSet, Parked};
 
@@ -164,18 +163,18 @@ async fn serve_until_parked<IO: ServerIo>(
         let (back, deadline) = match ended {
             H1End::Closed => return Ok(()),
             H1End::H2c { io, rest, stream1 } => {
-                let ctx = state.ctx.with_version(Version::HTTP_2);
                 let Served {
+                    ctx,
                     handler,
                     options,
                     mut shutdown,
                     ..
                 } = state;
-                return serve_h2(
+                return serve_upgraded_h2(
                     io,
                     rest,
-                    Some(stream1),
-                    ctx,
+                    stream1,
+                    &ctx,
                     handler,
                     &options,
                     &mut shutdown,
