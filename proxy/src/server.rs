@@ -168,7 +168,9 @@ impl Server {
                 clusters: clusters.clone(),
                 listeners: listeners.clone(),
             });
-            tracing::info!(addr = ?admin_addr, "admin server listening");
+            if let Some(addr) = admin_addr {
+                tracing::info!(%addr, "admin server listening");
+            }
             admin_task = Some(tokio::spawn(admin::serve(
                 socket,
                 state,
@@ -211,6 +213,9 @@ impl Server {
         }
         for task in self.accept_tasks {
             let _ = task.await;
+        }
+        for (name, addr) in &self.listeners {
+            tracing::info!(listener = %name, %addr, "stopped listening");
         }
         let _ = self.shutdown.send(true);
         let drained = tokio::time::timeout(self.drain_timeout, self.connections.drained())

@@ -18,16 +18,19 @@ impl Backoff {
         self.retry_at.is_none_or(|at| now >= at)
     }
 
-    pub(crate) fn failed(&mut self, now: Instant) {
+    /// Counts a failed attempt; returns the failures in a row, this one included.
+    pub(crate) fn failed(&mut self, now: Instant) -> u32 {
         self.failures = self.failures.saturating_add(1);
         let factor = 1u32 << self.failures.min(7).saturating_sub(1);
         let delay = (Self::BASE * factor).min(Self::MAX);
         self.retry_at = Some(now + delay);
+        self.failures
     }
 
-    pub(crate) fn succeeded(&mut self) {
-        self.failures = 0;
+    /// Resets after a successful attempt; returns the failures in a row before it.
+    pub(crate) fn succeeded(&mut self) -> u32 {
         self.retry_at = None;
+        std::mem::take(&mut self.failures)
     }
 
     pub(crate) fn failures(&self) -> u32 {
@@ -44,7 +47,7 @@ mod tests {
         let now = Instant::now();
         let mut b = Backoff::default();
         assert!(b.ready(now));
-        b.failed(now);
+        assert_eq!(b.failed(now), 1);
         assert!(!b.ready(now + Duration::from_millis(99)));
         assert!(b.ready(now + Duration::from_millis(100)));
         b.failed(now);
@@ -53,7 +56,11 @@ mod tests {
             b.failed(now);
         }
         assert!(b.ready(now + Backoff::MAX));
-        b.succeeded();
+        assert_eq!(
+            b.succeeded(),
+            22,
+            "the failures in a row before the success"
+        );
         assert!(b.ready(now));
         assert_eq!(b.failures(), 0);
     }

@@ -156,12 +156,14 @@ pub struct HostSnapshot {
 impl Cluster {
     /// Builds the cluster; call [`Cluster::start`] inside a runtime to pre-connect.
     pub fn new(options: ClusterOptions) -> Self {
+        let name: Arc<str> = Arc::from(options.name.as_str());
         let hosts = options
             .endpoints
             .iter()
             .enumerate()
             .map(|(i, e)| {
                 Arc::new(Host::new(
+                    name.clone(),
                     // Endpoint lists come from config text: far fewer than 2^32.
                     u32::try_from(i).unwrap_or(u32::MAX),
                     e.addr,

@@ -16,6 +16,8 @@ use crate::lb::LbHost;
 pub struct Host {
     /// Position in its cluster, reported back in each request's context.
     tag: u32,
+    /// Its cluster's name, for log lines.
+    cluster: Arc<str>,
     addr: SocketAddr,
     weight: u32,
     slots: Vec<Slot>,
@@ -61,9 +63,16 @@ pub(crate) struct Connector {
 // === impl Host ===
 
 impl Host {
-    pub(crate) fn new(tag: u32, addr: SocketAddr, weight: u32, connections: usize) -> Self {
+    pub(crate) fn new(
+        cluster: Arc<str>,
+        tag: u32,
+        addr: SocketAddr,
+        weight: u32,
+        connections: usize,
+    ) -> Self {
         Host {
             tag,
+            cluster,
             addr,
             weight,
             slots: (0..connections.max(1))
@@ -134,12 +143,31 @@ impl Host {
             Err(_) => Err(format!("connect to {addr}: timed out")),
         };
         match &connected {
-            Ok(_) => self.backoff.lock().succeeded(),
+            Ok(_) => {
+                let failed_before = self.backoff.lock().succeeded();
+                if failed_before > 0 {
+                    tracing::info!(
+                        cluster = %self.cluster,
+                        host = %addr,
+                        failed_attempts = failed_before,
+                        "upstream host reachable again"
+                    );
+                }
+            }
+            Err(error) if live => {
+                // The host is up (the pool holds connections to it): not a state change.
+                tracing::debug!(cluster = %self.cluster, host = %addr, %error, "extra upstream connection failed");
+            }
             Err(error) => {
-                tracing::debug!(%addr, %error, "upstream connect failed");
-                if !live {
-                    self.backoff.lock().failed(Instant::now());
-                    self.backing_off.store(true, Ordering::Release);
+                let failures = self.backoff.lock().failed(Instant::now());
+                self.backing_off.store(true, Ordering::Release);
+                // One line when the host goes down, then at 2, 4, 8... failed attempts:
+                // the backoff already spaces attempts out (up to 10 s apart), this
+                // keeps a host that stays down from filling the log.
+                if failures == 1 {
+                    tracing::warn!(cluster = %self.cluster, host = %addr, %error, "upstream host unreachable: backing off");
+                } else if failures.is_power_of_two() {
+                    tracing::warn!(cluster = %self.cluster, host = %addr, %error, failed_attempts = failures, "upstream host still unreachable");
                 }
             }
         }
@@ -353,7 +381,7 @@ mod tests {
     /// host off unless the pool holds live connections to it; a success resets it.
     #[tokio::test]
     async fn open_feeds_the_backoff_once_per_failed_host() {
-        let host = Host::new(0, refused_addr(), 1, 1);
+        let host = Host::new("c".into(), 0, refused_addr(), 1, 1);
         let error = host.open(TIMEOUT, true, plain).await.unwrap_err();
         assert!(error.starts_with("connect to 127.0.0.1:"), "{error}");
         assert!(host.available(), "a live host must not back off");
@@ -365,7 +393,7 @@ mod tests {
 
         // A failed handshake is a failed connect too; a good one resets the backoff.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let up = Host::new(0, listener.local_addr().unwrap(), 1, 1);
+        let up = Host::new("c".into(), 0, listener.local_addr().unwrap(), 1, 1);
         let refuse = async |_: TcpStream| Err::<(), _>("handshake refused".to_string());
         let error = up.open(TIMEOUT, false, refuse).await.unwrap_err();
         assert_eq!(error, "handshake refused");

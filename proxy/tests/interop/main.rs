@@ -425,6 +425,117 @@ fn killed_backend_gets_error() {
     }
 }
 
+/// The log an operator reads: JSON lines with `--log-format json`, one line when an
+/// upstream host goes down (not one per failed request) and one when it comes back.
+#[test]
+fn json_log_says_when_a_host_goes_down_and_comes_back() {
+    let host = format!("127.0.0.1:{}", free_port()); // nothing listens there yet
+    let endpoint = host.clone();
+    let strait = Strait::start_with_args(
+        "hostlog",
+        &["--log-format", "json"],
+        move |listen, admin| {
+            config(
+                listen,
+                admin,
+                "bolt",
+                &[service_route(TEST_SERVICE, "flaky", "1s")],
+                &[cluster("flaky", std::slice::from_ref(&endpoint))],
+            )
+        },
+    );
+    let log_lines = |message: &str| {
+        strait
+            .proc
+            .stderr
+            .json()
+            .into_iter()
+            .filter(|v| v["fields"]["message"] == message)
+            .collect::<Vec<_>>()
+    };
+    let calls = [
+        "--method",
+        "plus",
+        "--count",
+        "20",
+        "--concurrency",
+        "4",
+        "--timeout",
+        "3000",
+    ];
+    let s = run_client(strait.listen, &calls);
+    assert_eq!(num(&s, "ok"), 0, "the host is down: {s}");
+    let down = wait_until("the host-down line", Duration::from_secs(10), || {
+        let lines = log_lines("upstream host unreachable: backing off");
+        (!lines.is_empty()).then_some(lines)
+    });
+    assert_eq!(
+        down.len(),
+        1,
+        "one line when the host goes down, not one per request"
+    );
+    assert_eq!(down[0]["level"], "WARN");
+    assert_eq!(down[0]["fields"]["host"], host.as_str());
+    assert_eq!(down[0]["fields"]["cluster"], "flaky");
+
+    // The host comes up: a socket that accepts (it never answers; connecting is
+    // what tells the host is back). Calls go on until the proxy has tried again.
+    let _up = std::net::TcpListener::bind(&host).expect("bind the host's port");
+    let back = wait_until("the host-back line", Duration::from_secs(30), || {
+        run_client(
+            strait.listen,
+            &["--method", "plus", "--count", "1", "--timeout", "300"],
+        );
+        let lines = log_lines("upstream host reachable again");
+        (!lines.is_empty()).then_some(lines)
+    });
+    assert_eq!(back[0]["level"], "INFO");
+    assert_eq!(back[0]["fields"]["host"], host.as_str());
+    assert!(
+        back[0]["fields"]["failed_attempts"].as_u64() >= Some(1),
+        "{}",
+        back[0]
+    );
+
+    // Every line is JSON, and addresses are printed as addresses.
+    let lines = strait.proc.stderr.snapshot();
+    assert!(
+        lines
+            .iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("Some(")), "{lines:#?}");
+    let admin = log_lines("admin server listening");
+    assert_eq!(
+        admin[0]["fields"]["addr"],
+        strait.admin.to_string().as_str()
+    );
+}
+
+/// `--version` names the commit the binary was built from.
+#[test]
+fn version_names_the_commit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .arg("--version")
+        .output()
+        .expect("run strait --version");
+    assert!(out.status.success());
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown commit".into());
+    assert_eq!(
+        version,
+        format!("strait {} ({head})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 #[test]
 fn upstream_timeout_gets_timeout_status() {
     let backend = BoltServer::start("A", &[]);

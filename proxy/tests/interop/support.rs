@@ -298,6 +298,15 @@ impl Strait {
     /// Writes `config(listen_port, admin_port)` and runs `strait -c` on it until `/ready`
     /// answers 200. Retries with new ports if one was taken in between.
     pub fn start(tag: &str, config: impl Fn(u16, u16) -> String) -> Strait {
+        Strait::start_with_args(tag, &[], config)
+    }
+
+    /// [`Strait::start`] with more command-line flags (`--log-format json`...).
+    pub fn start_with_args(
+        tag: &str,
+        args: &[&str],
+        config: impl Fn(u16, u16) -> String,
+    ) -> Strait {
         let mut last_failure = String::new();
         for _ in 0..3 {
             let (listen_port, admin_port) = (free_port(), free_port());
@@ -311,6 +320,7 @@ impl Strait {
                 Command::new(env!("CARGO_BIN_EXE_strait"))
                     .arg("-c")
                     .arg(&path)
+                    .args(args)
                     // STRAIT_TEST_LOG=debug raises it when chasing a failure.
                     .env(
                         "RUST_LOG",

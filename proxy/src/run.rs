@@ -1,0 +1,156 @@
+//! The `strait` command line as a library call: [`run`] parses the flags, sets up
+//! logging, loads and checks the configuration, starts the proxy and serves until
+//! SIGTERM or SIGINT, then drains. The `strait` binary is `run` on the built-in
+//! protocols; a binary that adds a protocol is the same call on a registry holding it:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     let registry = strait::builtin_registry();
+//!     // registry.register(my_codec::protocol()).expect("a new protocol name");
+//!     strait::run(registry)
+//! }
+//! ```
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use strait_codec_framework::Registry;
+
+use crate::Server;
+
+/// The version `--version` prints: the crate version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("STRAIT_COMMIT"), ")");
+
+/// Strait: a service-mesh data-plane proxy.
+#[derive(Parser, Debug)]
+#[command(name = "strait", version = VERSION, about)]
+pub struct Args {
+    /// The YAML configuration file.
+    #[arg(short = 'c', long = "config")]
+    pub config: PathBuf,
+    /// Check the configuration and exit: 0 if valid, 1 with the error otherwise.
+    #[arg(long)]
+    pub validate: bool,
+    /// Worker threads (default: one per CPU core).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// How log lines are written to stderr. The level comes from `RUST_LOG` (default
+    /// `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event; coloured only when stderr is a terminal
+    /// (and `NO_COLOR` is unset).
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`...).
+    Json,
+}
+
+/// Runs the proxy as the `strait` binary does, with the protocols of `registry`, on the
+/// process's command line. Returns the process's exit code: 0 after a clean stop (or a
+/// valid `--validate`), 1 when the configuration is invalid or the proxy cannot start.
+pub fn run(registry: Registry) -> ExitCode {
+    run_with_args(Args::parse(), registry)
+}
+
+/// [`run`] with flags already parsed.
+pub fn run_with_args(args: Args, registry: Registry) -> ExitCode {
+    init_logging(args.log_format);
+    let config = match crate::config::load(&args.config, &registry) {
+        Ok(c) => c,
+        Err(error) => {
+            eprintln!("strait: invalid configuration: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.validate {
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    tracing::info!(
+        path = %args.config.display(),
+        listeners = config.listeners.len(),
+        clusters = config.clusters.len(),
+        "configuration loaded"
+    );
+
+    // One worker: a current-thread runtime, everything on the main thread, no work
+    // stealing. More: a multi-thread runtime with that many workers.
+    let mut builder = match args.concurrency {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("strait: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::start(config, registry).await {
+            Ok(s) => s,
+            Err(error) => {
+                eprintln!("strait: {error}");
+                return ExitCode::from(1);
+            }
+        };
+        #[cfg(feature = "mimalloc")]
+        tokio::spawn(crate::allocator::trim_periodically());
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        server.shutdown().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Log lines to stderr at `RUST_LOG`'s level (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second `run` in one process (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(wants_colour()).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Colour codes only for a person at a terminal: never into a file, a pipe or a log
+/// collector, and not when `NO_COLOR` is set (no-color.org).
+fn wants_colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, run until killed.
+            std::future::pending::<()>().await;
+        }
+    }
+}
