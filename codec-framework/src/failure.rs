@@ -21,6 +21,37 @@ pub enum ProxyFailure {
 }
 
 impl ProxyFailure {
+    /// What went wrong, for a person reading an error answer: the text protocols put in
+    /// their error message field (Dubbo's message, Bolt's `x-proxy-error` entry).
+    /// [`ProxyFailure::text_for`] adds what the request asked for.
+    pub fn description(self) -> &'static str {
+        match self {
+            ProxyFailure::NoRoute => "no route",
+            ProxyFailure::NoHealthyUpstream => "no healthy upstream",
+            ProxyFailure::Overflow => "upstream overflow",
+            ProxyFailure::Timeout => "upstream timeout",
+            ProxyFailure::ConnectFailure => "upstream connect failure",
+            ProxyFailure::UpstreamReset => "upstream reset",
+            ProxyFailure::CodecError => "the request could not be decoded or re-encoded",
+            ProxyFailure::RateLimited => "rate limited",
+        }
+    }
+
+    /// [`ProxyFailure::description`] for `request`: a missing route names the service
+    /// and method it was looked up by (`no route for com.acme.Orders:1.0#create`).
+    pub fn text_for(self, request: &dyn crate::Frame) -> String {
+        match (
+            self,
+            request.variable("service"),
+            request.variable("method"),
+        ) {
+            (ProxyFailure::NoRoute, Some(service), Some(method)) => {
+                format!("no route for {service}#{method}")
+            }
+            _ => self.description().to_string(),
+        }
+    }
+
     /// A short stable name, used in logs, metrics labels and error texts.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -142,7 +142,7 @@ impl Protocol for Bolt {
             return None;
         }
         let status = status::status_for(failure);
-        let reply = match request.as_any().downcast_ref::<BoltFrame>() {
+        let mut reply = match request.as_any().downcast_ref::<BoltFrame>() {
             Some(req) => encode::error_reply(req.head(), req.current_id(), status)?,
             // Not ours (should not happen): answer in plain v1 with the frame's id.
             None => BoltBuilder::new(FrameKind::Response)
@@ -151,6 +151,13 @@ impl Protocol for Bolt {
                 .build()
                 .ok()?,
         };
+        // Bolt's status says which failure; the text says what was asked for, where a
+        // client (or `strait-call`) can show it. Java clients ignore entries they do
+        // not know.
+        reply.set_header(
+            "x-proxy-error",
+            &format!("{} (strait)", failure.text_for(request)),
+        );
         Some(Box::new(reply))
     }
 }

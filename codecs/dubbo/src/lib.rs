@@ -162,24 +162,15 @@ impl Protocol for Dubbo {
 fn error_text(request: &dyn Frame, failure: ProxyFailure) -> String {
     let code = status::mosn_code(failure);
     let cause = match failure {
-        ProxyFailure::NoRoute => match (request.variable("service"), request.variable("method")) {
-            (Some(s), Some(m)) => format!("no route for {s}#{m}"),
-            _ => "no route".to_string(),
-        },
-        ProxyFailure::NoHealthyUpstream => "no healthy upstream".to_string(),
-        ProxyFailure::ConnectFailure => "upstream connect failure".to_string(),
-        ProxyFailure::UpstreamReset => "upstream reset".to_string(),
-        ProxyFailure::Timeout => "upstream timeout".to_string(),
-        ProxyFailure::Overflow => "upstream overflow".to_string(),
-        ProxyFailure::RateLimited => "rate limited".to_string(),
         ProxyFailure::CodecError => {
             let reason = request
                 .as_any()
                 .downcast_ref::<DubboFrame>()
                 .and_then(|f| f.metadata_error().map(ToString::to_string))
-                .unwrap_or_else(|| "the request could not be decoded or re-encoded".to_string());
+                .unwrap_or_else(|| failure.description().to_string());
             format!("bad request: {reason}")
         }
+        _ => failure.text_for(request),
     };
     format!("{code}|{cause} (strait)")
 }

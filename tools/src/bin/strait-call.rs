@@ -1,5 +1,7 @@
 //! `strait-call`: sends one SOFA Bolt or Dubbo request and prints the answer on one line:
-//! `status=<n> served-by=<x-served-by or -> body=<content as lossy UTF-8>`.
+//! `status=<n> served-by=<x-served-by or -> body=<content as lossy UTF-8>`, then
+//! ` error=<text>` when the answer carries a proxy's error text (Bolt's `x-proxy-error`;
+//! a Dubbo error's message is its body).
 //!
 //! Exit status: 0 if the response status is success (Bolt 0, Dubbo 20), 1 otherwise (including
 //! connection failures, timeouts and undecodable answers, which are reported on stderr).
@@ -176,8 +178,14 @@ async fn exchange(args: &Args) -> Result<(u32, TcpStream), String> {
             // A decoded Response always has a status field; u32::MAX marks "absent".
             let status = frame.status().unwrap_or(u32::MAX);
             if args.hold.is_none() {
+                // A proxy's error text (Bolt's `x-proxy-error`; Dubbo's is its message,
+                // already the body) follows the body.
+                let error = frame
+                    .header("x-proxy-error")
+                    .map(|text| format!(" error={text}"))
+                    .unwrap_or_default();
                 println!(
-                    "status={status} served-by={} body={}",
+                    "status={status} served-by={} body={}{error}",
                     frame.header(SERVED_BY).unwrap_or("-"),
                     strait_tools::answer_text(&*frame)
                 );
