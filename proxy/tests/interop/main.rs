@@ -1030,3 +1030,107 @@ fn admin_endpoints() {
     let (status, _) = strait.admin_get("/nope");
     assert_eq!(status, 404);
 }
+
+/// `scripts/quickstart` as a newcomer runs it: it prints two calls with the answers to
+/// expect once Strait is ready, the calls give exactly those answers, and SIGTERM to the
+/// script stops Strait and the echo backend and frees their ports.
+#[test]
+fn quickstart_prints_working_calls_and_stops_everything_on_sigterm() {
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_strait"))
+        .parent()
+        .expect("a binary directory")
+        .to_path_buf();
+    for tool in ["strait-echo", "strait-call"] {
+        assert!(
+            bin_dir.join(tool).exists(),
+            "{tool} is not built next to strait in {}: run the workspace's tests \
+             (`cargo nextest run --workspace` builds every binary)",
+            bin_dir.display()
+        );
+    }
+    let ports: Vec<std::net::SocketAddr> = ["127.0.0.1:12200", "127.0.0.1:12201", "127.0.0.1:9901"]
+        .iter()
+        .map(|a| a.parse().expect("an address"))
+        .collect();
+    let mut script = Proc::spawn(
+        "quickstart",
+        std::process::Command::new("bash")
+            .arg(repo_root().join("scripts/quickstart"))
+            .env("STRAIT_BIN_DIR", &bin_dir)
+            .env("NO_COLOR", "1"),
+    );
+    wait_until(
+        "the quickstart's ready message",
+        Duration::from_secs(30),
+        || {
+            assert!(
+                script.try_status().is_none(),
+                "quickstart exited: {}",
+                script.describe()
+            );
+            script.stdout.contains("Strait is ready").then_some(())
+        },
+    );
+
+    // Each printed call, then the answer it says to expect.
+    let lines = script.stdout.snapshot();
+    let mut calls = 0;
+    for (line, next) in lines.iter().zip(lines.iter().skip(1)) {
+        let Some(command) = line.trim().strip_prefix(&format!("{}/", bin_dir.display())) else {
+            continue;
+        };
+        let expected = next
+            .trim()
+            .strip_prefix("prints: ")
+            .expect("a `prints:` line");
+        let mut words = command.split_whitespace();
+        let program = bin_dir.join(words.next().expect("a program"));
+        let out = std::process::Command::new(program)
+            .args(words)
+            .output()
+            .expect("run the printed call");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected,
+            "{command}"
+        );
+        assert!(out.status.success(), "{command}: {out:?}");
+        calls += 1;
+    }
+    assert_eq!(calls, 2, "two calls printed: {lines:#?}");
+
+    // A call with no route shows the proxy's error text.
+    let out = std::process::Command::new(bin_dir.join("strait-call"))
+        .args(["127.0.0.1:12200", "--service", "nope", "--method", "m"])
+        .output()
+        .expect("run strait-call");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "status=6 served-by=- body= error=no route for nope#m (strait)"
+    );
+
+    script.signal("TERM");
+    let status = script
+        .wait_for_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("quickstart ignored SIGTERM: {}", script.describe()));
+    assert_eq!(status.code(), Some(143), "{}", script.describe());
+    for addr in ports {
+        wait_until(
+            &format!("{addr} to be free"),
+            Duration::from_secs(10),
+            || (!accepts_connections(addr)).then_some(()),
+        );
+    }
+    let left = std::process::Command::new("pgrep")
+        .args([
+            "-f",
+            "examples/quickstart.yaml|strait-echo --listen 127.0.0.1:12201",
+        ])
+        .output()
+        .expect("pgrep");
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
