@@ -1,4 +1,5 @@
-//! The admin HTTP server: `/ready`, `/config_dump`, `/clusters`.
+//! The admin HTTP server: `/ready`, `/config_dump` (YAML, or JSON with
+//! `?format=json`), `/clusters`, `/listeners`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,7 +80,10 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n")
             }
         }
-        "/config_dump" => json_response(&state.config.dump),
+        "/config_dump" if req.uri().query() == Some("format=json") => {
+            json_response(&state.config.dump)
+        }
+        "/config_dump" => yaml_response(&state.config.dump),
         "/clusters" => json_response(&clusters_json(state)),
         "/listeners" => json_response(&json!(
             state
@@ -129,6 +133,20 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
+    resp
+}
+
+/// The value in the configuration file's own syntax.
+fn yaml_response(value: &serde_json::Value) -> Response<Body> {
+    let Ok(body) = serde_saphyr::to_string(value) else {
+        // A JSON value always has a YAML form; answer JSON rather than nothing.
+        return json_response(value);
+    };
+    let mut resp = Response::new(Body::full(body.into_bytes()));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
     resp
 }
 

@@ -28,9 +28,41 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// `d` as the config writes it, in the largest unit that keeps it exact (`15s`,
+/// `250ms`, `500us`): what [`parse`] reads back as `d`, for `/config_dump`.
+pub fn format(d: Duration) -> String {
+    let us = d.as_micros();
+    if us.is_multiple_of(1_000_000) {
+        format!("{}s", us / 1_000_000)
+    } else if us.is_multiple_of(1000) {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{us}us")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_durations_parse_back() {
+        for d in [
+            0,
+            1,
+            999,
+            1000,
+            250_000,
+            1_500_000,
+            15_000_000,
+            3_600_000_000,
+        ] {
+            let d = Duration::from_micros(d);
+            assert_eq!(parse(&format(d)), Ok(d), "{}", format(d));
+        }
+        assert_eq!(format(Duration::from_secs(15)), "15s");
+        assert_eq!(format(Duration::from_millis(250)), "250ms");
+    }
 
     #[test]
     fn units() {

@@ -681,7 +681,7 @@ fn http_limits_are_configured_and_dumped() {
 
     let dump = &config.dump;
     assert_eq!(dump["listeners"][0]["http"]["max_header_size"], 16384);
-    assert_eq!(dump["listeners"][0]["http"]["idle_timeout_ms"], 0);
+    assert_eq!(dump["listeners"][0]["http"]["idle_timeout"], "0s");
     assert_eq!(
         dump["listeners"][0]["http"]["http2"]["max_concurrent_streams"],
         64
@@ -798,4 +798,103 @@ fn keys_a_listener_or_cluster_kind_would_ignore_are_errors() {
     let config = check(&auto).unwrap();
     assert_eq!(config.listeners[0].max_requests_per_connection, 10);
     assert_eq!(config.listeners[0].http.max_headers, 5);
+}
+
+/// Every configuration this repository ships: the README's YAML blocks that are whole
+/// configurations, the examples and the bench configs.
+fn shipped_configs() -> Vec<(String, String)> {
+    let mut configs = Vec::new();
+    let readme = include_str!("../../../README.md");
+    for (i, block) in readme.split("```yaml\n").skip(1).enumerate() {
+        let text = block.split("```").next().unwrap_or_default();
+        if text.contains("listeners:") && text.contains("clusters:") {
+            configs.push((format!("README.md yaml block {}", i + 1), text.to_string()));
+        }
+    }
+    for (name, text) in [
+        (
+            "examples/quickstart.yaml",
+            include_str!("../../../examples/quickstart.yaml"),
+        ),
+        (
+            "examples/lenproto/strait.yaml",
+            include_str!("../../../examples/lenproto/strait.yaml"),
+        ),
+        (
+            "bench/strait-bolt.yaml",
+            include_str!("../../../bench/strait-bolt.yaml"),
+        ),
+        (
+            "bench/strait-dubbo.yaml",
+            include_str!("../../../bench/strait-dubbo.yaml"),
+        ),
+        (
+            "bench/http/strait-http.yaml",
+            include_str!("../../../bench/http/strait-http.yaml"),
+        ),
+    ] {
+        // The bench script fills in its loopback addresses.
+        let text = text
+            .replace("@LISTEN@", "127.0.0.1:19000")
+            .replace("@BACKEND@", "127.0.0.1:19001");
+        configs.push((name.to_string(), text));
+    }
+    configs
+}
+
+/// `/config_dump` is the configuration in its own syntax: read back, it is valid and
+/// dumps to the same text (durations, names and defaults as the file writes them).
+#[test]
+fn config_dump_round_trips_for_every_shipped_config() {
+    let mut registry = crate::builtin_registry();
+    registry
+        .register(strait_example_lenproto::protocol())
+        .unwrap();
+    let configs = shipped_configs();
+    assert!(
+        configs.len() >= 8,
+        "README blocks and files: {}",
+        configs.len()
+    );
+    for (name, text) in configs {
+        let config = parse(&name, &text, &registry).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dumped = serde_saphyr::to_string(&config.dump).expect("a YAML form");
+        let again = parse("dump.yaml", &dumped, &registry)
+            .unwrap_or_else(|e| panic!("{name}'s dump does not read back: {e}\n{dumped}"));
+        assert_eq!(
+            again.dump, config.dump,
+            "{name}: the dump of the dump differs"
+        );
+        assert!(
+            !dumped.contains("null") && !dumped.contains("_ms"),
+            "{name}:\n{dumped}"
+        );
+    }
+}
+
+#[test]
+fn config_dump_writes_keys_as_the_file_does() {
+    let config = check(GOOD).unwrap();
+    let dump = &config.dump;
+    assert_eq!(dump["drain_timeout"], "15s");
+    assert_eq!(dump["clusters"][0]["lb_policy"], "round_robin");
+    assert_eq!(dump["clusters"][0]["connect_timeout"], "1s");
+    assert_eq!(
+        dump["clusters"][1]["lb_policy"], "round_robin",
+        "the default, filled in"
+    );
+    assert_eq!(dump["listeners"][0]["protocol"], "bolt");
+    let auto = check(&GOOD.replace(
+        "protocol: bolt\n    route_config",
+        "protocol: auto\n    route_config",
+    ))
+    .unwrap();
+    assert_eq!(auto.dump["listeners"][0]["protocol"], "auto");
+    assert_eq!(auto.dump["listeners"][0]["detect_timeout"], "3s");
+    assert_eq!(auto.dump["listeners"][0]["http"]["idle_timeout"], "300s");
+    let first_key = serde_saphyr::to_string(&dump["clusters"][0]).unwrap();
+    assert!(
+        first_key.starts_with("name: test\n"),
+        "keys in the file's order:\n{first_key}"
+    );
 }

@@ -447,6 +447,9 @@ fn build_clusters(
     Ok(out)
 }
 
+/// The effective configuration in the file's own keys, units and names (defaults
+/// filled in, nothing unset written out), for `/config_dump`: fed back to
+/// `strait --validate` it is the same configuration.
 fn dump(
     parsed: &FileConfig,
     admin: Option<SocketAddr>,
@@ -454,23 +457,30 @@ fn dump(
     listeners: &[ListenerConfig],
     clusters: &[ClusterConfig],
 ) -> serde_json::Value {
-    let _ = parsed;
-    json!({
+    use super::duration::format as duration;
+    let mut dump = json!({
         "admin": admin.map(|a| json!({ "address": a.to_string() })),
-        "drain_timeout_ms": drain_timeout.as_millis() as u64,
-        "listeners": listeners.iter().map(|l| json!({
-            "name": l.name,
-            "address": l.address.to_string(),
-            "protocol": match &l.protocol {
-                ListenerProtocol::Fixed(p) => json!(p.name()),
-                ListenerProtocol::Http(p) => json!(p.name()),
-                ListenerProtocol::Auto { timeout } => json!({ "auto": { "detect_timeout_ms": timeout.as_millis() as u64 } }),
-            },
-            "route_config": l.route_config,
-            "max_frame_size": (!matches!(l.protocol, ListenerProtocol::Http(_))).then_some(l.max_frame_size),
-            "max_requests_per_connection": (!matches!(l.protocol, ListenerProtocol::Http(_))).then_some(l.max_requests_per_connection),
-            "http": (!matches!(l.protocol, ListenerProtocol::Fixed(_))).then(|| http::server_dump(&l.http)),
-        })).collect::<Vec<_>>(),
+        "drain_timeout": duration(drain_timeout),
+        "listeners": listeners.iter().map(|l| {
+            let framed = !matches!(l.protocol, ListenerProtocol::Http(_));
+            json!({
+                "name": l.name,
+                "address": l.address.to_string(),
+                "protocol": match &l.protocol {
+                    ListenerProtocol::Fixed(p) => p.name(),
+                    ListenerProtocol::Http(p) => p.name(),
+                    ListenerProtocol::Auto { .. } => "auto",
+                },
+                "detect_timeout": match &l.protocol {
+                    ListenerProtocol::Auto { timeout } => Some(duration(*timeout)),
+                    _ => None,
+                },
+                "route_config": l.route_config,
+                "max_frame_size": framed.then_some(l.max_frame_size),
+                "max_requests_per_connection": framed.then_some(l.max_requests_per_connection),
+                "http": (!matches!(l.protocol, ListenerProtocol::Fixed(_))).then(|| http::server_dump(&l.http)),
+            })
+        }).collect::<Vec<_>>(),
         "route_configs": parsed.route_configs.iter().map(|rc| json!({
             "name": rc.name.value,
             "virtual_hosts": rc.virtual_hosts.iter().map(|vh| json!({
@@ -482,20 +492,35 @@ fn dump(
         "clusters": clusters.iter().map(|cc| (&cc.options, cc.http.as_ref())).map(|(c, h)| json!({
             "name": c.name,
             "protocol": c.transport.name(),
-            "lb_policy": format!("{:?}", c.lb_policy),
-            "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
+            "lb_policy": c.lb_policy.as_str(),
+            "connect_timeout": duration(c.connect_timeout),
             "max_connections_per_host": c.max_connections_per_host,
             "preconnect": c.preconnect,
             "max_requests": c.max_requests,
             "max_frame_size": h.is_none().then_some(c.connection.limits.max_frame_size),
             "http": h.map(|h| http::client_dump(h, c.transport.name() == "http2")),
             "heartbeat": c.connection.heartbeat_interval.map(|i| json!({
-                "interval_ms": i.as_millis() as u64,
+                "interval": duration(i),
                 "max_failures": c.connection.heartbeat_max_failures,
             })),
             "endpoints": c.endpoints.iter().map(|e| json!({ "address": e.addr.to_string(), "weight": e.weight })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-    })
+    });
+    drop_unset(&mut dump);
+    dump
+}
+
+/// Removes every `null` (a key left unset, with no default to show): the config has no
+/// way to write one.
+fn drop_unset(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_unset);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_unset),
+        _ => {}
+    }
 }
 
 /// Whether a listener serving `served` may route to a cluster speaking `cluster`: the

@@ -989,10 +989,24 @@ fn admin_endpoints() {
     let (status, body) = strait.admin_get("/ready");
     assert_eq!(status, 200, "/ready: {body}");
 
-    let (status, body) = strait.admin_get("/config_dump");
-    assert_eq!(status, 200, "/config_dump: {body}");
+    // The configuration in its own syntax: `strait --validate` takes it back.
+    let (status, yaml) = strait.admin_get("/config_dump");
+    assert_eq!(status, 200, "/config_dump: {yaml}");
+    for needle in [
+        "name: rpc",
+        "name: test",
+        "lb_policy: round_robin",
+        "connect_timeout: 1s",
+    ] {
+        assert!(yaml.contains(needle), "/config_dump lacks {needle}: {yaml}");
+    }
+    let dir = TempDir::new("dump");
+    let (code, stderr, _) = validate(&dir, "dump.yaml", &yaml);
+    assert_eq!(code, 0, "the dump does not validate: {stderr}\n{yaml}");
+    let (status, body) = strait.admin_get("/config_dump?format=json");
+    assert_eq!(status, 200, "/config_dump?format=json: {body}");
     let dump: serde_json::Value = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("/config_dump not JSON ({e}): {body}"));
+        .unwrap_or_else(|e| panic!("/config_dump?format=json not JSON ({e}): {body}"));
     let text = dump.to_string();
     for needle in [
         "\"rpc\"",

@@ -198,15 +198,16 @@ fn windows(cx: &Ctx<'_>, v: &Http2File, key: &str) -> Result<Windows, ConfigErro
     })
 }
 
-fn ms(d: Option<Duration>) -> Value {
-    json!(d.map_or(0, |d| d.as_millis() as u64))
+/// A duration key as written: `0s` for none.
+fn duration(d: Option<Duration>) -> Value {
+    json!(crate::config::duration::format(d.unwrap_or_default()))
 }
 
-/// A listener's effective `http:` block, for `/config_dump` (`0` = none).
+/// A listener's effective `http:` block, for `/config_dump` (`0s` = none).
 pub(super) fn server_dump(o: &ServerOptions) -> Value {
     json!({
-        "header_read_timeout_ms": ms(o.header_read_timeout),
-        "idle_timeout_ms": ms(o.idle_timeout),
+        "header_read_timeout": duration(o.header_read_timeout),
+        "idle_timeout": duration(o.idle_timeout),
         "max_header_size": o.max_header_bytes,
         "max_headers": o.max_headers,
         "h2c_upgrade": o.h2c_upgrade,
@@ -216,8 +217,8 @@ pub(super) fn server_dump(o: &ServerOptions) -> Value {
             "initial_stream_window_size": o.h2_initial_stream_window,
             "initial_connection_window_size": o.h2_initial_connection_window,
             "max_frame_size": o.h2_max_frame_size,
-            "keepalive_interval_ms": ms(o.h2_keepalive_interval),
-            "keepalive_timeout_ms": o.h2_keepalive_timeout.as_millis() as u64,
+            "keepalive_interval": duration(o.h2_keepalive_interval),
+            "keepalive_timeout": duration(Some(o.h2_keepalive_timeout)),
         },
     })
 }
@@ -233,8 +234,8 @@ pub(super) fn client_dump(o: &ClientOptions, http2: bool) -> Value {
             "initial_stream_window_size": o.h2_initial_stream_window,
             "initial_connection_window_size": o.h2_initial_connection_window,
             "max_frame_size": o.h2_max_frame_size,
-            "keepalive_interval_ms": ms(o.h2_keepalive_interval),
-            "keepalive_timeout_ms": o.h2_keepalive_timeout.as_millis() as u64,
+            "keepalive_interval": duration(o.h2_keepalive_interval),
+            "keepalive_timeout": duration(Some(o.h2_keepalive_timeout)),
         });
     }
     v
