@@ -31,9 +31,10 @@ pub const DEFAULT_MAX_REQUESTS: usize = 10_000;
 /// Default requests in flight per downstream connection.
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: usize = 4096;
 
-/// A configuration error: where it is and what is wrong.
+/// A configuration error: where it is and what is wrong. Shown as
+/// `file:line:column: key: message`, or `file: message` for the file as a whole.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}:{column}: {key}: {message}")]
+#[error("{}", self.render())]
 pub struct ConfigError {
     /// The config file.
     pub file: String,
@@ -45,6 +46,30 @@ pub struct ConfigError {
     pub key: String,
     /// What is wrong.
     pub message: String,
+}
+
+impl ConfigError {
+    fn render(&self) -> String {
+        if self.line == 0 {
+            format!("{}: {}", self.file, self.message)
+        } else {
+            format!(
+                "{}:{}:{}: {}: {}",
+                self.file, self.line, self.column, self.key, self.message
+            )
+        }
+    }
+
+    /// An error about the whole file (it cannot be read, it is empty...).
+    fn whole_file(file: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message,
+        }
+    }
 }
 
 /// A checked configuration, ready to run.
@@ -110,32 +135,77 @@ pub enum ListenerProtocol {
 /// Reads and checks the file at `path`.
 pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        key: "(file)".into(),
-        message: format!("cannot read: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            std::io::ErrorKind::IsADirectory => "is a directory, not a file".to_string(),
+            _ => format!("cannot read it: {e}"),
+        };
+        ConfigError::whole_file(&file, why)
     })?;
     parse(&file, &text, registry)
 }
 
 /// Checks configuration text; `file` names it in errors.
 pub fn parse(file: &str, text: &str, registry: &Registry) -> Result<Config, ConfigError> {
-    let parsed: file::FileConfig = serde_saphyr::from_str(text).map_err(|e| {
+    if text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    }) {
+        return Err(ConfigError::whole_file(
+            file,
+            "the file is empty: a configuration needs at least one listener".into(),
+        ));
+    }
+    // The path serde was at when it failed: `clusters[0].lb_polcy`.
+    let mut path = String::new();
+    let parsed: Result<file::FileConfig, _> =
+        serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
+        });
+    let parsed = parsed.map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
-        ConfigError {
+        let message = first_line(&e.to_string());
+        let error = ConfigError {
             file: file.to_string(),
             line,
             column,
-            key: key_of_serde_error(&e.to_string()),
-            message: first_line(&e.to_string()),
-        }
+            key: match key_path(&path).as_str() {
+                "" => "(syntax)".into(),
+                known => known.to_string(),
+            },
+            message,
+        };
+        explain(error, text)
     })?;
     build(file, &parsed, registry)
+}
+
+/// The key path as the file writes it, from serde's path: without the `value` segments
+/// of the location-keeping wrapper (`Spanned`), and without the segments serde could
+/// not name (`?`: a key not read yet).
+fn key_path(serde_path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for segment in serde_path.split('.') {
+        // `value` is a key of its own in one place only: `{ name, value }` header entries.
+        let header_value = out.last().is_some_and(|p: &&str| {
+            p.split('[')
+                .next()
+                .is_some_and(|k| k.ends_with("headers_to_add"))
+        });
+        if segment.is_empty() || segment == "?" || (segment == "value" && !header_value) {
+            continue;
+        }
+        out.push(segment);
+    }
+    out.join(".")
 }
 
 /// The first line of a serde-saphyr message, without its own "error: line N column M: "
@@ -150,13 +220,117 @@ fn first_line(s: &str) -> String {
     stripped.to_string()
 }
 
-/// The key a serde message is about (`unknown field `foo``, `missing field `bar``).
-fn key_of_serde_error(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .map(str::to_string)
-        .unwrap_or_else(|| "(syntax)".into())
+/// Rewords what the YAML library says into what to fix: an unknown key with the keys
+/// valid there, a duplicate key with the line of its first use (not the library's
+/// option to allow it), a misplaced line with its indentation.
+fn explain(mut e: ConfigError, text: &str) -> ConfigError {
+    let lines: Vec<&str> = text.lines().collect();
+    // Where a line's key starts (after its indentation and any `- `).
+    let indent = |n: u64| -> Option<usize> {
+        let line = lines.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+        let mut body = line.trim_start();
+        while let Some(rest) = body.strip_prefix('-') {
+            body = rest.trim_start();
+        }
+        Some(line.len() - body.len())
+    };
+    let message = e.message.clone();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (key, rest) = rest.split_once('`').unwrap_or((rest, ""));
+        let valid = rest
+            .split_once("expected one of ")
+            .map(|(_, list)| list.replace('`', ""))
+            .or_else(|| {
+                rest.split_once("expected ")
+                    .map(|(_, k)| k.replace('`', ""))
+            });
+        e.message = match valid {
+            Some(list) => format!("unknown key {key:?}; the keys valid here are: {list}"),
+            None => format!("unknown key {key:?}; no keys are valid here"),
+        };
+        if e.key == "(syntax)" {
+            e.key = key.to_string();
+        }
+    } else if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim().to_string();
+        e.key = if e.key == "(syntax)" {
+            key.clone()
+        } else {
+            format!("{}.{key}", e.key)
+        };
+        let first = duplicate_first_line(&lines, e.line, e.column, &key);
+        e.message = match first {
+            Some(first) if first == e.line => {
+                format!("key {key:?} is written twice in this mapping on this line")
+            }
+            Some(first) => format!("key {key:?} is already set on line {first}"),
+            None => format!("key {key:?} is written twice in this mapping"),
+        };
+    } else if message.contains("mapping values are not allowed")
+        || message.contains("did not find expected key")
+        || message.contains("block mapping")
+        || message.contains("block sequence")
+    {
+        // Most of these come from a line indented unlike its neighbours: say so, and
+        // point at where the line's text starts.
+        let here = indent(e.line);
+        let before = (1..e.line)
+            .rev()
+            .find(|n| {
+                lines
+                    .get(*n as usize - 1)
+                    .is_some_and(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            })
+            .and_then(|n| indent(n).map(|i| (n, i)));
+        if let (Some(here), Some((prev, there))) = (here, before) {
+            e.message = format!(
+                "{}: check the indentation of line {}: its key starts at column {}, line \
+                 {prev}'s at column {}",
+                e.message,
+                e.line,
+                here + 1,
+                there + 1
+            );
+            e.column = here as u64 + 1;
+        }
+        if e.key == "(syntax)" {
+            e.key = "(indentation)".into();
+        }
+    }
+    e
+}
+
+/// The line where `key` was first set in the mapping whose duplicate is at
+/// `line`:`column`: the nearest earlier line at the same indentation that sets it, with
+/// no line of the enclosing block (less indented) in between.
+fn duplicate_first_line(lines: &[&str], line: u64, column: u64, key: &str) -> Option<u64> {
+    let this = lines.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    // A flow mapping (`{ a: 1, a: 2 }`): both on one line.
+    if this.matches(&format!("{key}:")).count() > 1 {
+        return Some(line);
+    }
+    let col = usize::try_from(column).ok()?.checked_sub(1)?;
+    for n in (1..line).rev() {
+        let text = lines.get(usize::try_from(n).ok()? - 1)?;
+        if text.trim().is_empty() || text.trim_start().starts_with('#') {
+            continue;
+        }
+        let indent = text.len() - text.trim_start().len();
+        let body = text.trim_start().trim_start_matches("- ");
+        let body_col = text.len() - body.len();
+        if body_col == col && body.starts_with(&format!("{key}:")) {
+            return Some(n);
+        }
+        if indent < col {
+            // Past the start of the mapping: a list item's first key sits at `col`
+            // after its `- `.
+            if body_col == col && body.starts_with(&format!("{key}:")) {
+                return Some(n);
+            }
+            return None;
+        }
+    }
+    None
 }
 
 #[cfg(test)]

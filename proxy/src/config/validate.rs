@@ -77,6 +77,15 @@ impl Ctx<'_> {
 /// Checks `parsed` and builds the runtime configuration.
 pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Config, ConfigError> {
     let cx = Ctx { file };
+    if parsed.listeners.is_empty() {
+        return Err(ConfigError {
+            file: file.to_string(),
+            line: 1,
+            column: 1,
+            key: "listeners".into(),
+            message: "no listeners: a configuration needs at least one to serve traffic".into(),
+        });
+    }
     let admin = match &parsed.admin {
         Some(a) => Some(cx.addr(&a.address, "admin.address".into())?),
         None => None,
