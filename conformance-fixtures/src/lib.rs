@@ -5,12 +5,13 @@
 //! corpora and benchmarks never depend on the working directory.
 //!
 //! [`bolt`] and [`dubbo`] hold the expected decoded fields of every Bolt and Dubbo
-//! fixture.
+//! fixture. [`kit`] is the conformance check any codec runs on its frames in one call.
 #![forbid(unsafe_code)]
 
 pub mod bolt;
 pub mod dubbo;
 mod files;
+pub mod kit;
 
 pub use files::FILES;
 

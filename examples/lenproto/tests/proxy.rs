@@ -120,3 +120,46 @@ fn codec_round_trips_and_waits_at_every_split() {
     let mut buf = wire.clone();
     assert!(protocol().new_codec(tiny).decode(&mut buf).is_err(), "limit checked before buffering");
 }
+
+/// The shared conformance kit, on frames lenproto's own encoder wrote (a protocol with
+/// no captures from another implementation yet): request, oneway, response, heartbeat.
+#[test]
+fn the_conformance_kit_passes() {
+    let mut request = LenFrame::request(7, "alpha", b"payload");
+    request.timeout_ms = 250;
+    let mut oneway = LenFrame::request(8, "beta", b"");
+    oneway.kind = FrameKind::Oneway;
+    let mut response = LenFrame::new(FrameKind::Response, 7, 0);
+    response.body = b"a:payload".to_vec().into();
+    let heartbeat = LenFrame::new(FrameKind::Heartbeat, 9, 0);
+    let frames: Vec<(&str, Vec<u8>)> =
+        [("request", request), ("oneway", oneway), ("response", response), ("heartbeat", heartbeat)]
+            .into_iter()
+            .map(|(name, frame)| {
+                let mut out = BytesMut::new();
+                frame.encode(&mut out).unwrap();
+                (name, out.to_vec())
+            })
+            .collect();
+    let report = strait_conformance_fixtures::kit::check_codec(&*protocol(), &frames, 1000);
+    assert_eq!(report.frames, 4);
+    assert!(report.mutants_decoded > 0, "{report:?}");
+}
+
+/// The kit fails when a frame does not survive: a capture with a stray byte after its
+/// frame, and one cut short, are both caught.
+#[test]
+fn the_conformance_kit_catches_bad_frames() {
+    let mut out = BytesMut::new();
+    LenFrame::request(1, "alpha", b"x").encode(&mut out).unwrap();
+    let mut stray = out.to_vec();
+    stray.push(b'L');
+    let short = out[..out.len() - 1].to_vec();
+    for (what, bytes) in [("stray byte", stray), ("cut short", short)] {
+        let frames = [(what, bytes)];
+        let caught = std::panic::catch_unwind(|| {
+            strait_conformance_fixtures::kit::check_codec(&*protocol(), &frames, 10)
+        });
+        assert!(caught.is_err(), "{what}: the kit passed a broken frame");
+    }
+}

@@ -90,3 +90,18 @@ fn prefixes_and_concatenations_never_panic() {
     }
     assert_eq!(decode_roundtrip(&all), BOLT_FIXTURES.len());
 }
+
+/// The shared conformance kit over every Bolt capture (requests, responses and
+/// heartbeats of v1, v2 and v2 with CRC, from sofa-bolt-node and SOFA's suite).
+#[test]
+fn the_conformance_kit_passes_on_every_capture() {
+    let mut frames = strait_conformance_fixtures::all("bolt_");
+    frames.extend(strait_conformance_fixtures::all("suite_"));
+    let report = strait_conformance_fixtures::kit::check_codec(
+        &*strait_codec_bolt::protocol(),
+        &frames,
+        500,
+    );
+    assert_eq!(report.frames, 18);
+    assert!(report.mutants_decoded * 10 > report.mutants, "{report:?}");
+}

@@ -181,3 +181,20 @@ fn fuzz_regressions() {
         hessian_read(bytes.get(16..).unwrap_or_default());
     }
 }
+
+/// The shared conformance kit over every whole Dubbo frame captured from dubbo2.js
+/// (the `*_body_*` fixtures are bodies alone, not frames).
+#[test]
+fn the_conformance_kit_passes_on_every_capture() {
+    let frames: Vec<_> = strait_conformance_fixtures::all("dubbo_")
+        .into_iter()
+        .filter(|(name, _)| !name.contains("_body_"))
+        .collect();
+    let report = strait_conformance_fixtures::kit::check_codec(
+        &*strait_codec_dubbo::protocol(),
+        &frames,
+        500,
+    );
+    assert_eq!(report.frames, 10);
+    assert!(report.mutants_decoded * 10 > report.mutants, "{report:?}");
+}
