@@ -6,6 +6,7 @@
 
 mod dubbo;
 mod http;
+mod scaffold;
 mod support;
 
 use std::time::{Duration, Instant};

@@ -69,6 +69,11 @@ impl TempDir {
         TempDir(path)
     }
 
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     /// Writes `text` to `name` inside the directory and returns the file's path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.0.join(name);
