@@ -171,18 +171,22 @@ pub fn decode_stream(protocol: &dyn Protocol, bytes: &[u8]) -> usize {
     }
 }
 
-/// xorshift64: tiny, deterministic, good enough to pick mutations.
-struct Rng(u64);
+/// xorshift64: tiny, deterministic, good enough to pick mutations (codecs' own sweeps use
+/// it too).
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next number.
+    #[allow(clippy::should_implement_trait)] // not an iterator: it never ends
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }

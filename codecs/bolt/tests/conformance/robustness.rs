@@ -4,24 +4,9 @@
 
 use strait_codec_bolt::fuzz_logic::decode_roundtrip;
 use strait_conformance_fixtures::bolt::BOLT_FIXTURES;
+use strait_conformance_fixtures::kit::Rng;
 
 use crate::support::fx;
-
-/// xorshift64: tiny, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn mutate(rng: &mut Rng, mut b: Vec<u8>) -> Vec<u8> {
     for _ in 0..=rng.below(3) {

@@ -5,6 +5,7 @@
 
 use strait_codec_dubbo::fuzz_logic::{decode_roundtrip, hessian_read};
 use strait_conformance_fixtures::dubbo::{DUBBO_FIXTURES, DubboKind};
+use strait_conformance_fixtures::kit::Rng;
 
 use crate::mosn::{BENCHMARK_DATA, COMPLEX_DATA};
 use crate::support::*;
@@ -64,22 +65,6 @@ fn every_truncation_and_byte_flip_is_safe() {
         decoded * 10 > inputs * 8,
         "only {decoded} of {inputs} decoded"
     );
-}
-
-/// xorshift64: tiny, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// Bytecodes worth planting in a body: containers, refs, reserved bytes, ends.
