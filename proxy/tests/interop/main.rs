@@ -1050,7 +1050,7 @@ fn admin_endpoints() {
 /// expect once Strait is ready, the calls give exactly those answers, and SIGTERM to the
 /// script stops Strait and the echo backend and frees their ports.
 #[test]
-fn quickstart_prints_working_calls_and_stops_everything_on_sigterm() {
+fn quickstart_prints_working_calls_and_stops_everything_on_sigterm_or_sigint() {
     let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_strait"))
         .parent()
         .expect("a binary directory")
@@ -1067,25 +1067,7 @@ fn quickstart_prints_working_calls_and_stops_everything_on_sigterm() {
         .iter()
         .map(|a| a.parse().expect("an address"))
         .collect();
-    let mut script = Proc::spawn(
-        "quickstart",
-        std::process::Command::new("bash")
-            .arg(repo_root().join("scripts/quickstart"))
-            .env("STRAIT_BIN_DIR", &bin_dir)
-            .env("NO_COLOR", "1"),
-    );
-    wait_until(
-        "the quickstart's ready message",
-        Duration::from_secs(30),
-        || {
-            assert!(
-                script.try_status().is_none(),
-                "quickstart exited: {}",
-                script.describe()
-            );
-            script.stdout.contains("Strait is ready").then_some(())
-        },
-    );
+    let script = start_quickstart(&bin_dir);
 
     // Each printed call, then the answer it says to expect.
     let lines = script.stdout.snapshot();
@@ -1124,16 +1106,52 @@ fn quickstart_prints_working_calls_and_stops_everything_on_sigterm() {
         "status=6 served-by=- body= error=no route for nope#m (strait)"
     );
 
-    script.signal("TERM");
+    stop_quickstart(script, "TERM", 143, &ports);
+    // Ctrl-C at a terminal: SIGINT (exit 130) stops everything the same way.
+    let script = start_quickstart(&bin_dir);
+    stop_quickstart(script, "INT", 130, &ports);
+}
+
+/// `scripts/quickstart` on the binaries in `bin_dir`, once it says it is ready. SIGINT
+/// is reset to its default for it (`env --default-signal`), as at a terminal: a
+/// non-interactive shell cannot trap a signal it was started with ignored.
+fn start_quickstart(bin_dir: &std::path::Path) -> Proc {
+    let mut script = Proc::spawn(
+        "quickstart",
+        std::process::Command::new("env")
+            .args(["--default-signal=INT", "bash"])
+            .arg(repo_root().join("scripts/quickstart"))
+            .env("STRAIT_BIN_DIR", bin_dir)
+            .env("NO_COLOR", "1"),
+    );
+    wait_until(
+        "the quickstart's ready message",
+        Duration::from_secs(30),
+        || {
+            assert!(
+                script.try_status().is_none(),
+                "quickstart exited: {}",
+                script.describe()
+            );
+            script.stdout.contains("Strait is ready").then_some(())
+        },
+    );
+    script
+}
+
+/// Sends `signal` to the quickstart script, which must exit with `code` and leave its
+/// ports free and no process behind.
+fn stop_quickstart(mut script: Proc, signal: &str, code: i32, ports: &[std::net::SocketAddr]) {
+    script.signal(signal);
     let status = script
         .wait_for_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("quickstart ignored SIGTERM: {}", script.describe()));
-    assert_eq!(status.code(), Some(143), "{}", script.describe());
+        .unwrap_or_else(|| panic!("quickstart ignored SIG{signal}: {}", script.describe()));
+    assert_eq!(status.code(), Some(code), "{}", script.describe());
     for addr in ports {
         wait_until(
             &format!("{addr} to be free"),
             Duration::from_secs(10),
-            || (!accepts_connections(addr)).then_some(()),
+            || (!accepts_connections(*addr)).then_some(()),
         );
     }
     let left = std::process::Command::new("pgrep")
@@ -1145,7 +1163,7 @@ fn quickstart_prints_working_calls_and_stops_everything_on_sigterm() {
         .expect("pgrep");
     assert!(
         left.stdout.is_empty(),
-        "left running: {}",
+        "left running after SIG{signal}: {}",
         String::from_utf8_lossy(&left.stdout)
     );
 }
