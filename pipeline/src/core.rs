@@ -12,7 +12,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strait_codec_framework::{RequestHook, RequestRecord};
+use strait_codec_framework::{Outcome, RequestHook, RequestRecord};
 use strait_router::{RouteAction, RouteTable};
 use strait_stream::{RequestContext, RequestEnd};
 use strait_upstream::Cluster;
@@ -145,12 +145,31 @@ impl Pipeline {
         ctx: &RequestContext,
         end: RequestEnd,
     ) {
+        self.count(ctx.cluster, ctx.host, end.outcome, 1);
+        self.report(listener, protocol, routes, ctx, end);
+    }
+
+    /// Counts `n` requests of cluster `cluster` and host `host` (numbers as in a
+    /// [`RequestContext`]) that ended with `outcome`.
+    pub(crate) fn count(&self, cluster: u32, host: u32, outcome: Outcome, n: u64) {
+        let cluster = RequestContext::known(cluster).and_then(|i| self.clusters.at(i));
+        if let Some(cluster) = cluster {
+            cluster.record_n(RequestContext::known(host), outcome, n);
+        }
+    }
+
+    /// Tells the hook, if one is attached, how one request ended.
+    pub(crate) fn report(
+        &self,
+        listener: &str,
+        protocol: &str,
+        routes: &RouteTable,
+        ctx: &RequestContext,
+        end: RequestEnd,
+    ) {
+        let Some(hook) = &self.hook else { return };
         let cluster = RequestContext::known(ctx.cluster).and_then(|i| self.clusters.at(i));
         let host = RequestContext::known(ctx.host);
-        if let Some(cluster) = cluster {
-            cluster.record(host, end.outcome);
-        }
-        let Some(hook) = &self.hook else { return };
         let route = RequestContext::known(ctx.route)
             .and_then(|i| routes.route_at(i as u32))
             .and_then(|(_, route)| route.name.as_deref());
@@ -212,6 +231,13 @@ impl ListenerPipeline {
     pub(crate) fn finish(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
         self.pipeline
             .finish(&self.name, protocol, &self.routes, ctx, end);
+    }
+
+    /// [`ListenerPipeline::finish`] without the counters, which the caller hands over
+    /// in batches ([`Pipeline::count`]).
+    pub(crate) fn report(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
+        self.pipeline
+            .report(&self.name, protocol, &self.routes, ctx, end);
     }
 }
 

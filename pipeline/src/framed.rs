@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use strait_codec_framework::{Frame, Protocol, ProxyFailure};
 use strait_router::RouteTarget;
-use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route};
+use strait_stream::{OutcomeCount, RequestContext, RequestEnd, RequestHandler, Route};
 use strait_upstream::Selected;
 
 use crate::core::{ListenerPipeline, effective_timeout};
@@ -33,7 +33,15 @@ impl RequestHandler for FramedForwarder {
     }
 
     fn finished(&self, ctx: &RequestContext, end: RequestEnd) {
-        self.listener.finish(self.protocol.name(), ctx, end);
+        self.listener.report(self.protocol.name(), ctx, end);
+    }
+
+    fn count(&self, counts: &mut dyn Iterator<Item = OutcomeCount>) {
+        for c in counts {
+            self.listener
+                .pipeline
+                .count(c.cluster, c.host, c.outcome, c.n);
+        }
     }
 }
 

@@ -61,3 +61,85 @@ pub struct RequestEnd {
     /// When it ended.
     pub at: Instant,
 }
+
+/// How many requests of one cluster and host ended with one outcome: what a framed
+/// connection hands its handler once per batch of ends ([`crate::RequestHandler::count`])
+/// instead of bumping shared counters once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// [`RequestContext::cluster`] of those requests.
+    pub cluster: u32,
+    /// [`RequestContext::host`] of those requests.
+    pub host: u32,
+    /// How they ended.
+    pub outcome: strait_codec_framework::Outcome,
+    /// How many.
+    pub n: u64,
+}
+
+/// The ends of one batch, grouped by cluster, host and outcome: a batch is usually one
+/// group (one cluster, one host, all answered), so this stays a short list.
+#[derive(Debug, Default)]
+pub struct Tally(Vec<OutcomeCount>);
+
+impl Tally {
+    /// Counts one request of `ctx` that ended with `outcome`.
+    pub fn add(&mut self, ctx: &RequestContext, outcome: strait_codec_framework::Outcome) {
+        let (cluster, host) = (ctx.cluster, ctx.host);
+        match self
+            .0
+            .iter_mut()
+            .find(|c| c.cluster == cluster && c.host == host && c.outcome == outcome)
+        {
+            Some(count) => count.n += 1,
+            None => self.0.push(OutcomeCount {
+                cluster,
+                host,
+                outcome,
+                n: 1,
+            }),
+        }
+    }
+
+    /// The counts so far, emptying the tally (its room is kept).
+    pub fn take(&mut self) -> std::vec::Drain<'_, OutcomeCount> {
+        self.0.drain(..)
+    }
+
+    /// Whether nothing was counted since the last [`Tally::take`].
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use strait_codec_framework::{Outcome, ProxyFailure, ResponseClass};
+    use tokio::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn ends_are_grouped_by_cluster_host_and_outcome() {
+        let mut ctx = RequestContext::new(Instant::now(), 0);
+        ctx.cluster = 0;
+        ctx.host = 1;
+        let ok = Outcome::Upstream(ResponseClass::Success);
+        let mut tally = Tally::default();
+        tally.add(&ctx, ok);
+        tally.add(&ctx, ok);
+        tally.add(&ctx, Outcome::Failed(ProxyFailure::Timeout));
+        ctx.host = 2;
+        tally.add(&ctx, ok);
+        let counts: Vec<_> = tally.take().map(|c| (c.host, c.outcome, c.n)).collect();
+        assert_eq!(
+            counts,
+            [
+                (1, ok, 2),
+                (1, Outcome::Failed(ProxyFailure::Timeout), 1),
+                (2, ok, 1)
+            ]
+        );
+        assert!(tally.is_empty());
+    }
+}

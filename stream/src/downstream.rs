@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::buffers::{self, BufferClass};
 use crate::handler::{Connecting, RequestHandler, Route};
 use crate::inbox::{Completion, Inbox, RequestToken};
-use crate::{RequestContext, RequestEnd, UpstreamConnection};
+use crate::{RequestContext, RequestEnd, Tally, UpstreamConnection};
 
 /// Bounds of one downstream connection.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +93,18 @@ struct Conn<H> {
     /// The clock of the batch being handled: one read per read batch or per batch of
     /// completions, shared by every request in it (send times, end times).
     now: Instant,
+    /// Ends not yet counted on their cluster and host: handed to the handler once per
+    /// batch ([`Conn::count`]).
+    tally: Tally,
+}
+
+impl<H: RequestHandler> Conn<H> {
+    /// Hands the ends of the batch just handled to the shared counters.
+    fn count(&mut self) {
+        if !self.tally.is_empty() {
+            self.handler.count(&mut self.tally.take());
+        }
+    }
 }
 
 /// Serves a connection, given as its read and write halves (for a `TcpStream`, its
@@ -148,6 +160,7 @@ where
         wbuf: BytesMut::new(),
         in_flight: slab::Slab::new(),
         now: Instant::now(),
+        tally: Tally::default(),
     };
     let mut connecting = FuturesUnordered::new();
     let result = conn
@@ -170,6 +183,8 @@ where
     }
     drop(connecting);
     conn.finish_orphans().await;
+    // Every way out (close, park, error) passes here: nothing goes uncounted.
+    conn.count();
     result
 }
 
@@ -234,6 +249,8 @@ impl<H: RequestHandler> Conn<H> {
         let mut held = false;
 
         loop {
+            // What the last batch ended is counted before its answers are written.
+            self.count();
             if decode_pending {
                 decode_pending = false;
                 held = false;
@@ -486,7 +503,13 @@ impl<H: RequestHandler> Conn<H> {
         self.finish(ctx, Outcome::Failed(failure), status, written);
     }
 
-    fn finish(&self, ctx: &RequestContext, outcome: Outcome, status: Option<u32>, written: usize) {
+    fn finish(
+        &mut self,
+        ctx: &RequestContext,
+        outcome: Outcome,
+        status: Option<u32>,
+        written: usize,
+    ) {
         let end = RequestEnd {
             outcome,
             status,
@@ -494,6 +517,7 @@ impl<H: RequestHandler> Conn<H> {
             at: self.now,
         };
         self.handler.finished(ctx, end);
+        self.tally.add(ctx, outcome);
     }
 
     /// After the connection broke: every request still in flight upstream ends as

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use strait_codec_framework::{Frame, ProxyFailure};
 
-use crate::{RequestContext, RequestEnd, UpstreamConnection};
+use crate::{OutcomeCount, RequestContext, RequestEnd, UpstreamConnection};
 
 /// Work that must finish before a request can be sent (connecting to a host). It
 /// resolves to the connection; the driver bounds it by the request's deadline.
@@ -33,6 +33,12 @@ pub trait RequestHandler: Send + Sync + 'static {
     fn route(&self, request: &mut dyn Frame, ctx: &mut RequestContext) -> Route;
 
     /// Called exactly once per request routed (and per malformed request answered),
-    /// when it ends: the one place its outcome is reported.
+    /// when it ends: the one place its outcome is reported. Its cluster and host
+    /// counters come separately, in [`RequestHandler::count`].
     fn finished(&self, ctx: &RequestContext, end: RequestEnd);
+
+    /// The ends reported to [`RequestHandler::finished`] since the last call, grouped by
+    /// cluster, host and outcome, for the shared counters: once per batch of ends
+    /// (before the connection writes their answers or waits), not once per request.
+    fn count(&self, counts: &mut dyn Iterator<Item = OutcomeCount>);
 }

@@ -29,7 +29,7 @@ pub mod idle_set;
 mod inbox;
 pub mod upstream;
 
-pub use context::{RequestContext, RequestEnd};
+pub use context::{OutcomeCount, RequestContext, RequestEnd, Tally};
 pub use handler::{Connecting, RequestHandler, Route};
 pub use inbox::{Completion, Inbox, RequestToken};
 pub use upstream::{UpstreamConnection, UpstreamError, UpstreamOptions};

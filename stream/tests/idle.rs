@@ -25,6 +25,8 @@ impl RequestHandler for Echo {
     }
 
     fn finished(&self, _: &RequestContext, _: RequestEnd) {}
+
+    fn count(&self, _: &mut dyn Iterator<Item = strait_stream::OutcomeCount>) {}
 }
 
 /// Waits (up to 100 ms) for the thread's pool to hold `want` buffers.

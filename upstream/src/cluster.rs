@@ -336,9 +336,15 @@ impl Cluster {
     /// position in [`Cluster::hosts`] when it reached one. Called once per request, at
     /// the single place requests end.
     pub fn record(&self, host: Option<usize>, outcome: Outcome) {
-        self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.record_n(host, outcome, 1);
+    }
+
+    /// [`Cluster::record`] for `n` requests at once (a framed connection counts a
+    /// batch of ends together).
+    pub fn record_n(&self, host: Option<usize>, outcome: Outcome, n: u64) {
+        self.outcomes[outcome.index()].fetch_add(n, Ordering::Relaxed);
         if let Some(host) = host.and_then(|i| self.hosts.get(i)) {
-            host.record(outcome);
+            host.record(outcome, n);
         }
     }
 

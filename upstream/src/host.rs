@@ -174,11 +174,11 @@ impl Host {
         connected
     }
 
-    /// Counts one request that reached this host and ended with `outcome`.
-    pub(crate) fn record(&self, outcome: Outcome) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+    /// Counts `n` requests that reached this host and ended with `outcome`.
+    pub(crate) fn record(&self, outcome: Outcome, n: u64) {
+        self.requests.fetch_add(n, Ordering::Relaxed);
         if outcome.is_host_failure() {
-            self.failures.fetch_add(1, Ordering::Relaxed);
+            self.failures.fetch_add(n, Ordering::Relaxed);
         }
     }
 
