@@ -321,12 +321,9 @@ fn duplicate_first_line(lines: &[&str], line: u64, column: u64, key: &str) -> Op
         if body_col == col && body.starts_with(&format!("{key}:")) {
             return Some(n);
         }
+        // Past the start of the mapping (a list item's first key, at `col` after its
+        // `- `, was checked just above).
         if indent < col {
-            // Past the start of the mapping: a list item's first key sits at `col`
-            // after its `- `.
-            if body_col == col && body.starts_with(&format!("{key}:")) {
-                return Some(n);
-            }
             return None;
         }
     }
