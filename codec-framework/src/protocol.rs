@@ -1,6 +1,8 @@
 use bytes::BytesMut;
 
-use crate::{DecodeError, Detect, Frame, IdWidth, Limits, ProxyFailure, RequestId, ResponseClass};
+use crate::{
+    DecodeError, Detect, Frame, FrameKind, IdWidth, Limits, ProxyFailure, RequestId, ResponseClass,
+};
 
 /// How upstream connections of a protocol are shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,24 @@ pub trait Protocol: Send + Sync + 'static {
     fn heartbeat_request(&self, id: RequestId) -> Option<Box<dyn Frame>> {
         let _ = id;
         None
+    }
+
+    /// The request an active health check of `type: protocol` sends to a host, on a
+    /// connection of the check's own; `None` when the protocol has no such probe (then
+    /// only `tcp` checks apply). By default the keepalive probe
+    /// ([`Protocol::heartbeat_request`]): a Bolt heartbeat, a Dubbo heartbeat event.
+    fn health_check_request(&self, id: RequestId) -> Option<Box<dyn Frame>> {
+        self.heartbeat_request(id)
+    }
+
+    /// Whether the host's answer to [`Protocol::health_check_request`] means it is
+    /// healthy. By default: a heartbeat ack, or a response classed as success.
+    fn health_check_passed(&self, response: &dyn Frame) -> bool {
+        match response.kind() {
+            FrameKind::HeartbeatAck => true,
+            FrameKind::Response => self.classify(response) == ResponseClass::Success,
+            _ => false,
+        }
     }
 
     /// A local answer with a status in the protocol's own numbering (a route's

@@ -1,5 +1,7 @@
 //! The admin HTTP server: `/ready`, `/config_dump` (YAML, or JSON with
-//! `?format=json`), `/clusters`, `/listeners`.
+//! `?format=json`), `/clusters`, `/listeners`, and `POST /healthcheck/fail` and
+//! `/healthcheck/ok`, which take the instance out of (and back into) a load balancer's
+//! rotation through `/ready` before a restart.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::server::AdminState;
+use strait_upstream::Breaker;
 
 /// Serves the admin paths on Strait's own HTTP/1.1 engine (the same driver as traffic).
 pub(crate) async fn serve(
@@ -69,15 +72,42 @@ impl Handler for Admin {
 }
 
 fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
-    if req.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    let path = req.uri().path();
+    if req.method() == Method::POST {
+        return match path {
+            "/healthcheck/fail" => {
+                state.health_failed.store(true, Ordering::Release);
+                tracing::warn!("/ready now answers 503: POST /healthcheck/ok to undo");
+                text(
+                    StatusCode::OK,
+                    "OK: /ready answers 503 until POST /healthcheck/ok\n",
+                )
+            }
+            "/healthcheck/ok" => {
+                state.health_failed.store(false, Ordering::Release);
+                tracing::info!("/ready answers again as the proxy's state says");
+                text(StatusCode::OK, "OK\n")
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "POST paths: /healthcheck/fail /healthcheck/ok\n",
+            ),
+        };
     }
-    match req.uri().path() {
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and POST\n");
+    }
+    match path {
         "/ready" => {
-            if state.ready.load(Ordering::Acquire) {
-                text(StatusCode::OK, "LIVE\n")
-            } else {
+            if !state.ready.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n")
+            } else if state.health_failed.load(Ordering::Acquire) {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "FAILED (POST /healthcheck/fail)\n",
+                )
+            } else {
+                text(StatusCode::OK, "LIVE\n")
             }
         }
         "/config_dump" if req.uri().query() == Some("format=json") => {
@@ -94,7 +124,7 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
         )),
         _ => text(
             StatusCode::NOT_FOUND,
-            "paths: /ready /config_dump /clusters /listeners\n",
+            "paths: /ready /config_dump /clusters /listeners; POST /healthcheck/fail /healthcheck/ok\n",
         ),
     }
 }
@@ -110,14 +140,45 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
                 .iter()
                 .map(|(name, n)| (name.to_string(), json!(n)))
                 .collect();
+            let b = &s.breakers;
+            let overflows: serde_json::Map<String, serde_json::Value> = Breaker::ALL
+                .iter()
+                .zip(b.overflows)
+                .map(|(breaker, n)| (breaker.as_str().to_string(), json!(n)))
+                .collect();
             json!({
                 "name": s.name,
                 "in_flight": s.in_flight,
                 "outcomes": outcomes,
+                "health_check": s.health_check,
+                "panic": s.panic,
+                "circuit_breakers": {
+                    "max_connections": b.limits.max_connections,
+                    "max_pending_requests": b.limits.max_pending_requests,
+                    "max_requests": b.limits.max_requests,
+                    "max_retries": b.limits.max_retries,
+                    "connections": b.connections,
+                    "pending": b.pending,
+                    "retries": b.retries,
+                    "overflows": overflows,
+                },
                 "hosts": s.hosts.iter().map(|h| json!({
                     "address": h.addr.to_string(),
                     "weight": h.weight,
+                    "effective_weight": h.health.effective_weight,
                     "available": h.available,
+                    "healthy": h.health.healthy,
+                    "health_check": h.health.check.map(|verdict| json!({
+                        "status": verdict,
+                        "failure": h.health.check_failure,
+                        "failing_since": h.health.check_failing_since.map(timestamp),
+                    })),
+                    "ejection": h.health.ejected.map(|reason| json!({
+                        "reason": reason.as_str(),
+                        "since": h.health.ejected_since.map(timestamp),
+                        "remaining_seconds": h.health.ejected_for.map(|d| d.as_secs_f64()),
+                    })),
+                    "ejections": h.health.ejections,
                     "in_flight": h.in_flight,
                     "connections": h.connections,
                     "requests": h.requests,
@@ -128,6 +189,30 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
             })
         }).collect::<Vec<_>>()
     })
+}
+
+/// A wall-clock time as RFC 3339 UTC (`2026-12-02T09:30:00Z`).
+fn timestamp(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm), for dates after 1970.
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -158,4 +243,17 @@ fn json_response(value: &serde_json::Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        assert_eq!(timestamp(at(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(at(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(timestamp(at(1_796_203_845)), "2026-12-02T09:30:45Z");
+    }
 }

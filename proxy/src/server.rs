@@ -69,6 +69,9 @@ impl Drop for ConnectionGuard {
 /// State the admin server reads.
 pub(crate) struct AdminState {
     pub(crate) ready: AtomicBool,
+    /// Set by `POST /healthcheck/fail`: `/ready` answers 503 while the proxy keeps
+    /// serving, so a load balancer in front takes it out before a restart.
+    pub(crate) health_failed: AtomicBool,
     pub(crate) config: Config,
     pub(crate) clusters: Arc<ClusterSet>,
     pub(crate) listeners: Vec<(String, SocketAddr)>,
@@ -164,6 +167,7 @@ impl Server {
             admin_addr = socket.local_addr().ok();
             let state = Arc::new(AdminState {
                 ready: AtomicBool::new(true),
+                health_failed: AtomicBool::new(false),
                 config: config.clone(),
                 clusters: clusters.clone(),
                 listeners: listeners.clone(),

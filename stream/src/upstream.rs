@@ -75,6 +75,9 @@ pub struct UpstreamOptions {
     /// Counts responses whose id was not in flight (late after a timeout, or unknown):
     /// they are dropped, never delivered.
     pub unknown_response_counter: Option<Arc<AtomicU64>>,
+    /// Lowered by one when the connection ends: the pool's count of open connections
+    /// (raised by whoever opened it), which its `max_connections` bounds.
+    pub open_connections: Option<Arc<AtomicUsize>>,
 }
 
 impl Default for UpstreamOptions {
@@ -87,6 +90,7 @@ impl Default for UpstreamOptions {
             in_flight_gauges: Vec::new(),
             host_tag: RequestContext::NONE,
             unknown_response_counter: None,
+            open_connections: None,
         }
     }
 }
@@ -347,6 +351,9 @@ async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
         _ = shared.close.notified() => "closed by the proxy".to_string(),
     };
     shared.open.store(false, Ordering::Release);
+    if let Some(open) = &shared.options.open_connections {
+        open.fetch_sub(1, Ordering::AcqRel);
+    }
     let pending: Vec<Pending> = {
         let mut state = shared.state.lock();
         let ids: Vec<RequestId> = state.in_flight.ids().collect();

@@ -9,8 +9,11 @@ use strait_stream::http::{Body, ClientOptions};
 use strait_stream::{RequestContext, UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
 
-use crate::host::{Admission, ConnectError, Connector, Host, RequestGuard};
-use crate::lb::{Balancer, LbPolicy};
+use crate::breakers::{Breaker, BreakerSnapshot, Breakers, CircuitBreakers};
+use crate::health::{ClusterHealth, EjectReason, OutlierDetection, success_rate_outliers};
+use crate::health_check::{HealthCheck, Speaks};
+use crate::host::{Admission, ClusterShared, ConnectError, Connector, Host, RequestGuard};
+use crate::lb::{Balancer, LbHost, LbPolicy};
 use crate::message_pool::{Exchange, MessagePool, SendFailure};
 
 /// One endpoint of a static cluster.
@@ -37,8 +40,17 @@ pub struct ClusterOptions {
     pub max_connections_per_host: usize,
     /// Connect every pool slot at start and keep them connected, instead of on demand.
     pub preconnect: bool,
-    /// Requests in flight across the cluster before new ones fail with overflow.
-    pub max_requests: usize,
+    /// Bounds on connections, pending requests, requests and retries.
+    pub circuit_breakers: CircuitBreakers,
+    /// Active health checking of the hosts, if any.
+    pub health_check: Option<HealthCheck>,
+    /// Passive health checking (ejection) from request outcomes, if any.
+    pub outlier_detection: Option<OutlierDetection>,
+    /// A host that becomes healthy ramps its weight up over this window.
+    pub slow_start: Option<Duration>,
+    /// Below this percentage of healthy hosts, the balancer ignores health and uses
+    /// every host (0: never).
+    pub panic_threshold: u32,
     /// Settings of each upstream connection (limits, keepalive).
     pub connection: UpstreamOptions,
     /// The hosts.
@@ -97,8 +109,11 @@ pub enum Selected {
 /// A static cluster: hosts, a load balancer and per-host connection pools.
 pub struct Cluster {
     name: String,
-    max_requests: usize,
     preconnect: bool,
+    breakers: Arc<Breakers>,
+    health: Arc<ClusterHealth>,
+    health_check: Option<Arc<HealthCheck>>,
+    panic_threshold: u32,
     transport: Transport,
     connector: Option<Connector>,
     /// The pool of a message cluster (one request at a time, or HTTP/2 streams).
@@ -125,6 +140,12 @@ pub struct ClusterSnapshot {
     pub outcomes: Vec<(&'static str, u64)>,
     /// Per-host state.
     pub hosts: Vec<HostSnapshot>,
+    /// The circuit breakers' bounds, counts and overflows.
+    pub breakers: BreakerSnapshot,
+    /// The active check's kind (`tcp`, `http`, `grpc`, `protocol`), if any.
+    pub health_check: Option<&'static str>,
+    /// Whether so few hosts are healthy that the balancer uses them all (panic).
+    pub panic: bool,
 }
 
 /// A point-in-time view of one host.
@@ -134,8 +155,11 @@ pub struct HostSnapshot {
     pub addr: SocketAddr,
     /// Load-balancing weight.
     pub weight: u32,
-    /// Whether the host can be picked (not backing off after connect failures).
+    /// Whether the host can be picked (healthy, not backing off after connect
+    /// failures).
     pub available: bool,
+    /// Active check, ejection and slow start.
+    pub health: crate::HealthSnapshot,
     /// Requests in flight to this host.
     pub in_flight: usize,
     /// Open pooled connections.
@@ -157,18 +181,32 @@ impl Cluster {
     /// Builds the cluster; call [`Cluster::start`] inside a runtime to pre-connect.
     pub fn new(options: ClusterOptions) -> Self {
         let name: Arc<str> = Arc::from(options.name.as_str());
+        let breakers = Arc::new(Breakers::new(options.circuit_breakers));
+        let health = Arc::new(ClusterHealth::new(
+            options.endpoints.len(),
+            options.outlier_detection.clone(),
+            options.slow_start,
+        ));
+        let checked = options.health_check.is_some();
+        let shared = ClusterShared {
+            name,
+            health: health.clone(),
+            breakers: breakers.clone(),
+        };
         let hosts = options
             .endpoints
             .iter()
             .enumerate()
             .map(|(i, e)| {
                 Arc::new(Host::new(
-                    name.clone(),
+                    &shared,
                     // Endpoint lists come from config text: far fewer than 2^32.
                     u32::try_from(i).unwrap_or(u32::MAX),
                     e.addr,
                     e.weight.max(1),
                     options.max_connections_per_host,
+                    // With an active check, a host takes traffic once it passed one.
+                    checked,
                 ))
             })
             .collect::<Vec<_>>();
@@ -187,7 +225,10 @@ impl Cluster {
         let (stop, _) = watch::channel(false);
         Cluster {
             name: options.name,
-            max_requests: options.max_requests,
+            breakers,
+            health,
+            health_check: options.health_check.map(Arc::new),
+            panic_threshold: options.panic_threshold,
             preconnect: options.preconnect,
             connector: match &options.transport {
                 Transport::Framed(protocol) => Some(Connector {
@@ -227,8 +268,37 @@ impl Cluster {
         &self.hosts
     }
 
-    /// Starts pre-connecting and the reconnect task, if the cluster pre-connects.
+    /// Starts the cluster's background work: active health checks, the outlier
+    /// detection sweep, and pre-connecting with its reconnect task.
     pub fn start(self: &Arc<Self>) {
+        if let Some(check) = &self.health_check {
+            let speaks = match &self.transport {
+                Transport::Framed(protocol) => Speaks::Framed(protocol.clone()),
+                Transport::Messages {
+                    pool_mode, client, ..
+                } => Speaks::Http {
+                    mode: *pool_mode,
+                    client: client.clone(),
+                    authority: self.name.clone(),
+                },
+            };
+            for host in &self.hosts {
+                tokio::spawn(crate::health_check::run(
+                    host.clone(),
+                    self.health.clone(),
+                    check.clone(),
+                    speaks.clone(),
+                    self.stop.subscribe(),
+                ));
+            }
+        }
+        if let Some(outlier) = &self.health.outlier {
+            tokio::spawn(sweep_outliers(
+                Arc::downgrade(self),
+                outlier.interval,
+                self.stop.subscribe(),
+            ));
+        }
         if !self.preconnect || self.connector.is_none() {
             return;
         }
@@ -297,12 +367,13 @@ impl Cluster {
         match host.ready_connection(connector, &self.in_flight) {
             Some(conn) => Ok(Selected::Ready(conn)),
             None => {
+                let pending = self.breakers.pending().ok_or(ProxyFailure::Overflow)?;
                 let cluster = self.clone();
                 let admitted = Admission::new(&self.in_flight);
                 Ok(Selected::Connecting(Box::pin(async move {
                     let connected = cluster.connect(index).await;
                     // The connection counts the request from here on.
-                    drop(admitted);
+                    drop((admitted, pending));
                     connected
                 })))
             }
@@ -318,12 +389,29 @@ impl Cluster {
     }
 
     fn pick_index(&self) -> Result<usize, ProxyFailure> {
-        if self.in_flight.load(Ordering::Relaxed) >= self.max_requests {
+        if self.in_flight.load(Ordering::Relaxed) >= self.breakers.limits.max_requests {
+            self.breakers.overflowed(Breaker::Requests);
             return Err(ProxyFailure::Overflow);
         }
-        self.lb
-            .pick(&self.hosts)
-            .ok_or(ProxyFailure::NoHealthyUpstream)
+        self.pick_host().ok_or(ProxyFailure::NoHealthyUpstream)
+    }
+
+    /// The balancer's pick among healthy hosts, or among all of them in panic.
+    fn pick_host(&self) -> Option<usize> {
+        let unhealthy = self.health.unhealthy.load(Ordering::Relaxed);
+        if unhealthy > 0 && self.in_panic(unhealthy) {
+            // Rare and degraded: a small list of views is fine here.
+            let all: Vec<IgnoringHealth<'_>> =
+                self.hosts.iter().map(|h| IgnoringHealth(h)).collect();
+            return self.lb.pick(&all);
+        }
+        self.lb.pick(&self.hosts)
+    }
+
+    /// Whether fewer than `panic_threshold` percent of the hosts are healthy.
+    fn in_panic(&self, unhealthy: usize) -> bool {
+        let n = self.hosts.len();
+        (n - unhealthy.min(n)) * 100 < n * self.panic_threshold as usize
     }
 
     /// Counts a request to `host` as in flight (for `max_requests`, least-request
@@ -356,11 +444,19 @@ impl Cluster {
         };
         let mut last = ProxyFailure::NoHealthyUpstream;
         let mut index = first;
+        let mut _retry = None;
         for attempt in 0..self.hosts.len() {
             if attempt > 0 {
-                match self.lb.pick(&self.hosts) {
+                match self.pick_host() {
                     Some(i) => index = i,
                     None => break,
+                }
+                // Trying another host is a retry: `max_retries` bounds them.
+                if _retry.is_none() {
+                    match self.breakers.retry() {
+                        Some(guard) => _retry = Some(guard),
+                        None => break,
+                    }
                 }
             }
             match self.hosts[index]
@@ -370,6 +466,7 @@ impl Cluster {
                 Ok(conn) => return Ok(conn),
                 Err(ConnectError::BackingOff) => {}
                 Err(ConnectError::Failed) => last = ProxyFailure::ConnectFailure,
+                Err(ConnectError::Overflow) => return Err(ProxyFailure::Overflow),
             }
         }
         Err(last)
@@ -378,7 +475,11 @@ impl Cluster {
     /// The cluster's state, for the admin API.
     pub fn snapshot(&self) -> ClusterSnapshot {
         let message_connections = self.messages.as_ref().map(MessagePool::open_connections);
+        let checked = self.health_check.is_some();
         ClusterSnapshot {
+            breakers: self.breakers.snapshot(),
+            health_check: self.health_check.as_ref().map(|c| c.kind.as_str()),
+            panic: self.in_panic(self.health.unhealthy.load(Ordering::Relaxed)),
             name: self.name.clone(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             outcomes: Outcome::ALL
@@ -396,6 +497,7 @@ impl Cluster {
                         addr: h.addr(),
                         weight: h.weight(),
                         available: h.available(),
+                        health: h.health_snapshot(checked),
                         in_flight: h.in_flight(),
                         connections: match &message_connections {
                             Some(open) => open.get(i).copied().unwrap_or(0),
@@ -415,5 +517,67 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// A host as the balancer sees it in panic: its health flags ignored, its connect
+/// backoff still honoured.
+struct IgnoringHealth<'a>(&'a Host);
+
+impl LbHost for IgnoringHealth<'_> {
+    fn weight(&self) -> u32 {
+        self.0.weight()
+    }
+    fn healthy(&self) -> bool {
+        self.0.reachable()
+    }
+    fn in_flight(&self) -> usize {
+        self.0.in_flight()
+    }
+}
+
+/// Every `interval`: ends ejections whose time is up, then ejects the hosts whose
+/// success rate in the interval stands out (outlier detection's second check).
+async fn sweep_outliers(
+    cluster: std::sync::Weak<Cluster>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let counters = |c: &Cluster| -> Vec<(u64, u64)> {
+        c.hosts
+            .iter()
+            .map(|h| {
+                let (requests, failures, _, _) = h.counters();
+                (requests, failures)
+            })
+            .collect()
+    };
+    let mut last = match cluster.upgrade() {
+        Some(c) => counters(&c),
+        None => return,
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(c) = cluster.upgrade() else { return };
+        let Some(outlier) = &c.health.outlier else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        for host in &c.hosts {
+            host.sweep(now);
+        }
+        let current = counters(&c);
+        let rates: Vec<(u64, u64)> = current
+            .iter()
+            .zip(&last)
+            .map(|(now, before)| (now.0 - before.0, now.1 - before.1))
+            .collect();
+        last = current;
+        for i in success_rate_outliers(&rates, outlier) {
+            c.hosts[i].eject(EjectReason::SuccessRate);
+        }
     }
 }

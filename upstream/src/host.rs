@@ -10,6 +10,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
+use crate::breakers::Breakers;
+use crate::health::{ClusterHealth, EjectReason, HealthSnapshot, HostHealth};
 use crate::lb::LbHost;
 
 /// One upstream endpoint and its pool of multiplexed connections.
@@ -33,6 +35,12 @@ pub struct Host {
     /// Of those, the ones the host failed (reset, timeout, a server-error answer).
     failures: AtomicU64,
     unknown_responses: Arc<AtomicU64>,
+    /// Active-check verdict, ejection and slow start.
+    health: HostHealth,
+    /// What the cluster's hosts share about health (counts, outlier settings).
+    cluster_health: Arc<ClusterHealth>,
+    /// The cluster's circuit breakers (`max_connections` is reserved here).
+    breakers: Arc<Breakers>,
 }
 
 /// One connection position in a host's pool; reconnected when its connection dies.
@@ -50,6 +58,35 @@ pub(crate) enum ConnectError {
     BackingOff,
     /// The attempt failed (refused, unreachable, timed out).
     Failed,
+    /// The cluster is at its `max_connections`.
+    Overflow,
+}
+
+/// Why [`Host::open`] gave no connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// The cluster is at its `max_connections`: nothing was attempted.
+    Overflow,
+    /// The connect or the handshake failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Overflow => f.write_str("the cluster is at its max_connections"),
+            OpenError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What a cluster's hosts share: its name (for logs), its health counts and settings,
+/// its circuit breakers.
+#[derive(Clone)]
+pub(crate) struct ClusterShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) health: Arc<ClusterHealth>,
+    pub(crate) breakers: Arc<Breakers>,
 }
 
 /// What a connection needs, shared by every host of a cluster.
@@ -64,13 +101,18 @@ pub(crate) struct Connector {
 
 impl Host {
     pub(crate) fn new(
-        cluster: Arc<str>,
+        shared: &ClusterShared,
         tag: u32,
         addr: SocketAddr,
         weight: u32,
         connections: usize,
+        pending_check: bool,
     ) -> Self {
+        let cluster = shared.name.clone();
         Host {
+            breakers: shared.breakers.clone(),
+            health: HostHealth::new(&shared.health, pending_check),
+            cluster_health: shared.health.clone(),
             tag,
             cluster,
             addr,
@@ -106,8 +148,15 @@ impl Host {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Whether the host may be picked: it is not waiting out a connect backoff.
+    /// Whether the host may be picked: healthy (its active check passes, it is not
+    /// ejected) and not waiting out a connect backoff.
     pub fn available(&self) -> bool {
+        self.health.healthy() && self.reachable()
+    }
+
+    /// Whether a connection may be attempted: the host is not waiting out a connect
+    /// backoff (whatever its health; a cluster in panic uses unhealthy hosts too).
+    pub fn reachable(&self) -> bool {
         if !self.backing_off.load(Ordering::Acquire) {
             return true;
         }
@@ -126,12 +175,18 @@ impl Host {
     /// `live` (the pool holds open connections to it, so the host is up and only this
     /// extra connection failed, a full accept backlog say). A request that failed for
     /// it is counted once, by its outcome, at [`crate::Cluster::record`].
+    ///
+    /// The connection counts against the cluster's `max_connections` from here on: the
+    /// pool that keeps it lowers `Breakers::connections` when it closes.
     pub(crate) async fn open<T>(
         &self,
         timeout: Duration,
         live: bool,
         handshake: impl AsyncFnOnce(TcpStream) -> Result<T, String>,
-    ) -> Result<T, String> {
+    ) -> Result<T, OpenError> {
+        if !self.breakers.reserve_connection() {
+            return Err(OpenError::Overflow);
+        }
         let addr = self.addr;
         let connected = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
@@ -171,15 +226,61 @@ impl Host {
                 }
             }
         }
-        connected
+        if connected.is_err() {
+            self.breakers.release_connection();
+        }
+        connected.map_err(OpenError::Failed)
     }
 
-    /// Counts `n` requests that reached this host and ended with `outcome`.
+    /// The cluster's circuit breakers.
+    pub(crate) fn breakers(&self) -> &Arc<Breakers> {
+        &self.breakers
+    }
+
+    /// Counts `n` requests that reached this host and ended with `outcome`; outlier
+    /// detection ejects the host when they complete a run of `consecutive_errors`.
     pub(crate) fn record(&self, outcome: Outcome, n: u64) {
         self.requests.fetch_add(n, Ordering::Relaxed);
         if outcome.is_host_failure() {
             self.failures.fetch_add(n, Ordering::Relaxed);
         }
+        if self.health.record(&self.cluster_health, outcome, n) {
+            self.eject(EjectReason::ConsecutiveErrors);
+        }
+    }
+
+    /// Ejects the host (outlier detection), within the cluster's cap.
+    pub(crate) fn eject(&self, reason: EjectReason) {
+        if let Some(time) = self
+            .health
+            .eject(&self.cluster_health, reason, Instant::now())
+        {
+            tracing::warn!(cluster = %self.cluster, host = %self.addr, reason = reason.as_str(), ?time, "upstream host ejected");
+        }
+    }
+
+    /// Ends an ejection whose time is up (the outlier sweep).
+    pub(crate) fn sweep(&self, now: Instant) {
+        if self.health.sweep(&self.cluster_health, now) {
+            tracing::info!(cluster = %self.cluster, host = %self.addr, "upstream host back from ejection");
+        }
+    }
+
+    /// The host's health state.
+    pub(crate) fn health(&self) -> &HostHealth {
+        &self.health
+    }
+
+    /// The host's health, for the admin view; `checked` says whether the cluster runs
+    /// active checks.
+    pub fn health_snapshot(&self, checked: bool) -> HealthSnapshot {
+        self.health
+            .snapshot(&self.cluster_health, checked, self.weight)
+    }
+
+    /// The name of the host's cluster.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
     }
 
     /// Open connections in the pool.
@@ -214,7 +315,7 @@ impl Host {
             return Some(conn);
         }
         let conn = self.slots.iter().find_map(Slot::open)?;
-        if self.available() && self.slots[index].connecting.try_lock().is_ok() {
+        if self.reachable() && self.slots[index].connecting.try_lock().is_ok() {
             let (host, connector, gauge) =
                 (self.clone(), connector.clone(), cluster_in_flight.clone());
             tokio::spawn(async move {
@@ -244,7 +345,7 @@ impl Host {
         cluster_in_flight: &Arc<AtomicUsize>,
     ) {
         for index in 0..self.slots.len() {
-            if self.slots[index].open().is_none() && self.available() {
+            if self.slots[index].open().is_none() && self.reachable() {
                 let _ = self.fill(index, connector, cluster_in_flight).await;
             }
         }
@@ -261,13 +362,14 @@ impl Host {
         if let Some(conn) = slot.open() {
             return Ok(conn); // someone else connected while we waited
         }
-        if !self.available() {
+        if !self.reachable() {
             return Err(ConnectError::BackingOff);
         }
         let mut options = connector.options.clone();
         options.in_flight_gauges = vec![self.in_flight.clone(), cluster_in_flight.clone()];
         options.host_tag = self.tag;
         options.unknown_response_counter = Some(self.unknown_responses.clone());
+        options.open_connections = Some(self.breakers.connections.clone());
         let live = self.slots.iter().any(|s| s.open().is_some());
         let start = async |stream| {
             let protocol = connector.protocol.clone();
@@ -280,7 +382,8 @@ impl Host {
                 *slot.conn.lock() = Some(conn.clone());
                 Ok(conn)
             }
-            Err(_) => Err(ConnectError::Failed),
+            Err(OpenError::Overflow) => Err(ConnectError::Overflow),
+            Err(OpenError::Failed(_)) => Err(ConnectError::Failed),
         }
     }
 
@@ -296,7 +399,8 @@ impl Host {
 
 impl LbHost for Host {
     fn weight(&self) -> u32 {
-        self.weight
+        self.health
+            .effective_weight(&self.cluster_health, self.weight)
     }
     fn healthy(&self) -> bool {
         self.available()
@@ -377,12 +481,29 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 
+    fn shared(breakers: Arc<Breakers>) -> ClusterShared {
+        ClusterShared {
+            name: "c".into(),
+            health: Arc::new(ClusterHealth::new(1, None, None)),
+            breakers,
+        }
+    }
+
+    fn test_host(addr: SocketAddr) -> Host {
+        let breakers = Arc::new(Breakers::new(Default::default()));
+        Host::new(&shared(breakers), 0, addr, 1, 1, false)
+    }
+
     /// The one connect path's backoff rule, for every pool mode: a failure backs the
     /// host off unless the pool holds live connections to it; a success resets it.
     #[tokio::test]
     async fn open_feeds_the_backoff_once_per_failed_host() {
-        let host = Host::new("c".into(), 0, refused_addr(), 1, 1);
-        let error = host.open(TIMEOUT, true, plain).await.unwrap_err();
+        let host = test_host(refused_addr());
+        let error = host
+            .open(TIMEOUT, true, plain)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("connect to 127.0.0.1:"), "{error}");
         assert!(host.available(), "a live host must not back off");
         assert_eq!(host.counters().2, 0);
@@ -393,13 +514,44 @@ mod tests {
 
         // A failed handshake is a failed connect too; a good one resets the backoff.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let up = Host::new("c".into(), 0, listener.local_addr().unwrap(), 1, 1);
+        let up = test_host(listener.local_addr().unwrap());
         let refuse = async |_: TcpStream| Err::<(), _>("handshake refused".to_string());
         let error = up.open(TIMEOUT, false, refuse).await.unwrap_err();
-        assert_eq!(error, "handshake refused");
+        assert_eq!(error, OpenError::Failed("handshake refused".into()));
         assert_eq!(up.counters().2, 1);
         up.open(TIMEOUT, false, plain).await.unwrap();
         assert_eq!(up.counters().2, 0);
         assert!(up.available());
+        assert_eq!(
+            up.breakers().snapshot().connections,
+            1,
+            "failed attempts give their place back; the open one keeps it"
+        );
+    }
+
+    /// `max_connections` is reserved before the connect: past it nothing is
+    /// attempted, and the host does not back off (it is not the host's fault).
+    #[tokio::test]
+    async fn open_past_max_connections_attempts_nothing() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let breakers = Arc::new(Breakers::new(crate::CircuitBreakers {
+            max_connections: 1,
+            ..Default::default()
+        }));
+        let host = Host::new(
+            &shared(breakers.clone()),
+            0,
+            listener.local_addr().unwrap(),
+            1,
+            1,
+            false,
+        );
+        let _first = host.open(TIMEOUT, false, plain).await.unwrap();
+        assert_eq!(
+            host.open(TIMEOUT, false, plain).await.unwrap_err(),
+            OpenError::Overflow
+        );
+        assert!(host.available());
+        assert_eq!(breakers.snapshot().overflows[0], 1);
     }
 }

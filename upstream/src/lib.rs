@@ -6,14 +6,20 @@
 //! per host and one outcome count serve every mode.
 
 mod backoff;
+mod breakers;
 mod cluster;
+mod health;
+mod health_check;
 mod host;
 pub mod lb;
 mod message_pool;
 
+pub use breakers::{Breaker, BreakerSnapshot, CircuitBreakers};
 pub use cluster::{
     Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HostSnapshot, Selected,
     Transport,
 };
+pub use health::{EjectReason, HealthSnapshot, OutlierDetection};
+pub use health_check::{CheckKind, HealthCheck};
 pub use host::{Host, RequestGuard};
 pub use message_pool::{Exchange, SendFailure};

@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::breakers::Breaker;
 use crate::cluster::Cluster;
-use crate::host::{Host, RequestGuard};
+use crate::host::{Host, OpenError, RequestGuard};
 use http::{Request, Response, Version};
 use parking_lot::Mutex;
 use strait_codec_framework::{PoolMode, ProxyFailure};
@@ -102,9 +103,10 @@ impl MessagePool {
         let version = UpstreamVersion::from_pool_mode(mode)?;
         let hosts = hosts
             .iter()
-            .map(|_| {
+            .map(|host| {
                 Arc::new_cyclic(|me| HostPool {
                     me: me.clone(),
+                    connections: host.breakers().connections.clone(),
                     idle: Mutex::new(Vec::new()),
                     open_h1: AtomicUsize::new(0),
                     h2: Mutex::new(Vec::new()),
@@ -190,6 +192,12 @@ impl MessagePool {
                     };
                     // Another host may have room.
                 }
+                Err(Attempt::Breaker(breaker)) => {
+                    return Err(SendFailure {
+                        failure: ProxyFailure::Overflow,
+                        detail: format!("circuit breaker {}", breaker.as_str()),
+                    });
+                }
                 Err(Attempt::Failed(mut error)) => {
                     if let Some(back) = error.take_request() {
                         request = back;
@@ -223,8 +231,11 @@ impl MessagePool {
     /// Drops every idle connection (shutdown).
     pub(crate) fn close_idle(&self) {
         for host in &self.hosts {
-            host.idle.lock().clear();
-            host.h2.lock().clear();
+            for slot in host.idle.lock().drain(..) {
+                host.retire(&slot);
+            }
+            let closed = host.h2.lock().drain(..).count();
+            host.connections.fetch_sub(closed, Ordering::AcqRel);
         }
     }
 }
@@ -248,6 +259,8 @@ enum Attempt {
     Connect(Request<Body>, String),
     /// The host is at its connection cap; the request comes back untouched.
     Overflow(Request<Body>),
+    /// A circuit breaker of the cluster turned the request away: fail it at once.
+    Breaker(Breaker),
     /// The exchange failed (the request may come back if it was not sent).
     Failed(ClientError),
 }
@@ -255,6 +268,9 @@ enum Attempt {
 /// The connections to one host.
 struct HostPool {
     me: Weak<HostPool>,
+    /// The cluster's count of open connections (its `max_connections` breaker),
+    /// lowered here when a connection this pool kept closes.
+    connections: Arc<AtomicUsize>,
     /// Idle HTTP/1.1 connections, most recently used last (reused first: warm).
     idle: Mutex<Vec<Arc<H1Slot>>>,
     /// Open HTTP/1.1 connections, idle or busy.
@@ -290,8 +306,14 @@ impl HostPool {
     /// Forgets a connection that will not be reused.
     fn retire(&self, slot: &H1Slot) {
         if slot.conn.lock().take().is_some() {
-            self.open_h1.fetch_sub(1, Ordering::Relaxed);
+            self.closed_h1();
         }
+    }
+
+    /// Uncounts an HTTP/1.1 connection that closed.
+    fn closed_h1(&self) {
+        self.open_h1.fetch_sub(1, Ordering::Relaxed);
+        self.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// An idle connection that can take a request now, if any.
@@ -301,9 +323,7 @@ impl HostPool {
             let conn = slot.conn.lock().take();
             match conn {
                 Some(conn) if !conn.is_closed() => return Some((slot, conn)),
-                Some(_) => {
-                    self.open_h1.fetch_sub(1, Ordering::Relaxed);
-                }
+                Some(_) => self.closed_h1(),
                 None => {}
             }
         }
@@ -323,13 +343,21 @@ impl HostPool {
                     self.open_h1.fetch_sub(1, Ordering::Relaxed);
                     return Err(Attempt::Overflow(request));
                 }
+                let Some(_pending) = host.breakers().pending() else {
+                    self.open_h1.fetch_sub(1, Ordering::Relaxed);
+                    return Err(Attempt::Breaker(Breaker::PendingRequests));
+                };
                 // Boxed: connecting is rare, and its state would otherwise size (and be
                 // copied with) every request's future.
                 match Box::pin(self.open_h1(pool, host)).await {
                     Ok(found) => found,
-                    Err(detail) => {
+                    Err(error) => {
+                        // Never opened: `Host::open` gave its breaker place back.
                         self.open_h1.fetch_sub(1, Ordering::Relaxed);
-                        return Err(Attempt::Connect(request, detail));
+                        return Err(match error {
+                            OpenError::Overflow => Attempt::Breaker(Breaker::Connections),
+                            OpenError::Failed(detail) => Attempt::Connect(request, detail),
+                        });
                     }
                 }
             }
@@ -338,7 +366,7 @@ impl HostPool {
         // `counted` uncounts it: the exchange failed, or was abandoned (a timeout
         // drops this future, and the connection with it).
         let counted = Counted {
-            open: &self.open_h1,
+            pool: self,
             armed: true,
         };
         sent.mark();
@@ -361,7 +389,7 @@ impl HostPool {
         &self,
         pool: &MessagePool,
         host: &Host,
-    ) -> Result<(Arc<H1Slot>, Http1Connection), String> {
+    ) -> Result<(Arc<H1Slot>, Http1Connection), OpenError> {
         let handshake = async |stream| {
             let conn = Http1Connection::handshake(stream, &pool.client).await;
             conn.map_err(|e| e.to_string())
@@ -382,7 +410,12 @@ impl HostPool {
     /// is full and no more may be opened. `None` when a new connection is needed.
     fn pick_h2(&self, max_connections: usize) -> Option<Http2Connection> {
         let mut conns = self.h2.lock();
+        let before = conns.len();
         conns.retain(|c| !c.is_closed());
+        if conns.len() < before {
+            self.connections
+                .fetch_sub(before - conns.len(), Ordering::AcqRel);
+        }
         if let Some(c) = conns.iter().find(|c| c.has_capacity()) {
             return Some(c.clone());
         }
@@ -402,10 +435,20 @@ impl HostPool {
         let conn = match self.pick_h2(pool.max_connections) {
             Some(conn) => conn,
             // Boxed: connecting is rare (see `send_h1`).
-            None => match Box::pin(self.connect_h2(pool, host)).await {
-                Ok(conn) => conn,
-                Err(detail) => return Err(Attempt::Connect(request, detail)),
-            },
+            None => {
+                let Some(_pending) = host.breakers().pending() else {
+                    return Err(Attempt::Breaker(Breaker::PendingRequests));
+                };
+                match Box::pin(self.connect_h2(pool, host)).await {
+                    Ok(conn) => conn,
+                    Err(OpenError::Overflow) => {
+                        return Err(Attempt::Breaker(Breaker::Connections));
+                    }
+                    Err(OpenError::Failed(detail)) => {
+                        return Err(Attempt::Connect(request, detail));
+                    }
+                }
+            }
         };
         sent.mark();
         // Boxed: an HTTP/2 exchange's state is several KiB, and inline it would size
@@ -414,7 +457,11 @@ impl HostPool {
     }
 
     /// Opens a connection unless another request did so while this one waited.
-    async fn connect_h2(&self, pool: &MessagePool, host: &Host) -> Result<Http2Connection, String> {
+    async fn connect_h2(
+        &self,
+        pool: &MessagePool,
+        host: &Host,
+    ) -> Result<Http2Connection, OpenError> {
         let _connecting = self.h2_connecting.lock().await;
         match self.pick_h2(pool.max_connections) {
             Some(conn) => Ok(conn),
@@ -422,7 +469,7 @@ impl HostPool {
         }
     }
 
-    async fn open_h2(&self, pool: &MessagePool, host: &Host) -> Result<Http2Connection, String> {
+    async fn open_h2(&self, pool: &MessagePool, host: &Host) -> Result<Http2Connection, OpenError> {
         let handshake = async |stream| {
             let conn = Http2Connection::handshake(stream, &pool.client).await;
             conn.map_err(|e| e.to_string())
@@ -437,7 +484,7 @@ impl HostPool {
 /// Uncounts an open HTTP/1.1 connection when dropped armed: the exchange on it failed
 /// or was abandoned, so the connection is gone.
 struct Counted<'a> {
-    open: &'a AtomicUsize,
+    pool: &'a HostPool,
     armed: bool,
 }
 
@@ -451,7 +498,7 @@ impl Counted<'_> {
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.open.fetch_sub(1, Ordering::Relaxed);
+            self.pool.closed_h1();
         }
     }
 }

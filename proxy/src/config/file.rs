@@ -300,7 +300,97 @@ pub struct ClusterFile {
     /// `http1` and `http2` clusters: limits of upstream HTTP connections.
     #[serde(default)]
     pub http: Option<S<HttpClientFile>>,
+    /// Active health checking.
+    #[serde(default)]
+    pub health_check: Option<S<HealthCheckFile>>,
+    /// Passive health checking from request outcomes.
+    #[serde(default)]
+    pub outlier_detection: Option<S<OutlierDetectionFile>>,
+    /// Bounds on connections, pending requests, requests and retries.
+    #[serde(default)]
+    pub circuit_breakers: Option<S<CircuitBreakersFile>>,
+    /// Weight ramp of a host that becomes healthy.
+    #[serde(default)]
+    pub slow_start: Option<S<SlowStartFile>>,
+    /// Percentage of healthy hosts below which health is ignored.
+    #[serde(default)]
+    pub panic_threshold: Option<S<u64>>,
     pub endpoints: Vec<S<EndpointFile>>,
+}
+
+/// `health_check:` of a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    #[serde(default)]
+    pub interval: Option<S<String>>,
+    #[serde(default)]
+    pub interval_jitter: Option<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub unhealthy_threshold: Option<S<u64>>,
+    #[serde(default)]
+    pub healthy_threshold: Option<S<u64>>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
+    #[serde(default)]
+    pub expected_statuses: Option<Vec<S<StatusesFile>>>,
+    #[serde(default)]
+    pub service_name: Option<S<String>>,
+}
+
+/// One entry of `expected_statuses`: `200`, or a range `"200-299"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StatusesFile {
+    Code(u64),
+    Range(String),
+}
+
+/// `outlier_detection:` of a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetectionFile {
+    #[serde(default)]
+    pub consecutive_errors: Option<S<u64>>,
+    #[serde(default)]
+    pub interval: Option<S<String>>,
+    #[serde(default)]
+    pub base_ejection_time: Option<S<String>>,
+    #[serde(default)]
+    pub max_ejection_time: Option<S<String>>,
+    #[serde(default)]
+    pub max_ejection_percent: Option<S<u64>>,
+    #[serde(default)]
+    pub success_rate_minimum_hosts: Option<S<u64>>,
+    #[serde(default)]
+    pub success_rate_request_volume: Option<S<u64>>,
+    #[serde(default)]
+    pub success_rate_stdev_factor: Option<S<f64>>,
+}
+
+/// `circuit_breakers:` of a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakersFile {
+    #[serde(default)]
+    pub max_connections: Option<S<u64>>,
+    #[serde(default)]
+    pub max_pending_requests: Option<S<u64>>,
+    #[serde(default)]
+    pub max_requests: Option<S<u64>>,
+    #[serde(default)]
+    pub max_retries: Option<S<u64>>,
+}
+
+/// `slow_start:` of a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowStartFile {
+    pub window: S<String>,
 }
 
 /// `heartbeat:` of a cluster.

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 const GOOD: &str = r#"admin: { address: 127.0.0.1:9901 }
 listeners:
@@ -58,7 +59,8 @@ fn unknown_key_names_line_and_key() {
         e.to_string(),
         "strait.yaml:22:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid \
          here are: name, protocol, lb_policy, connect_timeout, max_connections_per_host, \
-         preconnect, max_requests, max_frame_size, heartbeat, http, endpoints"
+         preconnect, max_requests, max_frame_size, heartbeat, http, health_check, \
+         outlier_detection, circuit_breakers, slow_start, panic_threshold, endpoints"
     );
 }
 
@@ -910,7 +912,8 @@ fn broken_configs_get_one_clear_error_each() {
             quickstart.replace("    lb_policy: round_robin", "    lb_polcy: round_robin"),
             "strait.yaml:26:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid here \
              are: name, protocol, lb_policy, connect_timeout, max_connections_per_host, preconnect, \
-             max_requests, max_frame_size, heartbeat, http, endpoints",
+             max_requests, max_frame_size, heartbeat, http, health_check, outlier_detection, \
+             circuit_breakers, slow_start, panic_threshold, endpoints",
         ),
         (
             "a key set twice: both lines, no library hint",
@@ -961,5 +964,151 @@ fn broken_configs_get_one_clear_error_each() {
     assert_eq!(
         missing.err().map(|e| e.to_string()).as_deref(),
         Some("no/such/strait.yaml: no such file")
+    );
+}
+
+/// The resilience keys reach the cluster's options, with defaults for what is left
+/// out, and come back out of the dump in the same keys.
+#[test]
+fn resilience_keys_build_the_cluster_and_dump_back() {
+    let text = GOOD.replace(
+        "    max_connections_per_host: 2\n",
+        "    max_connections_per_host: 2
+    health_check: { type: bolt, interval: 2s, interval_jitter: 0s, timeout: 500ms, unhealthy_threshold: 2, healthy_threshold: 1 }
+    outlier_detection: { consecutive_errors: 3, interval: 1s, base_ejection_time: 5s, max_ejection_percent: 50, success_rate_stdev_factor: 1.5 }
+    circuit_breakers: { max_connections: 8, max_pending_requests: 4, max_requests: 10, max_retries: 0 }
+    slow_start: { window: 30s }
+    panic_threshold: 0
+",
+    );
+    let config = check(&text).unwrap();
+    let c = &config.clusters[0].options;
+    let hc = c.health_check.as_ref().unwrap();
+    assert_eq!(
+        hc.kind,
+        strait_upstream::CheckKind::Protocol,
+        "bolt names the protocol's own check"
+    );
+    assert_eq!(hc.interval, Duration::from_secs(2));
+    assert_eq!(hc.interval_jitter, Duration::ZERO);
+    assert_eq!(hc.timeout, Duration::from_millis(500));
+    assert_eq!((hc.unhealthy_threshold, hc.healthy_threshold), (2, 1));
+    let o = c.outlier_detection.as_ref().unwrap();
+    assert_eq!(o.consecutive_errors, 3);
+    assert_eq!(o.base_ejection_time, Duration::from_secs(5));
+    assert_eq!(o.max_ejection_percent, 50);
+    assert_eq!(o.success_rate_stdev_factor, 1.5);
+    assert_eq!(o.success_rate_minimum_hosts, 5, "Envoy's default");
+    let b = c.circuit_breakers;
+    assert_eq!(
+        (
+            b.max_connections,
+            b.max_pending_requests,
+            b.max_requests,
+            b.max_retries
+        ),
+        (8, 4, 10, 0)
+    );
+    assert_eq!(c.slow_start, Some(Duration::from_secs(30)));
+    assert_eq!(c.panic_threshold, 0);
+    // Clusters without the keys: no checks, Strait's breaker defaults, panic at 50%.
+    let plain = &config.clusters[1].options;
+    assert!(plain.health_check.is_none() && plain.outlier_detection.is_none());
+    assert_eq!(plain.circuit_breakers.max_requests, DEFAULT_MAX_REQUESTS);
+    assert_eq!(plain.panic_threshold, 50);
+
+    let dump = &config.dump["clusters"][0];
+    assert_eq!(dump["health_check"]["type"], "protocol");
+    assert_eq!(dump["health_check"]["timeout"], "500ms");
+    assert_eq!(dump["outlier_detection"]["max_ejection_time"], "300s");
+    assert_eq!(dump["circuit_breakers"]["max_requests"], 10);
+    assert_eq!(dump["slow_start"]["window"], "30s");
+    let again = serde_saphyr::to_string(&config.dump).unwrap();
+    let reparsed = check(&again).unwrap_or_else(|e| panic!("{e}\n{again}"));
+    assert_eq!(
+        reparsed.dump, config.dump,
+        "the dump is the same configuration"
+    );
+}
+
+#[test]
+fn resilience_keys_that_cannot_work_are_errors() {
+    let http = |cluster: &str| {
+        format!(
+            "listeners: [{{ name: web, address: 127.0.0.1:18080, protocol: http, route_config: web }}]
+route_configs: [{{ name: web, virtual_hosts: [{{ name: all, domains: ['*'], routes: [{{ match: {{ prefix: / }}, route: {{ cluster: c }} }}] }}] }}]
+clusters:
+  - {{ name: c, endpoints: [{{ address: 127.0.0.1:18081 }}], {cluster} }}
+"
+        )
+    };
+    let cases = [
+        (
+            GOOD.replace(
+                "    max_connections_per_host: 2\n",
+                "    max_connections_per_host: 2\n    health_check: { type: http, path: /h }\n",
+            ),
+            "clusters[0].health_check.type: an http check needs an http1 or http2 cluster, not bolt; use tcp or protocol",
+        ),
+        (
+            GOOD.replace(
+                "    max_connections_per_host: 2\n",
+                "    max_connections_per_host: 2\n    health_check: { type: dubbo }\n",
+            ),
+            "clusters[0].health_check.type: unknown check \"dubbo\" (tcp, protocol (or bolt))",
+        ),
+        (
+            http("protocol: http1, health_check: { type: http }"),
+            "clusters[0].health_check.path: an http check needs a path (path: /healthz)",
+        ),
+        (
+            http("protocol: http1, health_check: { type: grpc }"),
+            "clusters[0].health_check.type: a grpc check needs an http2 cluster, not http1",
+        ),
+        (
+            http("protocol: http2, health_check: { type: grpc, path: /x }"),
+            "clusters[0].health_check.path: not used by a grpc check",
+        ),
+        (
+            http(
+                "protocol: http1, health_check: { type: http, path: /h, expected_statuses: [200, \"300-200\"] }",
+            ),
+            "clusters[0].health_check.expected_statuses[1]: expected a status (200) or a range (\"200-299\") within 100-599",
+        ),
+        (
+            http("protocol: http1, health_check: { type: protocol }"),
+            "clusters[0].health_check.type: http1 clusters take an http or grpc check",
+        ),
+        (
+            http("protocol: http1, max_requests: 5, circuit_breakers: { max_requests: 6 }"),
+            "clusters[0].max_requests: set once: circuit_breakers.max_requests is the same bound",
+        ),
+        (
+            http("protocol: http1, panic_threshold: 101"),
+            "clusters[0].panic_threshold: must be between 0 and 100",
+        ),
+        (
+            http("protocol: http1, outlier_detection: { base_ejection_time: 0s }"),
+            "clusters[0].outlier_detection.base_ejection_time: must be longer than 0s",
+        ),
+        (
+            http("protocol: http1, health_check: { type: tcp, timeout: 0s }"),
+            "clusters[0].health_check.timeout: must be longer than 0s",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = error(&text);
+        assert_eq!(format!("{}: {}", e.key, e.message), expected, "{text}");
+    }
+    let ok = check(&http(
+        "protocol: http2, health_check: { type: http, path: /healthz, expected_statuses: [204, \"200-299\"] }",
+    ))
+    .unwrap();
+    assert_eq!(
+        ok.clusters[0].options.health_check.as_ref().unwrap().kind,
+        strait_upstream::CheckKind::Http {
+            path: "/healthz".into(),
+            expected_statuses: vec![204..=204, 200..=299],
+        }
     );
 }

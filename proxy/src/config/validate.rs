@@ -20,6 +20,7 @@ use super::{
 };
 
 mod http;
+mod resilience;
 mod routes;
 
 use routes::{build_route_table, check_listener_routes, route_dump};
@@ -432,6 +433,7 @@ fn build_clusters(
                 Some(cx.duration(&hb.interval, format!("{key}.heartbeat.interval"))?);
             connection.heartbeat_max_failures = hb.max_failures.unwrap_or(3).max(1);
         }
+        let resilience = resilience::resilience(cx, c, &key, &transport, DEFAULT_MAX_REQUESTS)?;
         let options = ClusterOptions {
             name: c.name.value.clone(),
             transport,
@@ -443,11 +445,11 @@ fn build_clusters(
                 default_connections_per_host(pool_mode),
             )?,
             preconnect: c.preconnect,
-            max_requests: cx.size(
-                &c.max_requests,
-                format!("{key}.max_requests"),
-                DEFAULT_MAX_REQUESTS,
-            )?,
+            circuit_breakers: resilience.circuit_breakers,
+            health_check: resilience.health_check,
+            outlier_detection: resilience.outlier_detection,
+            slow_start: resilience.slow_start,
+            panic_threshold: resilience.panic_threshold,
             connection,
             endpoints,
         };
@@ -498,14 +500,13 @@ fn dump(
                 "routes": vh.routes.iter().map(route_dump).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "clusters": clusters.iter().map(|cc| (&cc.options, cc.http.as_ref())).map(|(c, h)| json!({
+        "clusters": clusters.iter().map(|cc| (&cc.options, cc.http.as_ref())).map(|(c, h)| with_resilience(c, json!({
             "name": c.name,
             "protocol": c.transport.name(),
             "lb_policy": c.lb_policy.as_str(),
             "connect_timeout": duration(c.connect_timeout),
             "max_connections_per_host": c.max_connections_per_host,
             "preconnect": c.preconnect,
-            "max_requests": c.max_requests,
             "max_frame_size": h.is_none().then_some(c.connection.limits.max_frame_size),
             "http": h.map(|h| http::client_dump(h, c.transport.name() == "http2")),
             "heartbeat": c.connection.heartbeat_interval.map(|i| json!({
@@ -513,9 +514,19 @@ fn dump(
                 "max_failures": c.connection.heartbeat_max_failures,
             })),
             "endpoints": c.endpoints.iter().map(|e| json!({ "address": e.addr.to_string(), "weight": e.weight })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        }))).collect::<Vec<_>>(),
     });
     drop_unset(&mut dump);
+    dump
+}
+
+/// A cluster's dump with its resilience keys added.
+fn with_resilience(c: &ClusterOptions, mut dump: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(map) = &mut dump {
+        for (key, value) in resilience::dump(c) {
+            map.insert(key.to_string(), value);
+        }
+    }
     dump
 }
 

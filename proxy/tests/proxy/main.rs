@@ -4,6 +4,7 @@
 mod dubbo;
 mod http_limits;
 mod pipeline;
+mod resilience;
 mod support;
 mod wires;
 

@@ -332,7 +332,7 @@ table! {
 
 /// A loopback address whose connects hang: a listener that never accepts, its accept
 /// queue already full (Linux drops further SYNs, so `connect` waits).
-async fn hanging_endpoint() -> (
+pub(crate) async fn hanging_endpoint() -> (
     tokio::net::TcpListener,
     Vec<tokio::net::TcpStream>,
     SocketAddr,

@@ -41,11 +41,27 @@ pub enum Behaviour {
 /// A running backend.
 pub struct Backend {
     pub addr: SocketAddr,
-    /// Requests received so far.
+    /// Requests received so far (health checks and heartbeats not counted).
     pub received: Arc<AtomicUsize>,
+    /// The accept loop and every connection's task: aborted by [`Backend::kill`].
+    tasks: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 impl Backend {
+    /// Dies at once, as a killed process would: the listening socket and every
+    /// connection close.
+    pub fn kill(&self) {
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+
     /// Waits until `n` requests arrived (bounded: a test failure, not a hang).
     pub async fn wait_received(&self, n: usize) {
         for _ in 0..500 {
@@ -136,14 +152,23 @@ impl Wire {
 
     /// Starts a backend of this protocol.
     pub async fn backend(self, behaviour: Behaviour) -> Backend {
-        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.backend_at("127.0.0.1:0".parse().unwrap(), behaviour)
+            .await
+    }
+
+    /// Starts a backend of this protocol on `addr` (a killed backend's address, to
+    /// bring it back).
+    pub async fn backend_at(self, addr: SocketAddr, behaviour: Behaviour) -> Backend {
+        let socket = TcpListener::bind(addr).await.unwrap();
         let addr = socket.local_addr().unwrap();
         let received = Arc::new(AtomicUsize::new(0));
         let counter = received.clone();
-        tokio::spawn(async move {
+        let tasks = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let spawned = tasks.clone();
+        let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = socket.accept().await {
                 let counter = counter.clone();
-                tokio::spawn(async move {
+                spawned.lock().push(tokio::spawn(async move {
                     match self {
                         Wire::Bolt | Wire::Dubbo | Wire::Lenproto => {
                             self.serve_framed(stream, behaviour, counter).await
@@ -153,10 +178,15 @@ impl Wire {
                             serve_h2(stream, behaviour, counter, self == Wire::Grpc).await
                         }
                     }
-                });
+                }));
             }
         });
-        Backend { addr, received }
+        tasks.lock().push(accept);
+        Backend {
+            addr,
+            received,
+            tasks,
+        }
     }
 
     fn request(self, service: &str) -> Bytes {
@@ -293,7 +323,16 @@ async fn serve_http1(mut stream: TcpStream, behaviour: Behaviour, received: Arc<
     let mut buf = Vec::new();
     loop {
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let health = buf.starts_with(b"GET /health ");
             buf.drain(..end + 4); // the table's requests have no body
+            if health {
+                // The proxy's active health check: always answered, never counted.
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             received.fetch_add(1, Ordering::SeqCst);
             match behaviour {
                 Behaviour::Answer => {
@@ -355,6 +394,22 @@ async fn serve_h2(stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicU
     };
     let mut held = Vec::new();
     while let Some(Ok((request, mut respond))) = connection.accept().await {
+        if let Some(body) = health_answer(request.uri().path(), grpc) {
+            // The proxy's active health check: always answered, never counted.
+            let mut head = http::Response::builder().status(200);
+            if grpc {
+                head = head.header("content-type", "application/grpc");
+            }
+            if let Ok(mut send) = respond.send_response(head.body(()).unwrap(), false) {
+                let _ = send.send_data(body, !grpc);
+                if grpc {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let _ = send.send_trailers(trailers);
+                }
+            }
+            continue;
+        }
         received.fetch_add(1, Ordering::SeqCst);
         match behaviour {
             Behaviour::Answer => {
@@ -381,5 +436,17 @@ async fn serve_h2(stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicU
             Behaviour::Reset => return, // drops the whole connection
             Behaviour::Hang => held.push((request, respond)),
         }
+    }
+}
+
+/// The answer to a health check of the proxy's (`GET /health`, or the gRPC health
+/// service's `Check`: `SERVING`), or `None` for any other path.
+fn health_answer(path: &str, grpc: bool) -> Option<Bytes> {
+    match (path, grpc) {
+        ("/grpc.health.v1.Health/Check", true) => {
+            Some(Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]))
+        }
+        ("/health", false) => Some(Bytes::new()),
+        _ => None,
     }
 }

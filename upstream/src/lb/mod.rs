@@ -253,6 +253,12 @@ fn eligible<H: LbHost>(host: &H) -> bool {
     host.healthy() && host.weight() > 0
 }
 
+/// A uniformly random number in `0..n` from the thread-local generator (0 when `n` is
+/// 0): for jitter and the like, off the balancers' injected sources.
+pub(crate) fn random_below(n: u64) -> u64 {
+    below(rand::random(), n)
+}
+
 /// Maps a uniform `u64` onto `0..n` by multiply-high (Lemire): no division, and a bias
 /// of at most `n / 2^64`, negligible for any host count.
 fn below(random: u64, n: u64) -> u64 {

@@ -18,7 +18,7 @@ const FRAME_SIZES: (u64, u64) = (16_384, 16_777_215);
 const HEAD_SIZES: (u64, u64) = (1024, 16 * 1024 * 1024);
 
 impl Ctx<'_> {
-    fn within(
+    pub(super) fn within(
         &self,
         v: &Spanned<u64>,
         key: String,
@@ -32,7 +32,7 @@ impl Ctx<'_> {
     }
 
     /// A duration where `0s` means "none".
-    fn optional_duration(
+    pub(super) fn optional_duration(
         &self,
         v: &Spanned<String>,
         key: String,

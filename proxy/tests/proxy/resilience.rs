@@ -1,0 +1,401 @@
+//! Upstream resilience, one table for every protocol: the same scenarios over Bolt,
+//! Dubbo, lenproto (whose health check is its own heartbeat, from its crate alone),
+//! HTTP/1.1, HTTP/2 and gRPC. Active health checks take a dead host out and bring it
+//! back; outlier detection ejects a host that accepts and never answers while its TCP
+//! check still passes; circuit breakers shed one cluster's overflow with the protocol's
+//! overload answer and leave another cluster alone; a refused endpoint is routed around
+//! with no failure seen by the caller.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::pipeline::hanging_endpoint;
+use crate::support::admin_get;
+use crate::wires::{Behaviour, Wire};
+
+const WIRES: [Wire; 6] = [
+    Wire::Bolt,
+    Wire::Dubbo,
+    Wire::Lenproto,
+    Wire::Http1,
+    Wire::Http2,
+    Wire::Grpc,
+];
+
+/// Success and overload in each protocol's own numbering (as in the pipeline table).
+fn success(wire: Wire) -> u32 {
+    match wire {
+        Wire::Bolt | Wire::Lenproto | Wire::Grpc => 0,
+        Wire::Dubbo => 20,
+        Wire::Http1 | Wire::Http2 => 200,
+    }
+}
+
+fn overload(wire: Wire) -> u32 {
+    match wire {
+        Wire::Bolt => 4,
+        Wire::Dubbo => 100,
+        Wire::Lenproto => 6,
+        Wire::Http1 | Wire::Http2 => 503,
+        Wire::Grpc => 8,
+    }
+}
+
+fn timeout(wire: Wire) -> u32 {
+    match wire {
+        Wire::Bolt => 7,
+        Wire::Dubbo => 31,
+        Wire::Lenproto => 5,
+        Wire::Http1 | Wire::Http2 => 504,
+        Wire::Grpc => 4,
+    }
+}
+
+/// The protocol's own active check: its heartbeat for framed protocols, a path for
+/// HTTP, the gRPC health service for gRPC.
+fn own_check(wire: Wire) -> &'static str {
+    match wire {
+        Wire::Bolt | Wire::Dubbo | Wire::Lenproto => "type: protocol",
+        Wire::Http1 | Wire::Http2 => "type: http, path: /health",
+        Wire::Grpc => "type: grpc",
+    }
+}
+
+/// Cluster `up` (hosts `endpoints`, with `extra` keys) for service `svc`, and cluster
+/// `other` (host `other`) for service `other`.
+fn config(
+    wire: Wire,
+    endpoints: &[SocketAddr],
+    extra: &str,
+    timeout: &str,
+    other: SocketAddr,
+) -> String {
+    let endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|a| format!("{{ address: \"{a}\" }}"))
+        .collect();
+    format!(
+        r#"
+admin: {{ address: "127.0.0.1:0" }}
+drain_timeout: 200ms
+listeners:
+  - {{ name: front, address: "127.0.0.1:0", protocol: {lp}, route_config: rc }}
+route_configs:
+  - name: rc
+    virtual_hosts:
+      - name: all
+        domains: ["*"]
+        routes:
+          - match: {svc}
+            route: {{ cluster: up, timeout: {timeout} }}
+          - match: {other_match}
+            route: {{ cluster: other, timeout: 5s }}
+clusters:
+  - name: up
+    protocol: {cp}
+    connect_timeout: 500ms
+    {extra}
+    endpoints: [{endpoints}]
+  - name: other
+    protocol: {cp}
+    endpoints: [{{ address: "{other}" }}]
+"#,
+        lp = wire.listener_protocol(),
+        cp = wire.cluster_protocol(),
+        svc = wire.route_match("svc"),
+        other_match = wire.route_match("other"),
+        endpoints = endpoints.join(", "),
+    )
+}
+
+async fn start(yaml: &str) -> strait::Server {
+    let registry = crate::wires::registry();
+    let config = strait::config::parse("resilience.yaml", yaml, &registry)
+        .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    strait::Server::start_with_hook(config, registry, None)
+        .await
+        .unwrap()
+}
+
+async fn cluster(server: &strait::Server, name: &str) -> Value {
+    let all: Value = serde_json::from_str(&admin_get(server, "/clusters").await).unwrap();
+    all["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no cluster {name}: {all}"))
+}
+
+/// Polls `/clusters` until `check` holds for cluster `up` (10 s at most); returns the
+/// time it took.
+async fn wait_for(
+    server: &strait::Server,
+    label: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    let mut last = Value::Null;
+    while start.elapsed() < Duration::from_secs(10) {
+        last = cluster(server, "up").await;
+        if check(&last) {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{label}: timed out waiting for {what}: {last:#}");
+}
+
+fn check_status(up: &Value, host: usize) -> &str {
+    up["hosts"][host]["health_check"]["status"]
+        .as_str()
+        .unwrap_or("none")
+}
+
+/// Two hosts under the protocol's own check: one is killed and marked failing, calls
+/// meanwhile all reach the other; restarted on its address, it passes again and takes
+/// its share.
+async fn run_health_check(wire: Wire) {
+    let label = format!("{wire:?}/health check");
+    let a = wire.backend(Behaviour::Answer).await;
+    let b = wire.backend(Behaviour::Answer).await;
+    let extra = format!(
+        "health_check: {{ {}, interval: 100ms, interval_jitter: 0s, timeout: 300ms, unhealthy_threshold: 2, healthy_threshold: 2 }}",
+        own_check(wire)
+    );
+    let server = start(&config(wire, &[a.addr, b.addr], &extra, "5s", a.addr)).await;
+    let proxy = server.listener_addr("front").unwrap();
+    wait_for(&server, &label, "both hosts passing", |up| {
+        check_status(up, 0) == "passing" && check_status(up, 1) == "passing"
+    })
+    .await;
+    assert_eq!(cluster(&server, "up").await["health_check"], own_kind(wire));
+
+    let b_addr = b.addr;
+    b.kill();
+    let detected = wait_for(&server, &label, "the killed host failing", |up| {
+        check_status(up, 1) == "failing" && up["hosts"][1]["healthy"] == false
+    })
+    .await;
+    eprintln!("{label}: killed host marked down after {detected:?} (interval 100ms x 2)");
+    let before = a.received.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        assert_eq!(
+            wire.call(proxy, "svc").await,
+            success(wire),
+            "{label}: while one host is down"
+        );
+    }
+    assert_eq!(
+        a.received.load(Ordering::SeqCst) - before,
+        10,
+        "{label}: all to the live host"
+    );
+    let up = cluster(&server, "up").await;
+    assert!(
+        up["hosts"][1]["health_check"]["failure"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("connect:")),
+        "{label}: the reason is shown: {up:#}"
+    );
+
+    let b = wire.backend_at(b_addr, Behaviour::Answer).await;
+    let recovered = wait_for(&server, &label, "the restarted host passing", |up| {
+        check_status(up, 1) == "passing" && up["hosts"][1]["healthy"] == true
+    })
+    .await;
+    eprintln!("{label}: restarted host back after {recovered:?} (healthy_threshold 2)");
+    for _ in 0..10 {
+        assert_eq!(
+            wire.call(proxy, "svc").await,
+            success(wire),
+            "{label}: after the return"
+        );
+    }
+    assert_eq!(
+        b.received.load(Ordering::SeqCst),
+        5,
+        "{label}: round robin again"
+    );
+    server.shutdown().await;
+}
+
+fn own_kind(wire: Wire) -> &'static str {
+    match wire {
+        Wire::Bolt | Wire::Dubbo | Wire::Lenproto => "protocol",
+        Wire::Http1 | Wire::Http2 => "http",
+        Wire::Grpc => "grpc",
+    }
+}
+
+/// A host that accepts and never answers passes a TCP check, but outlier detection
+/// ejects it after `consecutive_errors` timeouts; from then on every call succeeds.
+async fn run_outlier(wire: Wire) {
+    let label = format!("{wire:?}/outlier");
+    let a = wire.backend(Behaviour::Answer).await;
+    let b = wire.backend(Behaviour::Hang).await;
+    let extra = "health_check: { type: tcp, interval: 100ms, interval_jitter: 0s }
+    outlier_detection: { consecutive_errors: 2, interval: 100ms, base_ejection_time: 30s, max_ejection_percent: 50 }";
+    let server = start(&config(wire, &[a.addr, b.addr], extra, "300ms", a.addr)).await;
+    let proxy = server.listener_addr("front").unwrap();
+    wait_for(&server, &label, "both hosts passing the TCP check", |up| {
+        check_status(up, 0) == "passing" && check_status(up, 1) == "passing"
+    })
+    .await;
+    // Round robin: a, b, a, b; the second timeout on b ejects it.
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(wire.call(proxy, "svc").await);
+    }
+    let (ok, to) = (success(wire), timeout(wire));
+    assert_eq!(answers, [ok, to, ok, to], "{label}");
+    wait_for(&server, &label, "the silent host ejected", |up| {
+        !up["hosts"][1]["ejection"].is_null()
+    })
+    .await;
+    let up = cluster(&server, "up").await;
+    let host = &up["hosts"][1];
+    assert_eq!(
+        host["ejection"]["reason"], "consecutive_errors",
+        "{label}: {host:#}"
+    );
+    assert_eq!(
+        host["health_check"]["status"], "passing",
+        "{label}: TCP still passes"
+    );
+    assert_eq!(host["ejections"], 1, "{label}");
+    let hung = b.received.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        assert_eq!(
+            wire.call(proxy, "svc").await,
+            ok,
+            "{label}: after the ejection"
+        );
+    }
+    assert_eq!(
+        b.received.load(Ordering::SeqCst),
+        hung,
+        "{label}: nothing more to the ejected host"
+    );
+    server.shutdown().await;
+}
+
+/// `max_requests: 2` on a cluster whose host never answers: the third request gets
+/// the protocol's overload answer at once, the other cluster's request succeeds, and
+/// `/clusters` counts the overflow on the first cluster only. A request waiting for a
+/// connect counts against `max_pending_requests` the same way.
+async fn run_breakers(wire: Wire) {
+    let label = format!("{wire:?}/breakers");
+    let slow = wire.backend(Behaviour::Hang).await;
+    let fast = wire.backend(Behaviour::Answer).await;
+    let extra = "circuit_breakers: { max_requests: 2 }";
+    let server = start(&config(wire, &[slow.addr], extra, "20s", fast.addr)).await;
+    let proxy = server.listener_addr("front").unwrap();
+    let held: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(async move { wire.call(proxy, "svc").await }))
+        .collect();
+    slow.wait_received(2).await;
+    let shed_at = Instant::now();
+    assert_eq!(
+        wire.call(proxy, "svc").await,
+        overload(wire),
+        "{label}: overflow"
+    );
+    assert!(
+        shed_at.elapsed() < Duration::from_secs(5),
+        "{label}: answered, not queued"
+    );
+    assert_eq!(
+        wire.call(proxy, "other").await,
+        success(wire),
+        "{label}: other cluster"
+    );
+    let up = cluster(&server, "up").await;
+    assert_eq!(
+        up["circuit_breakers"]["overflows"]["max_requests"], 1,
+        "{label}: {up:#}"
+    );
+    let other = cluster(&server, "other").await;
+    assert_eq!(
+        other["circuit_breakers"]["overflows"]["max_requests"], 0,
+        "{label}"
+    );
+    for h in held {
+        h.abort();
+    }
+    server.shutdown().await;
+
+    let (_listener, _fillers, hanging) = hanging_endpoint().await;
+    let extra = "connect_timeout: 5s\n    circuit_breakers: { max_pending_requests: 1 }";
+    let yaml = config(wire, &[hanging], extra, "2s", fast.addr)
+        .replace("    connect_timeout: 500ms\n", "");
+    let server = start(&yaml).await;
+    let proxy = server.listener_addr("front").unwrap();
+    let waiting = tokio::spawn(async move { wire.call(proxy, "svc").await });
+    wait_for(&server, &label, "a request waiting for its connect", |up| {
+        up["circuit_breakers"]["pending"] == 1
+    })
+    .await;
+    assert_eq!(
+        wire.call(proxy, "svc").await,
+        overload(wire),
+        "{label}: pending overflow"
+    );
+    let up = cluster(&server, "up").await;
+    assert_eq!(
+        up["circuit_breakers"]["overflows"]["max_pending_requests"], 1,
+        "{label}: {up:#}"
+    );
+    waiting.abort();
+    server.shutdown().await;
+}
+
+/// One endpoint refuses connections: every call still succeeds (tried on the other
+/// host before anything was sent), and the refusing host is counted.
+async fn run_refused(wire: Wire) {
+    let label = format!("{wire:?}/refused");
+    let good = wire.backend(Behaviour::Answer).await;
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = start(&config(wire, &[refused, good.addr], "", "5s", good.addr)).await;
+    let proxy = server.listener_addr("front").unwrap();
+    for i in 0..20 {
+        assert_eq!(
+            wire.call(proxy, "svc").await,
+            success(wire),
+            "{label}: call {i}"
+        );
+    }
+    assert_eq!(good.received.load(Ordering::SeqCst), 20, "{label}");
+    let up = cluster(&server, "up").await;
+    assert!(
+        up["hosts"][0]["connect_failures"].as_u64().unwrap() >= 1,
+        "{label}: {up:#}"
+    );
+    server.shutdown().await;
+}
+
+macro_rules! table {
+    ($($name:ident => $run:ident,)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            for wire in WIRES {
+                $run(wire).await;
+            }
+        }
+    )*};
+}
+
+table! {
+    health_checks_take_a_dead_host_out_and_back_on_every_protocol => run_health_check,
+    outlier_detection_ejects_a_silent_host_on_every_protocol => run_outlier,
+    circuit_breakers_shed_one_clusters_overflow_on_every_protocol => run_breakers,
+    a_refused_endpoint_is_routed_around_on_every_protocol => run_refused,
+}
