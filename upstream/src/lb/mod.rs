@@ -11,8 +11,11 @@
 //! what a cluster should hold; [`LoadBalancer`] is the same operation as a trait, for
 //! callers that prefer `Box<dyn LoadBalancer<H>>`.
 
+mod hash;
 mod least_request;
+mod maglev;
 mod random;
+mod ring_hash;
 mod round_robin;
 
 use std::fmt;
@@ -23,8 +26,11 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
+pub use hash::{hash_host, hash_key};
 pub use least_request::LeastRequest;
+pub use maglev::Maglev;
 pub use random::Random;
+pub use ring_hash::RingHash;
 pub use round_robin::RoundRobin;
 
 /// The load-balancing policy of a cluster, as named in configuration.
