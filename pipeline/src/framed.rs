@@ -87,8 +87,9 @@ impl FramedForwarder {
         // The caller's own deadline as it sent it, before the route edits what goes
         // upstream (a removed timeout field still bounds this request).
         let timeout = effective_timeout(decision.timeout(), request.timeout());
+        let hash = cluster.request_hash(request);
         decision.apply_request_headers(request);
-        Ok(match cluster.select()? {
+        Ok(match cluster.select(hash)? {
             Selected::Ready(conn) => Route::Send(conn, timeout),
             Selected::Connecting(connecting) => Route::Later(connecting, timeout),
         })

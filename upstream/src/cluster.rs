@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{Request, Version};
-use strait_codec_framework::{Outcome, PoolMode, Protocol, ProxyFailure};
+use strait_codec_framework::{Frame, Outcome, PoolMode, Protocol, ProxyFailure};
 use strait_stream::http::{Body, ClientOptions};
 use strait_stream::{RequestContext, UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
@@ -13,7 +13,7 @@ use crate::breakers::{Breaker, BreakerSnapshot, Breakers, CircuitBreakers};
 use crate::health::{ClusterHealth, EjectReason, OutlierDetection, success_rate_outliers};
 use crate::health_check::{HealthCheck, Speaks};
 use crate::host::{Admission, ClusterShared, ConnectError, Connector, Host, RequestGuard};
-use crate::lb::{Balancer, LbHost, LbPolicy};
+use crate::lb::{Balancer, LbHost, LbPolicy, hash_host, hash_key};
 use crate::message_pool::{Exchange, MessagePool, SendFailure};
 
 /// One endpoint of a static cluster.
@@ -34,6 +34,8 @@ pub struct ClusterOptions {
     pub transport: Transport,
     /// How a host is picked.
     pub lb_policy: LbPolicy,
+    /// What a hashing policy (`ring_hash`, `maglev`) hashes in each request.
+    pub hash_key: Option<HashKey>,
     /// Bound on one connection attempt.
     pub connect_timeout: Duration,
     /// Multiplexed connections per host.
@@ -55,6 +57,26 @@ pub struct ClusterOptions {
     pub connection: UpstreamOptions,
     /// The hosts.
     pub endpoints: Vec<Endpoint>,
+}
+
+/// The part of a request a hashing balancer maps to a host: requests with the same
+/// value go to the same host while it is healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// A header (a Bolt header-map entry, a Dubbo attachment, an HTTP header).
+    Header(String),
+    /// A routing variable (`service`, `method`, `path`...), as routes match them.
+    Variable(String),
+}
+
+impl HashKey {
+    /// The key's hash in `request`, `None` when the request does not carry it.
+    pub fn hash(&self, request: &dyn Frame) -> Option<u64> {
+        match self {
+            HashKey::Header(name) => request.header_bytes(name).map(hash_key),
+            HashKey::Variable(name) => request.variable_bytes(name).map(|v| hash_key(&v)),
+        }
+    }
 }
 
 /// What a cluster's hosts speak, and so which mode its pool works in.
@@ -120,6 +142,7 @@ pub struct Cluster {
     messages: Option<MessagePool>,
     hosts: Vec<Arc<Host>>,
     lb: Balancer,
+    hash_key: Option<HashKey>,
     /// Requests in flight across the cluster, from admission (a request waiting for a
     /// connect counts) to their end.
     in_flight: Arc<AtomicUsize>,
@@ -188,6 +211,11 @@ impl Cluster {
             options.slow_start,
         ));
         let checked = options.health_check.is_some();
+        let identities: Vec<(u64, u32)> = options
+            .endpoints
+            .iter()
+            .map(|e| (hash_host(&e.addr), e.weight.max(1)))
+            .collect();
         let shared = ClusterShared {
             name,
             health: health.clone(),
@@ -241,7 +269,8 @@ impl Cluster {
             transport: options.transport,
             messages,
             hosts,
-            lb: Balancer::new(options.lb_policy),
+            lb: Balancer::for_hosts(options.lb_policy, &identities),
+            hash_key: options.hash_key,
             in_flight: Arc::new(AtomicUsize::new(0)),
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             stop,
@@ -350,19 +379,27 @@ impl Cluster {
         &'a self,
         request: Request<Body>,
         ctx: &'a mut RequestContext,
+        hash: Option<u64>,
     ) -> impl Future<Output = Result<Exchange, SendFailure>> + Send + 'a {
-        MessagePool::send(self.messages.as_ref(), self, request, ctx)
+        MessagePool::send(self.messages.as_ref(), self, request, ctx, hash)
+    }
+
+    /// The hash a hashing balancer picks `request`'s host by (`None`: the cluster
+    /// does not hash, or the request lacks the key). Read it before the route edits
+    /// the request.
+    pub fn request_hash(&self, request: &dyn Frame) -> Option<u64> {
+        self.hash_key.as_ref()?.hash(request)
     }
 
     /// Picks a host and one of its connections for the next request. Fails with
     /// overflow past `max_requests`, and with no healthy upstream when every host is
     /// backing off after connect failures.
-    pub fn select(self: &Arc<Self>) -> Result<Selected, ProxyFailure> {
+    pub fn select(self: &Arc<Self>, hash: Option<u64>) -> Result<Selected, ProxyFailure> {
         let Some(connector) = &self.connector else {
             // A message cluster's requests go through `send`.
             return Err(ProxyFailure::NoHealthyUpstream);
         };
-        let index = self.pick_index()?;
+        let index = self.pick_index(hash)?;
         let host = &self.hosts[index];
         match host.ready_connection(connector, &self.in_flight) {
             Some(conn) => Ok(Selected::Ready(conn)),
@@ -371,7 +408,7 @@ impl Cluster {
                 let cluster = self.clone();
                 let admitted = Admission::new(&self.in_flight);
                 Ok(Selected::Connecting(Box::pin(async move {
-                    let connected = cluster.connect(index).await;
+                    let connected = cluster.connect(index, hash).await;
                     // The connection counts the request from here on.
                     drop((admitted, pending));
                     connected
@@ -384,28 +421,28 @@ impl Cluster {
     /// `max_requests`, no healthy upstream when every host is backing off). Pair it with
     /// [`Cluster::begin_request`]. Returns the host with its index in
     /// [`Cluster::hosts`], where the pool keeps its per-host state.
-    pub(crate) fn pick(&self) -> Result<(usize, &Arc<Host>), ProxyFailure> {
-        self.pick_index().map(|i| (i, &self.hosts[i]))
+    pub(crate) fn pick(&self, hash: Option<u64>) -> Result<(usize, &Arc<Host>), ProxyFailure> {
+        self.pick_index(hash).map(|i| (i, &self.hosts[i]))
     }
 
-    fn pick_index(&self) -> Result<usize, ProxyFailure> {
+    fn pick_index(&self, hash: Option<u64>) -> Result<usize, ProxyFailure> {
         if self.in_flight.load(Ordering::Relaxed) >= self.breakers.limits.max_requests {
             self.breakers.overflowed(Breaker::Requests);
             return Err(ProxyFailure::Overflow);
         }
-        self.pick_host().ok_or(ProxyFailure::NoHealthyUpstream)
+        self.pick_host(hash).ok_or(ProxyFailure::NoHealthyUpstream)
     }
 
     /// The balancer's pick among healthy hosts, or among all of them in panic.
-    fn pick_host(&self) -> Option<usize> {
+    fn pick_host(&self, hash: Option<u64>) -> Option<usize> {
         let unhealthy = self.health.unhealthy.load(Ordering::Relaxed);
         if unhealthy > 0 && self.in_panic(unhealthy) {
             // Rare and degraded: a small list of views is fine here.
             let all: Vec<IgnoringHealth<'_>> =
                 self.hosts.iter().map(|h| IgnoringHealth(h)).collect();
-            return self.lb.pick(&all);
+            return self.lb.pick_hashed(&all, hash);
         }
-        self.lb.pick(&self.hosts)
+        self.lb.pick_hashed(&self.hosts, hash)
     }
 
     /// Whether fewer than `panic_threshold` percent of the hosts are healthy.
@@ -438,7 +475,11 @@ impl Cluster {
 
     /// Connects to `first`, then to other hosts the balancer picks if that fails:
     /// nothing was sent yet, so trying elsewhere is safe.
-    async fn connect(&self, first: usize) -> Result<UpstreamConnection, ProxyFailure> {
+    async fn connect(
+        &self,
+        first: usize,
+        hash: Option<u64>,
+    ) -> Result<UpstreamConnection, ProxyFailure> {
         let Some(connector) = &self.connector else {
             return Err(ProxyFailure::NoHealthyUpstream);
         };
@@ -447,7 +488,11 @@ impl Cluster {
         let mut _retry = None;
         for attempt in 0..self.hosts.len() {
             if attempt > 0 {
-                match self.pick_host() {
+                // A hashing balancer would pick the failed host again: spread the
+                // retry instead.
+                let hash =
+                    hash.map(|h| h ^ u64::from(attempt as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                match self.pick_host(hash) {
                     Some(i) => index = i,
                     None => break,
                 }

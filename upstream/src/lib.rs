@@ -16,8 +16,8 @@ mod message_pool;
 
 pub use breakers::{Breaker, BreakerSnapshot, CircuitBreakers};
 pub use cluster::{
-    Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HostSnapshot, Selected,
-    Transport,
+    Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HashKey, HostSnapshot,
+    Selected, Transport,
 };
 pub use health::{EjectReason, HealthSnapshot, OutlierDetection};
 pub use health_check::{CheckKind, HealthCheck};

@@ -138,6 +138,7 @@ impl MessagePool {
         cluster: &Cluster,
         request: Request<Body>,
         ctx: &mut RequestContext,
+        hash: Option<u64>,
     ) -> Result<Exchange, SendFailure> {
         let Some(this) = pool else {
             return Err(SendFailure {
@@ -151,7 +152,14 @@ impl MessagePool {
             detail: String::new(),
         };
         for attempt in 1..=this.hosts.len() + 1 {
-            let (index, host) = match cluster.pick() {
+            // After a failed attempt, a hashing balancer would pick the same host:
+            // vary the hash so the retry can land elsewhere.
+            let hash = hash.map(|h| {
+                h ^ (attempt as u64)
+                    .wrapping_sub(1)
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            });
+            let (index, host) = match cluster.pick(hash) {
                 Ok(picked) => picked,
                 // Every host is now backing off after the attempts above: the request
                 // failed for the reason those attempts gave (as on the framed path).

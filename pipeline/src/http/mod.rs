@@ -185,6 +185,7 @@ async fn forward(
     // waiting for the response head: bodies then stream for as long as both sides keep
     // them going.
     let timeout = effective_timeout(decision.timeout(), head.timeout());
+    let hash = cluster.request_hash(&head);
     decision.apply_request_headers(&mut head);
 
     let mut parts = head.into_parts();
@@ -199,7 +200,8 @@ async fn forward(
     let request = Request::from_parts(parts, body);
 
     // The deadline runs from the decoded head, connect included, as for framed RPC.
-    let sent = tokio::time::timeout_at(ctx.start + timeout, cluster.send(request, &mut ctx)).await;
+    let sent =
+        tokio::time::timeout_at(ctx.start + timeout, cluster.send(request, &mut ctx, hash)).await;
     let exchange = match sent {
         Ok(Ok(exchange)) => exchange,
         Ok(Err(SendFailure { failure, detail })) => return at.fail(&ctx, failure, &detail),

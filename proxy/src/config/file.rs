@@ -285,6 +285,9 @@ pub struct ClusterFile {
     pub protocol: S<String>,
     #[serde(default)]
     pub lb_policy: Option<S<String>>,
+    /// What `ring_hash` and `maglev` hash.
+    #[serde(default)]
+    pub hash_key: Option<S<HashKeyFile>>,
     #[serde(default)]
     pub connect_timeout: Option<S<String>>,
     #[serde(default)]
@@ -316,6 +319,16 @@ pub struct ClusterFile {
     #[serde(default)]
     pub panic_threshold: Option<S<u64>>,
     pub endpoints: Vec<S<EndpointFile>>,
+}
+
+/// `hash_key:` of a cluster: one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashKeyFile {
+    #[serde(default)]
+    pub header: Option<S<String>>,
+    #[serde(default)]
+    pub variable: Option<S<String>>,
 }
 
 /// `health_check:` of a cluster.

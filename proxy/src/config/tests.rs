@@ -58,7 +58,7 @@ fn unknown_key_names_line_and_key() {
     assert_eq!(
         e.to_string(),
         "strait.yaml:22:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid \
-         here are: name, protocol, lb_policy, connect_timeout, max_connections_per_host, \
+         here are: name, protocol, lb_policy, hash_key, connect_timeout, max_connections_per_host, \
          preconnect, max_requests, max_frame_size, heartbeat, http, health_check, \
          outlier_detection, circuit_breakers, slow_start, panic_threshold, endpoints"
     );
@@ -911,7 +911,7 @@ fn broken_configs_get_one_clear_error_each() {
             "an unknown key: its path and the keys valid there",
             quickstart.replace("    lb_policy: round_robin", "    lb_polcy: round_robin"),
             "strait.yaml:26:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid here \
-             are: name, protocol, lb_policy, connect_timeout, max_connections_per_host, preconnect, \
+             are: name, protocol, lb_policy, hash_key, connect_timeout, max_connections_per_host, preconnect, \
              max_requests, max_frame_size, heartbeat, http, health_check, outlier_detection, \
              circuit_breakers, slow_start, panic_threshold, endpoints",
         ),
@@ -1084,6 +1084,20 @@ clusters:
             "clusters[0].max_requests: set once: circuit_breakers.max_requests is the same bound",
         ),
         (
+            http("protocol: http1, lb_policy: maglev"),
+            "clusters[0].hash_key: maglev needs a hash_key: { header: NAME } or { variable: NAME }",
+        ),
+        (
+            http("protocol: http1, hash_key: { header: x-user }"),
+            "clusters[0].hash_key: only ring_hash and maglev hash requests, not round_robin",
+        ),
+        (
+            http(
+                "protocol: http1, lb_policy: ring_hash, hash_key: { header: x-user, variable: path }",
+            ),
+            "clusters[0].hash_key: set one of header or variable",
+        ),
+        (
             http("protocol: http1, panic_threshold: 101"),
             "clusters[0].panic_threshold: must be between 0 and 100",
         ),
@@ -1101,9 +1115,15 @@ clusters:
         assert_eq!(format!("{}: {}", e.key, e.message), expected, "{text}");
     }
     let ok = check(&http(
-        "protocol: http2, health_check: { type: http, path: /healthz, expected_statuses: [204, \"200-299\"] }",
+        "protocol: http2, lb_policy: ring_hash, hash_key: { header: x-user }, health_check: { type: http, path: /healthz, expected_statuses: [204, \"200-299\"] }",
     ))
     .unwrap();
+    assert_eq!(
+        ok.clusters[0].options.hash_key,
+        Some(strait_upstream::HashKey::Header("x-user".into()))
+    );
+    assert_eq!(ok.dump["clusters"][0]["hash_key"]["header"], "x-user");
+    assert_eq!(ok.dump["clusters"][0]["lb_policy"], "ring_hash");
     assert_eq!(
         ok.clusters[0].options.health_check.as_ref().unwrap().kind,
         strait_upstream::CheckKind::Http {

@@ -10,7 +10,7 @@ use strait_codec_framework::{Limits, PoolMode, Registered, Registry, UpstreamPro
 use strait_router::{RouteAction, RouteTable};
 use strait_stream::UpstreamOptions;
 use strait_upstream::lb::LbPolicy;
-use strait_upstream::{ClusterOptions, Endpoint, Transport};
+use strait_upstream::{ClusterOptions, Endpoint, HashKey, Transport};
 
 use super::file::*;
 use super::{ClusterConfig, Config, ConfigError, ListenerConfig, ListenerProtocol, duration};
@@ -386,12 +386,13 @@ fn build_clusters(
                     p.referenced,
                     format!("{key}.lb_policy"),
                     format!(
-                        "unknown policy {:?} (round_robin, random, least_request)",
+                        "unknown policy {:?} (round_robin, random, least_request, ring_hash, maglev)",
                         p.value
                     ),
                 )
             })?,
         };
+        let hash_key = resilience::hash_key(cx, c, &key, lb_policy)?;
         let connect_timeout = match &c.connect_timeout {
             Some(t) => cx.duration(t, format!("{key}.connect_timeout"))?,
             None => DEFAULT_CONNECT_TIMEOUT,
@@ -438,6 +439,7 @@ fn build_clusters(
             name: c.name.value.clone(),
             transport,
             lb_policy,
+            hash_key,
             connect_timeout,
             max_connections_per_host: cx.size(
                 &c.max_connections_per_host,
@@ -504,6 +506,10 @@ fn dump(
             "name": c.name,
             "protocol": c.transport.name(),
             "lb_policy": c.lb_policy.as_str(),
+            "hash_key": c.hash_key.as_ref().map(|k| match k {
+                HashKey::Header(name) => json!({ "header": name }),
+                HashKey::Variable(name) => json!({ "variable": name }),
+            }),
             "connect_timeout": duration(c.connect_timeout),
             "max_connections_per_host": c.max_connections_per_host,
             "preconnect": c.preconnect,

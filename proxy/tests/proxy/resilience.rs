@@ -382,6 +382,86 @@ async fn run_refused(wire: Wire) {
     server.shutdown().await;
 }
 
+/// Which of `backends` got the one request made since `before`.
+fn served_by(backends: &[crate::wires::Backend], before: &[usize]) -> usize {
+    let got: Vec<usize> = backends
+        .iter()
+        .zip(before)
+        .filter(|(b, n)| b.received.load(Ordering::SeqCst) > **n)
+        .map(|(b, _)| backends.iter().position(|x| x.addr == b.addr).unwrap())
+        .collect();
+    assert_eq!(got.len(), 1, "one backend served the call");
+    got[0]
+}
+
+fn counts(backends: &[crate::wires::Backend]) -> Vec<usize> {
+    backends
+        .iter()
+        .map(|b| b.received.load(Ordering::SeqCst))
+        .collect()
+}
+
+/// `ring_hash` and `maglev` on a routing variable: each key always reaches the same
+/// host; when one host dies, its keys move to the others and no other key moves.
+async fn run_hashing(wire: Wire) {
+    for policy in ["ring_hash", "maglev"] {
+        let label = format!("{wire:?}/{policy}");
+        let backends = vec![
+            wire.backend(Behaviour::Answer).await,
+            wire.backend(Behaviour::Answer).await,
+            wire.backend(Behaviour::Answer).await,
+        ];
+        let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+        let variable = match wire {
+            Wire::Bolt | Wire::Dubbo | Wire::Lenproto => "service",
+            _ => "path",
+        };
+        let extra = format!("lb_policy: {policy}\n    hash_key: {{ variable: {variable} }}");
+        // Every service starting with `svc` goes to cluster `up`.
+        let yaml = config(wire, &addrs, &extra, "5s", addrs[0])
+            .replace("exact: \"svc\"", "regex: \"svc.*\"");
+        let server = start(&yaml).await;
+        let proxy = server.listener_addr("front").unwrap();
+        let keys: Vec<String> = (0..30).map(|i| format!("svc-{i}")).collect();
+        let mut owner = Vec::new();
+        for key in &keys {
+            let before = counts(&backends);
+            assert_eq!(wire.call(proxy, key).await, success(wire), "{label}");
+            let first = served_by(&backends, &before);
+            let before = counts(&backends);
+            assert_eq!(wire.call(proxy, key).await, success(wire), "{label}");
+            assert_eq!(
+                served_by(&backends, &before),
+                first,
+                "{label}: {key} keeps its host"
+            );
+            owner.push(first);
+        }
+        let used: std::collections::HashSet<usize> = owner.iter().copied().collect();
+        assert!(
+            used.len() >= 2,
+            "{label}: keys spread over the hosts: {owner:?}"
+        );
+        let dead = owner[0];
+        backends[dead].kill();
+        for (key, &was) in keys.iter().zip(&owner) {
+            let before = counts(&backends);
+            assert_eq!(
+                wire.call(proxy, key).await,
+                success(wire),
+                "{label}: {key} after the kill"
+            );
+            let now = served_by(&backends, &before);
+            if was == dead {
+                assert_ne!(now, dead, "{label}");
+            } else {
+                assert_eq!(now, was, "{label}: {key} must not move");
+            }
+        }
+        server.shutdown().await;
+    }
+}
+
 macro_rules! table {
     ($($name:ident => $run:ident,)*) => {$(
         #[tokio::test]
@@ -398,4 +478,5 @@ table! {
     outlier_detection_ejects_a_silent_host_on_every_protocol => run_outlier,
     circuit_breakers_shed_one_clusters_overflow_on_every_protocol => run_breakers,
     a_refused_endpoint_is_routed_around_on_every_protocol => run_refused,
+    hashing_balancers_keep_keys_on_their_hosts_on_every_protocol => run_hashing,
 }

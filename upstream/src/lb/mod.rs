@@ -43,16 +43,30 @@ pub enum LbPolicy {
     Random,
     /// Power of two choices on in-flight requests per unit of weight.
     LeastRequest,
+    /// Consistent hashing on a ring of virtual nodes (ketama): a key keeps its host,
+    /// and a host leaving moves only its own keys.
+    RingHash,
+    /// Consistent hashing through Maglev's lookup table: even spread, about 1/N of the
+    /// keys move when one of N hosts leaves.
+    Maglev,
 }
 
 impl LbPolicy {
-    /// The configuration name: `round_robin`, `random` or `least_request`.
+    /// The configuration name: `round_robin`, `random`, `least_request`, `ring_hash`
+    /// or `maglev`.
     pub fn as_str(self) -> &'static str {
         match self {
             LbPolicy::RoundRobin => "round_robin",
             LbPolicy::Random => "random",
             LbPolicy::LeastRequest => "least_request",
+            LbPolicy::RingHash => "ring_hash",
+            LbPolicy::Maglev => "maglev",
         }
+    }
+
+    /// Whether the policy picks by a request's hash key.
+    pub fn is_hashing(self) -> bool {
+        matches!(self, LbPolicy::RingHash | LbPolicy::Maglev)
     }
 }
 
@@ -64,7 +78,9 @@ impl fmt::Display for LbPolicy {
 
 /// A load-balancing policy name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown load-balancing policy {0:?} (expected round_robin, random or least_request)")]
+#[error(
+    "unknown load-balancing policy {0:?} (expected round_robin, random, least_request, ring_hash or maglev)"
+)]
 pub struct UnknownLbPolicy(pub String);
 
 impl FromStr for LbPolicy {
@@ -75,6 +91,8 @@ impl FromStr for LbPolicy {
             "round_robin" => Ok(LbPolicy::RoundRobin),
             "random" => Ok(LbPolicy::Random),
             "least_request" => Ok(LbPolicy::LeastRequest),
+            "ring_hash" => Ok(LbPolicy::RingHash),
+            "maglev" => Ok(LbPolicy::Maglev),
             other => Err(UnknownLbPolicy(other.to_string())),
         }
     }
@@ -190,7 +208,7 @@ impl RandomSource for SeededRandom {
     }
 }
 
-/// One of the three balancers, chosen by [`LbPolicy`]; dispatch is a `match`.
+/// One of the balancers, chosen by [`LbPolicy`]; dispatch is a `match`.
 #[derive(Debug)]
 pub enum Balancer<R: RandomSource = ThreadRandom> {
     /// Smooth weighted round robin.
@@ -199,22 +217,51 @@ pub enum Balancer<R: RandomSource = ThreadRandom> {
     Random(Random<R>),
     /// Power of two choices.
     LeastRequest(LeastRequest<R>),
+    /// A hash ring; requests without a key are spread at random.
+    RingHash(RingHash, Random<R>),
+    /// A Maglev table; requests without a key are spread at random.
+    Maglev(Maglev, Random<R>),
 }
 
 impl Balancer {
-    /// A balancer for `policy` using the thread-local generator.
+    /// A balancer for `policy` using the thread-local generator (a hashing policy
+    /// built for no hosts: see [`Balancer::for_hosts`]).
     pub fn new(policy: LbPolicy) -> Self {
         Balancer::with_random(policy, ThreadRandom)
+    }
+
+    /// A balancer for `policy` over hosts given as (identity, weight) pairs, in the
+    /// order `pick` will see them (the hashing policies place them by identity, see
+    /// [`hash_host`]).
+    pub fn for_hosts(policy: LbPolicy, hosts: &[(u64, u32)]) -> Self {
+        Balancer::for_hosts_with_random(policy, hosts, ThreadRandom)
     }
 }
 
 impl<R: RandomSource> Balancer<R> {
     /// A balancer for `policy` drawing from `random` (unused by round robin).
     pub fn with_random(policy: LbPolicy, random: R) -> Self {
+        Balancer::for_hosts_with_random(policy, &[], random)
+    }
+
+    /// [`Balancer::for_hosts`] drawing from `random`.
+    pub fn for_hosts_with_random(policy: LbPolicy, hosts: &[(u64, u32)], random: R) -> Self {
         match policy {
             LbPolicy::RoundRobin => Balancer::RoundRobin(RoundRobin::new()),
             LbPolicy::Random => Balancer::Random(Random::with_random(random)),
             LbPolicy::LeastRequest => Balancer::LeastRequest(LeastRequest::with_random(random)),
+            LbPolicy::RingHash => Balancer::RingHash(
+                RingHash::new(
+                    hosts,
+                    RingHash::DEFAULT_MIN_RING_SIZE,
+                    RingHash::DEFAULT_MAX_RING_SIZE,
+                ),
+                Random::with_random(random),
+            ),
+            LbPolicy::Maglev => Balancer::Maglev(
+                Maglev::new(hosts, Maglev::DEFAULT_TABLE_SIZE),
+                Random::with_random(random),
+            ),
         }
     }
 
@@ -224,11 +271,19 @@ impl<R: RandomSource> Balancer<R> {
             Balancer::RoundRobin(_) => LbPolicy::RoundRobin,
             Balancer::Random(_) => LbPolicy::Random,
             Balancer::LeastRequest(_) => LbPolicy::LeastRequest,
+            Balancer::RingHash(..) => LbPolicy::RingHash,
+            Balancer::Maglev(..) => LbPolicy::Maglev,
         }
     }
 
-    /// Picks a host, see [`LoadBalancer::pick`].
+    /// Picks a host, see [`LoadBalancer::pick`] (a hashing balancer picks at random).
     pub fn pick<H: LbHost>(&self, hosts: &[H]) -> Option<usize> {
+        self.pick_hashed(hosts, None)
+    }
+
+    /// Picks a host for a request whose hash key is `hash`: the hashing policies map
+    /// it to its host (falling back to random without one); the others ignore it.
+    pub fn pick_hashed<H: LbHost>(&self, hosts: &[H], hash: Option<u64>) -> Option<usize> {
         // One host, the common sidecar case: every policy picks it if it is eligible,
         // so skip the policy's state (and its lock) entirely.
         if let [only] = hosts {
@@ -238,6 +293,14 @@ impl<R: RandomSource> Balancer<R> {
             Balancer::RoundRobin(lb) => lb.pick(hosts),
             Balancer::Random(lb) => lb.pick(hosts),
             Balancer::LeastRequest(lb) => lb.pick(hosts),
+            Balancer::RingHash(ring, random) => match hash {
+                Some(hash) => ring.pick(hosts, hash),
+                None => random.pick(hosts),
+            },
+            Balancer::Maglev(table, random) => match hash {
+                Some(hash) => table.pick(hosts, hash),
+                None => random.pick(hosts),
+            },
         }
     }
 }
@@ -281,6 +344,8 @@ mod tests {
             LbPolicy::RoundRobin,
             LbPolicy::Random,
             LbPolicy::LeastRequest,
+            LbPolicy::RingHash,
+            LbPolicy::Maglev,
         ] {
             assert_eq!(policy.as_str().parse::<LbPolicy>(), Ok(policy));
             assert_eq!(Balancer::new(policy).policy(), policy);
@@ -309,6 +374,8 @@ mod tests {
             LbPolicy::RoundRobin,
             LbPolicy::Random,
             LbPolicy::LeastRequest,
+            LbPolicy::RingHash,
+            LbPolicy::Maglev,
         ] {
             let lb = Balancer::with_random(policy, SeededRandom::new(1));
             assert_eq!(lb.pick::<HostView>(&[]), None, "{policy}");

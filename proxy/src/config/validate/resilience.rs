@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
 use strait_codec_framework::PoolMode;
+use strait_upstream::lb::LbPolicy;
 use strait_upstream::{
-    CheckKind, CircuitBreakers, ClusterOptions, HealthCheck, OutlierDetection, Transport,
+    CheckKind, CircuitBreakers, ClusterOptions, HashKey, HealthCheck, OutlierDetection, Transport,
 };
 
 use super::super::duration::format as duration;
@@ -26,6 +27,37 @@ pub(super) struct Resilience {
     pub(super) circuit_breakers: CircuitBreakers,
     pub(super) slow_start: Option<Duration>,
     pub(super) panic_threshold: u32,
+}
+
+/// The `hash_key` of cluster `c`: required by the hashing policies, an error with
+/// the others (it would be ignored).
+pub(super) fn hash_key(
+    cx: &Ctx<'_>,
+    c: &ClusterFile,
+    key: &str,
+    policy: LbPolicy,
+) -> Result<Option<HashKey>, ConfigError> {
+    let k = format!("{key}.hash_key");
+    match (&c.hash_key, policy.is_hashing()) {
+        (None, false) => Ok(None),
+        (None, true) => Err(cx.err(
+            c.lb_policy
+                .as_ref()
+                .map_or(c.name.referenced, |p| p.referenced),
+            k,
+            format!("{policy} needs a hash_key: {{ header: NAME }} or {{ variable: NAME }}"),
+        )),
+        (Some(h), false) => Err(cx.err(
+            h.referenced,
+            k,
+            format!("only ring_hash and maglev hash requests, not {policy}"),
+        )),
+        (Some(h), true) => match (&h.value.header, &h.value.variable) {
+            (Some(name), None) => Ok(Some(HashKey::Header(name.value.clone()))),
+            (None, Some(name)) => Ok(Some(HashKey::Variable(name.value.clone()))),
+            _ => Err(cx.err(h.referenced, k, "set one of header or variable")),
+        },
+    }
 }
 
 /// Checks the resilience keys of cluster `c` (at `key`), which speaks `transport`.
