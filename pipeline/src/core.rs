@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_codec_framework::{Outcome, RequestHook, RequestRecord};
-use strait_router::{RouteAction, RouteTable};
+use strait_router::{RetryPolicy, RouteAction, RouteTable, StatusSpace};
 use strait_stream::{RequestContext, RequestEnd};
 use strait_upstream::Cluster;
 
@@ -229,6 +229,7 @@ impl ListenerPipeline {
 
     /// Ends one request of this listener (see [`Pipeline::finish`]).
     pub(crate) fn finish(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
+        self.end_retry(ctx);
         self.pipeline
             .finish(&self.name, protocol, &self.routes, ctx, end);
     }
@@ -236,8 +237,75 @@ impl ListenerPipeline {
     /// [`ListenerPipeline::finish`] without the counters, which the caller hands over
     /// in batches ([`Pipeline::count`]).
     pub(crate) fn report(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
+        self.end_retry(ctx);
         self.pipeline
             .report(&self.name, protocol, &self.routes, ctx, end);
+    }
+
+    /// A retried request gives its cluster's retry admission back as it ends.
+    fn end_retry(&self, ctx: &RequestContext) {
+        if ctx.retried
+            && let Some(cluster) =
+                RequestContext::known(ctx.cluster).and_then(|i| self.pipeline.clusters.at(i))
+        {
+            cluster.end_retry();
+        }
+    }
+
+    /// The retry policy and whole-request timeout of the route `ctx` took, if it
+    /// has a policy and `outcome` (with `status`, in `space`) is worth another attempt
+    /// under it: the step every protocol's retry starts with.
+    pub(crate) fn retry_plan(
+        &self,
+        ctx: &RequestContext,
+        outcome: Outcome,
+        status: Option<u32>,
+        space: StatusSpace,
+    ) -> Option<(&Arc<RetryPolicy>, &Arc<Cluster>)> {
+        let (_, route) = self
+            .routes
+            .route_at(u32::try_from(RequestContext::known(ctx.route)?).ok()?)?;
+        let policy = route.retry_policy.as_ref()?;
+        if ctx.attempt > policy.num_retries || !policy.retriable(outcome, status, space) {
+            return None;
+        }
+        let cluster = self
+            .pipeline
+            .clusters
+            .at(RequestContext::known(ctx.cluster)?)?;
+        Some((policy, cluster))
+    }
+
+    /// Takes the next attempt of a request whose last attempt ended with `outcome`
+    /// and may be retried (see [`ListenerPipeline::retry_plan`]): the back-off to wait
+    /// first, unless it would reach past `deadline` or the cluster's retry admission
+    /// (`max_retries`, the retry budget) says no. Counts the failed attempt on its host
+    /// and updates `ctx` for the next attempt.
+    pub(crate) fn next_attempt(
+        policy: &RetryPolicy,
+        cluster: &Cluster,
+        ctx: &mut RequestContext,
+        outcome: Outcome,
+        deadline: tokio::time::Instant,
+    ) -> Option<Duration> {
+        let back_off = policy.back_off(ctx.attempt, rand::random());
+        if tokio::time::Instant::now() + back_off >= deadline {
+            return None;
+        }
+        if !ctx.retried {
+            if !cluster.begin_retry() {
+                return None;
+            }
+            ctx.retried = true;
+        }
+        if let Some(host) = RequestContext::known(ctx.host) {
+            cluster.record_attempt(ctx.host, outcome);
+            ctx.tried |= strait_upstream::host_bit(host);
+        }
+        ctx.attempt += 1;
+        ctx.sent = None;
+        ctx.host = RequestContext::NONE;
+        Some(back_off)
     }
 }
 

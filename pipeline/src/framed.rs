@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use strait_codec_framework::{Frame, Protocol, ProxyFailure};
-use strait_router::RouteTarget;
+use strait_codec_framework::{Frame, Outcome, Protocol, ProxyFailure};
+use strait_router::{RouteTarget, StatusSpace};
 use strait_stream::{OutcomeCount, RequestContext, RequestEnd, RequestHandler, Route};
 use strait_upstream::Selected;
 
@@ -34,6 +34,39 @@ impl RequestHandler for FramedForwarder {
 
     fn finished(&self, ctx: &RequestContext, end: RequestEnd) {
         self.listener.report(self.protocol.name(), ctx, end);
+    }
+
+    fn retry(
+        &self,
+        request: &mut dyn Frame,
+        ctx: &mut RequestContext,
+        outcome: Outcome,
+        status: Option<u32>,
+    ) -> Option<Route> {
+        let (policy, cluster) =
+            self.listener
+                .retry_plan(ctx, outcome, status, StatusSpace::Protocol)?;
+        let route = u32::try_from(RequestContext::known(ctx.route)?).ok()?;
+        let (_, r) = self.listener.routes.route_at(route)?;
+        let timeout = effective_timeout(r.timeout, request.timeout());
+        let back_off =
+            ListenerPipeline::next_attempt(policy, cluster, ctx, outcome, ctx.start + timeout)?;
+        // The attempt's own timeout counts from when it starts, within the request's.
+        let elapsed = ctx.start.elapsed() + back_off;
+        let attempt_timeout = policy
+            .per_try_timeout
+            .map_or(timeout, |per_try| (elapsed + per_try).min(timeout));
+        let (cluster, hash, tried) = (cluster.clone(), cluster.request_hash(request), ctx.tried);
+        Some(Route::Later(
+            Box::pin(async move {
+                tokio::time::sleep(back_off).await;
+                match cluster.select_retry(hash, tried)? {
+                    Selected::Ready(conn) => Ok(conn),
+                    Selected::Connecting(connecting) => connecting.await,
+                }
+            }),
+            attempt_timeout,
+        ))
     }
 
     fn count(&self, counts: &mut dyn Iterator<Item = OutcomeCount>) {
@@ -87,6 +120,11 @@ impl FramedForwarder {
         // The caller's own deadline as it sent it, before the route edits what goes
         // upstream (a removed timeout field still bounds this request).
         let timeout = effective_timeout(decision.timeout(), request.timeout());
+        // With a retry policy, the first attempt has its own timeout too.
+        let timeout = match decision.retry_policy().and_then(|p| p.per_try_timeout) {
+            Some(per_try) => per_try.min(timeout),
+            None => timeout,
+        };
         let hash = cluster.request_hash(request);
         decision.apply_request_headers(request);
         Ok(match cluster.select(hash)? {

@@ -26,6 +26,7 @@ mod matcher;
 mod path;
 mod query;
 mod redirect;
+mod retry;
 mod route;
 mod table;
 
@@ -35,6 +36,7 @@ pub use matcher::{AnchoredRegex, MatchKind, RouteMatch, ValueMatcher};
 pub use path::{PathKind, PathMatch};
 pub use query::{percent_decode, query_param};
 pub use redirect::Redirect;
+pub use retry::{RetryOn, RetryPolicy, StatusSpace};
 pub use route::{HeaderSink, Route, RouteDecision, RouteTarget};
 pub use table::{RouteTable, VirtualHost};
 

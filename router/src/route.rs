@@ -17,6 +17,8 @@ pub struct Route {
     pub action: RouteAction,
     /// Upstream deadline for the request; `None` leaves the frame's or the cluster's own.
     pub timeout: Option<Duration>,
+    /// When and how a failed attempt is tried again.
+    pub retry_policy: Option<std::sync::Arc<crate::RetryPolicy>>,
     /// Headers set on the request before it is forwarded (replacing existing values).
     pub request_headers_to_add: Vec<(String, String)>,
     /// Headers removed from the request before it is forwarded.
@@ -44,6 +46,7 @@ impl Route {
             matcher,
             action,
             timeout: None,
+            retry_policy: None,
             request_headers_to_add: Vec::new(),
             request_headers_to_remove: Vec::new(),
             prefix_rewrite: None,
@@ -318,6 +321,11 @@ impl<'a> RouteDecision<'a> {
     /// The route's upstream timeout.
     pub fn timeout(&self) -> Option<Duration> {
         self.route.timeout
+    }
+
+    /// The route's retry policy.
+    pub fn retry_policy(&self) -> Option<&'a std::sync::Arc<crate::RetryPolicy>> {
+        self.route.retry_policy.as_ref()
     }
 
     /// Headers to set on the request.

@@ -22,6 +22,12 @@ pub struct RequestContext {
     pub host: u32,
     /// Which attempt this is, from 1.
     pub attempt: u32,
+    /// The hosts tried so far, as bits by position in the cluster (positions past 63
+    /// share the last bit): a retry prefers a host not tried yet.
+    pub tried: u64,
+    /// Whether the request holds one of its cluster's retry admissions (it was tried
+    /// again under a route's retry policy), to give back when it ends.
+    pub retried: bool,
     /// Bytes of the request as received.
     pub request_bytes: u64,
 }
@@ -39,6 +45,8 @@ impl RequestContext {
             cluster: Self::NONE,
             host: Self::NONE,
             attempt: 1,
+            tried: 0,
+            retried: false,
             request_bytes,
         }
     }

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use strait_codec_framework::{
-    DecodeError, Frame, FrameKind, Limits, Outcome, Protocol, ProxyFailure,
+    DecodeError, Frame, FrameKind, Limits, Outcome, Protocol, ProxyFailure, ResponseClass,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -325,7 +325,9 @@ impl<H: RequestHandler> Conn<H> {
                     self.now = Instant::now();
                     self.inbox.drain_into(&mut completions);
                     for completion in completions.drain(..) {
-                        self.on_completion(completion);
+                        if let Some(retry) = self.on_completion(completion) {
+                            connecting.push(retry);
+                        }
                     }
                     decode_pending |= held;
                 }
@@ -451,35 +453,72 @@ impl<H: RequestHandler> Conn<H> {
         ctx
     }
 
-    fn on_completion(&mut self, completion: Completion) {
+    /// Answers a request from its upstream completion, unless the handler tries it
+    /// again: then the request goes out anew (returned when it must first wait).
+    fn on_completion(&mut self, completion: Completion) -> Option<Later> {
         match completion {
             Completion::Response {
                 down_id,
                 response,
-                request,
+                mut request,
                 token,
             } => {
-                let Some(ctx) = self.take_context(token) else {
-                    return;
-                };
-                match encode_into(&*response, &mut self.wbuf) {
-                    Some(written) => {
-                        let class = self.protocol.classify(&*response);
-                        let outcome = Outcome::Upstream(class);
-                        self.finish(&ctx, outcome, response.status(), written);
+                let mut ctx = self.take_context(token)?;
+                let class = self.protocol.classify(&*response);
+                let outcome = Outcome::Upstream(class);
+                if class != ResponseClass::Success {
+                    let status = response.status();
+                    if let Some(route) =
+                        self.handler.retry(&mut *request, &mut ctx, outcome, status)
+                    {
+                        return self.resend(request, ctx, route);
                     }
+                }
+                match encode_into(&*response, &mut self.wbuf) {
+                    Some(written) => self.finish(&ctx, outcome, response.status(), written),
                     None => self.fail(&*request, down_id, &ctx, ProxyFailure::CodecError),
                 }
+                None
             }
             Completion::Failed {
                 down_id,
-                request,
+                mut request,
                 failure,
                 token,
             } => {
-                if let Some(ctx) = self.take_context(token) {
-                    self.fail(&*request, down_id, &ctx, failure);
+                let mut ctx = self.take_context(token)?;
+                let outcome = Outcome::Failed(failure);
+                if let Some(route) = self.handler.retry(&mut *request, &mut ctx, outcome, None) {
+                    return self.resend(request, ctx, route);
                 }
+                self.fail(&*request, down_id, &ctx, failure);
+                None
+            }
+        }
+    }
+
+    /// Sends a retried request where the handler said.
+    fn resend(
+        &mut self,
+        request: Box<dyn Frame>,
+        ctx: RequestContext,
+        route: Route,
+    ) -> Option<Later> {
+        match route {
+            Route::Send(upstream, timeout) => {
+                self.send(request, upstream, ctx, ctx.start + timeout);
+                None
+            }
+            Route::Later(connecting, timeout) => {
+                Some(later(request, ctx, ctx.start + timeout, connecting))
+            }
+            Route::Reply(_) | Route::Fail(_) => {
+                let failure = match route {
+                    Route::Fail(failure) => failure,
+                    _ => ProxyFailure::NoRoute,
+                };
+                self.fail(&*request, request.request_id(), &ctx, failure);
+                None
             }
         }
     }

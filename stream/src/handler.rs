@@ -32,6 +32,22 @@ pub trait RequestHandler: Send + Sync + 'static {
     /// in [`Route::Later`].
     fn route(&self, request: &mut dyn Frame, ctx: &mut RequestContext) -> Route;
 
+    /// An attempt of a two-way request ended with `outcome` (and `status`, when the
+    /// upstream answered) that is not a success: where to try it again, or `None` to
+    /// end the request with that outcome. `ctx` says which host it was (`host`,
+    /// `attempt`); the handler updates it for the next attempt. The returned route's
+    /// timeout counts, as always, from the request's start. Default: never retry.
+    fn retry(
+        &self,
+        request: &mut dyn Frame,
+        ctx: &mut RequestContext,
+        outcome: strait_codec_framework::Outcome,
+        status: Option<u32>,
+    ) -> Option<Route> {
+        let _ = (request, ctx, outcome, status);
+        None
+    }
+
     /// Called exactly once per request routed (and per malformed request answered),
     /// when it ends: the one place its outcome is reported. Its cluster and host
     /// counters come separately, in [`RequestHandler::count`].

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The bounds, as configured (`circuit_breakers:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CircuitBreakers {
     /// Open connections across the cluster's hosts.
     pub max_connections: usize,
@@ -18,6 +18,26 @@ pub struct CircuitBreakers {
     pub max_requests: usize,
     /// Retries in flight: requests tried again on another host.
     pub max_retries: usize,
+    /// When set, replaces `max_retries`: retries in flight may be at most this share
+    /// of the cluster's active requests (never fewer than its minimum).
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// A retry budget (Envoy's `retry_budget`): retries stay a fraction of the traffic, so
+/// a failing cluster is not hit with a multiple of its load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// Retries in flight as a percentage of active requests.
+    pub budget_percent: f64,
+    /// Retries always allowed in flight, however few requests are active.
+    pub min_retry_concurrency: usize,
+}
+
+impl RetryBudget {
+    /// Retries allowed in flight when `active` requests are.
+    pub fn allowed(&self, active: usize) -> usize {
+        ((active as f64 * self.budget_percent / 100.0) as usize).max(self.min_retry_concurrency)
+    }
 }
 
 impl Default for CircuitBreakers {
@@ -29,6 +49,7 @@ impl Default for CircuitBreakers {
             max_pending_requests: 1024,
             max_requests: 10_000,
             max_retries: 3,
+            retry_budget: None,
         }
     }
 }
@@ -80,7 +101,7 @@ pub(crate) struct Breakers {
 }
 
 /// The breakers' state, for the admin view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BreakerSnapshot {
     /// The bounds.
     pub limits: CircuitBreakers,
@@ -148,10 +169,26 @@ impl Breakers {
         .then(|| PendingGuard(self.clone()))
     }
 
+    /// Admits a retry while `active` requests are in flight: within the retry budget
+    /// if there is one, `max_retries` otherwise. Released by [`Breakers::end_retry`].
+    pub(crate) fn begin_retry(&self, active: usize) -> bool {
+        let allowed = match &self.limits.retry_budget {
+            Some(budget) => budget.allowed(active),
+            None => self.limits.max_retries,
+        };
+        self.reserve(&self.retries, allowed, Breaker::Retries)
+    }
+
+    /// A retry admitted by [`Breakers::begin_retry`] ended.
+    pub(crate) fn end_retry(&self) {
+        let _ = self
+            .retries
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
     /// Admits a retry; it stops counting when the guard drops.
-    pub(crate) fn retry(self: &Arc<Self>) -> Option<RetryGuard> {
-        self.reserve(&self.retries, self.limits.max_retries, Breaker::Retries)
-            .then(|| RetryGuard(self.clone()))
+    pub(crate) fn retry(self: &Arc<Self>, active: usize) -> Option<RetryGuard> {
+        self.begin_retry(active).then(|| RetryGuard(self.clone()))
     }
 
     pub(crate) fn snapshot(&self) -> BreakerSnapshot {
@@ -179,7 +216,7 @@ pub(crate) struct RetryGuard(Arc<Breakers>);
 
 impl Drop for RetryGuard {
     fn drop(&mut self) {
-        self.0.retries.fetch_sub(1, Ordering::AcqRel);
+        self.0.end_retry();
     }
 }
 
@@ -194,6 +231,7 @@ mod tests {
             max_pending_requests: 1,
             max_requests: 5,
             max_retries: 1,
+            retry_budget: None,
         }));
         assert!(breakers.reserve_connection());
         assert!(breakers.reserve_connection());
@@ -209,15 +247,44 @@ mod tests {
         drop(waiting);
         let _waiting = breakers.pending().expect("freed by the guard");
 
-        let retry = breakers.retry().expect("first retry");
-        assert!(breakers.retry().is_none());
+        let retry = breakers.retry(0).expect("first retry");
+        assert!(breakers.retry(0).is_none());
         drop(retry);
-        assert!(breakers.retry().is_some());
+        assert!(breakers.retry(0).is_some());
 
         let view = breakers.snapshot();
         assert_eq!(view.connections, 2);
         assert_eq!(view.pending, 1);
         assert_eq!(view.retries, 0, "the retry guard above was a temporary");
         assert_eq!(view.overflows, [1, 1, 0, 1]);
+    }
+
+    /// A budget of 20% with a minimum of 3: 3 retries in flight at low traffic, 20 of
+    /// 100 active requests, never more; retries ending free their place.
+    #[test]
+    fn retry_budget_scales_with_active_requests() {
+        let budget = RetryBudget {
+            budget_percent: 20.0,
+            min_retry_concurrency: 3,
+        };
+        assert_eq!(budget.allowed(0), 3);
+        assert_eq!(budget.allowed(10), 3);
+        assert_eq!(budget.allowed(100), 20);
+        let breakers = Breakers::new(CircuitBreakers {
+            max_retries: 0, // replaced by the budget
+            retry_budget: Some(budget),
+            ..CircuitBreakers::default()
+        });
+        let admitted = (0..10).filter(|_| breakers.begin_retry(5)).count();
+        assert_eq!(admitted, 3);
+        let admitted = (0..30).filter(|_| breakers.begin_retry(100)).count();
+        assert_eq!(admitted, 17, "20 in flight at most, 3 already are");
+        for _ in 0..20 {
+            breakers.end_retry();
+        }
+        assert_eq!(breakers.snapshot().retries, 0);
+        breakers.end_retry();
+        assert_eq!(breakers.snapshot().retries, 0, "never below zero");
+        assert_eq!(breakers.snapshot().overflows[3], 7 + 13);
     }
 }

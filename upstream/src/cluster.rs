@@ -395,11 +395,34 @@ impl Cluster {
     /// overflow past `max_requests`, and with no healthy upstream when every host is
     /// backing off after connect failures.
     pub fn select(self: &Arc<Self>, hash: Option<u64>) -> Result<Selected, ProxyFailure> {
-        let Some(connector) = &self.connector else {
+        if self.connector.is_none() {
             // A message cluster's requests go through `send`.
             return Err(ProxyFailure::NoHealthyUpstream);
-        };
+        }
         let index = self.pick_index(hash)?;
+        self.select_at(index, hash)
+    }
+
+    /// Picks a host for a retry, preferring one not in `tried` (bits by host position,
+    /// as `RequestContext::tried` keeps them), and one of its connections.
+    pub fn select_retry(
+        self: &Arc<Self>,
+        hash: Option<u64>,
+        tried: u64,
+    ) -> Result<Selected, ProxyFailure> {
+        let index = self.pick_retry_index(hash, tried)?;
+        self.select_at(index, hash)
+    }
+
+    /// A connection to the host at `index`, or the connect that makes one.
+    fn select_at(
+        self: &Arc<Self>,
+        index: usize,
+        hash: Option<u64>,
+    ) -> Result<Selected, ProxyFailure> {
+        let Some(connector) = &self.connector else {
+            return Err(ProxyFailure::NoHealthyUpstream);
+        };
         let host = &self.hosts[index];
         match host.ready_connection(connector, &self.in_flight) {
             Some(conn) => Ok(Selected::Ready(conn)),
@@ -417,12 +440,51 @@ impl Cluster {
         }
     }
 
-    /// Picks a host for the next request of a message cluster (overflow past
+    /// Picks a host for a request of a message cluster (overflow past
     /// `max_requests`, no healthy upstream when every host is backing off). Pair it with
     /// [`Cluster::begin_request`]. Returns the host with its index in
     /// [`Cluster::hosts`], where the pool keeps its per-host state.
-    pub(crate) fn pick(&self, hash: Option<u64>) -> Result<(usize, &Arc<Host>), ProxyFailure> {
-        self.pick_index(hash).map(|i| (i, &self.hosts[i]))
+    /// Prefers a host not in `tried` (a retry): a few more picks when the balancer
+    /// lands on one (a hashing balancer with a varied hash), then whatever it gives.
+    pub(crate) fn pick(
+        &self,
+        hash: Option<u64>,
+        tried: u64,
+    ) -> Result<(usize, &Arc<Host>), ProxyFailure> {
+        self.pick_retry_index(hash, tried)
+            .map(|i| (i, &self.hosts[i]))
+    }
+
+    fn pick_retry_index(&self, hash: Option<u64>, tried: u64) -> Result<usize, ProxyFailure> {
+        let mut index = self.pick_index(hash)?;
+        for round in 1..self.hosts.len().min(8) {
+            if tried & host_bit(index) == 0 {
+                break;
+            }
+            index = self.pick_index(vary(hash, round as u64))?;
+        }
+        Ok(index)
+    }
+
+    /// Admits a retry of one of this cluster's requests (within `max_retries` or the
+    /// retry budget); the request releases it with [`Cluster::end_retry`] when it ends.
+    pub fn begin_retry(&self) -> bool {
+        self.breakers
+            .begin_retry(self.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// A retried request ended (see [`Cluster::begin_retry`]).
+    pub fn end_retry(&self) {
+        self.breakers.end_retry();
+    }
+
+    /// Counts one attempt on the host at position `host` that ended with `outcome` and
+    /// is tried again: the host's counters and outlier detection hear it; the request's
+    /// own end is counted once, later, by [`Cluster::record`].
+    pub fn record_attempt(&self, host: u32, outcome: Outcome) {
+        if let Some(host) = self.hosts.get(host as usize) {
+            host.record(outcome, 1);
+        }
     }
 
     fn pick_index(&self, hash: Option<u64>) -> Result<usize, ProxyFailure> {
@@ -490,15 +552,13 @@ impl Cluster {
             if attempt > 0 {
                 // A hashing balancer would pick the failed host again: spread the
                 // retry instead.
-                let hash =
-                    hash.map(|h| h ^ u64::from(attempt as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                match self.pick_host(hash) {
+                match self.pick_host(vary(hash, attempt as u64)) {
                     Some(i) => index = i,
                     None => break,
                 }
                 // Trying another host is a retry: `max_retries` bounds them.
                 if _retry.is_none() {
-                    match self.breakers.retry() {
+                    match self.breakers.retry(self.in_flight.load(Ordering::Relaxed)) {
                         Some(guard) => _retry = Some(guard),
                         None => break,
                     }
@@ -563,6 +623,17 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A different hash for the `round`-th try of the same key, so a hashing balancer can
+/// land somewhere else (`round` 0 is the key itself).
+pub(crate) fn vary(hash: Option<u64>, round: u64) -> Option<u64> {
+    hash.map(|h| h ^ round.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// The bit of host position `index` in `RequestContext::tried`.
+pub fn host_bit(index: usize) -> u64 {
+    1 << index.min(63)
 }
 
 /// A host as the balancer sees it in panic: its health flags ignored, its connect

@@ -14,7 +14,8 @@ mod host;
 pub mod lb;
 mod message_pool;
 
-pub use breakers::{Breaker, BreakerSnapshot, CircuitBreakers};
+pub use breakers::{Breaker, BreakerSnapshot, CircuitBreakers, RetryBudget};
+pub use cluster::host_bit;
 pub use cluster::{
     Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HashKey, HostSnapshot,
     Selected, Transport,

@@ -153,13 +153,10 @@ impl MessagePool {
         };
         for attempt in 1..=this.hosts.len() + 1 {
             // After a failed attempt, a hashing balancer would pick the same host:
-            // vary the hash so the retry can land elsewhere.
-            let hash = hash.map(|h| {
-                h ^ (attempt as u64)
-                    .wrapping_sub(1)
-                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            });
-            let (index, host) = match cluster.pick(hash) {
+            // vary the hash so the retry can land elsewhere; and a request tried again
+            // prefers a host it has not tried.
+            let hash = crate::cluster::vary(hash, attempt as u64 - 1);
+            let (index, host) = match cluster.pick(hash, ctx.tried) {
                 Ok(picked) => picked,
                 // Every host is now backing off after the attempts above: the request
                 // failed for the reason those attempts gave (as on the framed path).
@@ -171,9 +168,10 @@ impl MessagePool {
                     });
                 }
             };
+            ctx.tried |= crate::cluster::host_bit(index);
             let guard = cluster.begin_request(host);
             let pool = &this.hosts[index];
-            ctx.attempt = attempt as u32;
+            ctx.attempt += u32::from(attempt > 1);
             let sent = Sent {
                 ctx: &mut *ctx,
                 host: index as u32,

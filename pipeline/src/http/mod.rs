@@ -9,25 +9,27 @@
 //! status in a trailers-only response).
 
 mod finish;
+mod replay;
 
 use std::sync::Arc;
 
 use http::header::CONTENT_TYPE;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
-use strait_codec_framework::{Frame, Outcome, ProxyFailure};
+use strait_codec_framework::{Frame, Outcome, ProxyFailure, ResponseClass};
 use strait_codec_http::{
     ConnectionInfo, RequestHead, classify_grpc_status, classify_http_status, direct_response,
     failure_response, grpc_status, is_upgrade_request, prepare_downstream_response,
     prepare_upstream_request, redirect, strip_port,
 };
-use strait_router::{HeaderSink, RouteTarget};
+use strait_router::{HeaderSink, RouteTarget, StatusSpace};
 use strait_stream::http::{Body, Handler, HandlerFuture};
 use strait_stream::{RequestContext, RequestEnd};
 use strait_upstream::{Exchange, SendFailure};
 use tokio::time::Instant;
 
 use self::finish::{Finishing, Pending};
+use self::replay::Replay;
 use crate::core::{ListenerPipeline, effective_timeout};
 
 /// Answers the HTTP requests of one listener (one shared value: a request clones one
@@ -198,14 +200,31 @@ async fn forward(
         };
     prepare_upstream_request(&mut parts, &conn, upstream_version);
     let request = Request::from_parts(parts, body);
+    // A request is tried again after it went out only if it can be sent whole again:
+    // its body (if any) is recorded as it streams, within a bound, and an upgrade is
+    // never retried. Before it went out, the pool retries it on another host whatever
+    // the policy.
+    let (request, retry) = match decision.retry_policy() {
+        Some(policy) if downstream_upgrade.is_none() => {
+            let (request, replay) = Replay::record(request);
+            (request, Some((policy.as_ref(), replay)))
+        }
+        _ => (request, None),
+    };
 
-    // The deadline runs from the decoded head, connect included, as for framed RPC.
-    let sent =
-        tokio::time::timeout_at(ctx.start + timeout, cluster.send(request, &mut ctx, hash)).await;
-    let exchange = match sent {
-        Ok(Ok(exchange)) => exchange,
-        Ok(Err(SendFailure { failure, detail })) => return at.fail(&ctx, failure, &detail),
-        Err(_) => return at.fail(&ctx, ProxyFailure::Timeout, ""),
+    let attempts = Attempts {
+        fwd: &fwd,
+        cluster,
+        hash,
+        // The deadline runs from the decoded head, connect included, as for framed RPC;
+        // no retry extends it.
+        deadline: ctx.start + timeout,
+        retry,
+        grpc,
+    };
+    let exchange = match attempts.run(request, &mut ctx).await {
+        Ok(exchange) => exchange,
+        Err((failure, detail)) => return at.fail(&ctx, failure, &detail),
     };
     let Exchange {
         mut response,
@@ -252,6 +271,91 @@ async fn forward(
         body_bytes,
     };
     Response::from_parts(parts, Body::boxed(Finishing::new(body, pending)))
+}
+
+/// The attempts of one HTTP request: each through the cluster's pool, each bounded by
+/// the policy's `per_try_timeout` within the request's deadline, retried while the
+/// route's policy, the deadline and the cluster's retry admission allow.
+struct Attempts<'a> {
+    fwd: &'a ListenerPipeline,
+    cluster: &'a Arc<strait_upstream::Cluster>,
+    hash: Option<u64>,
+    deadline: Instant,
+    retry: Option<(&'a strait_router::RetryPolicy, Replay)>,
+    grpc: bool,
+}
+
+impl Attempts<'_> {
+    async fn run(
+        &self,
+        mut request: Request<Body>,
+        ctx: &mut RequestContext,
+    ) -> Result<Exchange, (ProxyFailure, String)> {
+        loop {
+            let per_try = self.retry.as_ref().and_then(|(p, _)| p.per_try_timeout);
+            let attempt_deadline =
+                per_try.map_or(self.deadline, |t| (Instant::now() + t).min(self.deadline));
+            let sending = self.cluster.send(request, ctx, self.hash);
+            let (outcome, status, result) =
+                match tokio::time::timeout_at(attempt_deadline, sending).await {
+                    Ok(Ok(exchange)) => {
+                        let (class, status) = self.classify(&exchange.response);
+                        if class == ResponseClass::Success {
+                            return Ok(exchange);
+                        }
+                        (Outcome::Upstream(class), status, Ok(exchange))
+                    }
+                    Ok(Err(SendFailure { failure, detail })) => {
+                        (Outcome::Failed(failure), None, Err((failure, detail)))
+                    }
+                    Err(_) => {
+                        let timeout = ProxyFailure::Timeout;
+                        (
+                            Outcome::Failed(timeout),
+                            None,
+                            Err((timeout, String::new())),
+                        )
+                    }
+                };
+            let Some((_, replay)) = &self.retry else {
+                return result;
+            };
+            let space = if self.grpc {
+                StatusSpace::Grpc
+            } else {
+                StatusSpace::Http
+            };
+            let Some((policy, cluster)) = self.fwd.retry_plan(ctx, outcome, status, space) else {
+                return result;
+            };
+            // Only a request whose body went out whole can go again.
+            let Some(again) = replay.request() else {
+                return result;
+            };
+            let Some(back_off) =
+                ListenerPipeline::next_attempt(policy, cluster, ctx, outcome, self.deadline)
+            else {
+                return result;
+            };
+            // A response not taken: its connection is given up with its unread body.
+            drop(result);
+            tokio::time::sleep(back_off).await;
+            request = again;
+        }
+    }
+
+    /// An answer's class, and its status (gRPC: only a trailers-only answer has one
+    /// before its body).
+    fn classify(&self, response: &Response<Body>) -> (ResponseClass, Option<u32>) {
+        match grpc_status(response.headers()).filter(|_| self.grpc) {
+            Some(code) => (classify_grpc_status(code), Some(code)),
+            None if self.grpc => (classify_http_status(response.status().as_u16()), None),
+            None => {
+                let status = response.status().as_u16();
+                (classify_http_status(status), Some(u32::from(status)))
+            }
+        }
+    }
 }
 
 /// A failure answer once the request head has been handed upstream: only whether it

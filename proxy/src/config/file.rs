@@ -230,6 +230,33 @@ pub struct RouteActionFile {
     /// Replaces the forwarded request's authority (Host / `:authority`).
     #[serde(default)]
     pub host_rewrite: Option<S<String>>,
+    /// When and how failed attempts are tried again.
+    #[serde(default)]
+    pub retry_policy: Option<S<RetryPolicyFile>>,
+}
+
+/// `retry_policy:` of a route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicyFile {
+    pub retry_on: Vec<S<String>>,
+    #[serde(default)]
+    pub retriable_status_codes: Vec<S<u32>>,
+    #[serde(default)]
+    pub num_retries: Option<S<u32>>,
+    #[serde(default)]
+    pub per_try_timeout: Option<S<String>>,
+    #[serde(default)]
+    pub retry_back_off: Option<S<RetryBackOffFile>>,
+}
+
+/// `retry_back_off:` of a retry policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBackOffFile {
+    pub base_interval: S<String>,
+    #[serde(default)]
+    pub max_interval: Option<S<String>>,
 }
 
 /// `redirect:` (Envoy's `RedirectAction`).
@@ -397,6 +424,18 @@ pub struct CircuitBreakersFile {
     pub max_requests: Option<S<u64>>,
     #[serde(default)]
     pub max_retries: Option<S<u64>>,
+    #[serde(default)]
+    pub retry_budget: Option<S<RetryBudgetFile>>,
+}
+
+/// `circuit_breakers.retry_budget:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudgetFile {
+    #[serde(default)]
+    pub budget_percent: Option<S<f64>>,
+    #[serde(default)]
+    pub min_retry_concurrency: Option<S<u64>>,
 }
 
 /// `slow_start:` of a cluster.

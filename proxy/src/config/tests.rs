@@ -1098,6 +1098,12 @@ clusters:
             "clusters[0].hash_key: set one of header or variable",
         ),
         (
+            http(
+                "protocol: http1, circuit_breakers: { max_retries: 2, retry_budget: { budget_percent: 10 } }",
+            ),
+            "clusters[0].circuit_breakers.max_retries: a retry_budget replaces max_retries: set one",
+        ),
+        (
             http("protocol: http1, panic_threshold: 101"),
             "clusters[0].panic_threshold: must be between 0 and 100",
         ),
@@ -1131,4 +1137,80 @@ clusters:
             expected_statuses: vec![204..=204, 200..=299],
         }
     );
+}
+
+/// A route's `retry_policy` reaches the route table, with Envoy's back-off defaults,
+/// and comes back out of the dump; mistakes in it name their key.
+#[test]
+fn retry_policy_builds_and_dumps_and_its_mistakes_are_named() {
+    let with = |policy: &str| {
+        GOOD.replace(
+            "route: { cluster: test, timeout: 3s }",
+            &format!("route: {{ cluster: test, timeout: 3s, retry_policy: {policy} }}"),
+        )
+    };
+    let text = with(
+        "{ retry_on: [reset, 5xx, retriable-status-codes], retriable_status_codes: [4], num_retries: 2, per_try_timeout: 1s }",
+    )
+    .replace(
+        "    max_connections_per_host: 2\n",
+        "    max_connections_per_host: 2\n    circuit_breakers: { retry_budget: { budget_percent: 25 } }\n",
+    );
+    let config = check(&text).unwrap();
+    let routes = &config.listeners[0].routes;
+    let (_, route) = routes.route_at(0).unwrap();
+    let policy = route.retry_policy.as_ref().expect("a policy");
+    assert_eq!(
+        policy.retry_on.names(),
+        ["reset", "5xx", "retriable-status-codes"]
+    );
+    assert_eq!(policy.retriable_status_codes, [4]);
+    assert_eq!(policy.num_retries, 2);
+    assert_eq!(policy.per_try_timeout, Some(Duration::from_secs(1)));
+    assert_eq!(policy.base_interval, Duration::from_millis(25));
+    let budget = config.clusters[0]
+        .options
+        .circuit_breakers
+        .retry_budget
+        .unwrap();
+    assert_eq!(
+        (budget.budget_percent, budget.min_retry_concurrency),
+        (25.0, 3)
+    );
+    let dumped =
+        &config.dump["route_configs"][0]["virtual_hosts"][0]["routes"][0]["route"]["retry_policy"];
+    assert_eq!(dumped["retry_back_off"]["max_interval"], "250ms");
+    assert_eq!(
+        config.dump["clusters"][0]["circuit_breakers"]["retry_budget"]["budget_percent"],
+        25.0
+    );
+    let again = serde_saphyr::to_string(&config.dump).unwrap();
+    assert_eq!(
+        check(&again)
+            .unwrap_or_else(|e| panic!("{e}\n{again}"))
+            .dump,
+        config.dump
+    );
+
+    for (policy, expected) in [
+        (
+            "{ retry_on: [resets] }",
+            "route_configs[0].virtual_hosts[0].routes[0].route.retry_policy.retry_on[0]: unknown condition \"resets\" (connect-failure, reset, timeout, gateway-error, 5xx, retriable-status-codes)",
+        ),
+        (
+            "{ retry_on: [retriable-status-codes] }",
+            "route_configs[0].virtual_hosts[0].routes[0].route.retry_policy.retriable_status_codes: retry_on lists retriable-status-codes: list the statuses",
+        ),
+        (
+            "{ retry_on: [reset], per_try_timeout: 0s }",
+            "route_configs[0].virtual_hosts[0].routes[0].route.retry_policy.per_try_timeout: must be longer than 0s",
+        ),
+        (
+            "{ retry_on: [reset], retry_back_off: { base_interval: 100ms, max_interval: 10ms } }",
+            "route_configs[0].virtual_hosts[0].routes[0].route.retry_policy.retry_back_off.max_interval: shorter than base_interval",
+        ),
+    ] {
+        let e = error(&with(policy));
+        assert_eq!(format!("{}: {}", e.key, e.message), expected);
+    }
 }

@@ -382,6 +382,133 @@ async fn run_refused(wire: Wire) {
     server.shutdown().await;
 }
 
+fn reset_answer(wire: Wire) -> u32 {
+    match wire {
+        Wire::Bolt => 6,
+        Wire::Dubbo => 60,
+        Wire::Lenproto => 3,
+        Wire::Http1 | Wire::Http2 => 502,
+        Wire::Grpc => 14,
+    }
+}
+
+/// A route `svc` with `retry_policy` to hosts `bad` (behaving as told) then `good`.
+async fn retry_proxy(
+    wire: Wire,
+    bad: Behaviour,
+    policy: &str,
+    timeout: &str,
+    cluster_extra: &str,
+) -> (strait::Server, crate::wires::Backend, crate::wires::Backend) {
+    let bad = wire.backend(bad).await;
+    let good = wire.backend(Behaviour::Answer).await;
+    let yaml = config(
+        wire,
+        &[bad.addr, good.addr],
+        cluster_extra,
+        timeout,
+        good.addr,
+    )
+    .replacen(
+        &format!("timeout: {timeout} }}"),
+        &format!("timeout: {timeout}, retry_policy: {policy} }}"),
+        1,
+    );
+    (start(&yaml).await, bad, good)
+}
+
+/// Retries under a route's policy: a reset, a server-error answer and an attempt's
+/// own timeout are each tried again on the other host, so the caller sees no failure;
+/// the failed attempts count on their host; no retry outlives the request's deadline;
+/// and `max_retries: 0` turns retries off.
+async fn run_retries(wire: Wire) {
+    for (bad, policy) in [
+        (Behaviour::Reset, "{ retry_on: [reset], num_retries: 1 }"),
+        (
+            Behaviour::ServerError,
+            "{ retry_on: [5xx], num_retries: 1 }",
+        ),
+        (
+            Behaviour::Hang,
+            "{ retry_on: [timeout], num_retries: 1, per_try_timeout: 200ms }",
+        ),
+    ] {
+        let label = format!("{wire:?}/retry {bad:?}");
+        let (server, bad, good) = retry_proxy(wire, bad, policy, "10s", "").await;
+        let proxy = server.listener_addr("front").unwrap();
+        for i in 0..10 {
+            assert_eq!(
+                wire.call(proxy, "svc").await,
+                success(wire),
+                "{label}: call {i}"
+            );
+        }
+        assert_eq!(good.received.load(Ordering::SeqCst), 10, "{label}");
+        assert!(
+            bad.received.load(Ordering::SeqCst) >= 5,
+            "{label}: round robin tried it"
+        );
+        let up = cluster(&server, "up").await;
+        assert_eq!(
+            up["outcomes"]["success"], 10,
+            "{label}: one outcome per request: {up:#}"
+        );
+        assert_eq!(
+            up["hosts"][0]["failures"].as_u64(),
+            Some(bad.received.load(Ordering::SeqCst) as u64),
+            "{label}: every failed attempt counts on its host: {up:#}"
+        );
+        assert_eq!(
+            up["circuit_breakers"]["retries"], 0,
+            "{label}: admissions given back"
+        );
+        server.shutdown().await;
+    }
+
+    // Retries never extend the request's deadline: ten 300 ms attempts fit 3 s, the
+    // request has 500 ms.
+    let label = format!("{wire:?}/retry deadline");
+    let policy = "{ retry_on: [timeout], num_retries: 10, per_try_timeout: 300ms, retry_back_off: { base_interval: 1ms } }";
+    let hang_a = wire.backend(Behaviour::Hang).await;
+    let hang_b = wire.backend(Behaviour::Hang).await;
+    let yaml = config(wire, &[hang_a.addr, hang_b.addr], "", "500ms", hang_a.addr).replacen(
+        "timeout: 500ms }",
+        &format!("timeout: 500ms, retry_policy: {policy} }}"),
+        1,
+    );
+    let server = start(&yaml).await;
+    let proxy = server.listener_addr("front").unwrap();
+    let started = Instant::now();
+    assert_eq!(wire.call(proxy, "svc").await, timeout(wire), "{label}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{label}: took {took:?}");
+    assert_eq!(
+        hang_a.received.load(Ordering::SeqCst) + hang_b.received.load(Ordering::SeqCst),
+        2,
+        "{label}: 300 ms, then what is left of 500 ms"
+    );
+    server.shutdown().await;
+
+    // `max_retries: 0`: the reset reaches the caller.
+    let label = format!("{wire:?}/no retries");
+    let (server, _bad, _good) = retry_proxy(
+        wire,
+        Behaviour::Reset,
+        "{ retry_on: [reset] }",
+        "10s",
+        "circuit_breakers: { max_retries: 0 }",
+    )
+    .await;
+    let proxy = server.listener_addr("front").unwrap();
+    assert_eq!(wire.call(proxy, "svc").await, reset_answer(wire), "{label}");
+    let up = cluster(&server, "up").await;
+    assert_eq!(
+        up["circuit_breakers"]["overflows"]["max_retries"], 1,
+        "{label}: {up:#}"
+    );
+    server.shutdown().await;
+}
+
 /// Which of `backends` got the one request made since `before`.
 fn served_by(backends: &[crate::wires::Backend], before: &[usize]) -> usize {
     let got: Vec<usize> = backends
@@ -479,4 +606,5 @@ table! {
     circuit_breakers_shed_one_clusters_overflow_on_every_protocol => run_breakers,
     a_refused_endpoint_is_routed_around_on_every_protocol => run_refused,
     hashing_balancers_keep_keys_on_their_hosts_on_every_protocol => run_hashing,
+    retries_route_around_failed_attempts_on_every_protocol => run_retries,
 }

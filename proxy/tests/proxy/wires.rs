@@ -36,6 +36,9 @@ pub enum Behaviour {
     Reset,
     /// Reads requests and never answers.
     Hang,
+    /// Answers with the protocol's server-error class (Bolt 2 server exception, Dubbo
+    /// 80 SERVER_ERROR, lenproto 1, HTTP 503, gRPC UNAVAILABLE trailers-only).
+    ServerError,
 }
 
 /// A running backend.
@@ -213,25 +216,32 @@ impl Wire {
         out.freeze()
     }
 
-    fn answer(self, request: &dyn Frame) -> Bytes {
+    fn answer(self, request: &dyn Frame, failed: bool) -> Bytes {
         let mut out = BytesMut::new();
         match self {
             Wire::Bolt => {
                 let request = request.as_any().downcast_ref::<BoltFrame>().unwrap();
                 request
                     .response_builder()
+                    .status(if failed { 2 } else { 0 })
                     .content(Bytes::from_static(b"ok"))
                     .build()
                     .unwrap()
                     .encode(&mut out)
             }
-            Wire::Dubbo => DubboFrame::response(request.request_id())
-                .value("ok")
-                .build()
-                .unwrap()
-                .encode(&mut out),
+            Wire::Dubbo => {
+                let answer = DubboFrame::response(request.request_id());
+                let answer = if failed {
+                    answer.error(80, "server error")
+                } else {
+                    answer.value("ok")
+                };
+                answer.build().unwrap().encode(&mut out)
+            }
             _ => {
-                let mut answer = LenFrame::new(FrameKind::Response, request.request_id() as u32, 0);
+                let status = if failed { 1 } else { 0 };
+                let mut answer =
+                    LenFrame::new(FrameKind::Response, request.request_id() as u32, status);
                 answer.body = Bytes::from_static(b"ok");
                 answer.encode(&mut out)
             }
@@ -278,8 +288,9 @@ impl Wire {
                 }
                 received.fetch_add(1, Ordering::SeqCst);
                 match behaviour {
-                    Behaviour::Answer => {
-                        let _ = stream.write_all(&self.answer(&*frame)).await;
+                    Behaviour::Answer | Behaviour::ServerError => {
+                        let failed = behaviour == Behaviour::ServerError;
+                        let _ = stream.write_all(&self.answer(&*frame, failed)).await;
                     }
                     Behaviour::Reset => return,
                     Behaviour::Hang => {}
@@ -337,6 +348,13 @@ async fn serve_http1(mut stream: TcpStream, behaviour: Behaviour, received: Arc<
             match behaviour {
                 Behaviour::Answer => {
                     let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+                Behaviour::ServerError => {
+                    let answer =
+                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy";
                     if stream.write_all(answer).await.is_err() {
                         return;
                     }
@@ -432,6 +450,19 @@ async fn serve_h2(stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicU
                     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
                     let _ = send.send_trailers(trailers);
                 }
+            }
+            Behaviour::ServerError => {
+                drop(request);
+                let mut head = http::Response::builder();
+                head = if grpc {
+                    // Trailers-only: the status in the head.
+                    head.status(200)
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "14")
+                } else {
+                    head.status(503)
+                };
+                let _ = respond.send_response(head.body(()).unwrap(), true);
             }
             Behaviour::Reset => return, // drops the whole connection
             Behaviour::Hang => held.push((request, respond)),

@@ -10,7 +10,8 @@ use serde_saphyr::Spanned;
 use strait_codec_framework::PoolMode;
 use strait_upstream::lb::LbPolicy;
 use strait_upstream::{
-    CheckKind, CircuitBreakers, ClusterOptions, HashKey, HealthCheck, OutlierDetection, Transport,
+    CheckKind, CircuitBreakers, ClusterOptions, HashKey, HealthCheck, OutlierDetection,
+    RetryBudget, Transport,
 };
 
 use super::super::duration::format as duration;
@@ -118,6 +119,41 @@ pub(super) fn resilience(
             // 0 is meaningful: no retries at all.
             breakers.max_retries = usize::try_from(r.value)
                 .map_err(|_| cx.err(r.referenced, format!("{k}.max_retries"), "too large"))?;
+        }
+        if let Some(budget) = &b.retry_budget {
+            let bk = format!("{k}.retry_budget");
+            if let Some(r) = &b.max_retries {
+                return Err(cx.err(
+                    r.referenced,
+                    format!("{k}.max_retries"),
+                    "a retry_budget replaces max_retries: set one",
+                ));
+            }
+            let percent = match &budget.value.budget_percent {
+                Some(p) if !(p.value.is_finite() && (0.0..=100.0).contains(&p.value)) => {
+                    return Err(cx.err(
+                        p.referenced,
+                        format!("{bk}.budget_percent"),
+                        "must be between 0 and 100",
+                    ));
+                }
+                Some(p) => p.value,
+                None => 20.0,
+            };
+            let min = match &budget.value.min_retry_concurrency {
+                Some(m) => usize::try_from(m.value).map_err(|_| {
+                    cx.err(
+                        m.referenced,
+                        format!("{bk}.min_retry_concurrency"),
+                        "too large",
+                    )
+                })?,
+                None => 3,
+            };
+            breakers.retry_budget = Some(RetryBudget {
+                budget_percent: percent,
+                min_retry_concurrency: min,
+            });
         }
     }
     let slow_start = match &c.slow_start {
@@ -417,7 +453,11 @@ pub(super) fn dump(c: &ClusterOptions) -> [(&'static str, Value); 5] {
                 "max_connections": b.max_connections,
                 "max_pending_requests": b.max_pending_requests,
                 "max_requests": b.max_requests,
-                "max_retries": b.max_retries,
+                "max_retries": b.retry_budget.is_none().then_some(b.max_retries),
+                "retry_budget": b.retry_budget.map(|r| json!({
+                    "budget_percent": r.budget_percent,
+                    "min_retry_concurrency": r.min_retry_concurrency,
+                })),
             }),
         ),
         (

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use serde_saphyr::{Location, Spanned};
 use strait_router::{
-    AnchoredRegex, MatchKind, PathMatch, Redirect, Route, RouteAction, RouteError, RouteMatch,
-    RouteTable, ValueMatcher, VirtualHost,
+    AnchoredRegex, MatchKind, PathMatch, Redirect, RetryPolicy, Route, RouteAction, RouteError,
+    RouteMatch, RouteTable, ValueMatcher, VirtualHost,
 };
 
 use super::super::file::*;
@@ -74,6 +74,10 @@ fn build_route(
     }
 
     let matcher = build_match(cx, &r.matcher, &format!("{key}.match"))?;
+    let retry_policy = match r.route.as_ref().and_then(|a| a.value.retry_policy.as_ref()) {
+        Some(p) => Some(retry_policy(cx, p, &format!("{key}.route.retry_policy"))?),
+        None => None,
+    };
     let (action, timeout) = match (&r.route, &r.redirect, &r.direct_response) {
         (Some(a), _, _) => build_forward(cx, a, &format!("{key}.route"), clusters)?,
         (None, Some(d), _) => {
@@ -94,6 +98,7 @@ fn build_route(
     if let Some(t) = timeout {
         route = route.with_timeout(t);
     }
+    route.retry_policy = retry_policy.map(std::sync::Arc::new);
     if let Some(a) = &r.route {
         let akey = format!("{key}.route");
         if let Some(p) = &a.value.prefix_rewrite {
@@ -145,6 +150,100 @@ fn build_route(
         cx.err(at, k, e.to_string())
     })?;
     Ok(route)
+}
+
+/// `route.retry_policy:`.
+fn retry_policy(
+    cx: &Ctx<'_>,
+    p: &Spanned<RetryPolicyFile>,
+    key: &str,
+) -> Result<RetryPolicy, ConfigError> {
+    let f = &p.value;
+    let mut policy = RetryPolicy::default();
+    for (i, name) in f.retry_on.iter().enumerate() {
+        if !policy.retry_on.set(&name.value) {
+            return Err(cx.err(
+                name.referenced,
+                format!("{key}.retry_on[{i}]"),
+                format!(
+                    "unknown condition {:?} (connect-failure, reset, timeout, gateway-error, 5xx, retriable-status-codes)",
+                    name.value
+                ),
+            ));
+        }
+    }
+    if f.retry_on.is_empty() {
+        return Err(cx.err(
+            p.referenced,
+            format!("{key}.retry_on"),
+            "list at least one condition",
+        ));
+    }
+    policy.retriable_status_codes = f.retriable_status_codes.iter().map(|c| c.value).collect();
+    match (
+        policy.retry_on.retriable_status_codes,
+        f.retriable_status_codes.first(),
+    ) {
+        (true, None) => {
+            return Err(cx.err(
+                p.referenced,
+                format!("{key}.retriable_status_codes"),
+                "retry_on lists retriable-status-codes: list the statuses",
+            ));
+        }
+        (false, Some(c)) => {
+            return Err(cx.err(
+                c.referenced,
+                format!("{key}.retriable_status_codes"),
+                "only read when retry_on lists retriable-status-codes",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(n) = &f.num_retries {
+        if n.value > 10 {
+            return Err(cx.err(n.referenced, format!("{key}.num_retries"), "at most 10"));
+        }
+        policy.num_retries = n.value;
+    }
+    if let Some(t) = &f.per_try_timeout {
+        let d = cx.duration(t, format!("{key}.per_try_timeout"))?;
+        if d.is_zero() {
+            return Err(cx.err(
+                t.referenced,
+                format!("{key}.per_try_timeout"),
+                "must be longer than 0s",
+            ));
+        }
+        policy.per_try_timeout = Some(d);
+    }
+    if let Some(b) = &f.retry_back_off {
+        let bkey = format!("{key}.retry_back_off");
+        policy.base_interval =
+            cx.duration(&b.value.base_interval, format!("{bkey}.base_interval"))?;
+        if policy.base_interval.is_zero() {
+            return Err(cx.err(
+                b.value.base_interval.referenced,
+                format!("{bkey}.base_interval"),
+                "must be longer than 0s",
+            ));
+        }
+        policy.max_interval = match &b.value.max_interval {
+            Some(m) => {
+                let max = cx.duration(m, format!("{bkey}.max_interval"))?;
+                if max < policy.base_interval {
+                    return Err(cx.err(
+                        m.referenced,
+                        format!("{bkey}.max_interval"),
+                        "shorter than base_interval",
+                    ));
+                }
+                max
+            }
+            None => policy.base_interval * 10,
+        };
+    }
+    Ok(policy)
 }
 
 /// `route:`: the cluster or split, and its timeout.
@@ -528,6 +627,20 @@ pub(super) fn route_dump(r: &Spanned<RouteFile>) -> serde_json::Value {
             "timeout": text(&a.value.timeout),
             "prefix_rewrite": text(&a.value.prefix_rewrite),
             "host_rewrite": text(&a.value.host_rewrite),
+            "retry_policy": a.value.retry_policy.as_ref().and_then(|p| {
+                // Checked already: a dump is only made of a valid file.
+                let policy = retry_policy(&Ctx { file: "" }, p, "").ok()?;
+                Some(json!({
+                    "retry_on": policy.retry_on.names(),
+                    "retriable_status_codes": (!policy.retriable_status_codes.is_empty()).then_some(&policy.retriable_status_codes),
+                    "num_retries": policy.num_retries,
+                    "per_try_timeout": policy.per_try_timeout.map(crate::config::duration::format),
+                    "retry_back_off": {
+                        "base_interval": crate::config::duration::format(policy.base_interval),
+                        "max_interval": crate::config::duration::format(policy.max_interval),
+                    },
+                }))
+            }),
         })),
         "redirect": r.redirect.as_ref().map(|d| {
             let d = &d.value;
