@@ -697,3 +697,79 @@ async fn sweep_outliers(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    fn cluster(hosts: usize, panic_threshold: u32) -> Cluster {
+        let check = HealthCheck::new(crate::CheckKind::Tcp);
+        Cluster::new(ClusterOptions {
+            name: "c".into(),
+            transport: Transport::Framed(strait_example_lenproto::protocol()),
+            lb_policy: LbPolicy::RoundRobin,
+            hash_key: None,
+            connect_timeout: Duration::from_secs(1),
+            max_connections_per_host: 1,
+            preconnect: false,
+            circuit_breakers: CircuitBreakers::default(),
+            health_check: Some(check),
+            outlier_detection: None,
+            slow_start: None,
+            panic_threshold,
+            connection: UpstreamOptions::default(),
+            endpoints: (0..hosts)
+                .map(|i| Endpoint {
+                    addr: ([127, 0, 0, 1], 40_000 + i as u16).into(),
+                    weight: 1,
+                })
+                .collect(),
+        })
+    }
+
+    fn set_passing(c: &Cluster, passing: &[bool]) {
+        for (host, &pass) in c.hosts.iter().zip(passing) {
+            let failure = (!pass).then(|| "down".to_string());
+            host.health().set_check(&c.health, failure, Instant::now());
+        }
+    }
+
+    fn picked(c: &Cluster, n: usize) -> std::collections::BTreeSet<usize> {
+        (0..n).filter_map(|_| c.pick_host(None)).collect()
+    }
+
+    /// At or above the panic threshold only healthy hosts are picked; below it every
+    /// host is (health ignored, as Envoy does); a threshold of 0 never panics.
+    #[tokio::test]
+    async fn panic_threshold_decides_between_healthy_hosts_and_all_of_them() {
+        let c = cluster(4, 50);
+        // Before any check passed, all four are pending: below 50%, so panic.
+        assert!(c.snapshot().panic);
+        assert_eq!(picked(&c, 40), [0, 1, 2, 3].into());
+        set_passing(&c, &[true, true, false, false]);
+        assert!(!c.snapshot().panic, "2 of 4 healthy is not below 50%");
+        assert_eq!(picked(&c, 40), [0, 1].into());
+        set_passing(&c, &[true, false, false, false]);
+        assert!(c.snapshot().panic);
+        assert_eq!(
+            picked(&c, 40),
+            [0, 1, 2, 3].into(),
+            "1 of 4: panic uses all"
+        );
+
+        let strict = cluster(4, 0);
+        set_passing(&strict, &[false, false, false, true]);
+        assert!(!strict.snapshot().panic);
+        assert_eq!(picked(&strict, 40), [3].into());
+        set_passing(&strict, &[false; 4]);
+        assert!(
+            picked(&strict, 10).is_empty(),
+            "no host, no panic: no healthy upstream"
+        );
+        assert_eq!(
+            strict.pick_index(None),
+            Err(ProxyFailure::NoHealthyUpstream)
+        );
+    }
+}
