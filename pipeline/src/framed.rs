@@ -43,14 +43,22 @@ impl RequestHandler for FramedForwarder {
         outcome: Outcome,
         status: Option<u32>,
     ) -> Option<Route> {
-        let (policy, cluster) =
+        let Some((policy, cluster)) =
             self.listener
-                .retry_plan(ctx, outcome, status, StatusSpace::Protocol)?;
+                .retry_plan(ctx, outcome, status, StatusSpace::Protocol)
+        else {
+            tracing::debug!(attempt = ctx.attempt, %outcome, "not retried: policy");
+            return None;
+        };
         let route = u32::try_from(RequestContext::known(ctx.route)?).ok()?;
         let (_, r) = self.listener.routes.route_at(route)?;
         let timeout = effective_timeout(r.timeout, request.timeout());
-        let back_off =
-            ListenerPipeline::next_attempt(policy, cluster, ctx, outcome, ctx.start + timeout)?;
+        let Some(back_off) =
+            ListenerPipeline::next_attempt(policy, cluster, ctx, outcome, ctx.start + timeout)
+        else {
+            tracing::debug!(attempt = ctx.attempt, %outcome, "not retried: deadline or admission");
+            return None;
+        };
         // The attempt's own timeout counts from when it starts, within the request's.
         let elapsed = ctx.start.elapsed() + back_off;
         let attempt_timeout = policy

@@ -160,6 +160,7 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
                     "connections": b.connections,
                     "pending": b.pending,
                     "retries": b.retries,
+                    "retried": b.retried,
                     "overflows": overflows,
                 },
                 "hosts": s.hosts.iter().map(|h| json!({

@@ -338,7 +338,11 @@ impl<H: RequestHandler> Conn<H> {
                         if self.now < deadline { Ok(upstream) } else { Err(ProxyFailure::Timeout) }
                     });
                     match result {
-                        Ok(upstream) => self.send(request, upstream, ctx, deadline),
+                        Ok(upstream) => {
+                            if let Some(retry) = self.send(request, upstream, ctx, deadline) {
+                                connecting.push(retry);
+                            }
+                        }
                         Err(failure) => self.fail(&*request, request.request_id(), &ctx, failure),
                     }
                     decode_pending |= held;
@@ -381,8 +385,7 @@ impl<H: RequestHandler> Conn<H> {
             FrameKind::Request | FrameKind::Oneway => {
                 match self.handler.route(&mut *frame, &mut ctx) {
                     Route::Send(upstream, timeout) => {
-                        self.send(frame, upstream, ctx, ctx.start + timeout);
-                        None
+                        self.send(frame, upstream, ctx, ctx.start + timeout)
                     }
                     Route::Later(connecting, timeout) => {
                         Some(later(frame, ctx, ctx.start + timeout, connecting))
@@ -416,32 +419,42 @@ impl<H: RequestHandler> Conn<H> {
         }
     }
 
+    /// Writes `request` to `upstream`. If the connection refuses it (closed under it,
+    /// backlogged), nothing was sent: the handler may try it elsewhere, and the
+    /// returned work is that attempt when it must first wait.
     fn send(
         &mut self,
-        request: Box<dyn Frame>,
+        mut request: Box<dyn Frame>,
         upstream: UpstreamConnection,
         mut ctx: RequestContext,
         deadline: Instant,
-    ) {
+    ) -> Option<Later> {
         let two_way = request.kind() == FrameKind::Request;
         ctx.host = upstream.host_tag();
         ctx.sent = Some(self.now);
         if !two_way {
-            return match upstream.send(request, &self.inbox, deadline, 0) {
+            match upstream.send(request, &self.inbox, deadline, 0) {
                 Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
                 Err((request, error)) => {
                     self.fail(&*request, request.request_id(), &ctx, error.failure())
                 }
-            };
+            }
+            return None;
         }
         let slot = self.in_flight.vacant_entry();
         // In-flight requests per connection are bounded by max_in_flight (u32 range).
         let token = slot.key() as RequestToken;
         slot.insert(ctx);
-        if let Err((request, error)) = upstream.send(request, &self.inbox, deadline, token) {
-            self.in_flight.remove(token as usize);
-            self.fail(&*request, request.request_id(), &ctx, error.failure())
+        let (returned, error) = upstream.send(request, &self.inbox, deadline, token).err()?;
+        request = returned;
+        self.in_flight.remove(token as usize);
+        let failure = error.failure();
+        let outcome = Outcome::Failed(failure);
+        if let Some(route) = self.handler.retry(&mut *request, &mut ctx, outcome, None) {
+            return self.resend(request, ctx, route);
         }
+        self.fail(&*request, request.request_id(), &ctx, failure);
+        None
     }
 
     /// The context of the request behind `token`, no longer in flight.
@@ -506,8 +519,7 @@ impl<H: RequestHandler> Conn<H> {
     ) -> Option<Later> {
         match route {
             Route::Send(upstream, timeout) => {
-                self.send(request, upstream, ctx, ctx.start + timeout);
-                None
+                self.send(request, upstream, ctx, ctx.start + timeout)
             }
             Route::Later(connecting, timeout) => {
                 Some(later(request, ctx, ctx.start + timeout, connecting))

@@ -96,6 +96,8 @@ pub(crate) struct Breakers {
     pending: AtomicUsize,
     /// Retries in flight.
     retries: AtomicUsize,
+    /// Retries admitted so far.
+    retried: AtomicU64,
     /// Times each bound turned something away, by [`Breaker::ALL`] order.
     overflows: [AtomicU64; 4],
 }
@@ -111,6 +113,8 @@ pub struct BreakerSnapshot {
     pub pending: usize,
     /// Retries in flight.
     pub retries: usize,
+    /// Retries admitted so far.
+    pub retried: u64,
     /// Times each bound turned something away, by [`Breaker::ALL`] order.
     pub overflows: [u64; 4],
 }
@@ -122,6 +126,7 @@ impl Breakers {
             connections: Arc::new(AtomicUsize::new(0)),
             pending: AtomicUsize::new(0),
             retries: AtomicUsize::new(0),
+            retried: AtomicU64::new(0),
             overflows: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -176,7 +181,11 @@ impl Breakers {
             Some(budget) => budget.allowed(active),
             None => self.limits.max_retries,
         };
-        self.reserve(&self.retries, allowed, Breaker::Retries)
+        let admitted = self.reserve(&self.retries, allowed, Breaker::Retries);
+        if admitted {
+            self.retried.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
     }
 
     /// A retry admitted by [`Breakers::begin_retry`] ended.
@@ -186,17 +195,13 @@ impl Breakers {
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    /// Admits a retry; it stops counting when the guard drops.
-    pub(crate) fn retry(self: &Arc<Self>, active: usize) -> Option<RetryGuard> {
-        self.begin_retry(active).then(|| RetryGuard(self.clone()))
-    }
-
     pub(crate) fn snapshot(&self) -> BreakerSnapshot {
         BreakerSnapshot {
             limits: self.limits,
             connections: self.connections.load(Ordering::Relaxed),
             pending: self.pending.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
             overflows: std::array::from_fn(|i| self.overflows[i].load(Ordering::Relaxed)),
         }
     }
@@ -208,15 +213,6 @@ pub(crate) struct PendingGuard(Arc<Breakers>);
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         self.0.pending.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A retry counted in flight.
-pub(crate) struct RetryGuard(Arc<Breakers>);
-
-impl Drop for RetryGuard {
-    fn drop(&mut self) {
-        self.0.end_retry();
     }
 }
 
@@ -247,15 +243,16 @@ mod tests {
         drop(waiting);
         let _waiting = breakers.pending().expect("freed by the guard");
 
-        let retry = breakers.retry(0).expect("first retry");
-        assert!(breakers.retry(0).is_none());
-        drop(retry);
-        assert!(breakers.retry(0).is_some());
+        assert!(breakers.begin_retry(0), "first retry");
+        assert!(!breakers.begin_retry(0));
+        breakers.end_retry();
+        assert!(breakers.begin_retry(0), "an ended retry frees its place");
+        breakers.end_retry();
 
         let view = breakers.snapshot();
         assert_eq!(view.connections, 2);
         assert_eq!(view.pending, 1);
-        assert_eq!(view.retries, 0, "the retry guard above was a temporary");
+        assert_eq!(view.retries, 0);
         assert_eq!(view.overflows, [1, 1, 0, 1]);
     }
 

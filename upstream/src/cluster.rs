@@ -547,21 +547,14 @@ impl Cluster {
         };
         let mut last = ProxyFailure::NoHealthyUpstream;
         let mut index = first;
-        let mut _retry = None;
         for attempt in 0..self.hosts.len() {
             if attempt > 0 {
                 // A hashing balancer would pick the failed host again: spread the
-                // retry instead.
+                // retry instead. Nothing was sent: this is no retry of the request,
+                // and no retry admission bounds it.
                 match self.pick_host(vary(hash, attempt as u64)) {
                     Some(i) => index = i,
                     None => break,
-                }
-                // Trying another host is a retry: `max_retries` bounds them.
-                if _retry.is_none() {
-                    match self.breakers.retry(self.in_flight.load(Ordering::Relaxed)) {
-                        Some(guard) => _retry = Some(guard),
-                        None => break,
-                    }
                 }
             }
             match self.hosts[index]

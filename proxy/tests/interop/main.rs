@@ -5,6 +5,7 @@
 //! The Node peers must be installed first: `bash scripts/install-test-peers`.
 
 mod dubbo;
+mod faults;
 mod http;
 mod scaffold;
 mod support;

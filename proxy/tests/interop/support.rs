@@ -417,11 +417,17 @@ impl BoltServer {
     /// [`BoltServer::start`] with more `bolt-server.js` options (`--answer-oneway`,
     /// `--log-requests`).
     pub fn start_with(name: &str, services: &[&str], options: &[&str]) -> BoltServer {
+        BoltServer::start_on(name, 0, services, options)
+    }
+
+    /// [`BoltServer::start_with`] on `port` (0: a free one), to bring a killed server
+    /// back on its address.
+    pub fn start_on(name: &str, port: u16, services: &[&str], options: &[&str]) -> BoltServer {
         let dir = peers_dir();
         let mut cmd = Command::new("node");
         cmd.current_dir(&dir)
             .arg(dir.join("bolt-server.js"))
-            .args(["--port", "0", "--name", name])
+            .args(["--port", &port.to_string(), "--name", name])
             .args(options);
         if !services.is_empty() {
             cmd.args(["--services", &services.join(",")]);
@@ -832,8 +838,13 @@ impl HttpPeer {
 
     /// The hypercorn backend (`backend.py --name NAME`).
     pub fn backend(name: &str) -> HttpPeer {
+        HttpPeer::backend_on(name, 0)
+    }
+
+    /// The hypercorn backend on `port` (0: a free one), to bring a killed one back.
+    pub fn backend_on(name: &str, port: u16) -> HttpPeer {
         let mut cmd = http_python("backend.py");
-        cmd.args(["--port", "0", "--name", name]);
+        cmd.args(["--port", &port.to_string(), "--name", name]);
         HttpPeer::start(&format!("backend.py[{name}]"), &mut cmd)
     }
 

@@ -462,6 +462,11 @@ async fn run_retries(wire: Wire) {
             up["circuit_breakers"]["retries"], 0,
             "{label}: admissions given back"
         );
+        assert_eq!(
+            up["circuit_breakers"]["retried"].as_u64(),
+            Some(bad.received.load(Ordering::SeqCst) as u64),
+            "{label}: one retry per failed attempt: {up:#}"
+        );
         server.shutdown().await;
     }
 

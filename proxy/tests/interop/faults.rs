@@ -1,0 +1,370 @@
+//! Upstream faults with real processes and real peers (issue: upstream resilience):
+//! under steady load through Strait to three backends, one is killed with SIGKILL and
+//! later restarted on its address; a slow cluster sheds its overflow while another
+//! cluster's traffic goes on; a refused endpoint is routed around. Bolt through
+//! sofa-rpc-node, HTTP/1.1 through hypercorn and httpx. Each prints the figures the
+//! note reports (`--no-capture`): requests sent, failed, retried, time to detect, time
+//! to recover.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Polls `/clusters` until host `host` of cluster `cluster` satisfies `check`.
+fn wait_host(
+    strait: &Strait,
+    cluster: &str,
+    host: usize,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    wait_until(what, Duration::from_secs(20), || {
+        let c = strait.cluster(cluster);
+        check(&c["hosts"][host]).then_some(())
+    });
+    start.elapsed()
+}
+
+fn check_status(host: &Value) -> &str {
+    host["health_check"]["status"].as_str().unwrap_or("none")
+}
+
+/// The health check both kill tests use: every 200 ms, down after 2 failures, back
+/// after 2 passes.
+const CHECK: &str = "interval: 200ms, interval_jitter: 0s, timeout: 500ms, unhealthy_threshold: 2, healthy_threshold: 2";
+
+/// Retries of what a dying host does to requests in flight on it.
+const RETRY: &str = "retry_policy: { retry_on: [reset, connect-failure], num_retries: 2 }";
+
+fn bolt_config(listen: u16, admin: u16, routes: &[String], clusters: &[String]) -> String {
+    let mut yaml = format!(
+        "admin: {{ address: 127.0.0.1:{admin} }}\n\
+         drain_timeout: 5s\n\
+         listeners:\n  \
+           - {{ name: rpc, address: 127.0.0.1:{listen}, protocol: bolt, route_config: rpc }}\n\
+         route_configs:\n  \
+           - name: rpc\n    \
+             virtual_hosts:\n      \
+               - name: default\n        \
+                 domains: [\"*\"]\n        \
+                 routes:\n"
+    );
+    for r in routes {
+        yaml.push_str(&format!("          - {r}\n"));
+    }
+    yaml.push_str("clusters:\n");
+    for c in clusters {
+        yaml.push_str(&format!("  - {c}\n"));
+    }
+    yaml
+}
+
+fn bolt_cluster(name: &str, endpoints: &[String], extra: &str) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|a| format!("{{ address: \"{a}\" }}"))
+        .collect();
+    format!(
+        "{{ name: {name}, protocol: bolt, connect_timeout: 1s, {extra}, endpoints: [{}] }}",
+        eps.join(", ")
+    )
+}
+
+fn bolt_route(service: &str, cluster: &str, timeout: &str, extra: &str) -> String {
+    format!(
+        "{{ match: {{ variables: [{{ name: service, exact: \"{service}\" }}] }}, \
+         route: {{ cluster: {cluster}, timeout: {timeout}{extra} }} }}"
+    )
+}
+
+/// Bolt: three sofa-rpc-node servers behind a bolt health check; one is SIGKILLed
+/// under load, marked down, restarted on its port and taken back. The caller sees no
+/// failure: requests in flight on the dead host are retried (reset), new ones go to
+/// the live hosts.
+#[test]
+fn bolt_backend_killed_under_load_is_marked_down_and_taken_back() {
+    let a = BoltServer::start("A", &[]);
+    let b = BoltServer::start("B", &[]);
+    let mut c = BoltServer::start("C", &[]);
+    let c_port = c.port;
+    let endpoints = [a.addr(), b.addr(), c.addr()];
+    let strait = Strait::start("fault-bolt-kill", |listen, admin| {
+        bolt_config(
+            listen,
+            admin,
+            &[bolt_route(
+                TEST_SERVICE,
+                "test",
+                "2s",
+                &format!(", {RETRY}"),
+            )],
+            &[bolt_cluster(
+                "test",
+                &endpoints,
+                &format!(
+                    "health_check: {{ type: bolt, {CHECK} }}, circuit_breakers: {{ max_retries: 50 }}"
+                ),
+            )],
+        )
+    });
+    for host in 0..3 {
+        wait_host(&strait, "test", host, "every host passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    const SENT: u64 = 30_000;
+    let load = Client::spawn(
+        strait.listen,
+        &[
+            "--method",
+            "plus",
+            "--count",
+            &SENT.to_string(),
+            "--concurrency",
+            "20",
+            "--timeout",
+            "3000",
+        ],
+    );
+    // The load reaches all three before the kill.
+    wait_host(&strait, "test", 2, "load on C", |h| {
+        h["requests"].as_u64() >= Some(200)
+    });
+    let killed = Instant::now();
+    c.kill();
+    let detect = wait_host(&strait, "test", 2, "C marked down", |h| {
+        check_status(h) == "failing" && h["healthy"] == false
+    });
+    let c = BoltServer::start_on("C", c_port, &[], &[]);
+    let restarted = Instant::now();
+    let recover = wait_host(&strait, "test", 2, "C back", |h| {
+        check_status(h) == "passing" && h["healthy"] == true
+    });
+    let load_running = load_still_running(&strait, "test");
+    let s = load.finish();
+    let cluster = strait.cluster("test");
+    let retried = cluster["circuit_breakers"]["retried"].as_u64().unwrap_or(0);
+    eprintln!(
+        "bolt kill: sent {SENT}, ok {}, failed {}, retried {retried}; C down after {detect:?} \
+         (200ms x 2), back {recover:?} after its restart ({:?} after the kill); load still running \
+         at recovery: {load_running}; outcomes {}",
+        num(&s, "ok"),
+        SENT - num(&s, "ok"),
+        restarted.duration_since(killed) + recover,
+        cluster["outcomes"],
+    );
+    assert_eq!(num(&s, "ok"), SENT, "{s}");
+    assert!(errors(&s).is_empty(), "no failure reaches the caller: {s}");
+    // The restarted host takes its share again.
+    let before = strait.cluster("test")["hosts"][2]["requests"]
+        .as_u64()
+        .unwrap_or(0);
+    let s = run_client(
+        strait.listen,
+        &["--method", "plus", "--count", "300", "--concurrency", "10"],
+    );
+    assert_eq!(num(&s, "ok"), 300, "{s}");
+    let after = strait.cluster("test")["hosts"][2]["requests"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(after >= before + 50, "C serves again: {before} -> {after}");
+    drop(c);
+}
+
+/// Whether requests are still in flight on `cluster`.
+fn load_still_running(strait: &Strait, cluster: &str) -> bool {
+    strait.cluster(cluster)["in_flight"].as_u64().unwrap_or(0) > 0
+}
+
+/// Bolt: a slow cluster (`max_requests: 10`, a `sleep` method) gets 30 concurrent
+/// calls: 20 are shed at once with status 4 (SERVER_THREADPOOL_BUSY) while the other
+/// cluster's calls all succeed.
+#[test]
+fn bolt_slow_cluster_sheds_overflow_and_leaves_the_other_alone() {
+    const SLOW: &str = "com.example.Slow:1.0";
+    let slow = BoltServer::start("S", &[SLOW]);
+    let fast = BoltServer::start("F", &[TEST_SERVICE]);
+    let (slow_addr, fast_addr) = (slow.addr(), fast.addr());
+    let strait = Strait::start("fault-bolt-overflow", |listen, admin| {
+        bolt_config(
+            listen,
+            admin,
+            &[
+                bolt_route(SLOW, "slow", "5s", ""),
+                bolt_route(TEST_SERVICE, "fast", "5s", ""),
+            ],
+            &[
+                bolt_cluster(
+                    "slow",
+                    std::slice::from_ref(&slow_addr),
+                    "circuit_breakers: { max_requests: 10 }",
+                ),
+                bolt_cluster(
+                    "fast",
+                    std::slice::from_ref(&fast_addr),
+                    "preconnect: false",
+                ),
+            ],
+        )
+    });
+    let shed = Client::spawn(
+        strait.listen,
+        &[
+            "--service",
+            SLOW,
+            "--method",
+            "sleep",
+            "--args",
+            "[1500]",
+            "--count",
+            "30",
+            "--concurrency",
+            "30",
+            "--timeout",
+            "5000",
+        ],
+    );
+    strait.wait_in_flight("slow", 10);
+    let s = run_client(
+        strait.listen,
+        &["--method", "plus", "--count", "500", "--concurrency", "20"],
+    );
+    assert_eq!(num(&s, "ok"), 500, "the other cluster is untouched: {s}");
+    let shed = shed.finish();
+    eprintln!(
+        "bolt overflow: slow cluster sent 30, ok {}, shed {:?}; fast cluster 500 ok",
+        num(&shed, "ok"),
+        errors(&shed)
+    );
+    assert_eq!(num(&shed, "ok"), 10, "{shed}");
+    assert_eq!(errors(&shed), vec![("status_4".to_string(), 20)], "{shed}");
+    let slow_cluster = strait.cluster("slow");
+    assert_eq!(
+        slow_cluster["circuit_breakers"]["overflows"]["max_requests"], 20,
+        "{slow_cluster}"
+    );
+    assert_eq!(
+        strait.cluster("fast")["circuit_breakers"]["overflows"]["max_requests"],
+        0
+    );
+}
+
+/// Bolt: one of two endpoints refuses connections: 500 calls, none failed.
+#[test]
+fn bolt_refused_endpoint_is_routed_around() {
+    let a = BoltServer::start("A", &[]);
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let endpoints = [refused, a.addr()];
+    let strait = Strait::start("fault-bolt-refused", |listen, admin| {
+        bolt_config(
+            listen,
+            admin,
+            &[bolt_route(TEST_SERVICE, "test", "2s", "")],
+            &[bolt_cluster("test", &endpoints, "lb_policy: round_robin")],
+        )
+    });
+    let s = run_client(
+        strait.listen,
+        &["--method", "plus", "--count", "500", "--concurrency", "20"],
+    );
+    let c = strait.cluster("test");
+    eprintln!(
+        "bolt refused: sent 500, ok {}, failed {}, connect failures {}",
+        num(&s, "ok"),
+        500 - num(&s, "ok"),
+        c["hosts"][0]["connect_failures"]
+    );
+    assert_eq!(num(&s, "ok"), 500, "{s}");
+    assert!(errors(&s).is_empty(), "{s}");
+    assert!(c["hosts"][0]["connect_failures"].as_u64() >= Some(1), "{c}");
+}
+
+fn http_config(listen: u16, admin: u16, endpoints: &[String]) -> String {
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|a| format!("{{ address: \"{a}\" }}"))
+        .collect();
+    format!(
+        "admin: {{ address: 127.0.0.1:{admin} }}\n\
+         drain_timeout: 5s\n\
+         listeners:\n  \
+           - {{ name: web, address: 127.0.0.1:{listen}, protocol: http, route_config: web }}\n\
+         route_configs:\n  \
+           - name: web\n    \
+             virtual_hosts:\n      \
+               - {{ name: all, domains: [\"*\"], routes: [{{ match: {{ prefix: / }}, route: {{ cluster: web, timeout: 2s, {RETRY} }} }}] }}\n\
+         clusters:\n  \
+           - {{ name: web, protocol: http1, connect_timeout: 1s, \
+                health_check: {{ type: http, path: /health, {CHECK} }}, \
+                circuit_breakers: {{ max_retries: 50 }}, endpoints: [{}] }}\n",
+        eps.join(", ")
+    )
+}
+
+/// HTTP/1.1: three hypercorn backends behind an http health check; one is SIGKILLed
+/// under httpx load, marked down, restarted and taken back, with no failed request.
+#[test]
+fn http1_backend_killed_under_load_is_marked_down_and_taken_back() {
+    let a = HttpPeer::backend("A");
+    let b = HttpPeer::backend("B");
+    let mut c = HttpPeer::backend("C");
+    let c_port = c.port;
+    let endpoints = [a.addr(), b.addr(), c.addr()];
+    let strait = Strait::start("fault-http-kill", |listen, admin| {
+        http_config(listen, admin, &endpoints)
+    });
+    for host in 0..3 {
+        wait_host(&strait, "web", host, "every host passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    const SENT: u64 = 6_000;
+    let mut cmd = http_python("http_client.py");
+    cmd.args([
+        "--url",
+        &format!("http://{}/load", strait.listen),
+        "--count",
+        &SENT.to_string(),
+        "--concurrency",
+        "20",
+    ]);
+    let mut load = Proc::spawn("http_client.py load", &mut cmd);
+    wait_host(&strait, "web", 2, "load on C", |h| {
+        h["requests"].as_u64() >= Some(100)
+    });
+    let killed = Instant::now();
+    c.proc.kill_now();
+    let detect = wait_host(&strait, "web", 2, "C marked down", |h| {
+        check_status(h) == "failing"
+    });
+    let c = HttpPeer::backend_on("C", c_port);
+    let restarted = Instant::now();
+    let recover = wait_host(&strait, "web", 2, "C back", |h| {
+        check_status(h) == "passing" && h["healthy"] == true
+    });
+    let load_running = load_still_running(&strait, "web");
+    load.wait_for_exit(Duration::from_secs(120))
+        .expect("the load ends");
+    let s: Value = serde_json::from_str(load.stdout.snapshot().last().expect("a summary")).unwrap();
+    let retried = strait.cluster("web")["circuit_breakers"]["retried"]
+        .as_u64()
+        .unwrap_or(0);
+    let ok = s["statuses"]["200"].as_u64().unwrap_or(0);
+    eprintln!(
+        "http1 kill: sent {SENT}, ok {ok}, failed {}, retried {retried}; C down after {detect:?}, \
+         back {recover:?} after its restart ({:?} after the kill); load still running at recovery: \
+         {load_running}; statuses {}",
+        SENT - ok,
+        restarted.duration_since(killed) + recover,
+        s["statuses"],
+    );
+    assert_eq!(ok, SENT, "{s}");
+    assert_eq!(s["errors"], serde_json::json!({}), "{s}");
+    drop(c);
+}
