@@ -40,11 +40,21 @@ const CHECK: &str = "interval: 200ms, interval_jitter: 0s, timeout: 500ms, unhea
 const RETRY: &str = "retry_policy: { retry_on: [reset, connect-failure], num_retries: 2 }";
 
 fn bolt_config(listen: u16, admin: u16, routes: &[String], clusters: &[String]) -> String {
+    framed_config(listen, admin, "bolt", routes, clusters)
+}
+
+fn framed_config(
+    listen: u16,
+    admin: u16,
+    protocol: &str,
+    routes: &[String],
+    clusters: &[String],
+) -> String {
     let mut yaml = format!(
         "admin: {{ address: 127.0.0.1:{admin} }}\n\
          drain_timeout: 5s\n\
          listeners:\n  \
-           - {{ name: rpc, address: 127.0.0.1:{listen}, protocol: bolt, route_config: rpc }}\n\
+           - {{ name: rpc, address: 127.0.0.1:{listen}, protocol: {protocol}, route_config: rpc }}\n\
          route_configs:\n  \
            - name: rpc\n    \
              virtual_hosts:\n      \
@@ -286,6 +296,23 @@ fn bolt_refused_endpoint_is_routed_around() {
 }
 
 fn http_config(listen: u16, admin: u16, endpoints: &[String]) -> String {
+    http_config_for(
+        listen,
+        admin,
+        endpoints,
+        "http1",
+        "type: http, path: /health",
+    )
+}
+
+/// An `http` listener routing everything to cluster `web` (`protocol`, `check`).
+fn http_config_for(
+    listen: u16,
+    admin: u16,
+    endpoints: &[String],
+    protocol: &str,
+    check: &str,
+) -> String {
     let eps: Vec<String> = endpoints
         .iter()
         .map(|a| format!("{{ address: \"{a}\" }}"))
@@ -300,8 +327,8 @@ fn http_config(listen: u16, admin: u16, endpoints: &[String]) -> String {
              virtual_hosts:\n      \
                - {{ name: all, domains: [\"*\"], routes: [{{ match: {{ prefix: / }}, route: {{ cluster: web, timeout: 2s, {RETRY} }} }}] }}\n\
          clusters:\n  \
-           - {{ name: web, protocol: http1, connect_timeout: 1s, \
-                health_check: {{ type: http, path: /health, {CHECK} }}, \
+           - {{ name: web, protocol: {protocol}, connect_timeout: 1s, \
+                health_check: {{ {check}, {CHECK} }}, \
                 circuit_breakers: {{ max_retries: 50 }}, endpoints: [{}] }}\n",
         eps.join(", ")
     )
@@ -366,5 +393,162 @@ fn http1_backend_killed_under_load_is_marked_down_and_taken_back() {
     );
     assert_eq!(ok, SENT, "{s}");
     assert_eq!(s["errors"], serde_json::json!({}), "{s}");
+    drop(c);
+}
+
+/// gRPC: three grpcio servers behind the gRPC health check (`grpc.health.v1.Health`);
+/// one is SIGKILLed under a grpcio client's unary load, marked down, restarted and
+/// taken back. Calls in flight on it are retried: their bodies were recorded as they
+/// went out.
+#[test]
+fn grpc_backend_killed_under_load_is_marked_down_and_taken_back() {
+    let a = HttpPeer::grpc_py("A");
+    let b = HttpPeer::grpc_py("B");
+    let mut c = HttpPeer::grpc_py("C");
+    let c_port = c.port;
+    let endpoints = [a.addr(), b.addr(), c.addr()];
+    let strait = Strait::start("fault-grpc-kill", |listen, admin| {
+        http_config_for(listen, admin, &endpoints, "http2", "type: grpc").replace(
+            "retry_on: [reset, connect-failure]",
+            "retry_on: [reset, connect-failure, gateway-error]",
+        )
+    });
+    for host in 0..3 {
+        wait_host(&strait, "web", host, "every host passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    const SENT: u64 = 4_000;
+    let mut cmd = http_python("grpc_client.py");
+    cmd.args([
+        "--target",
+        &strait.listen.to_string(),
+        "--cases",
+        "load",
+        "--load-count",
+        &SENT.to_string(),
+        "--load-concurrency",
+        "20",
+    ]);
+    let mut load = Proc::spawn("grpc_client.py load", &mut cmd);
+    wait_host(&strait, "web", 2, "load on C", |h| {
+        h["requests"].as_u64() >= Some(100)
+    });
+    let killed = Instant::now();
+    c.proc.kill_now();
+    let detect = wait_host(&strait, "web", 2, "C marked down", |h| {
+        check_status(h) == "failing"
+    });
+    let c = HttpPeer::grpc_py_on("C", c_port);
+    let restarted = Instant::now();
+    let recover = wait_host(&strait, "web", 2, "C back", |h| {
+        check_status(h) == "passing" && h["healthy"] == true
+    });
+    let load_running = load_still_running(&strait, "web");
+    load.wait_for_exit(Duration::from_secs(120))
+        .expect("the load ends");
+    let s: Value = serde_json::from_str(load.stdout.snapshot().last().expect("a summary")).unwrap();
+    let l = &s["cases"]["load"];
+    let retried = strait.cluster("web")["circuit_breakers"]["retried"]
+        .as_u64()
+        .unwrap_or(0);
+    let ok = l["ok"].as_u64().unwrap_or(0);
+    eprintln!(
+        "grpc kill: sent {SENT}, ok {ok}, failed {}, retried {retried}; C down after {detect:?}, \
+         back {recover:?} after its restart ({:?} after the kill); load still running at recovery: \
+         {load_running}; errors {}",
+        SENT - ok,
+        restarted.duration_since(killed) + recover,
+        l["errors"],
+    );
+    assert_eq!(ok, SENT, "{s}");
+    assert_eq!(l["errors"], serde_json::json!({}), "{s}");
+    drop(c);
+}
+
+/// Dubbo: three hessian.js providers behind the Dubbo heartbeat check; one is SIGKILLed
+/// under dubbo2.js load, marked down, restarted and taken back, with no failed call.
+#[test]
+fn dubbo_backend_killed_under_load_is_marked_down_and_taken_back() {
+    const DEMO: &str = "com.example.DemoService";
+    let a = DubboServer::start("A");
+    let b = DubboServer::start("B");
+    let mut c = DubboServer::start("C");
+    let c_port = c.port;
+    let eps: Vec<String> = [a.addr(), b.addr(), c.addr()]
+        .iter()
+        .map(|e| format!("{{ address: \"{e}\" }}"))
+        .collect();
+    let cluster = format!(
+        "{{ name: test, protocol: dubbo, connect_timeout: 1s, health_check: {{ type: dubbo, {CHECK} }}, \
+         circuit_breakers: {{ max_retries: 50 }}, endpoints: [{}] }}",
+        eps.join(", ")
+    );
+    let route = format!(
+        "{{ match: {{ variables: [{{ name: service, exact: \"{DEMO}\" }}] }}, \
+         route: {{ cluster: test, timeout: 2s, {RETRY} }} }}"
+    );
+    let strait = Strait::start("fault-dubbo-kill", |listen, admin| {
+        framed_config(
+            listen,
+            admin,
+            "dubbo",
+            std::slice::from_ref(&route),
+            std::slice::from_ref(&cluster),
+        )
+    });
+    for host in 0..3 {
+        wait_host(&strait, "test", host, "every host passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    const SENT: u64 = 20_000;
+    let load = Client::dubbo_js(
+        strait.listen,
+        &[
+            "--service",
+            DEMO,
+            "--method",
+            "sayHello",
+            "--version",
+            "1.0.0",
+            "--args",
+            r#"["call-$i", "$i"]"#,
+            "--count",
+            &SENT.to_string(),
+            "--concurrency",
+            "20",
+            "--timeout",
+            "3000",
+        ],
+    );
+    wait_host(&strait, "test", 2, "load on C", |h| {
+        h["requests"].as_u64() >= Some(200)
+    });
+    let killed = Instant::now();
+    c.kill();
+    let detect = wait_host(&strait, "test", 2, "C marked down", |h| {
+        check_status(h) == "failing"
+    });
+    let c = DubboServer::start_on("C", c_port);
+    let restarted = Instant::now();
+    let recover = wait_host(&strait, "test", 2, "C back", |h| {
+        check_status(h) == "passing" && h["healthy"] == true
+    });
+    let load_running = load_still_running(&strait, "test");
+    let s = load.finish();
+    let cluster = strait.cluster("test");
+    let retried = cluster["circuit_breakers"]["retried"].as_u64().unwrap_or(0);
+    eprintln!(
+        "dubbo kill: sent {SENT}, ok {}, failed {}, retried {retried}; C down after {detect:?}, \
+         back {recover:?} after its restart ({:?} after the kill); load still running at recovery: \
+         {load_running}; outcomes {}",
+        num(&s, "ok"),
+        SENT - num(&s, "ok"),
+        restarted.duration_since(killed) + recover,
+        cluster["outcomes"],
+    );
+    assert_eq!(num(&s, "ok"), SENT, "{s}");
+    assert!(errors(&s).is_empty(), "{s}");
     drop(c);
 }

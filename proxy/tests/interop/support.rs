@@ -612,11 +612,16 @@ pub struct DubboServer {
 impl DubboServer {
     /// Starts a provider named `name` on a free port and waits for its `listening` line.
     pub fn start(name: &str) -> DubboServer {
+        DubboServer::start_on(name, 0)
+    }
+
+    /// [`DubboServer::start`] on `port` (0: a free one), to bring a killed one back.
+    pub fn start_on(name: &str, port: u16) -> DubboServer {
         let dir = dubbo_peers_dir();
         let mut cmd = Command::new("node");
         cmd.current_dir(&dir)
             .arg(dir.join("dubbo-server.js"))
-            .args(["--port", "0", "--name", name]);
+            .args(["--port", &port.to_string(), "--name", name]);
         let mut proc = Proc::spawn(&format!("dubbo-server[{name}]"), &mut cmd);
         let port = wait_for_listening(&mut proc, &format!("dubbo-server {name}"));
         DubboServer {
@@ -850,8 +855,13 @@ impl HttpPeer {
 
     /// The grpcio server (`grpc_server.py --name NAME`).
     pub fn grpc_py(name: &str) -> HttpPeer {
+        HttpPeer::grpc_py_on(name, 0)
+    }
+
+    /// The grpcio server on `port` (0: a free one), to bring a killed one back.
+    pub fn grpc_py_on(name: &str, port: u16) -> HttpPeer {
         let mut cmd = http_python("grpc_server.py");
-        cmd.args(["--port", "0", "--name", name]);
+        cmd.args(["--port", &port.to_string(), "--name", name]);
         HttpPeer::start(&format!("grpc_server.py[{name}]"), &mut cmd)
     }
 

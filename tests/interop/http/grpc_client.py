@@ -6,7 +6,7 @@ grpc-client.js):
     python3 grpc_client.py --target HOST:PORT [--cases unary,server_stream,client_stream,bidi,fail,deadline,large]
         [--authority HOST] [--stream-count 100] [--client-count 50] [--bidi-count 20]
         [--fail-code 9] [--fail-detail TEXT] [--slow-ms 5000] [--deadline-ms 300]
-        [--large-bytes 1048576] [--timeout-ms 10000]
+        [--large-bytes 1048576] [--timeout-ms 10000] [--load-count 1000] [--load-concurrency 20]
 
 {"client":"grpcio","target":...,"cases":{CASE:{"code":"OK","code_num":0,"details":"",
   "initial_metadata":{x-*},"trailing_metadata":{x-*}, ...case fields}}}
@@ -15,7 +15,8 @@ Metadata maps keep keys starting with "x-" only; "-bin" values are lowercase hex
 Case fields: unary/large: reply {text,seq,server,metadata,payload_bytes}, payload_equal;
 server_stream: replies, seqs_in_order, texts_ok, servers; client_stream: reply, sent;
 bidi: sent, received, in_order (each reply received before the next request was sent),
-servers; deadline: elapsed_ms. Exit status 0 when the harness ran (call failures are in the
+servers; deadline: elapsed_ms; load: --load-count unary calls, --load-concurrency at a
+time: ok, errors {CODE: n}, servers {NAME: n}. Exit status 0 when the harness ran (call failures are in the
 summary), 2 on bad usage.
 """
 
@@ -91,6 +92,8 @@ def main():
     parser.add_argument("--deadline-ms", type=int, default=300)
     parser.add_argument("--large-bytes", type=int, default=1 << 20)
     parser.add_argument("--timeout-ms", type=int, default=10000)
+    parser.add_argument("--load-count", type=int, default=1000)
+    parser.add_argument("--load-concurrency", type=int, default=20)
     args = parser.parse_args()
 
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.enable_retries", 0)]
@@ -203,7 +206,26 @@ def main():
         doc["reply"] = reply_doc(reply)
         return doc
 
+    def load():
+        # A window of --load-concurrency unary calls in flight until --load-count are done.
+        ok, errors, servers = 0, {}, {}
+        pending = []
+        sent = 0
+        while sent < args.load_count or pending:
+            while sent < args.load_count and len(pending) < args.load_concurrency:
+                pending.append(stub.Unary.future(protos.Req(text="load", seq=sent), timeout=timeout))
+                sent += 1
+            call = pending.pop(0)
+            try:
+                reply = call.result()
+                ok += 1
+                servers[reply.server] = servers.get(reply.server, 0) + 1
+            except grpc.RpcError as e:
+                errors[e.code().name] = errors.get(e.code().name, 0) + 1
+        return {"code": "OK", "code_num": 0, "details": "", "sent": sent, "ok": ok, "errors": errors, "servers": servers}
+
     table = {
+        "load": load,
         "unary": unary,
         "server_stream": server_stream,
         "client_stream": client_stream,

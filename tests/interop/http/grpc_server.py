@@ -131,6 +131,20 @@ def main():
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 << 20)],
     )
     services.add_InteropServicer_to_server(Interop(), server)
+    # The standard health service (grpc.health.v1.Health/Check), answered SERVING for
+    # any service: the proxy's `type: grpc` health check asks it. Raw protobuf bytes,
+    # so no extra package is needed: HealthCheckResponse{status: SERVING} is 08 01.
+    health = grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health",
+        {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                lambda request, context: b"\x08\x01",
+                request_deserializer=lambda b: b,
+                response_serializer=lambda b: b,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((health,))
     port = server.add_insecure_port("%s:%d" % (args.host, args.port))
     if port == 0:
         log("grpc_server: cannot bind %s:%d" % (args.host, args.port))
