@@ -1043,6 +1043,23 @@ fn admin_endpoints() {
     assert_eq!(host["requests"], 200, "/clusters: {c}");
     assert_eq!(host["failures"], 0, "/clusters: {c}");
 
+    // Taken out of a load balancer's rotation before a restart: /ready says 503 while
+    // traffic is still served, until /healthcheck/ok.
+    let (status, body) = http_request(strait.admin, "POST", "/healthcheck/fail").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = strait.admin_get("/ready");
+    assert_eq!(
+        (status, body.trim()),
+        (503, "FAILED (POST /healthcheck/fail)")
+    );
+    let s = run_client(strait.listen, &["--method", "plus", "--count", "20"]);
+    assert_eq!(num(&s, "ok"), 20, "still serving: {s}");
+    let (status, _) = http_request(strait.admin, "POST", "/healthcheck/ok").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(strait.admin_get("/ready").0, 200);
+    let (status, _) = http_request(strait.admin, "POST", "/ready").unwrap();
+    assert_eq!(status, 404, "POST is for the health-check paths only");
+
     let (status, _) = strait.admin_get("/nope");
     assert_eq!(status, 404);
 }
