@@ -175,7 +175,7 @@ impl Pipeline {
             .and_then(|(_, route)| route.name.as_deref());
         let host = cluster
             .zip(host)
-            .and_then(|(c, h)| c.hosts().get(h))
+            .and_then(|(c, h)| c.host(h))
             .map(|h| h.addr());
         hook.on_request_end(&RequestRecord {
             listener,

@@ -168,6 +168,7 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
                     "weight": h.weight,
                     "effective_weight": h.health.effective_weight,
                     "available": h.available,
+                    "removed": h.removed,
                     "healthy": h.health.healthy,
                     "health_check": h.health.check.map(|verdict| json!({
                         "status": verdict,

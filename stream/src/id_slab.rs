@@ -26,7 +26,6 @@ impl<V> IdSlab<V> {
         (id as usize) & (self.slots.len() - 1)
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

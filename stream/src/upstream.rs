@@ -177,6 +177,22 @@ impl UpstreamConnection {
         self.shared.options.host_tag
     }
 
+    /// Takes no new requests, and closes once those in flight have ended (answered or
+    /// timed out), or after `limit` at the latest: how a pool lets go of a host that
+    /// left its cluster without failing what it already sent there.
+    pub fn drain(&self, limit: Duration) {
+        self.shared.open.store(false, Ordering::Release);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let until = Instant::now() + limit;
+            // Rare (a host leaving), so a poll is simpler than a signal on every end.
+            while Instant::now() < until && shared.state.lock().in_flight.len() > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            shared.close.notify_one();
+        });
+    }
+
     /// Closes the connection; requests in flight fail with an upstream reset.
     pub fn close(&self) {
         self.shared.open.store(false, Ordering::Release);

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::{Request, Version};
 use strait_codec_framework::{Frame, Outcome, PoolMode, Protocol, ProxyFailure};
 use strait_stream::http::{Body, ClientOptions};
@@ -55,8 +56,56 @@ pub struct ClusterOptions {
     pub panic_threshold: u32,
     /// Settings of each upstream connection (limits, keepalive).
     pub connection: UpstreamOptions,
-    /// The hosts.
+    /// The hosts of a static cluster.
     pub endpoints: Vec<Endpoint>,
+    /// How the hosts are found: as listed, or by DNS names re-resolved periodically.
+    pub discovery: Discovery,
+}
+
+/// How a cluster finds its hosts.
+#[derive(Clone, Default)]
+pub enum Discovery {
+    /// The `endpoints` listed.
+    #[default]
+    Static,
+    /// Every address each name resolves to is a host (`type: strict_dns`), resolved at
+    /// start and every `refresh`: hosts come and go with the answers, and the
+    /// connections of one that went are drained.
+    StrictDns {
+        /// The names, each with its port and weight.
+        names: Vec<DnsEndpoint>,
+        /// Time between resolutions.
+        refresh: Duration,
+        /// Who answers (the system's resolver; a scripted one in tests).
+        resolver: Arc<dyn Resolve>,
+    },
+}
+
+/// One `host:port` endpoint of a DNS cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsEndpoint {
+    /// The name resolved.
+    pub host: String,
+    /// The port every address gets.
+    pub port: u16,
+    /// Every address's weight.
+    pub weight: u32,
+}
+
+/// Resolves a name to its addresses (blocking: it runs on a blocking thread).
+pub trait Resolve: Send + Sync + 'static {
+    /// The addresses `host` names, each with `port`.
+    fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>>;
+}
+
+/// The system resolver (`getaddrinfo`, so `/etc/hosts` too).
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        Ok((host, port).to_socket_addrs()?.collect())
+    }
 }
 
 /// The part of a request a hashing balancer maps to a host: requests with the same
@@ -128,7 +177,7 @@ pub enum Selected {
     Connecting(Connecting),
 }
 
-/// A static cluster: hosts, a load balancer and per-host connection pools.
+/// A cluster: hosts, a load balancer and per-host connection pools.
 pub struct Cluster {
     name: String,
     preconnect: bool,
@@ -140,8 +189,15 @@ pub struct Cluster {
     connector: Option<Connector>,
     /// The pool of a message cluster (one request at a time, or HTTP/2 streams).
     messages: Option<MessagePool>,
-    hosts: Vec<Arc<Host>>,
-    lb: Balancer,
+    /// The hosts and the balancer built for them, swapped whole when DNS answers
+    /// change. A host keeps its position for the cluster's life (a removed one stays,
+    /// marked, in case it comes back), so a position in a request's context stays
+    /// valid across swaps.
+    set: ArcSwap<HostSet>,
+    lb_policy: LbPolicy,
+    max_connections_per_host: usize,
+    shared: ClusterShared,
+    discovery: Discovery,
     hash_key: Option<HashKey>,
     /// Requests in flight across the cluster, from admission (a request waiting for a
     /// connect counts) to their end.
@@ -181,6 +237,8 @@ pub struct HostSnapshot {
     /// Whether the host can be picked (healthy, not backing off after connect
     /// failures).
     pub available: bool,
+    /// Whether the host left the cluster (DNS stopped naming it) and is draining.
+    pub removed: bool,
     /// Active check, ejection and slow start.
     pub health: crate::HealthSnapshot,
     /// Requests in flight to this host.
@@ -198,6 +256,36 @@ pub struct HostSnapshot {
     pub unknown_responses: u64,
 }
 
+/// A cluster's hosts and their balancer.
+pub struct HostSet {
+    hosts: Vec<Arc<Host>>,
+    lb: Balancer,
+}
+
+impl HostSet {
+    fn new(hosts: Vec<Arc<Host>>, policy: LbPolicy) -> Self {
+        let identities: Vec<(u64, u32)> = hosts
+            .iter()
+            // A removed host has no place on a hash ring.
+            .map(|h| {
+                (
+                    hash_host(&h.addr()),
+                    if h.removed() { 0 } else { h.weight() },
+                )
+            })
+            .collect();
+        HostSet {
+            lb: Balancer::for_hosts(policy, &identities),
+            hosts,
+        }
+    }
+
+    /// The hosts, in position order (removed ones included, see [`Host::removed`]).
+    pub fn hosts(&self) -> &[Arc<Host>] {
+        &self.hosts
+    }
+}
+
 // === impl Cluster ===
 
 impl Cluster {
@@ -211,18 +299,22 @@ impl Cluster {
             options.slow_start,
         ));
         let checked = options.health_check.is_some();
-        let identities: Vec<(u64, u32)> = options
-            .endpoints
-            .iter()
-            .map(|e| (hash_host(&e.addr), e.weight.max(1)))
-            .collect();
         let shared = ClusterShared {
             name,
             health: health.clone(),
             breakers: breakers.clone(),
         };
-        let hosts = options
-            .endpoints
+        let messages_mode = matches!(options.transport, Transport::Messages { .. });
+        let endpoints = match &options.discovery {
+            Discovery::Static => options.endpoints.clone(),
+            // The first answers, before any listener takes traffic (a name that does
+            // not resolve yet leaves the cluster empty until it does).
+            Discovery::StrictDns {
+                names, resolver, ..
+            } => resolve_all(&shared.name, names, resolver.as_ref()),
+        };
+        health.hosts.store(endpoints.len(), Ordering::Relaxed);
+        let hosts = endpoints
             .iter()
             .enumerate()
             .map(|(i, e)| {
@@ -233,6 +325,7 @@ impl Cluster {
                     e.addr,
                     e.weight.max(1),
                     options.max_connections_per_host,
+                    messages_mode,
                     // With an active check, a host takes traffic once it passed one.
                     checked,
                 ))
@@ -242,7 +335,6 @@ impl Cluster {
             Transport::Messages {
                 pool_mode, client, ..
             } => MessagePool::new(
-                &hosts,
                 *pool_mode,
                 options.connect_timeout,
                 options.max_connections_per_host,
@@ -268,8 +360,11 @@ impl Cluster {
             },
             transport: options.transport,
             messages,
-            hosts,
-            lb: Balancer::for_hosts(options.lb_policy, &identities),
+            set: ArcSwap::from_pointee(HostSet::new(hosts, options.lb_policy)),
+            lb_policy: options.lb_policy,
+            max_connections_per_host: options.max_connections_per_host,
+            shared,
+            discovery: options.discovery,
             hash_key: options.hash_key,
             in_flight: Arc::new(AtomicUsize::new(0)),
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -292,9 +387,19 @@ impl Cluster {
         self.connector.as_ref().map(|c| &c.protocol)
     }
 
-    /// The hosts.
-    pub fn hosts(&self) -> &[Arc<Host>] {
-        &self.hosts
+    /// The hosts and their balancer as they are now.
+    pub fn host_set(&self) -> Arc<HostSet> {
+        self.set.load_full()
+    }
+
+    /// The host at `position` (as a request's context keeps it).
+    pub fn host(&self, position: usize) -> Option<Arc<Host>> {
+        self.set.load().hosts.get(position).cloned()
+    }
+
+    /// How many positions the host set has (removed hosts included).
+    pub(crate) fn host_count(&self) -> usize {
+        self.set.load().hosts.len()
     }
 
     /// Starts the cluster's background work: active health checks, the outlier
@@ -311,15 +416,16 @@ impl Cluster {
                     authority: self.name.clone(),
                 },
             };
-            for host in &self.hosts {
-                tokio::spawn(crate::health_check::run(
-                    host.clone(),
-                    self.health.clone(),
-                    check.clone(),
-                    speaks.clone(),
-                    self.stop.subscribe(),
-                ));
+            for host in self.set.load().hosts.iter() {
+                self.spawn_check(host, check, &speaks);
             }
+        }
+        if let Discovery::StrictDns { refresh, .. } = &self.discovery {
+            tokio::spawn(refresh_dns(
+                Arc::downgrade(self),
+                *refresh,
+                self.stop.subscribe(),
+            ));
         }
         if let Some(outlier) = &self.health.outlier {
             tokio::spawn(sweep_outliers(
@@ -337,7 +443,8 @@ impl Cluster {
             loop {
                 let Some(c) = cluster.upgrade() else { return };
                 if let Some(connector) = &c.connector {
-                    for host in &c.hosts {
+                    let set = c.set.load_full();
+                    for host in set.hosts.iter().filter(|h| !h.removed()) {
                         host.fill_all(connector, &c.in_flight).await;
                     }
                 }
@@ -354,11 +461,82 @@ impl Cluster {
     /// connections close as their exchanges end).
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
-        for host in &self.hosts {
+        for host in self.set.load().hosts.iter() {
             host.close_all();
         }
-        if let Some(pool) = &self.messages {
-            pool.close_idle();
+    }
+
+    /// What the health checks of this cluster's hosts speak.
+    fn speaks(&self) -> Speaks {
+        match &self.transport {
+            Transport::Framed(protocol) => Speaks::Framed(protocol.clone()),
+            Transport::Messages {
+                pool_mode, client, ..
+            } => Speaks::Http {
+                mode: *pool_mode,
+                client: client.clone(),
+                authority: self.name.clone(),
+            },
+        }
+    }
+
+    /// Starts `host`'s active check; it ends with the cluster, or when the host leaves.
+    fn spawn_check(&self, host: &Arc<Host>, check: &Arc<HealthCheck>, speaks: &Speaks) {
+        tokio::spawn(crate::health_check::run(
+            host.clone(),
+            self.health.clone(),
+            check.clone(),
+            speaks.clone(),
+            self.stop.subscribe(),
+        ));
+    }
+
+    /// Makes the cluster's hosts `wanted` (DNS answers): hosts no longer named are
+    /// removed (no new requests, their connections drained), hosts named again come
+    /// back, new ones are added; the set and its balancer are swapped at once.
+    pub(crate) fn update_hosts(&self, wanted: &[Endpoint]) {
+        let current = self.set.load_full();
+        let mut hosts = current.hosts.clone();
+        let mut changed = false;
+        for host in &hosts {
+            let named = wanted.iter().any(|e| e.addr == host.addr());
+            if !named && !host.removed() {
+                host.remove(Duration::from_secs(60));
+                changed = true;
+            }
+        }
+        let checked = self.health_check.is_some();
+        for e in wanted {
+            match hosts.iter().find(|h| h.addr() == e.addr) {
+                Some(host) if host.removed() => {
+                    host.revive(checked);
+                    changed = true;
+                }
+                Some(_) => {}
+                None => {
+                    let position = u32::try_from(hosts.len()).unwrap_or(u32::MAX);
+                    let host = Arc::new(Host::new(
+                        &self.shared,
+                        position,
+                        e.addr,
+                        e.weight.max(1),
+                        self.max_connections_per_host,
+                        self.messages.is_some(),
+                        checked,
+                    ));
+                    self.health.hosts.fetch_add(1, Ordering::AcqRel);
+                    tracing::info!(cluster = %self.name, host = %e.addr, "upstream host added");
+                    if let Some(check) = &self.health_check {
+                        self.spawn_check(&host, check, &self.speaks());
+                    }
+                    hosts.push(host);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.set
+                .store(Arc::new(HostSet::new(hosts, self.lb_policy)));
         }
     }
 
@@ -399,8 +577,9 @@ impl Cluster {
             // A message cluster's requests go through `send`.
             return Err(ProxyFailure::NoHealthyUpstream);
         }
-        let index = self.pick_index(hash)?;
-        self.select_at(index, hash)
+        let set = self.set.load();
+        let index = self.pick_in(&set, hash)?;
+        self.select_in(&set, index, hash)
     }
 
     /// Picks a host for a retry, preferring one not in `tried` (bits by host position,
@@ -410,20 +589,22 @@ impl Cluster {
         hash: Option<u64>,
         tried: u64,
     ) -> Result<Selected, ProxyFailure> {
-        let index = self.pick_retry_index(hash, tried)?;
-        self.select_at(index, hash)
+        let set = self.set.load();
+        let index = self.pick_retry_in(&set, hash, tried)?;
+        self.select_in(&set, index, hash)
     }
 
-    /// A connection to the host at `index`, or the connect that makes one.
-    fn select_at(
+    /// A connection to the host at `index` of `set`, or the connect that makes one.
+    fn select_in(
         self: &Arc<Self>,
+        set: &HostSet,
         index: usize,
         hash: Option<u64>,
     ) -> Result<Selected, ProxyFailure> {
         let Some(connector) = &self.connector else {
             return Err(ProxyFailure::NoHealthyUpstream);
         };
-        let host = &self.hosts[index];
+        let host = &set.hosts[index];
         match host.ready_connection(connector, &self.in_flight) {
             Some(conn) => Ok(Selected::Ready(conn)),
             None => {
@@ -442,26 +623,31 @@ impl Cluster {
 
     /// Picks a host for a request of a message cluster (overflow past
     /// `max_requests`, no healthy upstream when every host is backing off). Pair it with
-    /// [`Cluster::begin_request`]. Returns the host with its index in
-    /// [`Cluster::hosts`], where the pool keeps its per-host state.
-    /// Prefers a host not in `tried` (a retry): a few more picks when the balancer
-    /// lands on one (a hashing balancer with a varied hash), then whatever it gives.
+    /// [`Cluster::begin_request`]. Returns the host with its position. Prefers a host
+    /// not in `tried` (a retry): a few more picks when the balancer lands on one (a
+    /// hashing balancer with a varied hash), then whatever it gives.
     pub(crate) fn pick(
         &self,
         hash: Option<u64>,
         tried: u64,
-    ) -> Result<(usize, &Arc<Host>), ProxyFailure> {
-        self.pick_retry_index(hash, tried)
-            .map(|i| (i, &self.hosts[i]))
+    ) -> Result<(usize, Arc<Host>), ProxyFailure> {
+        let set = self.set.load();
+        let index = self.pick_retry_in(&set, hash, tried)?;
+        Ok((index, set.hosts[index].clone()))
     }
 
-    fn pick_retry_index(&self, hash: Option<u64>, tried: u64) -> Result<usize, ProxyFailure> {
-        let mut index = self.pick_index(hash)?;
-        for round in 1..self.hosts.len().min(8) {
+    fn pick_retry_in(
+        &self,
+        set: &HostSet,
+        hash: Option<u64>,
+        tried: u64,
+    ) -> Result<usize, ProxyFailure> {
+        let mut index = self.pick_in(set, hash)?;
+        for round in 1..set.hosts.len().min(8) {
             if tried & host_bit(index) == 0 {
                 break;
             }
-            index = self.pick_index(vary(hash, round as u64))?;
+            index = self.pick_in(set, vary(hash, round as u64))?;
         }
         Ok(index)
     }
@@ -482,34 +668,35 @@ impl Cluster {
     /// is tried again: the host's counters and outlier detection hear it; the request's
     /// own end is counted once, later, by [`Cluster::record`].
     pub fn record_attempt(&self, host: u32, outcome: Outcome) {
-        if let Some(host) = self.hosts.get(host as usize) {
+        if let Some(host) = self.set.load().hosts.get(host as usize) {
             host.record(outcome, 1);
         }
     }
 
-    fn pick_index(&self, hash: Option<u64>) -> Result<usize, ProxyFailure> {
+    fn pick_in(&self, set: &HostSet, hash: Option<u64>) -> Result<usize, ProxyFailure> {
         if self.in_flight.load(Ordering::Relaxed) >= self.breakers.limits.max_requests {
             self.breakers.overflowed(Breaker::Requests);
             return Err(ProxyFailure::Overflow);
         }
-        self.pick_host(hash).ok_or(ProxyFailure::NoHealthyUpstream)
+        self.pick_host_in(set, hash)
+            .ok_or(ProxyFailure::NoHealthyUpstream)
     }
 
     /// The balancer's pick among healthy hosts, or among all of them in panic.
-    fn pick_host(&self, hash: Option<u64>) -> Option<usize> {
+    fn pick_host_in(&self, set: &HostSet, hash: Option<u64>) -> Option<usize> {
         let unhealthy = self.health.unhealthy.load(Ordering::Relaxed);
         if unhealthy > 0 && self.in_panic(unhealthy) {
             // Rare and degraded: a small list of views is fine here.
             let all: Vec<IgnoringHealth<'_>> =
-                self.hosts.iter().map(|h| IgnoringHealth(h)).collect();
-            return self.lb.pick_hashed(&all, hash);
+                set.hosts.iter().map(|h| IgnoringHealth(h)).collect();
+            return set.lb.pick_hashed(&all, hash);
         }
-        self.lb.pick_hashed(&self.hosts, hash)
+        set.lb.pick_hashed(&set.hosts, hash)
     }
 
     /// Whether fewer than `panic_threshold` percent of the hosts are healthy.
     fn in_panic(&self, unhealthy: usize) -> bool {
-        let n = self.hosts.len();
+        let n = self.health.hosts.load(Ordering::Relaxed);
         (n - unhealthy.min(n)) * 100 < n * self.panic_threshold as usize
     }
 
@@ -520,8 +707,8 @@ impl Cluster {
     }
 
     /// Counts one request of this cluster that ended with `outcome`; `host` is its
-    /// position in [`Cluster::hosts`] when it reached one. Called once per request, at
-    /// the single place requests end.
+    /// position in the host set when it reached one. Called once per request, at the
+    /// single place requests end.
     pub fn record(&self, host: Option<usize>, outcome: Outcome) {
         self.record_n(host, outcome, 1);
     }
@@ -530,13 +717,15 @@ impl Cluster {
     /// batch of ends together).
     pub fn record_n(&self, host: Option<usize>, outcome: Outcome, n: u64) {
         self.outcomes[outcome.index()].fetch_add(n, Ordering::Relaxed);
-        if let Some(host) = host.and_then(|i| self.hosts.get(i)) {
+        if let Some(i) = host
+            && let Some(host) = self.set.load().hosts.get(i)
+        {
             host.record(outcome, n);
         }
     }
 
-    /// Connects to `first`, then to other hosts the balancer picks if that fails:
-    /// nothing was sent yet, so trying elsewhere is safe.
+    /// Connects to the host at position `first`, then to other hosts the balancer
+    /// picks if that fails: nothing was sent yet, so trying elsewhere is safe.
     async fn connect(
         &self,
         first: usize,
@@ -547,20 +736,22 @@ impl Cluster {
         };
         let mut last = ProxyFailure::NoHealthyUpstream;
         let mut index = first;
-        for attempt in 0..self.hosts.len() {
+        let tries = self.host_count();
+        for attempt in 0..tries {
+            let set = self.set.load_full();
             if attempt > 0 {
                 // A hashing balancer would pick the failed host again: spread the
                 // retry instead. Nothing was sent: this is no retry of the request,
                 // and no retry admission bounds it.
-                match self.pick_host(vary(hash, attempt as u64)) {
+                match self.pick_host_in(&set, vary(hash, attempt as u64)) {
                     Some(i) => index = i,
                     None => break,
                 }
             }
-            match self.hosts[index]
-                .connection(connector, &self.in_flight)
-                .await
-            {
+            let Some(host) = set.hosts.get(index) else {
+                break;
+            };
+            match host.connection(connector, &self.in_flight).await {
                 Ok(conn) => return Ok(conn),
                 Err(ConnectError::BackingOff) => {}
                 Err(ConnectError::Failed) => last = ProxyFailure::ConnectFailure,
@@ -572,8 +763,8 @@ impl Cluster {
 
     /// The cluster's state, for the admin API.
     pub fn snapshot(&self) -> ClusterSnapshot {
-        let message_connections = self.messages.as_ref().map(MessagePool::open_connections);
         let checked = self.health_check.is_some();
+        let set = self.set.load();
         ClusterSnapshot {
             breakers: self.breakers.snapshot(),
             health_check: self.health_check.as_ref().map(|c| c.kind.as_str()),
@@ -585,22 +776,19 @@ impl Cluster {
                 .map(|o| (o.as_str(), self.outcomes[o.index()].load(Ordering::Relaxed)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
-            hosts: self
+            hosts: set
                 .hosts
                 .iter()
-                .enumerate()
-                .map(|(i, h)| {
+                .map(|h| {
                     let (requests, failures, connect_failures, unknown_responses) = h.counters();
                     HostSnapshot {
                         addr: h.addr(),
                         weight: h.weight(),
                         available: h.available(),
+                        removed: h.removed(),
                         health: h.health_snapshot(checked),
                         in_flight: h.in_flight(),
-                        connections: match &message_connections {
-                            Some(open) => open.get(i).copied().unwrap_or(0),
-                            None => h.open_connections(),
-                        },
+                        connections: h.open_connections(),
                         requests,
                         failures,
                         connect_failures,
@@ -652,8 +840,9 @@ async fn sweep_outliers(
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let counters = |c: &Cluster| -> Vec<(u64, u64)> {
-        c.hosts
+    // Each host's (requests, failures) at the last sweep, by position.
+    let counters = |set: &HostSet| -> Vec<(u64, u64)> {
+        set.hosts
             .iter()
             .map(|h| {
                 let (requests, failures, _, _) = h.counters();
@@ -662,7 +851,7 @@ async fn sweep_outliers(
             .collect()
     };
     let mut last = match cluster.upgrade() {
-        Some(c) => counters(&c),
+        Some(c) => counters(&c.set.load()),
         None => return,
     };
     loop {
@@ -674,21 +863,91 @@ async fn sweep_outliers(
         let Some(outlier) = &c.health.outlier else {
             return;
         };
+        let set = c.set.load_full();
         let now = tokio::time::Instant::now();
-        for host in &c.hosts {
+        for host in &set.hosts {
             host.sweep(now);
         }
-        let current = counters(&c);
+        let current = counters(&set);
+        // Hosts added since the last sweep count from zero; removed ones are not
+        // measured.
         let rates: Vec<(u64, u64)> = current
             .iter()
-            .zip(&last)
-            .map(|(now, before)| (now.0 - before.0, now.1 - before.1))
+            .enumerate()
+            .map(|(i, now)| {
+                let before = last.get(i).copied().unwrap_or((0, 0));
+                if set.hosts[i].removed() {
+                    (0, 0)
+                } else {
+                    (now.0 - before.0, now.1 - before.1)
+                }
+            })
             .collect();
         last = current;
         for i in success_rate_outliers(&rates, outlier) {
-            c.hosts[i].eject(EjectReason::SuccessRate);
+            set.hosts[i].eject(EjectReason::SuccessRate);
         }
     }
+}
+
+/// Every `refresh`: resolves the cluster's names again and updates its hosts.
+async fn refresh_dns(
+    cluster: std::sync::Weak<Cluster>,
+    refresh: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(refresh) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(c) = cluster.upgrade() else { return };
+        let Discovery::StrictDns {
+            names, resolver, ..
+        } = &c.discovery
+        else {
+            return;
+        };
+        let (names, resolver, name) = (names.clone(), resolver.clone(), c.shared.name.clone());
+        drop(c);
+        let Ok(wanted) =
+            tokio::task::spawn_blocking(move || resolve_all(&name, &names, resolver.as_ref()))
+                .await
+        else {
+            continue;
+        };
+        let Some(c) = cluster.upgrade() else { return };
+        if wanted.is_empty() {
+            // Nothing resolved (the resolver is down?): keep the hosts we have rather
+            // than empty the cluster.
+            continue;
+        }
+        c.update_hosts(&wanted);
+    }
+}
+
+/// Every address each of `names` resolves to, with its port and weight; a name that
+/// does not resolve is logged and skipped.
+fn resolve_all(cluster: &str, names: &[DnsEndpoint], resolver: &dyn Resolve) -> Vec<Endpoint> {
+    let mut out: Vec<Endpoint> = Vec::new();
+    for name in names {
+        match resolver.resolve(&name.host, name.port) {
+            Ok(addrs) => {
+                for addr in addrs {
+                    if !out.iter().any(|e| e.addr == addr) {
+                        out.push(Endpoint {
+                            addr,
+                            weight: name.weight,
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(cluster, host = %name.host, %error, "DNS resolution failed");
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -697,39 +956,30 @@ mod tests {
     use tokio::time::Instant;
 
     fn cluster(hosts: usize, panic_threshold: u32) -> Cluster {
-        let check = HealthCheck::new(crate::CheckKind::Tcp);
         Cluster::new(ClusterOptions {
-            name: "c".into(),
-            transport: Transport::Framed(strait_example_lenproto::protocol()),
-            lb_policy: LbPolicy::RoundRobin,
-            hash_key: None,
-            connect_timeout: Duration::from_secs(1),
-            max_connections_per_host: 1,
-            preconnect: false,
-            circuit_breakers: CircuitBreakers::default(),
-            health_check: Some(check),
-            outlier_detection: None,
-            slow_start: None,
+            health_check: Some(HealthCheck::new(crate::CheckKind::Tcp)),
             panic_threshold,
-            connection: UpstreamOptions::default(),
             endpoints: (0..hosts)
                 .map(|i| Endpoint {
                     addr: ([127, 0, 0, 1], 40_000 + i as u16).into(),
                     weight: 1,
                 })
                 .collect(),
+            ..options()
         })
     }
 
     fn set_passing(c: &Cluster, passing: &[bool]) {
-        for (host, &pass) in c.hosts.iter().zip(passing) {
+        for (host, &pass) in c.host_set().hosts().iter().zip(passing) {
             let failure = (!pass).then(|| "down".to_string());
             host.health().set_check(&c.health, failure, Instant::now());
         }
     }
 
     fn picked(c: &Cluster, n: usize) -> std::collections::BTreeSet<usize> {
-        (0..n).filter_map(|_| c.pick_host(None)).collect()
+        (0..n)
+            .filter_map(|_| c.pick_host_in(&c.host_set(), None))
+            .collect()
     }
 
     /// At or above the panic threshold only healthy hosts are picked; below it every
@@ -761,8 +1011,111 @@ mod tests {
             "no host, no panic: no healthy upstream"
         );
         assert_eq!(
-            strict.pick_index(None),
+            strict.pick_in(&strict.host_set(), None),
             Err(ProxyFailure::NoHealthyUpstream)
         );
+    }
+
+    /// A resolver whose answers the test sets.
+    struct Scripted(parking_lot::Mutex<Vec<SocketAddr>>);
+
+    impl Resolve for Scripted {
+        fn resolve(&self, _host: &str, _port: u16) -> std::io::Result<Vec<SocketAddr>> {
+            Ok(self.0.lock().clone())
+        }
+    }
+
+    /// A `strict_dns` cluster takes the resolver's answers at start; later answers add
+    /// hosts, remove the ones no longer named (no new requests go there) and bring a
+    /// renamed one back at its old position; the balancer follows.
+    #[tokio::test]
+    async fn dns_answers_add_remove_and_bring_back_hosts() {
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let resolver = Arc::new(Scripted(parking_lot::Mutex::new(vec![
+            addr(41_001),
+            addr(41_002),
+        ])));
+        let options = ClusterOptions {
+            discovery: Discovery::StrictDns {
+                names: vec![DnsEndpoint {
+                    host: "backends.test".into(),
+                    port: 0,
+                    weight: 1,
+                }],
+                refresh: Duration::from_secs(5),
+                resolver: resolver.clone(),
+            },
+            ..options()
+        };
+        let c = Cluster::new(options);
+        let addrs = |c: &Cluster| -> Vec<(SocketAddr, bool)> {
+            c.snapshot()
+                .hosts
+                .iter()
+                .map(|h| (h.addr, h.removed))
+                .collect()
+        };
+        assert_eq!(addrs(&c), [(addr(41_001), false), (addr(41_002), false)]);
+        assert_eq!(picked(&c, 10), [0, 1].into());
+
+        c.update_hosts(&[
+            Endpoint {
+                addr: addr(41_002),
+                weight: 1,
+            },
+            Endpoint {
+                addr: addr(41_003),
+                weight: 1,
+            },
+        ]);
+        assert_eq!(
+            addrs(&c),
+            [
+                (addr(41_001), true),
+                (addr(41_002), false),
+                (addr(41_003), false)
+            ]
+        );
+        assert_eq!(
+            picked(&c, 10),
+            [1, 2].into(),
+            "the removed host takes nothing"
+        );
+        assert_eq!(c.health.hosts.load(Ordering::Relaxed), 2);
+
+        c.update_hosts(&[Endpoint {
+            addr: addr(41_001),
+            weight: 1,
+        }]);
+        assert_eq!(
+            addrs(&c),
+            [
+                (addr(41_001), false),
+                (addr(41_002), true),
+                (addr(41_003), true)
+            ]
+        );
+        assert_eq!(picked(&c, 10), [0].into(), "back at its old position");
+        assert_eq!(c.health.hosts.load(Ordering::Relaxed), 1);
+    }
+
+    fn options() -> ClusterOptions {
+        ClusterOptions {
+            name: "c".into(),
+            transport: Transport::Framed(strait_example_lenproto::protocol()),
+            lb_policy: LbPolicy::RoundRobin,
+            hash_key: None,
+            connect_timeout: Duration::from_secs(1),
+            max_connections_per_host: 1,
+            preconnect: false,
+            circuit_breakers: CircuitBreakers::default(),
+            health_check: None,
+            outlier_detection: None,
+            slow_start: None,
+            panic_threshold: 50,
+            connection: UpstreamOptions::default(),
+            endpoints: Vec::new(),
+            discovery: Discovery::Static,
+        }
     }
 }

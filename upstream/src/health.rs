@@ -87,8 +87,8 @@ pub(crate) struct ClusterHealth {
     pub(crate) unhealthy: AtomicUsize,
     /// Hosts ejected by outlier detection.
     pub(crate) ejected: AtomicUsize,
-    /// Hosts in the cluster.
-    pub(crate) hosts: usize,
+    /// Hosts in the cluster (not counting removed ones).
+    pub(crate) hosts: AtomicUsize,
     pub(crate) outlier: Option<OutlierDetection>,
     /// A newly healthy host's weight ramps up over this window.
     pub(crate) slow_start: Option<Duration>,
@@ -105,7 +105,7 @@ impl ClusterHealth {
         ClusterHealth {
             unhealthy: AtomicUsize::new(0),
             ejected: AtomicUsize::new(0),
-            hosts,
+            hosts: AtomicUsize::new(hosts),
             outlier,
             slow_start,
             epoch: Instant::now(),
@@ -121,7 +121,7 @@ impl ClusterHealth {
 
     /// How many hosts may be ejected at once.
     fn max_ejected(&self, percent: u32) -> usize {
-        (self.hosts * percent as usize / 100).max(1)
+        (self.hosts.load(Ordering::Relaxed) * percent as usize / 100).max(1)
     }
 }
 
@@ -193,6 +193,33 @@ impl HostHealth {
             ramp_from_ms: AtomicU64::new(0),
             detail: Mutex::new(Detail::default()),
         }
+    }
+
+    /// Starts afresh (a host leaving its cluster, or coming back): no ejection, no
+    /// check verdict; `pending_check` makes it wait for its first check again.
+    pub(crate) fn reset(&self, cluster: &ClusterHealth, pending_check: bool) {
+        let mut detail = self.detail.lock();
+        let before = self.flags.swap(
+            if pending_check { CHECK_FAILED } else { 0 },
+            Ordering::AcqRel,
+        );
+        if before & EJECTED != 0 {
+            cluster.ejected.fetch_sub(1, Ordering::AcqRel);
+        }
+        match (before != 0, pending_check) {
+            (true, false) => {
+                cluster.unhealthy.fetch_sub(1, Ordering::AcqRel);
+            }
+            (false, true) => {
+                cluster.unhealthy.fetch_add(1, Ordering::AcqRel);
+            }
+            _ => {}
+        }
+        detail.ejection = None;
+        detail.check_failure = None;
+        detail.ejections = 0;
+        self.consecutive_errors.store(0, Ordering::Relaxed);
+        self.ramp_from_ms.store(0, Ordering::Relaxed);
     }
 
     /// No flag is set: the balancers may pick the host.

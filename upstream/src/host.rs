@@ -13,6 +13,7 @@ use crate::backoff::Backoff;
 use crate::breakers::Breakers;
 use crate::health::{ClusterHealth, EjectReason, HealthSnapshot, HostHealth};
 use crate::lb::LbHost;
+use crate::message_pool::HostPool;
 
 /// One upstream endpoint and its pool of multiplexed connections.
 pub struct Host {
@@ -41,6 +42,11 @@ pub struct Host {
     cluster_health: Arc<ClusterHealth>,
     /// The cluster's circuit breakers (`max_connections` is reserved here).
     breakers: Arc<Breakers>,
+    /// A message cluster's connections to this host (`None`: framed, the slots).
+    message_pool: Option<Arc<HostPool>>,
+    /// Set while the host is out of its cluster (its DNS name stopped naming it): it
+    /// takes no new request; its place is kept in case it comes back.
+    removed: AtomicBool,
 }
 
 /// One connection position in a host's pool; reconnected when its connection dies.
@@ -106,10 +112,13 @@ impl Host {
         addr: SocketAddr,
         weight: u32,
         connections: usize,
+        messages: bool,
         pending_check: bool,
     ) -> Self {
         let cluster = shared.name.clone();
         Host {
+            message_pool: messages.then(|| HostPool::new(shared.breakers.connections.clone())),
+            removed: AtomicBool::new(false),
             breakers: shared.breakers.clone(),
             health: HostHealth::new(&shared.health, pending_check),
             cluster_health: shared.health.clone(),
@@ -151,7 +160,52 @@ impl Host {
     /// Whether the host may be picked: healthy (its active check passes, it is not
     /// ejected) and not waiting out a connect backoff.
     pub fn available(&self) -> bool {
-        self.health.healthy() && self.reachable()
+        self.health.healthy() && !self.removed() && self.reachable()
+    }
+
+    /// Whether the host left its cluster (and takes no new request).
+    pub fn removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// A message cluster's connections to this host.
+    pub(crate) fn message_pool(&self) -> Option<&Arc<HostPool>> {
+        self.message_pool.as_ref()
+    }
+
+    /// Takes the host out of its cluster: no new requests; its connections close once
+    /// what they carry has ended (at most `drain` later). Its health starts afresh if
+    /// it comes back.
+    pub(crate) fn remove(&self, drain: Duration) {
+        if self.removed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.health.reset(&self.cluster_health, false);
+        self.cluster_health.hosts.fetch_sub(1, Ordering::AcqRel);
+        for slot in &self.slots {
+            if let Some(conn) = slot.conn.lock().take() {
+                conn.drain(drain);
+            }
+        }
+        if let Some(pool) = &self.message_pool {
+            pool.close_idle();
+        }
+        tracing::info!(cluster = %self.cluster, host = %self.addr, "upstream host removed: draining its connections");
+    }
+
+    /// Puts a removed host back, as new: with an active check it takes traffic once a
+    /// check passed.
+    pub(crate) fn revive(&self, pending_check: bool) {
+        if !self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        self.cluster_health.hosts.fetch_add(1, Ordering::AcqRel);
+        self.health.reset(&self.cluster_health, pending_check);
+        if let Some(pool) = &self.message_pool {
+            pool.reopen();
+        }
+        self.removed.store(false, Ordering::Release);
+        tracing::info!(cluster = %self.cluster, host = %self.addr, "upstream host added back");
     }
 
     /// Whether a connection may be attempted: the host is not waiting out a connect
@@ -283,9 +337,12 @@ impl Host {
         &self.cluster
     }
 
-    /// Open connections in the pool.
+    /// Open connections to the host, whatever the pool mode.
     pub fn open_connections(&self) -> usize {
-        self.slots.iter().filter(|s| s.open().is_some()).count()
+        match &self.message_pool {
+            Some(pool) => pool.open_connections(),
+            None => self.slots.iter().filter(|s| s.open().is_some()).count(),
+        }
     }
 
     /// Requests completed, requests failed, consecutive connect failures, and responses
@@ -387,18 +444,25 @@ impl Host {
         }
     }
 
-    /// Closes every pooled connection.
+    /// Closes every pooled connection (a message pool's busy ones when their exchange
+    /// ends).
     pub(crate) fn close_all(&self) {
         for slot in &self.slots {
             if let Some(conn) = slot.conn.lock().take() {
                 conn.close();
             }
         }
+        if let Some(pool) = &self.message_pool {
+            pool.close_idle();
+        }
     }
 }
 
 impl LbHost for Host {
     fn weight(&self) -> u32 {
+        if self.removed() {
+            return 0;
+        }
         self.health
             .effective_weight(&self.cluster_health, self.weight)
     }
@@ -491,7 +555,7 @@ mod tests {
 
     fn test_host(addr: SocketAddr) -> Host {
         let breakers = Arc::new(Breakers::new(Default::default()));
-        Host::new(&shared(breakers), 0, addr, 1, 1, false)
+        Host::new(&shared(breakers), 0, addr, 1, 1, false, false)
     }
 
     /// The one connect path's backoff rule, for every pool mode: a failure backs the
@@ -544,6 +608,7 @@ mod tests {
             listener.local_addr().unwrap(),
             1,
             1,
+            false,
             false,
         );
         let _first = host.open(TIMEOUT, false, plain).await.unwrap();

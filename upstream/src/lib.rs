@@ -15,10 +15,9 @@ pub mod lb;
 mod message_pool;
 
 pub use breakers::{Breaker, BreakerSnapshot, CircuitBreakers, RetryBudget};
-pub use cluster::host_bit;
 pub use cluster::{
-    Cluster, ClusterOptions, ClusterSnapshot, Connecting, Endpoint, HashKey, HostSnapshot,
-    Selected, Transport,
+    Cluster, ClusterOptions, ClusterSnapshot, Connecting, Discovery, DnsEndpoint, Endpoint,
+    HashKey, HostSet, HostSnapshot, Resolve, Selected, SystemResolver, Transport, host_bit,
 };
 pub use health::{EjectReason, HealthSnapshot, OutlierDetection};
 pub use health_check::{CheckKind, HealthCheck};

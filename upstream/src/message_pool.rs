@@ -18,7 +18,7 @@
 //!   `max_connections_per_host`, and otherwise queues on the least busy connection (the
 //!   HTTP/2 client waits for a stream slot).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -63,14 +63,13 @@ impl UpstreamVersion {
     }
 }
 
-/// The connections of one message cluster, one [`HostPool`] per host of the cluster
-/// (same order as [`Cluster::hosts`]).
+/// How a message cluster's connections are made and shared; each host keeps its own
+/// connections in a [`HostPool`].
 pub(crate) struct MessagePool {
     version: UpstreamVersion,
     connect_timeout: Duration,
     max_connections: usize,
     client: ClientOptions,
-    hosts: Vec<Arc<HostPool>>,
 }
 
 /// A response head from an upstream, with the request still counted in flight.
@@ -94,32 +93,17 @@ impl MessagePool {
     /// The pool of a cluster whose protocol shares connections by `mode`; `None` for
     /// [`PoolMode::Multiplex`], whose connections are the hosts' own slots.
     pub(crate) fn new(
-        hosts: &[Arc<Host>],
         mode: PoolMode,
         connect_timeout: Duration,
         max_connections: usize,
         client: ClientOptions,
     ) -> Option<Self> {
         let version = UpstreamVersion::from_pool_mode(mode)?;
-        let hosts = hosts
-            .iter()
-            .map(|host| {
-                Arc::new_cyclic(|me| HostPool {
-                    me: me.clone(),
-                    connections: host.breakers().connections.clone(),
-                    idle: Mutex::new(Vec::new()),
-                    open_h1: AtomicUsize::new(0),
-                    h2: Mutex::new(Vec::new()),
-                    h2_connecting: tokio::sync::Mutex::new(()),
-                })
-            })
-            .collect();
         Some(MessagePool {
             version,
             connect_timeout,
             max_connections: max_connections.max(1),
             client,
-            hosts,
         })
     }
 
@@ -151,7 +135,7 @@ impl MessagePool {
             failure: ProxyFailure::NoHealthyUpstream,
             detail: String::new(),
         };
-        for attempt in 1..=this.hosts.len() + 1 {
+        for attempt in 1..=cluster.host_count() + 1 {
             // After a failed attempt, a hashing balancer would pick the same host:
             // vary the hash so the retry can land elsewhere; and a request tried again
             // prefers a host it has not tried.
@@ -169,16 +153,21 @@ impl MessagePool {
                 }
             };
             ctx.tried |= crate::cluster::host_bit(index);
-            let guard = cluster.begin_request(host);
-            let pool = &this.hosts[index];
+            let guard = cluster.begin_request(&host);
+            let Some(pool) = host.message_pool() else {
+                return Err(SendFailure {
+                    failure: ProxyFailure::NoHealthyUpstream,
+                    detail: "the cluster does not speak HTTP".into(),
+                });
+            };
             ctx.attempt += u32::from(attempt > 1);
             let sent = Sent {
                 ctx: &mut *ctx,
                 host: index as u32,
             };
             let result = match this.version {
-                UpstreamVersion::Http1 => pool.send_h1(this, host, request, sent).await,
-                UpstreamVersion::Http2 => pool.send_h2(this, host, request, sent).await,
+                UpstreamVersion::Http1 => pool.send_h1(this, &host, request, sent).await,
+                UpstreamVersion::Http2 => pool.send_h2(this, &host, request, sent).await,
             };
             match result {
                 Ok(response) => return Ok(Exchange { response, guard }),
@@ -222,28 +211,6 @@ impl MessagePool {
         }
         Err(last)
     }
-
-    /// Open connections per host, for the admin view.
-    pub(crate) fn open_connections(&self) -> Vec<usize> {
-        self.hosts
-            .iter()
-            .map(|h| match self.version {
-                UpstreamVersion::Http1 => h.open_h1.load(Ordering::Relaxed),
-                UpstreamVersion::Http2 => h.h2.lock().iter().filter(|c| !c.is_closed()).count(),
-            })
-            .collect()
-    }
-
-    /// Drops every idle connection (shutdown).
-    pub(crate) fn close_idle(&self) {
-        for host in &self.hosts {
-            for slot in host.idle.lock().drain(..) {
-                host.retire(&slot);
-            }
-            let closed = host.h2.lock().drain(..).count();
-            host.connections.fetch_sub(closed, Ordering::AcqRel);
-        }
-    }
 }
 
 /// Marks a request as handed to a host's connection, in its context.
@@ -271,12 +238,14 @@ enum Attempt {
     Failed(ClientError),
 }
 
-/// The connections to one host.
-struct HostPool {
+/// The connections to one host of a message cluster.
+pub(crate) struct HostPool {
     me: Weak<HostPool>,
     /// The cluster's count of open connections (its `max_connections` breaker),
     /// lowered here when a connection this pool kept closes.
     connections: Arc<AtomicUsize>,
+    /// Set once the host left (or the cluster shut down): connections are not kept.
+    closing: AtomicBool,
     /// Idle HTTP/1.1 connections, most recently used last (reused first: warm).
     idle: Mutex<Vec<Arc<H1Slot>>>,
     /// Open HTTP/1.1 connections, idle or busy.
@@ -299,8 +268,9 @@ impl BodyObserver for H1Slot {
         let Some(pool) = self.pool.upgrade() else {
             return;
         };
-        let reusable =
-            end == BodyEnd::Complete && self.conn.lock().as_ref().is_some_and(|c| !c.is_closed());
+        let reusable = end == BodyEnd::Complete
+            && !pool.closing.load(Ordering::Acquire)
+            && self.conn.lock().as_ref().is_some_and(|c| !c.is_closed());
         match (reusable, self.me.upgrade()) {
             (true, Some(me)) => pool.idle.lock().push(me),
             _ => pool.retire(self),
@@ -309,6 +279,41 @@ impl BodyObserver for H1Slot {
 }
 
 impl HostPool {
+    /// An empty pool counting its connections in the cluster's `connections`.
+    pub(crate) fn new(connections: Arc<AtomicUsize>) -> Arc<HostPool> {
+        Arc::new_cyclic(|me| HostPool {
+            me: me.clone(),
+            connections,
+            closing: AtomicBool::new(false),
+            idle: Mutex::new(Vec::new()),
+            open_h1: AtomicUsize::new(0),
+            h2: Mutex::new(Vec::new()),
+            h2_connecting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Open connections (idle or busy), for the admin view.
+    pub(crate) fn open_connections(&self) -> usize {
+        let h2 = self.h2.lock().iter().filter(|c| !c.is_closed()).count();
+        self.open_h1.load(Ordering::Relaxed) + h2
+    }
+
+    /// Drops every idle connection (shutdown, or the host left its cluster); busy ones
+    /// finish their exchange and are dropped then.
+    pub(crate) fn close_idle(&self) {
+        self.closing.store(true, Ordering::Release);
+        for slot in self.idle.lock().drain(..) {
+            self.retire(&slot);
+        }
+        let closed = self.h2.lock().drain(..).count();
+        self.connections.fetch_sub(closed, Ordering::AcqRel);
+    }
+
+    /// Keeps connections again (the host is back in its cluster).
+    pub(crate) fn reopen(&self) {
+        self.closing.store(false, Ordering::Release);
+    }
+
     /// Forgets a connection that will not be reused.
     fn retire(&self, slot: &H1Slot) {
         if slot.conn.lock().take().is_some() {

@@ -345,6 +345,12 @@ pub struct ClusterFile {
     /// Percentage of healthy hosts below which health is ignored.
     #[serde(default)]
     pub panic_threshold: Option<S<u64>>,
+    /// `static` (addresses) or `strict_dns` (names, re-resolved).
+    #[serde(rename = "type", default)]
+    pub kind: Option<S<String>>,
+    /// `strict_dns`: time between resolutions.
+    #[serde(default)]
+    pub dns_refresh_rate: Option<S<String>>,
     pub endpoints: Vec<S<EndpointFile>>,
 }
 

@@ -60,7 +60,7 @@ fn unknown_key_names_line_and_key() {
         "strait.yaml:22:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid \
          here are: name, protocol, lb_policy, hash_key, connect_timeout, max_connections_per_host, \
          preconnect, max_requests, max_frame_size, heartbeat, http, health_check, \
-         outlier_detection, circuit_breakers, slow_start, panic_threshold, endpoints"
+         outlier_detection, circuit_breakers, slow_start, panic_threshold, type, dns_refresh_rate, endpoints"
     );
 }
 
@@ -913,7 +913,7 @@ fn broken_configs_get_one_clear_error_each() {
             "strait.yaml:26:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid here \
              are: name, protocol, lb_policy, hash_key, connect_timeout, max_connections_per_host, preconnect, \
              max_requests, max_frame_size, heartbeat, http, health_check, outlier_detection, \
-             circuit_breakers, slow_start, panic_threshold, endpoints",
+             circuit_breakers, slow_start, panic_threshold, type, dns_refresh_rate, endpoints",
         ),
         (
             "a key set twice: both lines, no library hint",
@@ -1102,6 +1102,18 @@ clusters:
                 "protocol: http1, circuit_breakers: { max_retries: 2, retry_budget: { budget_percent: 10 } }",
             ),
             "clusters[0].circuit_breakers.max_retries: a retry_budget replaces max_retries: set one",
+        ),
+        (
+            http("protocol: http1, type: logical_dns"),
+            "clusters[0].type: unknown cluster type \"logical_dns\" (static, strict_dns)",
+        ),
+        (
+            http("protocol: http1, type: strict_dns").replace("127.0.0.1:18081", "backend"),
+            "clusters[0].endpoints[0].address: \"backend\" is not a host:port address",
+        ),
+        (
+            http("protocol: http1, dns_refresh_rate: 1s"),
+            "clusters[0].dns_refresh_rate: only read by strict_dns clusters",
         ),
         (
             http("protocol: http1, panic_threshold: 101"),

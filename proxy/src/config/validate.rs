@@ -10,7 +10,9 @@ use strait_codec_framework::{Limits, PoolMode, Registered, Registry, UpstreamPro
 use strait_router::{RouteAction, RouteTable};
 use strait_stream::UpstreamOptions;
 use strait_upstream::lb::LbPolicy;
-use strait_upstream::{ClusterOptions, Endpoint, HashKey, Transport};
+use strait_upstream::{
+    ClusterOptions, Discovery, DnsEndpoint, Endpoint, HashKey, SystemResolver, Transport,
+};
 
 use super::file::*;
 use super::{ClusterConfig, Config, ConfigError, ListenerConfig, ListenerProtocol, duration};
@@ -73,6 +75,36 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// `strict_dns` clusters re-resolve their names this often unless told (Envoy's default).
+const DEFAULT_DNS_REFRESH_RATE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A `host:port` endpoint of a `strict_dns` cluster.
+fn dns_endpoint(
+    cx: &Ctx<'_>,
+    v: &Spanned<String>,
+    key: String,
+    weight: u32,
+) -> Result<DnsEndpoint, ConfigError> {
+    let bad = || {
+        cx.err(
+            v.referenced,
+            key.clone(),
+            format!("{:?} is not a host:port address", v.value),
+        )
+    };
+    let (host, port) = v.value.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(DnsEndpoint {
+        host: host.to_string(),
+        port,
+        weight,
+    })
 }
 
 /// Checks `parsed` and builds the runtime configuration.
@@ -404,7 +436,27 @@ fn build_clusters(
                 "a cluster needs at least one endpoint",
             ));
         }
+        let dns = match c.kind.as_ref().map(|k| k.value.as_str()) {
+            None | Some("static") => false,
+            Some("strict_dns") => true,
+            Some(other) => {
+                let at = c.kind.as_ref().map_or(c.name.referenced, |k| k.referenced);
+                return Err(cx.err(
+                    at,
+                    format!("{key}.type"),
+                    format!("unknown cluster type {other:?} (static, strict_dns)"),
+                ));
+            }
+        };
+        if let (false, Some(r)) = (dns, &c.dns_refresh_rate) {
+            return Err(cx.err(
+                r.referenced,
+                format!("{key}.dns_refresh_rate"),
+                "only read by strict_dns clusters",
+            ));
+        }
         let mut endpoints = Vec::new();
+        let mut names = Vec::new();
         for (j, e) in c.endpoints.iter().enumerate() {
             let ekey = format!("{key}.endpoints[{j}]");
             if e.value.weight == 0 {
@@ -414,11 +466,43 @@ fn build_clusters(
                     "weight must be at least 1",
                 ));
             }
-            endpoints.push(Endpoint {
-                addr: cx.addr(&e.value.address, format!("{ekey}.address"))?,
-                weight: e.value.weight,
-            });
+            if dns {
+                names.push(dns_endpoint(
+                    cx,
+                    &e.value.address,
+                    format!("{ekey}.address"),
+                    e.value.weight,
+                )?);
+            } else {
+                endpoints.push(Endpoint {
+                    addr: cx.addr(&e.value.address, format!("{ekey}.address"))?,
+                    weight: e.value.weight,
+                });
+            }
         }
+        let discovery = if dns {
+            let refresh = match &c.dns_refresh_rate {
+                Some(r) => {
+                    let d = cx.duration(r, format!("{key}.dns_refresh_rate"))?;
+                    if d.is_zero() {
+                        return Err(cx.err(
+                            r.referenced,
+                            format!("{key}.dns_refresh_rate"),
+                            "must be longer than 0s",
+                        ));
+                    }
+                    d
+                }
+                None => DEFAULT_DNS_REFRESH_RATE,
+            };
+            Discovery::StrictDns {
+                names,
+                refresh,
+                resolver: Arc::new(SystemResolver),
+            }
+        } else {
+            Discovery::Static
+        };
         let mut connection = UpstreamOptions {
             limits: Limits {
                 max_frame_size: cx.size(
@@ -454,6 +538,7 @@ fn build_clusters(
             panic_threshold: resilience.panic_threshold,
             connection,
             endpoints,
+            discovery,
         };
         out.push(ClusterConfig { options, http });
     }
@@ -519,7 +604,15 @@ fn dump(
                 "interval": duration(i),
                 "max_failures": c.connection.heartbeat_max_failures,
             })),
-            "endpoints": c.endpoints.iter().map(|e| json!({ "address": e.addr.to_string(), "weight": e.weight })).collect::<Vec<_>>(),
+            "type": match &c.discovery { Discovery::Static => "static", Discovery::StrictDns { .. } => "strict_dns" },
+            "dns_refresh_rate": match &c.discovery {
+                Discovery::StrictDns { refresh, .. } => Some(duration(*refresh)),
+                Discovery::Static => None,
+            },
+            "endpoints": match &c.discovery {
+                Discovery::StrictDns { names, .. } => names.iter().map(|n| json!({ "address": format!("{}:{}", n.host, n.port), "weight": n.weight })).collect::<Vec<_>>(),
+                Discovery::Static => c.endpoints.iter().map(|e| json!({ "address": e.addr.to_string(), "weight": e.weight })).collect::<Vec<_>>(),
+            },
         }))).collect::<Vec<_>>(),
     });
     drop_unset(&mut dump);

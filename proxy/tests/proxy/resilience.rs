@@ -594,6 +594,61 @@ async fn run_hashing(wire: Wire) {
     }
 }
 
+/// A `strict_dns` cluster names its host `localhost:PORT`: it resolves at start
+/// (`127.0.0.1`, and `::1` where the system says so), requests reach the backend, and
+/// the dump keeps the name.
+async fn run_dns(wire: Wire) {
+    let label = format!("{wire:?}/strict_dns");
+    let backend = wire.backend(Behaviour::Answer).await;
+    let yaml = config(
+        wire,
+        &[backend.addr],
+        "type: strict_dns\n    dns_refresh_rate: 100ms",
+        "5s",
+        backend.addr,
+    )
+    .replacen(
+        &format!("{{ address: \"{}\" }}", backend.addr),
+        &format!("{{ address: \"localhost:{}\" }}", backend.addr.port()),
+        1,
+    );
+    let server = start(&yaml).await;
+    let proxy = server.listener_addr("front").unwrap();
+    for _ in 0..5 {
+        assert_eq!(wire.call(proxy, "svc").await, success(wire), "{label}");
+    }
+    assert_eq!(backend.received.load(Ordering::SeqCst), 5, "{label}");
+    // A few refreshes later the same host is there, not added twice.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let up = cluster(&server, "up").await;
+    let hosts: Vec<&str> = up["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["address"].as_str().unwrap())
+        .collect();
+    let v4 = backend.addr.to_string();
+    assert_eq!(
+        hosts.iter().filter(|h| **h == v4).count(),
+        1,
+        "{label}: {up:#}"
+    );
+    assert!(
+        hosts.iter().all(|h| *h == v4 || h.starts_with("[::1]")),
+        "{label}: {up:#}"
+    );
+    let dump: Value =
+        serde_json::from_str(&admin_get(&server, "/config_dump?format=json").await).unwrap();
+    let up_dump = &dump["clusters"][0];
+    assert_eq!(up_dump["type"], "strict_dns", "{label}");
+    assert_eq!(up_dump["dns_refresh_rate"], "100ms", "{label}");
+    assert_eq!(
+        up_dump["endpoints"][0]["address"],
+        format!("localhost:{}", backend.addr.port())
+    );
+    server.shutdown().await;
+}
+
 macro_rules! table {
     ($($name:ident => $run:ident,)*) => {$(
         #[tokio::test]
@@ -612,4 +667,5 @@ table! {
     a_refused_endpoint_is_routed_around_on_every_protocol => run_refused,
     hashing_balancers_keep_keys_on_their_hosts_on_every_protocol => run_hashing,
     retries_route_around_failed_attempts_on_every_protocol => run_retries,
+    dns_clusters_resolve_their_names_on_every_protocol => run_dns,
 }
