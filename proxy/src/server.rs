@@ -140,6 +140,11 @@ impl Server {
         for cluster in clusters.iter() {
             cluster.start();
         }
+        // Clusters with active checks are warmed before any listener takes traffic:
+        // a host takes its first request only after its first check passed.
+        for cluster in clusters.iter() {
+            cluster.first_checks().await;
+        }
         let pipeline = Arc::new(Pipeline::new(clusters.clone(), hook));
         let (shutdown, _) = watch::channel(false);
         let connections = Arc::new(Connections::default());

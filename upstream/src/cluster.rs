@@ -193,7 +193,7 @@ pub struct Cluster {
     /// change. A host keeps its position for the cluster's life (a removed one stays,
     /// marked, in case it comes back), so a position in a request's context stays
     /// valid across swaps.
-    set: ArcSwap<HostSet>,
+    set: Hosts,
     lb_policy: LbPolicy,
     max_connections_per_host: usize,
     shared: ClusterShared,
@@ -286,6 +286,53 @@ impl HostSet {
     }
 }
 
+/// A cluster's host set: fixed for a static cluster (read with no atomic swap on the
+/// request path), swappable for a DNS one.
+enum Hosts {
+    Fixed(Arc<HostSet>),
+    Dynamic(ArcSwap<HostSet>),
+}
+
+/// The host set as it is now, borrowed for one pick or one count.
+enum HostsNow<'a> {
+    Fixed(&'a HostSet),
+    Dynamic(arc_swap::Guard<Arc<HostSet>>),
+}
+
+impl std::ops::Deref for HostsNow<'_> {
+    type Target = HostSet;
+
+    fn deref(&self) -> &HostSet {
+        match self {
+            HostsNow::Fixed(set) => set,
+            HostsNow::Dynamic(guard) => guard,
+        }
+    }
+}
+
+impl Hosts {
+    fn now(&self) -> HostsNow<'_> {
+        match self {
+            Hosts::Fixed(set) => HostsNow::Fixed(set),
+            Hosts::Dynamic(swap) => HostsNow::Dynamic(swap.load()),
+        }
+    }
+
+    fn full(&self) -> Arc<HostSet> {
+        match self {
+            Hosts::Fixed(set) => set.clone(),
+            Hosts::Dynamic(swap) => swap.load_full(),
+        }
+    }
+
+    /// Replaces a DNS cluster's set (a static one's never changes).
+    fn store(&self, set: Arc<HostSet>) {
+        if let Hosts::Dynamic(swap) = self {
+            swap.store(set);
+        }
+    }
+}
+
 // === impl Cluster ===
 
 impl Cluster {
@@ -360,7 +407,13 @@ impl Cluster {
             },
             transport: options.transport,
             messages,
-            set: ArcSwap::from_pointee(HostSet::new(hosts, options.lb_policy)),
+            set: {
+                let set = Arc::new(HostSet::new(hosts, options.lb_policy));
+                match options.discovery {
+                    Discovery::Static => Hosts::Fixed(set),
+                    Discovery::StrictDns { .. } => Hosts::Dynamic(ArcSwap::new(set)),
+                }
+            },
             lb_policy: options.lb_policy,
             max_connections_per_host: options.max_connections_per_host,
             shared,
@@ -389,17 +442,17 @@ impl Cluster {
 
     /// The hosts and their balancer as they are now.
     pub fn host_set(&self) -> Arc<HostSet> {
-        self.set.load_full()
+        self.set.full()
     }
 
     /// The host at `position` (as a request's context keeps it).
     pub fn host(&self, position: usize) -> Option<Arc<Host>> {
-        self.set.load().hosts.get(position).cloned()
+        self.set.now().hosts.get(position).cloned()
     }
 
     /// How many positions the host set has (removed hosts included).
     pub(crate) fn host_count(&self) -> usize {
-        self.set.load().hosts.len()
+        self.set.now().hosts.len()
     }
 
     /// Starts the cluster's background work: active health checks, the outlier
@@ -416,7 +469,7 @@ impl Cluster {
                     authority: self.name.clone(),
                 },
             };
-            for host in self.set.load().hosts.iter() {
+            for host in self.set.now().hosts.iter() {
                 self.spawn_check(host, check, &speaks);
             }
         }
@@ -443,7 +496,7 @@ impl Cluster {
             loop {
                 let Some(c) = cluster.upgrade() else { return };
                 if let Some(connector) = &c.connector {
-                    let set = c.set.load_full();
+                    let set = c.set.full();
                     for host in set.hosts.iter().filter(|h| !h.removed()) {
                         host.fill_all(connector, &c.in_flight).await;
                     }
@@ -457,11 +510,28 @@ impl Cluster {
         });
     }
 
+    /// Waits until every host has had its first active check (at most the check's
+    /// timeout and a little more), so that no request goes to a host before one passed:
+    /// how Envoy warms a cluster before its listeners take traffic. At once without an
+    /// active check.
+    pub async fn first_checks(&self) {
+        let Some(check) = &self.health_check else {
+            return;
+        };
+        let until = tokio::time::Instant::now() + check.timeout + Duration::from_millis(100);
+        while tokio::time::Instant::now() < until {
+            if self.set.now().hosts.iter().all(|h| !h.health().pending()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Stops background work and closes every connection (a message cluster's busy
     /// connections close as their exchanges end).
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
-        for host in self.set.load().hosts.iter() {
+        for host in self.set.now().hosts.iter() {
             host.close_all();
         }
     }
@@ -495,7 +565,7 @@ impl Cluster {
     /// removed (no new requests, their connections drained), hosts named again come
     /// back, new ones are added; the set and its balancer are swapped at once.
     pub(crate) fn update_hosts(&self, wanted: &[Endpoint]) {
-        let current = self.set.load_full();
+        let current = self.set.full();
         let mut hosts = current.hosts.clone();
         let mut changed = false;
         for host in &hosts {
@@ -577,7 +647,7 @@ impl Cluster {
             // A message cluster's requests go through `send`.
             return Err(ProxyFailure::NoHealthyUpstream);
         }
-        let set = self.set.load();
+        let set = self.set.now();
         let index = self.pick_in(&set, hash)?;
         self.select_in(&set, index, hash)
     }
@@ -589,7 +659,7 @@ impl Cluster {
         hash: Option<u64>,
         tried: u64,
     ) -> Result<Selected, ProxyFailure> {
-        let set = self.set.load();
+        let set = self.set.now();
         let index = self.pick_retry_in(&set, hash, tried)?;
         self.select_in(&set, index, hash)
     }
@@ -631,7 +701,7 @@ impl Cluster {
         hash: Option<u64>,
         tried: u64,
     ) -> Result<(usize, Arc<Host>), ProxyFailure> {
-        let set = self.set.load();
+        let set = self.set.now();
         let index = self.pick_retry_in(&set, hash, tried)?;
         Ok((index, set.hosts[index].clone()))
     }
@@ -668,7 +738,7 @@ impl Cluster {
     /// is tried again: the host's counters and outlier detection hear it; the request's
     /// own end is counted once, later, by [`Cluster::record`].
     pub fn record_attempt(&self, host: u32, outcome: Outcome) {
-        if let Some(host) = self.set.load().hosts.get(host as usize) {
+        if let Some(host) = self.set.now().hosts.get(host as usize) {
             host.record(outcome, 1);
         }
     }
@@ -718,7 +788,7 @@ impl Cluster {
     pub fn record_n(&self, host: Option<usize>, outcome: Outcome, n: u64) {
         self.outcomes[outcome.index()].fetch_add(n, Ordering::Relaxed);
         if let Some(i) = host
-            && let Some(host) = self.set.load().hosts.get(i)
+            && let Some(host) = self.set.now().hosts.get(i)
         {
             host.record(outcome, n);
         }
@@ -738,7 +808,7 @@ impl Cluster {
         let mut index = first;
         let tries = self.host_count();
         for attempt in 0..tries {
-            let set = self.set.load_full();
+            let set = self.set.full();
             if attempt > 0 {
                 // A hashing balancer would pick the failed host again: spread the
                 // retry instead. Nothing was sent: this is no retry of the request,
@@ -764,7 +834,7 @@ impl Cluster {
     /// The cluster's state, for the admin API.
     pub fn snapshot(&self) -> ClusterSnapshot {
         let checked = self.health_check.is_some();
-        let set = self.set.load();
+        let set = self.set.now();
         ClusterSnapshot {
             breakers: self.breakers.snapshot(),
             health_check: self.health_check.as_ref().map(|c| c.kind.as_str()),
@@ -851,7 +921,7 @@ async fn sweep_outliers(
             .collect()
     };
     let mut last = match cluster.upgrade() {
-        Some(c) => counters(&c.set.load()),
+        Some(c) => counters(&c.set.now()),
         None => return,
     };
     loop {
@@ -863,7 +933,7 @@ async fn sweep_outliers(
         let Some(outlier) = &c.health.outlier else {
             return;
         };
-        let set = c.set.load_full();
+        let set = c.set.full();
         let now = tokio::time::Instant::now();
         for host in &set.hosts {
             host.sweep(now);

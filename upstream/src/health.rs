@@ -298,6 +298,11 @@ impl HostHealth {
         }
     }
 
+    /// Whether the host waits for its first active check (no verdict yet).
+    pub(crate) fn pending(&self) -> bool {
+        self.check_failed() && self.detail.lock().check_failure.is_none()
+    }
+
     /// Whether the host is failing (or has not yet passed) its active check.
     pub(crate) fn check_failed(&self) -> bool {
         self.flags.load(Ordering::Acquire) & CHECK_FAILED != 0

@@ -552,3 +552,164 @@ fn dubbo_backend_killed_under_load_is_marked_down_and_taken_back() {
     assert!(errors(&s).is_empty(), "{s}");
     drop(c);
 }
+
+/// A listener that accepts connections and never answers: a host whose TCP check
+/// passes while it serves nothing. Its connections are held until the test ends.
+fn silent_backend() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept() {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// An `http` listener `web` with `routes` (flow-style) and `clusters` (flow-style).
+fn web_config(listen: u16, admin: u16, routes: &[String], clusters: &[String]) -> String {
+    format!(
+        "admin: {{ address: 127.0.0.1:{admin} }}\n\
+         drain_timeout: 5s\n\
+         listeners:\n  \
+           - {{ name: web, address: 127.0.0.1:{listen}, protocol: http, route_config: web }}\n\
+         route_configs:\n  \
+           - name: web\n    \
+             virtual_hosts:\n      \
+               - {{ name: all, domains: [\"*\"], routes: [{}] }}\n\
+         clusters:\n{}",
+        routes.join(", "),
+        clusters
+            .iter()
+            .map(|c| format!("  - {c}\n"))
+            .collect::<String>()
+    )
+}
+
+fn httpx(url: &str, count: u64, concurrency: u64) -> Proc {
+    let mut cmd = http_python("http_client.py");
+    cmd.args([
+        "--url",
+        url,
+        "--count",
+        &count.to_string(),
+        "--concurrency",
+        &concurrency.to_string(),
+    ]);
+    Proc::spawn(&format!("http_client.py {url}"), &mut cmd)
+}
+
+fn httpx_summary(mut proc: Proc) -> Value {
+    proc.wait_for_exit(Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("http_client.py still running: {}", proc.describe()));
+    let last = proc.stdout.snapshot().last().cloned().expect("a summary");
+    serde_json::from_str(&last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"))
+}
+
+/// HTTP/1.1: a host that accepts and never answers passes its TCP check, but outlier
+/// detection ejects it after 3 timeouts in a row; every later request goes to the
+/// hypercorn host. The caller sees exactly those 3 timeouts (no retry policy here).
+#[test]
+fn http1_silent_backend_is_ejected_while_its_tcp_check_passes() {
+    let a = HttpPeer::backend("A");
+    let silent = silent_backend();
+    let endpoints = [a.addr(), silent];
+    let eps: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{{ address: \"{e}\" }}"))
+        .collect();
+    let cluster = format!(
+        "{{ name: web, protocol: http1, connect_timeout: 1s, \
+         health_check: {{ type: tcp, interval: 200ms, interval_jitter: 0s }}, \
+         outlier_detection: {{ consecutive_errors: 3, interval: 200ms, base_ejection_time: 30s, max_ejection_percent: 50 }}, \
+         endpoints: [{}] }}",
+        eps.join(", ")
+    );
+    let route = "{ match: { prefix: / }, route: { cluster: web, timeout: 300ms } }".to_string();
+    let strait = Strait::start("fault-http-silent", |listen, admin| {
+        web_config(
+            listen,
+            admin,
+            std::slice::from_ref(&route),
+            std::slice::from_ref(&cluster),
+        )
+    });
+    for host in 0..2 {
+        wait_host(&strait, "web", host, "both hosts passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    let started = Instant::now();
+    let s = httpx_summary(httpx(&format!("http://{}/x", strait.listen), 200, 1));
+    let took = started.elapsed();
+    let c = strait.cluster("web");
+    let silent_host = &c["hosts"][1];
+    eprintln!(
+        "http1 silent host: sent 200 one at a time, statuses {}, ejected ({}) after {} timeouts, \
+         health check {}; {took:?} in all",
+        s["statuses"],
+        silent_host["ejection"]["reason"],
+        s["statuses"]["504"],
+        silent_host["health_check"]["status"]
+    );
+    assert_eq!(s["statuses"]["504"], 3, "{s}");
+    assert_eq!(s["statuses"]["200"], 197, "{s}");
+    assert_eq!(
+        silent_host["ejection"]["reason"], "consecutive_errors",
+        "{c}"
+    );
+    assert_eq!(silent_host["health_check"]["status"], "passing", "{c}");
+}
+
+/// HTTP/1.1: a slow cluster (`max_requests: 10`, hypercorn's `/slow`) gets 30
+/// concurrent requests: 20 are answered 503 at once while the other cluster's 300
+/// requests all succeed; a refused endpoint in that other cluster is routed around.
+#[test]
+fn http1_slow_cluster_sheds_overflow_and_a_refused_endpoint_is_routed_around() {
+    let slow = HttpPeer::backend("S");
+    let fast = HttpPeer::backend("F");
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let clusters = [
+        format!(
+            "{{ name: slow, protocol: http1, circuit_breakers: {{ max_requests: 10 }}, endpoints: [{{ address: \"{}\" }}] }}",
+            slow.addr()
+        ),
+        format!(
+            "{{ name: fast, protocol: http1, endpoints: [{{ address: \"{refused}\" }}, {{ address: \"{}\" }}] }}",
+            fast.addr()
+        ),
+    ];
+    let routes = [
+        "{ match: { prefix: /slow }, route: { cluster: slow, timeout: 10s } }".to_string(),
+        "{ match: { prefix: / }, route: { cluster: fast, timeout: 10s } }".to_string(),
+    ];
+    let strait = Strait::start("fault-http-overflow", |listen, admin| {
+        web_config(listen, admin, &routes, &clusters)
+    });
+    let shed = httpx(&format!("http://{}/slow?ms=1500", strait.listen), 30, 30);
+    strait.wait_in_flight("slow", 10);
+    let other = httpx_summary(httpx(&format!("http://{}/x", strait.listen), 300, 20));
+    let shed = httpx_summary(shed);
+    let c = strait.cluster("fast");
+    eprintln!(
+        "http1 overflow: slow cluster sent 30, statuses {}; fast cluster (one endpoint refused) \
+         sent 300, statuses {}, connect failures {}",
+        shed["statuses"], other["statuses"], c["hosts"][0]["connect_failures"]
+    );
+    assert_eq!(
+        shed["statuses"],
+        serde_json::json!({"200": 10, "503": 20}),
+        "{shed}"
+    );
+    assert_eq!(
+        other["statuses"],
+        serde_json::json!({"200": 300}),
+        "{other}"
+    );
+    assert!(c["hosts"][0]["connect_failures"].as_u64() >= Some(1), "{c}");
+}
