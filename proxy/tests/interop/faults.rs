@@ -713,3 +713,252 @@ fn http1_slow_cluster_sheds_overflow_and_a_refused_endpoint_is_routed_around() {
     );
     assert!(c["hosts"][0]["connect_failures"].as_u64() >= Some(1), "{c}");
 }
+
+fn grpc_load(target: std::net::SocketAddr, count: u64, concurrency: u64, slow_ms: u64) -> Proc {
+    let mut cmd = http_python("grpc_client.py");
+    cmd.args([
+        "--target",
+        &target.to_string(),
+        "--cases",
+        "load",
+        "--load-count",
+        &count.to_string(),
+        "--load-concurrency",
+        &concurrency.to_string(),
+        "--load-slow-ms",
+        &slow_ms.to_string(),
+    ]);
+    Proc::spawn("grpc_client.py load", &mut cmd)
+}
+
+fn grpc_summary(mut proc: Proc) -> Value {
+    proc.wait_for_exit(Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("grpc_client.py still running: {}", proc.describe()));
+    let last = proc.stdout.snapshot().last().cloned().expect("a summary");
+    let s: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"));
+    s["cases"]["load"].clone()
+}
+
+/// gRPC: a silent host (TCP check passing) is ejected after 3 DEADLINE_EXCEEDED in a
+/// row, then every call goes to the grpcio host; a slow cluster (`max_requests: 10`,
+/// `Slow` calls) sheds 20 of 30 with RESOURCE_EXHAUSTED while unary calls to the other
+/// cluster all succeed.
+#[test]
+fn grpc_silent_backend_is_ejected_and_a_slow_cluster_sheds_its_overflow() {
+    let a = HttpPeer::grpc_py("A");
+    let silent = silent_backend();
+    let slow = HttpPeer::grpc_py("S");
+    let clusters = [
+        format!(
+            "{{ name: web, protocol: http2, connect_timeout: 1s, \
+             health_check: {{ type: tcp, interval: 200ms, interval_jitter: 0s }}, \
+             outlier_detection: {{ consecutive_errors: 3, interval: 200ms, base_ejection_time: 30s, max_ejection_percent: 50 }}, \
+             endpoints: [{{ address: \"{}\" }}, {{ address: \"{silent}\" }}] }}",
+            a.addr()
+        ),
+        format!(
+            "{{ name: slow, protocol: http2, circuit_breakers: {{ max_requests: 10 }}, endpoints: [{{ address: \"{}\" }}] }}",
+            slow.addr()
+        ),
+    ];
+    let routes = [
+        "{ match: { path: /strait.interop.Interop/Slow }, route: { cluster: slow, timeout: 10s } }"
+            .to_string(),
+        "{ match: { prefix: / }, route: { cluster: web, timeout: 300ms } }".to_string(),
+    ];
+    let strait = Strait::start("fault-grpc-silent", |listen, admin| {
+        web_config(listen, admin, &routes, &clusters)
+    });
+    for host in 0..2 {
+        wait_host(&strait, "web", host, "both hosts passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    let s = grpc_summary(grpc_load(strait.listen, 200, 1, 0));
+    let c = strait.cluster("web");
+    eprintln!(
+        "grpc silent host: sent 200 one at a time, ok {}, errors {}, ejected ({}), health check {}",
+        s["ok"],
+        s["errors"],
+        c["hosts"][1]["ejection"]["reason"],
+        c["hosts"][1]["health_check"]["status"]
+    );
+    assert_eq!(s["ok"], 197, "{s}");
+    assert_eq!(
+        s["errors"],
+        serde_json::json!({"DEADLINE_EXCEEDED": 3}),
+        "{s}"
+    );
+    assert_eq!(
+        c["hosts"][1]["ejection"]["reason"], "consecutive_errors",
+        "{c}"
+    );
+    assert_eq!(c["hosts"][1]["health_check"]["status"], "passing", "{c}");
+
+    let shed = grpc_load(strait.listen, 30, 30, 1500);
+    strait.wait_in_flight("slow", 10);
+    let other = grpc_summary(grpc_load(strait.listen, 300, 20, 0));
+    let shed = grpc_summary(shed);
+    eprintln!(
+        "grpc overflow: slow cluster sent 30, ok {}, errors {}; other cluster sent 300, ok {}",
+        shed["ok"], shed["errors"], other["ok"]
+    );
+    assert_eq!(shed["ok"], 10, "{shed}");
+    assert_eq!(
+        shed["errors"],
+        serde_json::json!({"RESOURCE_EXHAUSTED": 20}),
+        "{shed}"
+    );
+    assert_eq!(other["ok"], 300, "{other}");
+}
+
+/// Dubbo: a silent host (TCP check passing) is ejected after 3 timeouts (status 31)
+/// in a row; a slow cluster (`max_requests: 10`, `sleep` calls) sheds 20 of 30 with
+/// status 100 (SERVER_THREADPOOL_EXHAUSTED) while the other cluster's calls succeed.
+#[test]
+fn dubbo_silent_backend_is_ejected_and_a_slow_cluster_sheds_its_overflow() {
+    const DEMO: &str = "com.example.DemoService";
+    const SLOW: &str = "com.example.SlowService";
+    let a = DubboServer::start("A");
+    let slow = DubboServer::start("S");
+    let silent = silent_backend();
+    let clusters = [
+        format!(
+            "{{ name: test, protocol: dubbo, connect_timeout: 1s, \
+             health_check: {{ type: tcp, interval: 200ms, interval_jitter: 0s }}, \
+             outlier_detection: {{ consecutive_errors: 3, interval: 200ms, base_ejection_time: 30s, max_ejection_percent: 50 }}, \
+             endpoints: [{{ address: \"{}\" }}, {{ address: \"{silent}\" }}] }}",
+            a.addr()
+        ),
+        format!(
+            "{{ name: slow, protocol: dubbo, circuit_breakers: {{ max_requests: 10 }}, endpoints: [{{ address: \"{}\" }}] }}",
+            slow.addr()
+        ),
+    ];
+    let routes = [
+        format!(
+            "{{ match: {{ variables: [{{ name: service, exact: \"{DEMO}\" }}] }}, route: {{ cluster: test, timeout: 300ms }} }}"
+        ),
+        format!(
+            "{{ match: {{ variables: [{{ name: service, exact: \"{SLOW}\" }}] }}, route: {{ cluster: slow, timeout: 10s }} }}"
+        ),
+    ];
+    let strait = Strait::start("fault-dubbo-silent", |listen, admin| {
+        framed_config(listen, admin, "dubbo", &routes, &clusters)
+    });
+    for host in 0..2 {
+        wait_host(&strait, "test", host, "both hosts passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    let call = |service: &str, method: &str, args: &str, count: &str, concurrency: &str| {
+        Client::dubbo_js(
+            strait.listen,
+            &[
+                "--service",
+                service,
+                "--method",
+                method,
+                "--version",
+                "1.0.0",
+                "--args",
+                args,
+                "--count",
+                count,
+                "--concurrency",
+                concurrency,
+                "--timeout",
+                "5000",
+            ],
+        )
+    };
+    let s = call(DEMO, "sayHello", r#"["call-$i", "$i"]"#, "200", "1").finish();
+    let c = strait.cluster("test");
+    eprintln!(
+        "dubbo silent host: sent 200 one at a time, ok {}, errors {:?}, ejected ({}), health check {}",
+        num(&s, "ok"),
+        errors(&s),
+        c["hosts"][1]["ejection"]["reason"],
+        c["hosts"][1]["health_check"]["status"]
+    );
+    assert_eq!(num(&s, "ok"), 197, "{s}");
+    assert_eq!(errors(&s), vec![("status_31".to_string(), 3)], "{s}");
+    assert_eq!(
+        c["hosts"][1]["ejection"]["reason"], "consecutive_errors",
+        "{c}"
+    );
+    assert_eq!(c["hosts"][1]["health_check"]["status"], "passing", "{c}");
+
+    let shed = call(SLOW, "sleep", "[1500]", "30", "30");
+    strait.wait_in_flight("slow", 10);
+    let other = call(DEMO, "sayHello", r#"["call-$i", "$i"]"#, "300", "20").finish();
+    let shed = shed.finish();
+    eprintln!(
+        "dubbo overflow: slow cluster sent 30, ok {}, errors {:?}; other cluster sent 300, ok {}",
+        num(&shed, "ok"),
+        errors(&shed),
+        num(&other, "ok")
+    );
+    assert_eq!(num(&shed, "ok"), 10, "{shed}");
+    assert_eq!(
+        errors(&shed),
+        vec![("status_100".to_string(), 20)],
+        "{shed}"
+    );
+    assert_eq!(num(&other, "ok"), 300, "{other}");
+}
+
+/// Bolt: a silent host (TCP check passing) is ejected after 3 timeouts (status 7) in a
+/// row; every later call goes to the sofa-rpc-node host.
+#[test]
+fn bolt_silent_backend_is_ejected_while_its_tcp_check_passes() {
+    let a = BoltServer::start("A", &[]);
+    let silent = silent_backend();
+    let endpoints = [a.addr(), silent];
+    let strait = Strait::start("fault-bolt-silent", |listen, admin| {
+        bolt_config(
+            listen,
+            admin,
+            &[bolt_route(TEST_SERVICE, "test", "300ms", "")],
+            &[bolt_cluster(
+                "test",
+                &endpoints,
+                "health_check: { type: tcp, interval: 200ms, interval_jitter: 0s }, \
+                 outlier_detection: { consecutive_errors: 3, interval: 200ms, base_ejection_time: 30s, max_ejection_percent: 50 }",
+            )],
+        )
+    });
+    for host in 0..2 {
+        wait_host(&strait, "test", host, "both hosts passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+    let s = run_client(
+        strait.listen,
+        &[
+            "--method",
+            "plus",
+            "--count",
+            "200",
+            "--concurrency",
+            "1",
+            "--timeout",
+            "3000",
+        ],
+    );
+    let c = strait.cluster("test");
+    eprintln!(
+        "bolt silent host: sent 200 one at a time, ok {}, errors {:?}, ejected ({}), health check {}",
+        num(&s, "ok"),
+        errors(&s),
+        c["hosts"][1]["ejection"]["reason"],
+        c["hosts"][1]["health_check"]["status"]
+    );
+    assert_eq!(num(&s, "ok"), 197, "{s}");
+    assert_eq!(errors(&s), vec![("status_7".to_string(), 3)], "{s}");
+    assert_eq!(
+        c["hosts"][1]["ejection"]["reason"], "consecutive_errors",
+        "{c}"
+    );
+    assert_eq!(c["hosts"][1]["health_check"]["status"], "passing", "{c}");
+}

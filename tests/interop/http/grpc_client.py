@@ -16,7 +16,7 @@ Case fields: unary/large: reply {text,seq,server,metadata,payload_bytes}, payloa
 server_stream: replies, seqs_in_order, texts_ok, servers; client_stream: reply, sent;
 bidi: sent, received, in_order (each reply received before the next request was sent),
 servers; deadline: elapsed_ms; load: --load-count unary calls, --load-concurrency at a
-time: ok, errors {CODE: n}, servers {NAME: n}. Exit status 0 when the harness ran (call failures are in the
+time (Slow(N ms) calls with --load-slow-ms N): ok, errors {CODE: n}, servers {NAME: n}. Exit status 0 when the harness ran (call failures are in the
 summary), 2 on bad usage.
 """
 
@@ -94,6 +94,7 @@ def main():
     parser.add_argument("--timeout-ms", type=int, default=10000)
     parser.add_argument("--load-count", type=int, default=1000)
     parser.add_argument("--load-concurrency", type=int, default=20)
+    parser.add_argument("--load-slow-ms", type=int, default=0, help="load calls Slow(N ms) instead of Unary")
     args = parser.parse_args()
 
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.enable_retries", 0)]
@@ -213,7 +214,11 @@ def main():
         sent = 0
         while sent < args.load_count or pending:
             while sent < args.load_count and len(pending) < args.load_concurrency:
-                pending.append(stub.Unary.future(protos.Req(text="load", seq=sent), timeout=timeout))
+                if args.load_slow_ms:
+                    req = protos.Req(text="load", seq=sent, sleep_ms=args.load_slow_ms)
+                    pending.append(stub.Slow.future(req, timeout=timeout))
+                else:
+                    pending.append(stub.Unary.future(protos.Req(text="load", seq=sent), timeout=timeout))
                 sent += 1
             call = pending.pop(0)
             try:
