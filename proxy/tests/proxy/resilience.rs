@@ -649,6 +649,44 @@ async fn run_dns(wire: Wire) {
     server.shutdown().await;
 }
 
+/// A cluster with an active check is warmed before the listener takes traffic: the
+/// first requests after start never reach a host whose first check has not passed
+/// (here one that accepts and never answers its probe).
+async fn run_warmup(wire: Wire) {
+    let label = format!("{wire:?}/warm-up");
+    // Accepts, and never answers anything: not even the health check.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let good = wire.backend(Behaviour::Answer).await;
+    let extra = format!(
+        "health_check: {{ {}, interval: 10s, interval_jitter: 0s, timeout: 300ms }}",
+        own_check(wire)
+    );
+    let endpoints = [silent_addr, good.addr];
+    let server = start(&config(wire, &endpoints, &extra, "5s", good.addr)).await;
+    let proxy = server.listener_addr("front").unwrap();
+    for i in 0..4 {
+        let got = wire.call(proxy, "svc").await;
+        assert_eq!(got, success(wire), "{label}: call {i}");
+    }
+    assert_eq!(
+        good.received.load(Ordering::SeqCst),
+        4,
+        "{label}: all to the checked host"
+    );
+    let up = cluster(&server, "up").await;
+    assert_eq!(check_status(&up, 0), "failing", "{label}: {up:#}");
+    assert_eq!(up["hosts"][0]["requests"], 0, "{label}: {up:#}");
+    server.shutdown().await;
+    held.abort();
+}
+
 macro_rules! table {
     ($($name:ident => $run:ident,)*) => {$(
         #[tokio::test]
@@ -668,4 +706,5 @@ table! {
     hashing_balancers_keep_keys_on_their_hosts_on_every_protocol => run_hashing,
     retries_route_around_failed_attempts_on_every_protocol => run_retries,
     dns_clusters_resolve_their_names_on_every_protocol => run_dns,
+    clusters_with_checks_are_warmed_before_traffic_on_every_protocol => run_warmup,
 }
