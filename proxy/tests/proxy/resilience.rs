@@ -687,6 +687,57 @@ async fn run_warmup(wire: Wire) {
     held.abort();
 }
 
+/// Outlier detection's second check: among five hosts, the one whose every answer is
+/// the protocol's server error stands out by success rate and is ejected for it (the
+/// consecutive-errors check is off here), after which every call succeeds.
+async fn run_success_rate(wire: Wire) {
+    let label = format!("{wire:?}/success rate");
+    let mut backends = Vec::new();
+    for _ in 0..4 {
+        backends.push(wire.backend(Behaviour::Answer).await);
+    }
+    let bad = wire.backend(Behaviour::ServerError).await;
+    let mut endpoints: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    endpoints.push(bad.addr);
+    let extra = "outlier_detection: { consecutive_errors: 0, interval: 200ms, base_ejection_time: 30s, \
+                 max_ejection_percent: 50, success_rate_minimum_hosts: 5, success_rate_request_volume: 5 }";
+    let server = start(&config(wire, &endpoints, extra, "5s", bad.addr)).await;
+    let proxy = server.listener_addr("front").unwrap();
+    // 50 calls: 10 per host, the bad host's 10 all server errors.
+    for _ in 0..50 {
+        wire.call(proxy, "svc").await;
+    }
+    assert_eq!(bad.received.load(Ordering::SeqCst), 10, "{label}");
+    wait_for(&server, &label, "the failing host ejected", |up| {
+        !up["hosts"][4]["ejection"].is_null()
+    })
+    .await;
+    let up = cluster(&server, "up").await;
+    assert_eq!(
+        up["hosts"][4]["ejection"]["reason"], "success_rate",
+        "{label}: {up:#}"
+    );
+    for i in 0..4 {
+        assert!(
+            up["hosts"][i]["ejection"].is_null(),
+            "{label}: only the bad host: {up:#}"
+        );
+    }
+    for _ in 0..20 {
+        assert_eq!(
+            wire.call(proxy, "svc").await,
+            success(wire),
+            "{label}: after the ejection"
+        );
+    }
+    assert_eq!(
+        bad.received.load(Ordering::SeqCst),
+        10,
+        "{label}: nothing more to it"
+    );
+    server.shutdown().await;
+}
+
 macro_rules! table {
     ($($name:ident => $run:ident,)*) => {$(
         #[tokio::test]
@@ -707,4 +758,5 @@ table! {
     retries_route_around_failed_attempts_on_every_protocol => run_retries,
     dns_clusters_resolve_their_names_on_every_protocol => run_dns,
     clusters_with_checks_are_warmed_before_traffic_on_every_protocol => run_warmup,
+    success_rate_outliers_are_ejected_on_every_protocol => run_success_rate,
 }
