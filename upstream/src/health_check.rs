@@ -436,6 +436,61 @@ mod tests {
         assert_eq!(varint(&mut &v[..]), Some(300));
     }
 
+    /// An HTTP/1.1 host answering every request with `status`; returns its address and
+    /// the request lines it saw.
+    async fn http_backend(
+        status: u16,
+    ) -> (std::net::SocketAddr, Arc<parking_lot::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        if stream.read_buf(&mut head).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    log.lock()
+                        .push(text.lines().next().unwrap_or_default().to_string());
+                    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    /// The HTTP check asks for its path and passes only on an expected status.
+    #[tokio::test]
+    async fn http_probe_passes_on_expected_statuses_only() {
+        let speaks = Speaks::Http {
+            mode: PoolMode::PingPong,
+            client: ClientOptions::default(),
+            authority: "web".into(),
+        };
+        let check = |expected: Vec<RangeInclusive<u16>>| CheckKind::Http {
+            path: "/healthz".into(),
+            expected_statuses: expected,
+        };
+        let (ok, seen) = http_backend(200).await;
+        probe(&check(vec![200..=200]), ok, &speaks).await.unwrap();
+        assert_eq!(seen.lock().as_slice(), ["GET /healthz HTTP/1.1"]);
+        let (unavailable, _) = http_backend(503).await;
+        let error = probe(&check(vec![200..=200]), unavailable, &speaks)
+            .await
+            .unwrap_err();
+        assert_eq!(error, "status 503");
+        probe(&check(vec![200..=204, 500..=599]), unavailable, &speaks)
+            .await
+            .unwrap();
+    }
+
     /// A lenproto host that answers heartbeats with their ack.
     async fn heartbeat_backend() -> std::net::SocketAddr {
         use strait_codec_framework::{Frame, FrameKind};
