@@ -586,7 +586,9 @@ fn dubbo_backend_killed_under_load_is_marked_down_and_taken_back() {
 }
 
 /// A listener that accepts connections and never answers: a host whose TCP check
-/// passes while it serves nothing. Its connections are held until the test ends.
+/// passes while it serves nothing. Its connections are held until the test ends. The
+/// routes to it time out after 1 s: long enough that a live host loaded by a parallel
+/// test run never times out instead.
 fn silent_backend() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -658,7 +660,7 @@ fn http1_silent_backend_is_ejected_while_its_tcp_check_passes() {
          endpoints: [{}] }}",
         eps.join(", ")
     );
-    let route = "{ match: { prefix: / }, route: { cluster: web, timeout: 300ms } }".to_string();
+    let route = "{ match: { prefix: / }, route: { cluster: web, timeout: 1s } }".to_string();
     let strait = Strait::start("fault-http-silent", |listen, admin| {
         web_config(
             listen,
@@ -796,7 +798,7 @@ fn grpc_silent_backend_is_ejected_and_a_slow_cluster_sheds_its_overflow() {
     let routes = [
         "{ match: { path: /strait.interop.Interop/Slow }, route: { cluster: slow, timeout: 10s } }"
             .to_string(),
-        "{ match: { prefix: / }, route: { cluster: web, timeout: 300ms } }".to_string(),
+        "{ match: { prefix: / }, route: { cluster: web, timeout: 1s } }".to_string(),
     ];
     let strait = Strait::start("fault-grpc-silent", |listen, admin| {
         web_config(listen, admin, &routes, &clusters)
@@ -869,7 +871,7 @@ fn dubbo_silent_backend_is_ejected_and_a_slow_cluster_sheds_its_overflow() {
     ];
     let routes = [
         format!(
-            "{{ match: {{ variables: [{{ name: service, exact: \"{DEMO}\" }}] }}, route: {{ cluster: test, timeout: 300ms }} }}"
+            "{{ match: {{ variables: [{{ name: service, exact: \"{DEMO}\" }}] }}, route: {{ cluster: test, timeout: 1s }} }}"
         ),
         format!(
             "{{ match: {{ variables: [{{ name: service, exact: \"{SLOW}\" }}] }}, route: {{ cluster: slow, timeout: 10s }} }}"
@@ -951,7 +953,7 @@ fn bolt_silent_backend_is_ejected_while_its_tcp_check_passes() {
         bolt_config(
             listen,
             admin,
-            &[bolt_route(TEST_SERVICE, "test", "300ms", "")],
+            &[bolt_route(TEST_SERVICE, "test", "1s", "")],
             &[bolt_cluster(
                 "test",
                 &endpoints,
