@@ -119,6 +119,15 @@ pub(crate) async fn run(
 ) {
     let (mut passes, mut failures) = (0u32, 0u32);
     loop {
+        if host.removed() {
+            // Out of its cluster (DNS): not probed, and its verdict starts afresh if it
+            // comes back.
+            (passes, failures) = (0, 0);
+            tokio::select! {
+                _ = tokio::time::sleep(check.interval) => continue,
+                _ = stop.changed() => return,
+            }
+        }
         let verdict =
             match tokio::time::timeout(check.timeout, probe(&check.kind, host.addr(), &speaks))
                 .await
@@ -126,6 +135,9 @@ pub(crate) async fn run(
                 Ok(verdict) => verdict,
                 Err(_) => Err(format!("no answer within {:?}", check.timeout)),
             };
+        if host.removed() {
+            continue; // it left while probed: its verdict no longer counts
+        }
         let pending = host.health().check_failed() && passes == 0 && failures == 0;
         match verdict {
             Ok(()) => {
@@ -141,16 +153,15 @@ pub(crate) async fn run(
             Err(reason) => {
                 passes = 0;
                 failures = failures.saturating_add(1);
-                if (pending || failures >= check.unhealthy_threshold.max(1))
-                    && host
-                        .health()
-                        .set_check(&cluster, Some(reason.clone()), Instant::now())
-                {
-                    tracing::warn!(cluster = %host.cluster(), host = %host.addr(), check = check.kind.as_str(), %reason, failures, "upstream host failed its health check");
-                } else if pending {
-                    // Still pending: keep the reason for the admin view.
-                    host.health()
-                        .set_check(&cluster, Some(reason), Instant::now());
+                // A host waiting for its first verdict gets it now (it was never in);
+                // a healthy one goes down after `unhealthy_threshold` failures.
+                if pending || failures >= check.unhealthy_threshold.max(1) {
+                    let changed =
+                        host.health()
+                            .set_check(&cluster, Some(reason.clone()), Instant::now());
+                    if changed || pending {
+                        tracing::warn!(cluster = %host.cluster(), host = %host.addr(), check = check.kind.as_str(), %reason, failures, "upstream host failed its health check");
+                    }
                 }
             }
         }

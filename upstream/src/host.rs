@@ -298,7 +298,8 @@ impl Host {
         if outcome.is_host_failure() {
             self.failures.fetch_add(n, Ordering::Relaxed);
         }
-        if self.health.record(&self.cluster_health, outcome, n) {
+        // A host that left its cluster is not judged on what it still answers.
+        if self.health.record(&self.cluster_health, outcome, n) && !self.removed() {
             self.eject(EjectReason::ConsecutiveErrors);
         }
     }
