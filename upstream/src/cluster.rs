@@ -311,6 +311,7 @@ impl std::ops::Deref for HostsNow<'_> {
 }
 
 impl Hosts {
+    #[inline]
     fn now(&self) -> HostsNow<'_> {
         match self {
             Hosts::Fixed(set) => HostsNow::Fixed(set),
@@ -635,6 +636,7 @@ impl Cluster {
     /// The hash a hashing balancer picks `request`'s host by (`None`: the cluster
     /// does not hash, or the request lacks the key). Read it before the route edits
     /// the request.
+    #[inline]
     pub fn request_hash(&self, request: &dyn Frame) -> Option<u64> {
         self.hash_key.as_ref()?.hash(request)
     }
@@ -665,6 +667,7 @@ impl Cluster {
     }
 
     /// A connection to the host at `index` of `set`, or the connect that makes one.
+    #[inline]
     fn select_in(
         self: &Arc<Self>,
         set: &HostSet,
@@ -743,6 +746,7 @@ impl Cluster {
         }
     }
 
+    #[inline]
     fn pick_in(&self, set: &HostSet, hash: Option<u64>) -> Result<usize, ProxyFailure> {
         if self.in_flight.load(Ordering::Relaxed) >= self.breakers.limits.max_requests {
             self.breakers.overflowed(Breaker::Requests);
@@ -753,7 +757,15 @@ impl Cluster {
     }
 
     /// The balancer's pick among healthy hosts, or among all of them in panic.
+    #[inline]
     fn pick_host_in(&self, set: &HostSet, hash: Option<u64>) -> Option<usize> {
+        // One host, the common sidecar case: no balancer needed. Healthy, or in panic
+        // (which one unhealthy host of one is, unless the threshold is 0).
+        if let [only] = &set.hosts[..] {
+            let pickable = only.available()
+                || (self.panic_threshold > 0 && !only.removed() && only.reachable());
+            return pickable.then_some(0);
+        }
         let unhealthy = self.health.unhealthy.load(Ordering::Relaxed);
         if unhealthy > 0 && self.in_panic(unhealthy) {
             // Rare and degraded: a small list of views is fine here.
