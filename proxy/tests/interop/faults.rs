@@ -43,6 +43,7 @@ fn bolt_config(listen: u16, admin: u16, routes: &[String], clusters: &[String]) 
     framed_config(listen, admin, "bolt", routes, clusters)
 }
 
+/// The interop suite's one-listener config (`crate::config`), for any framed protocol.
 fn framed_config(
     listen: u16,
     admin: u16,
@@ -50,26 +51,7 @@ fn framed_config(
     routes: &[String],
     clusters: &[String],
 ) -> String {
-    let mut yaml = format!(
-        "admin: {{ address: 127.0.0.1:{admin} }}\n\
-         drain_timeout: 5s\n\
-         listeners:\n  \
-           - {{ name: rpc, address: 127.0.0.1:{listen}, protocol: {protocol}, route_config: rpc }}\n\
-         route_configs:\n  \
-           - name: rpc\n    \
-             virtual_hosts:\n      \
-               - name: default\n        \
-                 domains: [\"*\"]\n        \
-                 routes:\n"
-    );
-    for r in routes {
-        yaml.push_str(&format!("          - {r}\n"));
-    }
-    yaml.push_str("clusters:\n");
-    for c in clusters {
-        yaml.push_str(&format!("  - {c}\n"));
-    }
-    yaml
+    crate::config(listen, admin, protocol, routes, clusters)
 }
 
 fn bolt_cluster(name: &str, endpoints: &[String], extra: &str) -> String {
