@@ -145,45 +145,12 @@ fn next_prime(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::HostView;
-    use super::super::hash::{hash_host, hash_key};
+    use super::super::hash_test_support::*;
     use super::*;
-
-    const KEYS: u64 = 100_000;
-
-    /// Identity hashes of hosts 10.0.0.1:8080, 10.0.0.2:8080, ...
-    fn identities(n: u8) -> Vec<u64> {
-        (1..=n)
-            .map(|i| hash_host(&([10, 0, 0, i], 8080).into()))
-            .collect()
-    }
-
-    fn key(i: u64) -> u64 {
-        hash_key(&i.to_le_bytes())
-    }
 
     fn maglev(ids: &[u64], weights: &[u32]) -> Maglev {
         let hosts: Vec<_> = ids.iter().copied().zip(weights.iter().copied()).collect();
         Maglev::new(&hosts, Maglev::DEFAULT_TABLE_SIZE)
-    }
-
-    fn views(weights: &[u32]) -> Vec<HostView> {
-        weights.iter().map(|&w| HostView::new(w)).collect()
-    }
-
-    /// Share of the keys picked by each host.
-    fn shares(table: &Maglev, hosts: &[HostView]) -> Vec<f64> {
-        let mut counts = vec![0u64; hosts.len()];
-        for i in 0..KEYS {
-            counts[table.pick(hosts, key(i)).expect("a host")] += 1;
-        }
-        counts.iter().map(|&c| c as f64 / KEYS as f64).collect()
-    }
-
-    /// The identity of the host each key goes to.
-    fn owners(table: &Maglev, ids: &[u64], hosts: &[HostView]) -> Vec<u64> {
-        (0..KEYS)
-            .map(|i| ids[table.pick(hosts, key(i)).expect("a host")])
-            .collect()
     }
 
     fn slot_counts(table: &Maglev, n: usize) -> Vec<usize> {

@@ -334,6 +334,66 @@ fn below(random: u64, n: u64) -> u64 {
     ((u128::from(random) * u128::from(n)) >> 64) as u64
 }
 
+/// What the hashing balancers' tests share: 100,000 keys, host identities, and the
+/// share and owner of each key.
+#[cfg(test)]
+pub(crate) mod hash_test_support {
+    use super::{HostView, Maglev, RingHash, hash_host, hash_key};
+
+    /// Keys per distribution or stability test.
+    pub(crate) const KEYS: u64 = 100_000;
+
+    /// Identity hashes of hosts 10.0.0.1:8080, 10.0.0.2:8080, ...
+    pub(crate) fn identities(n: u8) -> Vec<u64> {
+        (1..=n)
+            .map(|i| hash_host(&([10, 0, 0, i], 8080).into()))
+            .collect()
+    }
+
+    /// The hash of key number `i`.
+    pub(crate) fn key(i: u64) -> u64 {
+        hash_key(&i.to_le_bytes())
+    }
+
+    /// Healthy, idle hosts of these weights.
+    pub(crate) fn views(weights: &[u32]) -> Vec<HostView> {
+        weights.iter().map(|&w| HostView::new(w)).collect()
+    }
+
+    /// A balancer that picks by hash.
+    pub(crate) trait PickByHash {
+        fn pick_by(&self, hosts: &[HostView], hash: u64) -> Option<usize>;
+    }
+
+    impl PickByHash for RingHash {
+        fn pick_by(&self, hosts: &[HostView], hash: u64) -> Option<usize> {
+            self.pick(hosts, hash)
+        }
+    }
+
+    impl PickByHash for Maglev {
+        fn pick_by(&self, hosts: &[HostView], hash: u64) -> Option<usize> {
+            self.pick(hosts, hash)
+        }
+    }
+
+    /// Share of the keys picked by each host.
+    pub(crate) fn shares(lb: &impl PickByHash, hosts: &[HostView]) -> Vec<f64> {
+        let mut counts = vec![0u64; hosts.len()];
+        for i in 0..KEYS {
+            counts[lb.pick_by(hosts, key(i)).expect("a host")] += 1;
+        }
+        counts.iter().map(|&c| c as f64 / KEYS as f64).collect()
+    }
+
+    /// The identity of the host each key goes to.
+    pub(crate) fn owners(lb: &impl PickByHash, ids: &[u64], hosts: &[HostView]) -> Vec<u64> {
+        (0..KEYS)
+            .map(|i| ids[lb.pick_by(hosts, key(i)).expect("a host")])
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
