@@ -28,6 +28,15 @@ fn wait_host(
     start.elapsed()
 }
 
+/// Waits until the first `hosts` hosts of `cluster` pass their active check.
+fn all_passing(strait: &Strait, cluster: &str, hosts: usize) {
+    for host in 0..hosts {
+        wait_host(strait, cluster, host, "every host passing", |h| {
+            check_status(h) == "passing"
+        });
+    }
+}
+
 fn check_status(host: &Value) -> &str {
     host["health_check"]["status"].as_str().unwrap_or("none")
 }
@@ -163,11 +172,7 @@ fn bolt_backend_killed_under_load_is_marked_down_and_taken_back() {
             )],
         )
     });
-    for host in 0..3 {
-        wait_host(&strait, "test", host, "every host passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "test", 3);
     const SENT: u64 = 30_000;
     let load = Client::spawn(
         strait.listen,
@@ -379,22 +384,9 @@ fn http1_backend_killed_under_load_is_marked_down_and_taken_back() {
     let strait = Strait::start("fault-http-kill", |listen, admin| {
         http_config(listen, admin, &endpoints)
     });
-    for host in 0..3 {
-        wait_host(&strait, "web", host, "every host passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "web", 3);
     const SENT: u64 = 6_000;
-    let mut cmd = http_python("http_client.py");
-    cmd.args([
-        "--url",
-        &format!("http://{}/load", strait.listen),
-        "--count",
-        &SENT.to_string(),
-        "--concurrency",
-        "20",
-    ]);
-    let load = Proc::spawn("http_client.py load", &mut cmd);
+    let load = httpx(&format!("http://{}/load", strait.listen), SENT, 20);
     let (c, outage) = kill_and_restart(
         &strait,
         "web",
@@ -438,24 +430,9 @@ fn grpc_backend_killed_under_load_is_marked_down_and_taken_back() {
             "retry_on: [reset, connect-failure, gateway-error]",
         )
     });
-    for host in 0..3 {
-        wait_host(&strait, "web", host, "every host passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "web", 3);
     const SENT: u64 = 4_000;
-    let mut cmd = http_python("grpc_client.py");
-    cmd.args([
-        "--target",
-        &strait.listen.to_string(),
-        "--cases",
-        "load",
-        "--load-count",
-        &SENT.to_string(),
-        "--load-concurrency",
-        "20",
-    ]);
-    let load = Proc::spawn("grpc_client.py load", &mut cmd);
+    let load = grpc_load(strait.listen, SENT, 20, 0);
     let (c, outage) = kill_and_restart(
         &strait,
         "web",
@@ -521,11 +498,7 @@ fn dubbo_backend_killed_under_load_is_marked_down_and_taken_back() {
             std::slice::from_ref(&cluster),
         )
     });
-    for host in 0..3 {
-        wait_host(&strait, "test", host, "every host passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "test", 3);
     const SENT: u64 = 20_000;
     let load = Client::dubbo_js(
         strait.listen,
@@ -651,11 +624,7 @@ fn http1_silent_backend_is_ejected_while_its_tcp_check_passes() {
             std::slice::from_ref(&cluster),
         )
     });
-    for host in 0..2 {
-        wait_host(&strait, "web", host, "both hosts passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "web", 2);
     let started = Instant::now();
     let s = httpx_summary(httpx(&format!("http://{}/x", strait.listen), 200, 1));
     let took = started.elapsed();
@@ -785,11 +754,7 @@ fn grpc_silent_backend_is_ejected_and_a_slow_cluster_sheds_its_overflow() {
     let strait = Strait::start("fault-grpc-silent", |listen, admin| {
         web_config(listen, admin, &routes, &clusters)
     });
-    for host in 0..2 {
-        wait_host(&strait, "web", host, "both hosts passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "web", 2);
     let s = grpc_summary(grpc_load(strait.listen, 200, 1, 0));
     let c = strait.cluster("web");
     eprintln!(
@@ -862,11 +827,7 @@ fn dubbo_silent_backend_is_ejected_and_a_slow_cluster_sheds_its_overflow() {
     let strait = Strait::start("fault-dubbo-silent", |listen, admin| {
         framed_config(listen, admin, "dubbo", &routes, &clusters)
     });
-    for host in 0..2 {
-        wait_host(&strait, "test", host, "both hosts passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "test", 2);
     let call = |service: &str, method: &str, args: &str, count: &str, concurrency: &str| {
         Client::dubbo_js(
             strait.listen,
@@ -944,11 +905,7 @@ fn bolt_silent_backend_is_ejected_while_its_tcp_check_passes() {
             )],
         )
     });
-    for host in 0..2 {
-        wait_host(&strait, "test", host, "both hosts passing", |h| {
-            check_status(h) == "passing"
-        });
-    }
+    all_passing(&strait, "test", 2);
     let s = run_client(
         strait.listen,
         &[
