@@ -127,8 +127,13 @@ pub struct RequestRecord<'a> {
     pub protocol: &'a str,
     /// The matched route's name, if it has one.
     pub route: Option<&'a str>,
+    /// The matched route's position in its listener's route table, if one matched:
+    /// what a hook indexes its per-route state by, without hashing a name.
+    pub route_index: Option<u32>,
     /// The cluster the route chose, if one was chosen.
     pub cluster: Option<&'a str>,
+    /// The chosen cluster's position in the configuration, if one was chosen.
+    pub cluster_index: Option<u32>,
     /// The host the request was last sent to (or tried), if any.
     pub host: Option<SocketAddr>,
     /// Which attempt the outcome belongs to (1 for the first).

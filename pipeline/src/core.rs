@@ -3,9 +3,9 @@
 //!
 //! Framed connections (through [`strait_stream::RequestHandler::finished`]) and HTTP
 //! exchanges alike hand their request's [`RequestContext`] and [`RequestEnd`] to
-//! [`Pipeline::finish`]: the cluster and host counters are raised there, and the
-//! [`RequestHook`] (metrics, tracing, access logs to come) sees the one
-//! [`RequestRecord`]. Nothing is allocated or locked for it.
+//! [`ListenerPipeline::finish`]: the cluster and host counters are raised there, and
+//! the [`RequestHook`]s (the listener's metrics and access log, the pipeline's own)
+//! see the one [`RequestRecord`]. Nothing is allocated or locked for it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -135,20 +135,6 @@ impl Pipeline {
         &self.clusters
     }
 
-    /// Ends one request: counts its outcome on its cluster and host, then tells the
-    /// hook. `routes` is the table its route number refers to.
-    pub(crate) fn finish(
-        &self,
-        listener: &str,
-        protocol: &str,
-        routes: &RouteTable,
-        ctx: &RequestContext,
-        end: RequestEnd,
-    ) {
-        self.count(ctx.cluster, ctx.host, end.outcome, 1);
-        self.report(listener, protocol, routes, ctx, end);
-    }
-
     /// Counts `n` requests of cluster `cluster` and host `host` (numbers as in a
     /// [`RequestContext`]) that ended with `outcome`.
     pub(crate) fn count(&self, cluster: u32, host: u32, outcome: Outcome, n: u64) {
@@ -158,16 +144,20 @@ impl Pipeline {
         }
     }
 
-    /// Tells the hook, if one is attached, how one request ended.
-    pub(crate) fn report(
+    /// Tells the hooks (the pipeline's, and `listener_hook`, the listener's own) how
+    /// one request ended. `routes` is the table its route number refers to.
+    fn report(
         &self,
         listener: &str,
+        listener_hook: Option<&dyn RequestHook>,
         protocol: &str,
         routes: &RouteTable,
         ctx: &RequestContext,
         end: RequestEnd,
     ) {
-        let Some(hook) = &self.hook else { return };
+        if self.hook.is_none() && listener_hook.is_none() {
+            return;
+        }
         let cluster = RequestContext::known(ctx.cluster).and_then(|i| self.clusters.at(i));
         let host = RequestContext::known(ctx.host);
         let route = RequestContext::known(ctx.route)
@@ -177,11 +167,13 @@ impl Pipeline {
             .zip(host)
             .and_then(|(c, h)| c.host(h))
             .map(|h| h.addr());
-        hook.on_request_end(&RequestRecord {
+        let record = RequestRecord {
             listener,
             protocol,
             route,
+            route_index: (ctx.route != RequestContext::NONE).then_some(ctx.route),
             cluster: cluster.map(|c| c.name()),
+            cluster_index: (ctx.cluster != RequestContext::NONE).then_some(ctx.cluster),
             host,
             attempt: ctx.attempt,
             outcome: end.outcome,
@@ -190,7 +182,13 @@ impl Pipeline {
             upstream_duration: ctx.sent.map(|s| end.at.saturating_duration_since(s)),
             request_bytes: ctx.request_bytes,
             response_bytes: end.response_bytes,
-        });
+        };
+        if let Some(hook) = listener_hook {
+            hook.on_request_end(&record);
+        }
+        if let Some(hook) = &self.hook {
+            hook.on_request_end(&record);
+        }
     }
 }
 
@@ -202,17 +200,26 @@ pub struct ListenerPipeline {
     pub(crate) routes: Arc<RouteTable>,
     route_clusters: RouteClusters,
     pub(crate) pipeline: Arc<Pipeline>,
+    /// The listener's own hook (its metrics, its access log), if any.
+    hook: Option<Arc<dyn RequestHook>>,
 }
 
 impl ListenerPipeline {
-    /// The entry of the listener called `name`, routing with `routes`.
-    pub fn new(name: &str, routes: Arc<RouteTable>, pipeline: Arc<Pipeline>) -> Self {
+    /// The entry of the listener called `name`, routing with `routes`; `hook`, if
+    /// any, hears the end of every request of this listener (before the pipeline's).
+    pub fn new(
+        name: &str,
+        routes: Arc<RouteTable>,
+        pipeline: Arc<Pipeline>,
+        hook: Option<Arc<dyn RequestHook>>,
+    ) -> Self {
         let route_clusters = RouteClusters::new(&routes, &pipeline.clusters);
         ListenerPipeline {
             name: Arc::from(name),
             routes,
             route_clusters,
             pipeline,
+            hook,
         }
     }
 
@@ -227,19 +234,25 @@ impl ListenerPipeline {
         Some(cluster)
     }
 
-    /// Ends one request of this listener (see [`Pipeline::finish`]).
+    /// Ends one request of this listener: counts its outcome on its cluster and host,
+    /// then tells the hooks.
     pub(crate) fn finish(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
-        self.end_retry(ctx);
-        self.pipeline
-            .finish(&self.name, protocol, &self.routes, ctx, end);
+        self.pipeline.count(ctx.cluster, ctx.host, end.outcome, 1);
+        self.report(protocol, ctx, end);
     }
 
     /// [`ListenerPipeline::finish`] without the counters, which the caller hands over
     /// in batches ([`Pipeline::count`]).
     pub(crate) fn report(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
         self.end_retry(ctx);
-        self.pipeline
-            .report(&self.name, protocol, &self.routes, ctx, end);
+        self.pipeline.report(
+            &self.name,
+            self.hook.as_deref(),
+            protocol,
+            &self.routes,
+            ctx,
+            end,
+        );
     }
 
     /// A retried request gives its cluster's retry admission back as it ends.

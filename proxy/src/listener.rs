@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use strait_codec_framework::{Detect, Limits, Protocol, Registered, Registry};
-use strait_stream::downstream::{self, DownstreamOptions};
+use strait_stream::downstream::{self, DownstreamOptions, ServeError};
 use strait_stream::downstream_idle::{IdleFramed, serve_parking};
 use strait_stream::http::{
     Handler, IdleConnections, ServerOptions, serve_connection, serve_connection_parking,
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::server::{ConnectionGuard, Connections};
 use strait_pipeline::{FramedForwarder, HttpForwarder, ListenerPipeline, Pipeline};
+use strait_telemetry::ListenerMetrics;
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
 const MAX_DETECT_BYTES: usize = 64;
@@ -28,6 +29,8 @@ pub(crate) struct Listener {
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) connections: Arc<Connections>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The listener's request metrics (and request hook), when they are recorded.
+    pub(crate) metrics: Option<Arc<ListenerMetrics>>,
 }
 
 /// What a listener needs to serve HTTP, built once per listener.
@@ -60,6 +63,10 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         &listener.config.name,
         listener.config.routes.clone(),
         listener.pipeline.clone(),
+        listener
+            .metrics
+            .clone()
+            .map(|m| m as Arc<dyn strait_codec_framework::RequestHook>),
     ));
     // Only a listener that may serve HTTP gets an HTTP idle set (and its thread), and
     // only one that may serve framed protocols a framed one.
@@ -94,7 +101,10 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let guard = shared.listener.connections.enter();
+        let guard = shared
+            .listener
+            .connections
+            .enter(shared.listener.metrics.as_ref());
         let shared = shared.clone();
         // A connection's task holds only the future of what it speaks: an idle Bolt
         // connection must not carry the size of an HTTP server's state (a task is
@@ -212,6 +222,7 @@ async fn serve_framed(
         max_in_flight: listener.config.max_requests_per_connection,
     };
     let shutdown = listener.shutdown.clone();
+    let name = protocol.name();
     let served = match &shared.framed_idle {
         Some(idle) => {
             let parker = idle.parker(Box::new(guard));
@@ -226,6 +237,9 @@ async fn serve_framed(
             downstream::serve(rd, wr, initial, protocol, handler, options, shutdown).await
         }
     };
+    if let (Err(ServeError::Decode(_)), Some(metrics)) = (&served, &listener.metrics) {
+        metrics.protocol_error(name);
+    }
     served.map_err(|e| e.to_string())
 }
 

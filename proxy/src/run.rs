@@ -116,18 +116,53 @@ pub fn run_with_args(args: Args, registry: Registry) -> ExitCode {
     })
 }
 
-/// Log lines to stderr at `RUST_LOG`'s level (default `info`).
+/// Replaces the log filter of the running process, where [`run`] set up logging.
+type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// How `POST /logging?level=` changes the filter; unset until [`run`] installed its
+/// subscriber (a process embedding [`crate::Server`] keeps its own logging).
+static LOG_FILTER: std::sync::OnceLock<SetFilter> = std::sync::OnceLock::new();
+
+/// Sets the log filter (`RUST_LOG` syntax: `debug`, `info,strait_upstream=debug`).
+pub(crate) fn set_log_filter(filter: &str) -> Result<(), String> {
+    match LOG_FILTER.get() {
+        Some(set) => set(filter),
+        None => {
+            Err("this process's logging was not set up by strait::run: its filter is fixed".into())
+        }
+    }
+}
+
+/// Log lines to stderr at `RUST_LOG`'s level (default `info`), through a filter that
+/// `POST /logging?level=` can replace.
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
     // A second `run` in one process (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(wants_colour()).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let installed = match format {
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(wants_colour()),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .try_init(),
     };
+    if installed.is_ok() {
+        let _ = LOG_FILTER.set(Box::new(move |spec: &str| {
+            let filter = EnvFilter::try_new(spec)
+                .map_err(|error| format!("invalid log filter {spec:?}: {error}"))?;
+            handle.reload(filter).map_err(|error| error.to_string())
+        }));
+    }
 }
 
 /// Colour codes only for a person at a terminal: never into a file, a pipe or a log

@@ -15,6 +15,7 @@ use crate::admin;
 use crate::config::Config;
 use crate::listener::{self, Listener};
 use strait_pipeline::{ClusterSet, Pipeline};
+use strait_telemetry::{ListenerLayout, ListenerMetrics, Metrics, OpenConnection};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +40,17 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn enter(self: &Arc<Self>) -> ConnectionGuard {
+    /// Counts a connection live (and, with `metrics`, open on its listener) until the
+    /// guard drops.
+    pub(crate) fn enter(
+        self: &Arc<Self>,
+        metrics: Option<&Arc<ListenerMetrics>>,
+    ) -> ConnectionGuard {
         self.live.fetch_add(1, Ordering::AcqRel);
-        ConnectionGuard(self.clone())
+        ConnectionGuard {
+            connections: self.clone(),
+            _open: metrics.map(|m| m.connection_opened()),
+        }
     }
 
     async fn drained(&self) {
@@ -56,12 +65,16 @@ impl Connections {
 }
 
 /// Marks one connection live until dropped.
-pub(crate) struct ConnectionGuard(Arc<Connections>);
+pub(crate) struct ConnectionGuard {
+    connections: Arc<Connections>,
+    /// Counts it open on its listener's metrics while it lives.
+    _open: Option<OpenConnection>,
+}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
+        if self.connections.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.connections.idle.notify_waiters();
         }
     }
 }
@@ -75,6 +88,8 @@ pub(crate) struct AdminState {
     pub(crate) config: Config,
     pub(crate) clusters: Arc<ClusterSet>,
     pub(crate) listeners: Vec<(String, SocketAddr)>,
+    /// Request metrics, recorded while an admin server can serve them.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 /// A started proxy.
@@ -145,6 +160,10 @@ impl Server {
         for cluster in clusters.iter() {
             cluster.first_checks().await;
         }
+        // Metrics are recorded only where an admin server can serve them.
+        let metrics = admin_socket
+            .is_some()
+            .then(|| Arc::new(request_metrics(&config, &registry)));
         let pipeline = Arc::new(Pipeline::new(clusters.clone(), hook));
         let (shutdown, _) = watch::channel(false);
         let connections = Arc::new(Connections::default());
@@ -157,6 +176,10 @@ impl Server {
             tracing::info!(listener = %cfg.name, %addr, "listening");
             listeners.push((cfg.name.clone(), addr));
             let listener = Listener {
+                metrics: metrics
+                    .as_ref()
+                    .and_then(|m| m.listener(&cfg.name))
+                    .cloned(),
                 config: cfg,
                 registry: registry.clone(),
                 pipeline: pipeline.clone(),
@@ -176,6 +199,7 @@ impl Server {
                 config: config.clone(),
                 clusters: clusters.clone(),
                 listeners: listeners.clone(),
+                metrics,
             });
             if let Some(addr) = admin_addr {
                 tracing::info!(%addr, "admin server listening");
@@ -241,4 +265,30 @@ impl Server {
         }
         drained
     }
+}
+
+/// The request metrics of `config`'s listeners and clusters, for requests of every
+/// protocol `registry` holds (and gRPC, which the HTTP door tells apart).
+fn request_metrics(config: &Config, registry: &Registry) -> Metrics {
+    let mut protocols: Vec<&'static str> = registry.upstream_names().collect();
+    if !protocols.contains(&"grpc") {
+        protocols.push("grpc");
+    }
+    let listeners: Vec<ListenerLayout> = config
+        .listeners
+        .iter()
+        .map(|l| ListenerLayout {
+            name: l.name.clone(),
+            routes: (0u32..)
+                .map_while(|i| l.routes.route_at(i))
+                .map(|(_, route)| route.name.clone())
+                .collect(),
+        })
+        .collect();
+    let clusters: Vec<String> = config
+        .clusters
+        .iter()
+        .map(|c| c.options.name.clone())
+        .collect();
+    Metrics::new(&protocols, &listeners, &clusters)
 }

@@ -7,11 +7,14 @@
 mod dubbo;
 mod faults;
 mod http;
+#[path = "../shared/promtool.rs"]
+mod promtool;
 mod scaffold;
 mod support;
 
 use std::time::{Duration, Instant};
 
+use promtool::promtool_check;
 use support::*;
 
 /// A config with one listener `rpc`, the given route list (flow-style `- { match, route }`
@@ -1058,7 +1061,64 @@ fn admin_endpoints() {
     assert_eq!(status, 200);
     assert_eq!(strait.admin_get("/ready").0, 200);
     let (status, _) = http_request(strait.admin, "POST", "/ready").unwrap();
-    assert_eq!(status, 404, "POST is for the health-check paths only");
+    assert_eq!(status, 404, "POST is for the admin's action paths only");
+
+    // /metrics after the real client's 220 calls: valid Prometheus text whose request
+    // counters say 220 Bolt successes, and /stats says the same.
+    let (status, text) = strait.admin_get("/metrics");
+    assert_eq!(status, 200, "/metrics: {text}");
+    promtool_check(&text);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("strait_requests_total{") && l.contains("protocol=\"bolt\""))
+        .unwrap_or_else(|| panic!("no Bolt request counter: {text}"));
+    assert!(
+        line.contains("outcome=\"success\"") && line.ends_with(" 220"),
+        "{line}"
+    );
+    let (status, body) = strait.admin_get("/stats");
+    assert_eq!(status, 200, "/stats: {body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["strait_requests_total"][0]["value"], 220, "{body}");
+
+    // The log filter changes at run time: a connection that speaks nothing known is
+    // logged at debug, unseen at info until POST /logging?level=debug.
+    let garbage = |n: u8| {
+        let mut s = std::net::TcpStream::connect(strait.listen).unwrap();
+        std::io::Write::write_all(&mut s, &[0xee, n, 0xee, 0xee]).unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut sink);
+    };
+    garbage(1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !strait.proc.stderr.contains("downstream connection closed"),
+        "debug line at info: {}",
+        strait.proc.describe()
+    );
+    let (status, body) = http_request(strait.admin, "POST", "/logging?level=debug").unwrap();
+    assert_eq!((status, body.trim()), (200, "log filter is now debug"));
+    garbage(2);
+    wait_until("the debug line", Duration::from_secs(5), || {
+        strait
+            .proc
+            .stderr
+            .contains("downstream connection closed")
+            .then_some(())
+    });
+    let (status, body) =
+        http_request(strait.admin, "POST", "/logging?level=info%2Cx%3D%3D").unwrap();
+    assert_eq!(status, 400, "a bad filter is refused: {body}");
+    assert!(body.contains("invalid log filter"), "{body}");
+    let (status, _) = http_request(strait.admin, "POST", "/logging").unwrap();
+    assert_eq!(status, 400, "no level");
+    let (_, text) = strait.admin_get("/metrics");
+    assert!(
+        text.contains(
+            "strait_listener_protocol_errors_total{listener=\"rpc\",protocol=\"bolt\"} 2"
+        ),
+        "both undecodable connections counted: {text}"
+    );
 
     let (status, _) = strait.admin_get("/nope");
     assert_eq!(status, 404);

@@ -3,7 +3,10 @@
 
 mod dubbo;
 mod http_limits;
+mod metrics;
 mod pipeline;
+#[path = "../shared/promtool.rs"]
+mod promtool;
 mod resilience;
 mod support;
 mod wires;

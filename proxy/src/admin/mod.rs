@@ -1,7 +1,10 @@
-//! The admin HTTP server: `/ready`, `/config_dump` (YAML, or JSON with
-//! `?format=json`), `/clusters`, `/listeners`, and `POST /healthcheck/fail` and
-//! `/healthcheck/ok`, which take the instance out of (and back into) a load balancer's
-//! rotation through `/ready` before a restart.
+//! The admin HTTP server: `/ready`, `/metrics` (Prometheus text), `/stats` (the same
+//! values as JSON), `/config_dump` (YAML, or JSON with `?format=json`), `/clusters`,
+//! `/listeners`; `POST /logging?level=` to change the log filter at run time, and
+//! `POST /healthcheck/fail` and `/healthcheck/ok`, which take the instance out of (and
+//! back into) a load balancer's rotation through `/ready` before a restart.
+
+mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,9 +91,10 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
                 tracing::info!("/ready answers again as the proxy's state says");
                 text(StatusCode::OK, "OK\n")
             }
+            "/logging" => set_log_level(req.uri().query()),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "POST paths: /healthcheck/fail /healthcheck/ok\n",
+                "POST paths: /logging?level= /healthcheck/fail /healthcheck/ok\n",
             ),
         };
     }
@@ -115,6 +119,16 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
         }
         "/config_dump" => yaml_response(&state.config.dump),
         "/clusters" => json_response(&clusters_json(state)),
+        "/metrics" => {
+            let body = metrics::exposition(state).to_prometheus_text();
+            let mut resp = Response::new(Body::full(body.into_bytes()));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(strait_telemetry::PROMETHEUS_CONTENT_TYPE),
+            );
+            resp
+        }
+        "/stats" => json_response(&metrics::exposition(state).to_json()),
         "/listeners" => json_response(&json!(
             state
                 .listeners
@@ -124,9 +138,58 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
         )),
         _ => text(
             StatusCode::NOT_FOUND,
-            "paths: /ready /config_dump /clusters /listeners; POST /healthcheck/fail /healthcheck/ok\n",
+            "paths: /ready /metrics /stats /config_dump /clusters /listeners; POST /logging?level= /healthcheck/fail /healthcheck/ok\n",
         ),
     }
+}
+
+/// `POST /logging?level=FILTER`: replaces the log filter (`debug`, `warn`,
+/// `info,strait_upstream=debug`: the syntax of `RUST_LOG`).
+fn set_log_level(query: Option<&str>) -> Response<Body> {
+    let level = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("level="));
+    let Some(level) = level.filter(|l| !l.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "usage: POST /logging?level=LEVEL (trace, debug, info, warn, error, or a RUST_LOG filter)\n",
+        );
+    };
+    let level = percent_decode(level);
+    match crate::run::set_log_filter(&level) {
+        Ok(()) => {
+            tracing::info!(filter = %level, "log filter changed");
+            owned_text(StatusCode::OK, format!("log filter is now {level}\n"))
+        }
+        Err(error) => owned_text(StatusCode::BAD_REQUEST, format!("{error}\n")),
+    }
+}
+
+/// `%XX` escapes and `+` in a query value (a filter such as `info,strait=debug`
+/// arrives as `info%2Cstrait%3Ddebug` from some clients).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, b) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn clusters_json(state: &AdminState) -> serde_json::Value {
@@ -208,6 +271,12 @@ fn timestamp(at: std::time::SystemTime) -> String {
     )
 }
 
+fn owned_text(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Body::full(body.into_bytes()));
+    *resp.status_mut() = status;
+    resp
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
@@ -248,5 +317,13 @@ mod tests {
         assert_eq!(timestamp(at(0)), "1970-01-01T00:00:00Z");
         assert_eq!(timestamp(at(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(timestamp(at(1_796_203_845)), "2026-12-02T09:30:45Z");
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(percent_decode("info%2Cstrait%3Ddebug"), "info,strait=debug");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

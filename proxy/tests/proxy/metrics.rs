@@ -1,0 +1,243 @@
+//! `/metrics` and `/stats` after mixed traffic, one table for every protocol: the
+//! Prometheus text passes `promtool check metrics`, and the counters equal what the
+//! test sent, per route, protocol and outcome (successes, no route, timeouts, connect
+//! failures), with the same values in `/stats`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::promtool::promtool_check;
+use crate::support::admin_get;
+use crate::wires::{Behaviour, Wire};
+
+const OK: usize = 3;
+const NO_ROUTE: usize = 2;
+const TIMEOUTS: usize = 2;
+const CONNECT_FAILURES: usize = 2;
+
+fn config(wire: Wire, up: &str, hang: &str, dead: &str) -> String {
+    format!(
+        r#"
+admin: {{ address: "127.0.0.1:0" }}
+drain_timeout: 200ms
+listeners:
+  - {{ name: front, address: "127.0.0.1:0", protocol: {lp}, route_config: rc }}
+route_configs:
+  - name: rc
+    virtual_hosts:
+      - name: all
+        domains: ["*"]
+        routes:
+          - name: ok
+            match: {ok}
+            route: {{ cluster: up, timeout: 5s }}
+          - name: slow
+            match: {slow}
+            route: {{ cluster: hang, timeout: 200ms }}
+          - match: {dead_match}
+            route: {{ cluster: dead, timeout: 5s }}
+clusters:
+  - {{ name: up, protocol: {cp}, endpoints: [{{ address: "{up}" }}] }}
+  - {{ name: hang, protocol: {cp}, endpoints: [{{ address: "{hang}" }}] }}
+  - {{ name: dead, protocol: {cp}, connect_timeout: 500ms, endpoints: [{{ address: "{dead}" }}] }}
+"#,
+        lp = wire.listener_protocol(),
+        cp = wire.cluster_protocol(),
+        ok = wire.route_match("svc"),
+        slow = wire.route_match("slow"),
+        dead_match = wire.route_match("dead"),
+    )
+}
+
+/// Metric lines by `name{labels}` (as written), value parsed.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn run(wire: Wire) {
+    let label = format!("{wire:?}");
+    let up = wire.backend(Behaviour::Answer).await;
+    let hang = wire.backend(Behaviour::Hang).await;
+    let dead = crate::closed_port();
+    let yaml = config(
+        wire,
+        &up.addr.to_string(),
+        &hang.addr.to_string(),
+        &dead.to_string(),
+    );
+    let registry = crate::wires::registry();
+    let config = strait::config::parse("metrics.yaml", &yaml, &registry)
+        .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let server = strait::Server::start(config, registry).await.unwrap();
+    let proxy = server.listener_addr("front").unwrap();
+
+    let mut statuses = Vec::new();
+    for (service, n) in [
+        ("svc", OK),
+        ("nowhere", NO_ROUTE),
+        ("slow", TIMEOUTS),
+        ("dead", CONNECT_FAILURES),
+    ] {
+        for _ in 0..n {
+            statuses.push((service, wire.call(proxy, service).await));
+        }
+    }
+    let calls = statuses.len();
+    eprintln!("{label}: answers {statuses:?}");
+
+    // Every connection closed by its client: the open gauge comes back to zero.
+    let active = "strait_listener_connections_active{listener=\"front\"}".to_string();
+    let start = Instant::now();
+    let text = loop {
+        let text = admin_get(&server, "/metrics").await;
+        if samples(&text).get(&active) == Some(&0.0) || start.elapsed() > Duration::from_secs(5) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    promtool_check(&text);
+    let got = samples(&text);
+    let p = wire.record_protocol();
+    let requests = |route: &str, outcome: &str| {
+        format!(
+            "strait_requests_total{{listener=\"front\",protocol=\"{p}\",route=\"{route}\",outcome=\"{outcome}\"}}"
+        )
+    };
+    let expected = [
+        (requests("ok", "success"), OK),
+        (requests("(none)", "no_route"), NO_ROUTE),
+        (requests("slow", "upstream_timeout"), TIMEOUTS),
+        (active.clone(), 0),
+        (
+            "strait_listener_connections_total{listener=\"front\"}".into(),
+            calls,
+        ),
+        (
+            "strait_request_duration_seconds_count{listener=\"front\",route=\"ok\"}".into(),
+            OK,
+        ),
+        (
+            "strait_request_duration_seconds_count{listener=\"front\",route=\"slow\"}".into(),
+            TIMEOUTS,
+        ),
+        (
+            "strait_cluster_requests_total{cluster=\"up\",outcome=\"success\"}".into(),
+            OK,
+        ),
+        (
+            "strait_cluster_requests_total{cluster=\"hang\",outcome=\"upstream_timeout\"}".into(),
+            TIMEOUTS,
+        ),
+        (
+            "strait_cluster_upstream_duration_seconds_count{cluster=\"up\"}".into(),
+            OK,
+        ),
+        (
+            "strait_cluster_request_duration_seconds_count{cluster=\"hang\"}".into(),
+            TIMEOUTS,
+        ),
+        (
+            format!(
+                "strait_host_requests_total{{cluster=\"up\",host=\"{}\"}}",
+                up.addr
+            ),
+            OK,
+        ),
+    ];
+    for (key, want) in &expected {
+        assert_eq!(
+            got.get(key),
+            Some(&(*want as f64)),
+            "{label}: {key}\n{text}"
+        );
+    }
+    // A refused connect fails the request; the host then backs off (100 ms at
+    // first), so the next one may fail at once as having no healthy upstream.
+    let value = |key: &str| got.get(key).copied().unwrap_or(0.0);
+    let refused = value(&requests("#2", "connect_failure"));
+    let backing_off = value(&requests("#2", "no_healthy_upstream"));
+    assert!(refused >= 1.0, "{label}: connect failures\n{text}");
+    assert_eq!(
+        refused + backing_off,
+        CONNECT_FAILURES as f64,
+        "{label}\n{text}"
+    );
+    let cluster = |outcome: &str| {
+        value(&format!(
+            "strait_cluster_requests_total{{cluster=\"dead\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert_eq!(cluster("connect_failure"), refused, "{label}\n{text}");
+    assert_eq!(
+        cluster("no_healthy_upstream"),
+        backing_off,
+        "{label}\n{text}"
+    );
+    // Every request counted once, under one outcome.
+    let total: f64 = got
+        .iter()
+        .filter(|(k, _)| k.starts_with("strait_requests_total{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(total, calls as f64, "{label}: requests counted\n{text}");
+    // The slow route's durations reach its 200 ms timeout.
+    let slow_sum = got["strait_request_duration_seconds_sum{listener=\"front\",route=\"slow\"}"];
+    assert!(
+        slow_sum >= 0.2 * TIMEOUTS as f64,
+        "{label}: slow sum {slow_sum}"
+    );
+
+    // `/stats` gives the same counters as JSON.
+    let stats: Value = serde_json::from_str(&admin_get(&server, "/stats").await).unwrap();
+    let ok = stats["strait_requests_total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["labels"]["route"] == "ok" && s["labels"]["outcome"] == "success")
+        .unwrap_or_else(|| panic!("{label}: no ok/success in /stats: {stats:#}"));
+    assert_eq!(ok["labels"]["protocol"], p);
+    assert_eq!(ok["value"], OK);
+    assert_eq!(
+        stats["strait_cluster_upstream_duration_seconds"][0]["value"]["count"], OK,
+        "{label}: {stats:#}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bolt_requests_are_counted_by_route_and_outcome() {
+    run(Wire::Bolt).await;
+}
+
+#[tokio::test]
+async fn dubbo_requests_are_counted_by_route_and_outcome() {
+    run(Wire::Dubbo).await;
+}
+
+#[tokio::test]
+async fn lenproto_requests_are_counted_by_route_and_outcome() {
+    run(Wire::Lenproto).await;
+}
+
+#[tokio::test]
+async fn http1_requests_are_counted_by_route_and_outcome() {
+    run(Wire::Http1).await;
+}
+
+#[tokio::test]
+async fn http2_requests_are_counted_by_route_and_outcome() {
+    run(Wire::Http2).await;
+}
+
+#[tokio::test]
+async fn grpc_requests_are_counted_by_route_and_outcome() {
+    run(Wire::Grpc).await;
+}

@@ -1,0 +1,14 @@
+//! Telemetry for every protocol, read from the one request hook
+//! ([`strait_codec_framework::RequestHook`]) and nothing protocol-specific: request
+//! metrics ([`Metrics`]) and their exposition in the Prometheus text format and as
+//! JSON ([`Exposition`]).
+
+#![deny(missing_docs)]
+
+mod exposition;
+mod histogram;
+mod metrics;
+
+pub use exposition::{Exposition, Family, Kind, PROMETHEUS_CONTENT_TYPE, Sample, Value};
+pub use histogram::{Histogram, HistogramSnapshot, LATENCY_BUCKETS};
+pub use metrics::{ListenerLayout, ListenerMetrics, Metrics, NO_ROUTE_LABEL, OpenConnection};
