@@ -9,6 +9,7 @@
 //! Nothing here does I/O or needs a runtime, so a codec can be driven by a test, a fuzzer
 //! or `tokio_util::codec::FramedRead` alike.
 
+mod civil;
 mod detect;
 mod error;
 mod failure;
@@ -19,12 +20,13 @@ mod outcome;
 mod protocol;
 mod registry;
 
+pub use civil::{civil_date, rfc3339};
 pub use detect::Detect;
 pub use error::{CodecError, DecodeError};
 pub use failure::ProxyFailure;
 pub use frame::{Frame, FrameKind, HeaderIter};
 pub use id::{IdWidth, RequestId};
 pub use limits::Limits;
-pub use outcome::{Outcome, RequestHook, RequestRecord, ResponseClass};
+pub use outcome::{Outcome, RequestHook, RequestRecord, RequestView, ResponseClass};
 pub use protocol::{Codec, PoolMode, Protocol};
 pub use registry::{MessageProtocol, Registered, Registry, RegistryError, UpstreamProtocol};

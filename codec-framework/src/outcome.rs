@@ -3,9 +3,9 @@
 //! retry budgets read this and nothing protocol-specific.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::ProxyFailure;
+use crate::{Frame, ProxyFailure};
 
 /// How a protocol classes an upstream's answer ([`crate::Protocol::classify`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,6 +153,43 @@ pub struct RequestRecord<'a> {
     pub request_bytes: u64,
     /// Response bytes sent to the caller.
     pub response_bytes: u64,
+    /// What the request's head said, kept from its start: present when a hook asked
+    /// for it ([`RequestHook::wants_view`]) and the request was decoded.
+    pub view: Option<&'a RequestView>,
+}
+
+/// What hooks keep of a request's decoded head, from its start to its end: the
+/// protocol-neutral fields of [`Frame::variable`], taken once when the request starts,
+/// and what a hook adds (a trace id). Built only when some hook asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestView {
+    /// When the request started, on the wall clock.
+    pub started: SystemTime,
+    /// The caller's address.
+    pub peer: Option<SocketAddr>,
+    /// The `service` variable (Bolt service, Dubbo interface, gRPC service).
+    pub service: Option<String>,
+    /// The `method` variable (Dubbo and gRPC method, Bolt `sofa_head_method_name`).
+    pub method: Option<String>,
+    /// The `path` variable (HTTP path; the protocol's own where it defines one).
+    pub path: Option<String>,
+    /// The trace the request belongs to, as a hook found or made it (hex).
+    pub trace_id: Option<String>,
+}
+
+impl RequestView {
+    /// The view of `request`, decoded now from a caller at `peer`.
+    pub fn of(request: &dyn Frame, peer: Option<SocketAddr>) -> Self {
+        let variable = |name| request.variable(name).map(|v| v.into_owned());
+        RequestView {
+            started: SystemTime::now(),
+            peer,
+            service: variable("service"),
+            method: variable("method"),
+            path: variable("path"),
+            trace_id: None,
+        }
+    }
 }
 
 /// Sees every request end, exactly once, whatever its protocol: the single place that
@@ -160,6 +197,19 @@ pub struct RequestRecord<'a> {
 ///
 /// Called on the connection's task at the end of each request: it must not block.
 pub trait RequestHook: Send + Sync + 'static {
+    /// Whether this hook needs each request's [`RequestView`] (an access log, a
+    /// tracer). When no hook does, none is built: requests cost nothing more.
+    fn wants_view(&self) -> bool {
+        false
+    }
+
+    /// A request was decoded and is about to be routed: a hook that wants views may
+    /// read its head, note what it needs in `view`, and set headers that go upstream
+    /// with it (a trace context). Called once per request, before routing.
+    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) {
+        let _ = (request, view);
+    }
+
     /// A request ended.
     fn on_request_end(&self, record: &RequestRecord<'_>);
 }

@@ -12,7 +12,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strait_codec_framework::{Outcome, RequestHook, RequestRecord};
+use strait_codec_framework::{Frame, Outcome, RequestHook, RequestRecord, RequestView};
 use strait_router::{RetryPolicy, RouteAction, RouteTable, StatusSpace};
 use strait_stream::{RequestContext, RequestEnd};
 use strait_upstream::Cluster;
@@ -144,18 +144,20 @@ impl Pipeline {
         }
     }
 
-    /// Tells the hooks (the pipeline's, and `listener_hook`, the listener's own) how
-    /// one request ended. `routes` is the table its route number refers to.
+    /// Tells the hooks (the listener's own, then the pipeline's) how one request
+    /// ended. `routes` is the table its route number refers to.
+    #[allow(clippy::too_many_arguments)] // the one place a record is put together
     fn report(
         &self,
         listener: &str,
-        listener_hook: Option<&dyn RequestHook>,
+        listener_hooks: &[Arc<dyn RequestHook>],
         protocol: &str,
         routes: &RouteTable,
         ctx: &RequestContext,
         end: RequestEnd,
+        view: Option<&RequestView>,
     ) {
-        if self.hook.is_none() && listener_hook.is_none() {
+        if self.hook.is_none() && listener_hooks.is_empty() {
             return;
         }
         let cluster = RequestContext::known(ctx.cluster).and_then(|i| self.clusters.at(i));
@@ -182,8 +184,9 @@ impl Pipeline {
             upstream_duration: ctx.sent.map(|s| end.at.saturating_duration_since(s)),
             request_bytes: ctx.request_bytes,
             response_bytes: end.response_bytes,
+            view,
         };
-        if let Some(hook) = listener_hook {
+        for hook in listener_hooks {
             hook.on_request_end(&record);
         }
         if let Some(hook) = &self.hook {
@@ -200,27 +203,55 @@ pub struct ListenerPipeline {
     pub(crate) routes: Arc<RouteTable>,
     route_clusters: RouteClusters,
     pub(crate) pipeline: Arc<Pipeline>,
-    /// The listener's own hook (its metrics, its access log), if any.
-    hook: Option<Arc<dyn RequestHook>>,
+    /// The listener's own hooks (its metrics, its access log).
+    hooks: Vec<Arc<dyn RequestHook>>,
+    /// Whether any hook needs each request's view.
+    wants_view: bool,
 }
 
 impl ListenerPipeline {
-    /// The entry of the listener called `name`, routing with `routes`; `hook`, if
-    /// any, hears the end of every request of this listener (before the pipeline's).
+    /// The entry of the listener called `name`, routing with `routes`; `hooks` hear
+    /// the start and end of every request of this listener, in order (before the
+    /// pipeline's own hook).
     pub fn new(
         name: &str,
         routes: Arc<RouteTable>,
         pipeline: Arc<Pipeline>,
-        hook: Option<Arc<dyn RequestHook>>,
+        hooks: Vec<Arc<dyn RequestHook>>,
     ) -> Self {
         let route_clusters = RouteClusters::new(&routes, &pipeline.clusters);
+        let wants_view = hooks
+            .iter()
+            .chain(pipeline.hook.as_ref())
+            .any(|h| h.wants_view());
         ListenerPipeline {
             name: Arc::from(name),
             routes,
             route_clusters,
             pipeline,
-            hook,
+            hooks,
+            wants_view,
         }
+    }
+
+    /// Starts one decoded request from `peer`: when a hook wants views, builds the
+    /// request's and lets each hook read the head and set headers on it (before the
+    /// route's own edits). `None` (nothing built) otherwise.
+    pub(crate) fn start(
+        &self,
+        request: &mut dyn Frame,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Option<Box<RequestView>> {
+        if !self.wants_view {
+            return None;
+        }
+        let mut view = Box::new(RequestView::of(request, peer));
+        for hook in self.hooks.iter().chain(self.pipeline.hook.as_ref()) {
+            if hook.wants_view() {
+                hook.on_request_start(request, &mut view);
+            }
+        }
+        Some(view)
     }
 
     /// The cluster the request's route leads to (`name`, as the route decision gave
@@ -236,22 +267,35 @@ impl ListenerPipeline {
 
     /// Ends one request of this listener: counts its outcome on its cluster and host,
     /// then tells the hooks.
-    pub(crate) fn finish(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
+    pub(crate) fn finish(
+        &self,
+        protocol: &str,
+        ctx: &RequestContext,
+        end: RequestEnd,
+        view: Option<&RequestView>,
+    ) {
         self.pipeline.count(ctx.cluster, ctx.host, end.outcome, 1);
-        self.report(protocol, ctx, end);
+        self.report(protocol, ctx, end, view);
     }
 
     /// [`ListenerPipeline::finish`] without the counters, which the caller hands over
     /// in batches ([`Pipeline::count`]).
-    pub(crate) fn report(&self, protocol: &str, ctx: &RequestContext, end: RequestEnd) {
+    pub(crate) fn report(
+        &self,
+        protocol: &str,
+        ctx: &RequestContext,
+        end: RequestEnd,
+        view: Option<&RequestView>,
+    ) {
         self.end_retry(ctx);
         self.pipeline.report(
             &self.name,
-            self.hook.as_deref(),
+            &self.hooks,
             protocol,
             &self.routes,
             ctx,
             end,
+            view,
         );
     }
 

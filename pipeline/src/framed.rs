@@ -2,9 +2,12 @@
 //! connection, all without waiting unless a connection must be made first; and report
 //! each request's end to the [`Pipeline`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use strait_codec_framework::{Frame, Outcome, Protocol, ProxyFailure};
+use parking_lot::Mutex;
+use slab::Slab;
+use strait_codec_framework::{Frame, Outcome, Protocol, ProxyFailure, RequestView};
 use strait_router::{RouteTarget, StatusSpace};
 use strait_stream::{OutcomeCount, RequestContext, RequestEnd, RequestHandler, Route};
 use strait_upstream::Selected;
@@ -15,17 +18,40 @@ use crate::core::{ListenerPipeline, effective_timeout};
 pub struct FramedForwarder {
     listener: Arc<ListenerPipeline>,
     protocol: Arc<dyn Protocol>,
+    peer: Option<SocketAddr>,
+    /// The views of this connection's requests in flight, by
+    /// [`RequestContext::view`] (used only when a hook wants views; only this
+    /// connection's task takes the lock).
+    views: Mutex<Slab<Box<RequestView>>>,
 }
 
 impl FramedForwarder {
-    /// The handler of a connection of `listener` speaking `protocol`.
-    pub fn new(listener: Arc<ListenerPipeline>, protocol: Arc<dyn Protocol>) -> Self {
-        FramedForwarder { listener, protocol }
+    /// The handler of a connection of `listener` speaking `protocol`, from `peer`.
+    pub fn new(
+        listener: Arc<ListenerPipeline>,
+        protocol: Arc<dyn Protocol>,
+        peer: Option<SocketAddr>,
+    ) -> Self {
+        FramedForwarder {
+            listener,
+            protocol,
+            peer,
+            views: Mutex::new(Slab::new()),
+        }
     }
 }
 
 impl RequestHandler for FramedForwarder {
     fn route(&self, request: &mut dyn Frame, ctx: &mut RequestContext) -> Route {
+        if let Some(view) = self.listener.start(request, self.peer) {
+            let mut views = self.views.lock();
+            let key = views.insert(view);
+            match u32::try_from(key) {
+                Ok(key) => ctx.view = key,
+                // Past 2^32 views in flight on one connection: this one goes unkept.
+                Err(_) => drop(views.remove(key)),
+            }
+        }
         match self.decide(request, ctx) {
             Ok(route) => route,
             Err(failure) => Route::Fail(failure),
@@ -33,7 +59,10 @@ impl RequestHandler for FramedForwarder {
     }
 
     fn finished(&self, ctx: &RequestContext, end: RequestEnd) {
-        self.listener.report(self.protocol.name(), ctx, end);
+        let view =
+            RequestContext::known(ctx.view).and_then(|key| self.views.lock().try_remove(key));
+        self.listener
+            .report(self.protocol.name(), ctx, end, view.as_deref());
     }
 
     fn retry(

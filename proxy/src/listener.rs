@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use strait_codec_framework::{Detect, Limits, Protocol, Registered, Registry};
+use strait_codec_framework::{Detect, Limits, Protocol, Registered, Registry, RequestHook};
 use strait_stream::downstream::{self, DownstreamOptions, ServeError};
 use strait_stream::downstream_idle::{IdleFramed, serve_parking};
 use strait_stream::http::{
@@ -19,6 +19,7 @@ use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::server::{ConnectionGuard, Connections};
 use strait_pipeline::{FramedForwarder, HttpForwarder, ListenerPipeline, Pipeline};
 use strait_telemetry::ListenerMetrics;
+use strait_telemetry::access_log::AccessLog;
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
 const MAX_DETECT_BYTES: usize = 64;
@@ -31,6 +32,17 @@ pub(crate) struct Listener {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The listener's request metrics (and request hook), when they are recorded.
     pub(crate) metrics: Option<Arc<ListenerMetrics>>,
+    /// Its access log, if it has one.
+    pub(crate) access_log: Option<Arc<AccessLog>>,
+}
+
+impl Listener {
+    /// The hooks that hear this listener's requests: metrics, then the access log.
+    fn hooks(&self) -> Vec<Arc<dyn RequestHook>> {
+        let metrics = self.metrics.clone().map(|m| m as Arc<dyn RequestHook>);
+        let access_log = self.access_log.clone().map(|a| a as Arc<dyn RequestHook>);
+        metrics.into_iter().chain(access_log).collect()
+    }
 }
 
 /// What a listener needs to serve HTTP, built once per listener.
@@ -63,10 +75,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         &listener.config.name,
         listener.config.routes.clone(),
         listener.pipeline.clone(),
-        listener
-            .metrics
-            .clone()
-            .map(|m| m as Arc<dyn strait_codec_framework::RequestHook>),
+        listener.hooks(),
     ));
     // Only a listener that may serve HTTP gets an HTTP idle set (and its thread), and
     // only one that may serve framed protocols a framed one.
@@ -114,7 +123,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
                 let protocol = protocol.clone();
                 tokio::spawn(async move {
                     let ended =
-                        serve_framed(&shared, guard, stream, BytesMut::new(), protocol).await;
+                        serve_framed(&shared, guard, stream, BytesMut::new(), protocol, peer).await;
                     log_end(&shared, peer, ended);
                 });
             }
@@ -165,7 +174,7 @@ async fn detect_then_serve(
     match detect(registry, &mut stream, &mut initial, timeout).await {
         Ok(Speaks::Framed(protocol)) => {
             tokio::spawn(async move {
-                let ended = serve_framed(&shared, guard, stream, initial, protocol).await;
+                let ended = serve_framed(&shared, guard, stream, initial, protocol, peer).await;
                 log_end(&shared, peer, ended);
             });
         }
@@ -212,9 +221,14 @@ async fn serve_framed(
     stream: TcpStream,
     initial: BytesMut,
     protocol: Arc<dyn Protocol>,
+    peer: SocketAddr,
 ) -> Result<(), String> {
     let listener = &shared.listener;
-    let handler = Arc::new(FramedForwarder::new(shared.entry.clone(), protocol.clone()));
+    let handler = Arc::new(FramedForwarder::new(
+        shared.entry.clone(),
+        protocol.clone(),
+        Some(peer),
+    ));
     let options = DownstreamOptions {
         limits: Limits {
             max_frame_size: listener.config.max_frame_size,

@@ -108,7 +108,7 @@ pub fn run_with_args(args: Args, registry: Registry) -> ExitCode {
         };
         #[cfg(feature = "mimalloc")]
         tokio::spawn(crate::allocator::trim_periodically());
-        wait_for_signal().await;
+        wait_for_signal(&server).await;
         tracing::info!("shutting down: draining in-flight requests");
         server.shutdown().await;
         tracing::info!("stopped");
@@ -171,18 +171,25 @@ fn wants_colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-async fn wait_for_signal() {
+/// Serves until SIGTERM or SIGINT; SIGUSR1 meanwhile reopens the access logs (after
+/// log rotation moved their files).
+async fn wait_for_signal(server: &Server) {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined1()),
     ) {
-        (Ok(mut term), Ok(mut int)) => {
+        (Ok(mut term), Ok(mut int), Ok(mut usr1)) => loop {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = usr1.recv() => {
+                    tracing::info!("SIGUSR1: reopening access logs");
+                    server.reopen_access_logs();
+                }
             }
-        }
+        },
         _ => {
             // Without signal handlers, run until killed.
             std::future::pending::<()>().await;

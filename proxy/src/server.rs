@@ -15,11 +15,20 @@ use crate::admin;
 use crate::config::Config;
 use crate::listener::{self, Listener};
 use strait_pipeline::{ClusterSet, Pipeline};
+use strait_telemetry::access_log::{AccessLog, Sink, Target};
 use strait_telemetry::{ListenerLayout, ListenerMetrics, Metrics, OpenConnection};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A listener's access log could not be opened.
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A listener or the admin server could not bind its address.
     #[error("cannot bind {what} to {addr}: {source}")]
     Bind {
@@ -90,6 +99,8 @@ pub(crate) struct AdminState {
     pub(crate) listeners: Vec<(String, SocketAddr)>,
     /// Request metrics, recorded while an admin server can serve them.
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// The access logs' outputs (for their dropped-line counts).
+    pub(crate) access_logs: Vec<Arc<Sink>>,
 }
 
 /// A started proxy.
@@ -102,6 +113,7 @@ pub struct Server {
     connections: Arc<Connections>,
     clusters: Arc<ClusterSet>,
     drain_timeout: Duration,
+    access_logs: Vec<Arc<Sink>>,
 }
 
 impl Server {
@@ -145,6 +157,8 @@ impl Server {
             None => None,
         };
 
+        let access_logs = open_access_logs(&config)?;
+
         let clusters = Arc::new(ClusterSet::new(
             config
                 .clusters
@@ -175,11 +189,16 @@ impl Server {
             let addr = socket.local_addr().unwrap_or(cfg.address);
             tracing::info!(listener = %cfg.name, %addr, "listening");
             listeners.push((cfg.name.clone(), addr));
+            let access_log = cfg.access_log.as_ref().and_then(|a| {
+                let sink = access_logs.iter().find(|s| *s.target() == a.target)?;
+                Some(Arc::new(AccessLog::new(a.format.clone(), sink.clone())))
+            });
             let listener = Listener {
                 metrics: metrics
                     .as_ref()
                     .and_then(|m| m.listener(&cfg.name))
                     .cloned(),
+                access_log,
                 config: cfg,
                 registry: registry.clone(),
                 pipeline: pipeline.clone(),
@@ -200,6 +219,7 @@ impl Server {
                 clusters: clusters.clone(),
                 listeners: listeners.clone(),
                 metrics,
+                access_logs: access_logs.clone(),
             });
             if let Some(addr) = admin_addr {
                 tracing::info!(%addr, "admin server listening");
@@ -219,7 +239,15 @@ impl Server {
             connections,
             clusters,
             drain_timeout: config.drain_timeout,
+            access_logs,
         })
+    }
+
+    /// Reopens every access-log file (after log rotation moved them: SIGUSR1).
+    pub fn reopen_access_logs(&self) {
+        for sink in &self.access_logs {
+            sink.reopen();
+        }
     }
 
     /// The bound address of the listener called `name`.
@@ -263,6 +291,10 @@ impl Server {
         for cluster in self.clusters.iter() {
             cluster.shutdown();
         }
+        // The last requests' lines reach their files before the process exits.
+        for sink in &self.access_logs {
+            sink.flush(Duration::from_secs(2));
+        }
         drained
     }
 }
@@ -291,4 +323,28 @@ fn request_metrics(config: &Config, registry: &Registry) -> Metrics {
         .map(|c| c.options.name.clone())
         .collect();
     Metrics::new(&protocols, &listeners, &clusters)
+}
+
+/// One sink per distinct access-log target of `config` (listeners that name the same
+/// file share its writer).
+fn open_access_logs(config: &Config) -> Result<Vec<Arc<Sink>>, ServerError> {
+    let mut sinks: Vec<Arc<Sink>> = Vec::new();
+    for log in config
+        .listeners
+        .iter()
+        .filter_map(|l| l.access_log.as_ref())
+    {
+        if sinks.iter().any(|s| *s.target() == log.target) {
+            continue;
+        }
+        let sink = Sink::open(log.target.clone()).map_err(|source| ServerError::AccessLog {
+            path: match &log.target {
+                Target::Stdout => "stdout".into(),
+                Target::File(path) => path.display().to_string(),
+            },
+            source,
+        })?;
+        sinks.push(sink);
+    }
+    Ok(sinks)
 }

@@ -30,6 +30,9 @@ pub struct RequestContext {
     pub retried: bool,
     /// Bytes of the request as received.
     pub request_bytes: u64,
+    /// Where the handler keeps the request's [`strait_codec_framework::RequestView`]
+    /// ([`RequestContext::NONE`] if it keeps none).
+    pub view: u32,
 }
 
 impl RequestContext {
@@ -48,6 +51,7 @@ impl RequestContext {
             tried: 0,
             retried: false,
             request_bytes,
+            view: Self::NONE,
         }
     }
 

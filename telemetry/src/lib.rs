@@ -1,13 +1,16 @@
 //! Telemetry for every protocol, read from the one request hook
-//! ([`strait_codec_framework::RequestHook`]) and nothing protocol-specific: request
-//! metrics ([`Metrics`]) and their exposition in the Prometheus text format and as
-//! JSON ([`Exposition`]).
+//! ([`strait_codec_framework::RequestHook`]) and the framework's request view, and
+//! nothing protocol-specific: request metrics ([`Metrics`]) and their exposition in the
+//! Prometheus text format and as JSON ([`Exposition`]); access logs ([`access_log`]);
+//! trace contexts as callers send them ([`trace_context`]).
 
 #![deny(missing_docs)]
 
+pub mod access_log;
 mod exposition;
 mod histogram;
 mod metrics;
+pub mod trace_context;
 
 pub use exposition::{Exposition, Family, Kind, PROMETHEUS_CONTENT_TYPE, Sample, Value};
 pub use histogram::{Histogram, HistogramSnapshot, LATENCY_BUCKETS};

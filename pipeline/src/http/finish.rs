@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
-use strait_codec_framework::{Outcome, ProxyFailure};
+use strait_codec_framework::{Outcome, ProxyFailure, RequestView};
 use strait_codec_http::{classify_grpc_status, grpc_status};
 use strait_stream::http::{Body, BodyError, ReceivedBytes};
 use strait_stream::{RequestContext, RequestEnd};
@@ -37,6 +37,8 @@ pub(super) struct Pending {
     pub(super) sent: u64,
     /// The request body's byte count (HTTP/1.1 requests with a body).
     pub(super) body_bytes: Option<ReceivedBytes>,
+    /// The request's view, when a hook wants one.
+    pub(super) view: Option<Box<RequestView>>,
 }
 
 impl Finishing {
@@ -58,7 +60,7 @@ impl Finishing {
         };
         let mut ctx = p.ctx;
         ctx.request_bytes += p.body_bytes.as_ref().map_or(0, ReceivedBytes::get);
-        p.fwd.finish(p.protocol, &ctx, end);
+        p.fwd.finish(p.protocol, &ctx, end, p.view.as_deref());
     }
 }
 

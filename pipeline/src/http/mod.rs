@@ -16,7 +16,7 @@ use std::sync::Arc;
 use http::header::CONTENT_TYPE;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
-use strait_codec_framework::{Frame, Outcome, ProxyFailure, ResponseClass};
+use strait_codec_framework::{Frame, Outcome, ProxyFailure, RequestView, ResponseClass};
 use strait_codec_http::{
     ConnectionInfo, RequestHead, classify_grpc_status, classify_http_status, direct_response,
     failure_response, grpc_status, is_upgrade_request, prepare_downstream_response,
@@ -59,7 +59,7 @@ impl Handler for HttpForwarder {
             response_bytes: 0,
             at: now,
         };
-        self.0.finish("http1", &ctx, end);
+        self.0.finish("http1", &ctx, end, None);
     }
 }
 
@@ -68,12 +68,14 @@ struct Exchanging<'a> {
     fwd: &'a ListenerPipeline,
     protocol: &'static str,
     grpc: bool,
+    /// The request's view, when a hook wants one.
+    view: Option<Box<RequestView>>,
 }
 
 impl Exchanging<'_> {
     /// Ends the request with `outcome`, answered by `response`, and returns it.
     fn end(
-        &self,
+        &mut self,
         ctx: &RequestContext,
         outcome: Outcome,
         response: Response<Body>,
@@ -92,11 +94,17 @@ impl Exchanging<'_> {
                 .unwrap_or(0),
             at: Instant::now(),
         };
-        self.fwd.finish(self.protocol, ctx, end);
+        self.fwd
+            .finish(self.protocol, ctx, end, self.view.take().as_deref());
         response
     }
 
-    fn fail(&self, ctx: &RequestContext, failure: ProxyFailure, detail: &str) -> Response<Body> {
+    fn fail(
+        &mut self,
+        ctx: &RequestContext,
+        failure: ProxyFailure,
+        detail: &str,
+    ) -> Response<Body> {
         self.end(
             ctx,
             Outcome::Failed(failure),
@@ -110,11 +118,17 @@ async fn forward(
     request: Request<Body>,
     conn: ConnectionInfo,
 ) -> Response<Body> {
-    let mut ctx = RequestContext::new(Instant::now(), conn.request_head_bytes());
-    let (parts, body) = request.into_parts();
+    let (parts, mut body) = request.into_parts();
+    // An HTTP/2 head arrives compressed: its size is the decoded fields' bytes.
+    let head_bytes = match conn.version() {
+        Version::HTTP_2 => decoded_head_bytes(&parts),
+        _ => conn.request_head_bytes(),
+    };
+    let mut ctx = RequestContext::new(Instant::now(), head_bytes);
     // Body bytes are read as the upstream consumes them: counted at the request's end.
-    let body_bytes = match &body {
+    let body_bytes = match &mut body {
         Body::H1(body) => Some(body.received_bytes()),
+        Body::H2(body) => Some(body.received_bytes()),
         _ => None,
     };
     let mut head = RequestHead::new(parts, conn.peer(), conn.scheme());
@@ -124,10 +138,12 @@ async fn forward(
         (false, Version::HTTP_2) => "http2",
         (false, _) => "http1",
     };
-    let at = Exchanging {
+    let view = fwd.start(&mut head, Some(conn.peer()));
+    let mut at = Exchanging {
         fwd: &fwd,
         protocol,
         grpc,
+        view,
     };
     // Virtual hosts match the host without its port (Envoy's `strip_any_host_port`).
     let decision = fwd.routes.route(head.authority().map(strip_port), &head);
@@ -269,6 +285,7 @@ async fn forward(
         status,
         sent: 0,
         body_bytes,
+        view: at.view.take(),
     };
     Response::from_parts(parts, Body::boxed(Finishing::new(body, pending)))
 }
@@ -356,6 +373,20 @@ impl Attempts<'_> {
             }
         }
     }
+}
+
+/// The bytes of a decoded HTTP/2 request head: method, path, authority and every
+/// field's name and value.
+fn decoded_head_bytes(parts: &http::request::Parts) -> u64 {
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let pseudo = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len());
+    (fields + pseudo) as u64
 }
 
 /// A failure answer once the request head has been handed upstream: only whether it

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use strait_telemetry::access_log::Target;
 use strait_telemetry::{Exposition, Family, Kind};
 use strait_upstream::{Breaker, Cluster};
 
@@ -20,6 +21,19 @@ pub(super) fn exposition(state: &AdminState) -> Exposition {
     for family in cluster_families(&clusters) {
         out.add(family);
     }
+    let mut dropped = Family::new(
+        "strait_access_log_dropped_lines",
+        "Access-log lines dropped because the writer fell behind.",
+        Kind::Counter,
+    );
+    for sink in &state.access_logs {
+        let target = match sink.target() {
+            Target::Stdout => "stdout".to_string(),
+            Target::File(path) => path.display().to_string(),
+        };
+        dropped.int(&[("path", &target)], sink.dropped());
+    }
+    out.add(dropped);
     out
 }
 

@@ -192,6 +192,11 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A wall-clock time as RFC 3339 UTC (`2026-12-02T09:30:00Z`).
+fn timestamp(at: std::time::SystemTime) -> String {
+    strait_codec_framework::rfc3339(at, false)
+}
+
 fn clusters_json(state: &AdminState) -> serde_json::Value {
     let mut clusters: Vec<&Arc<strait_upstream::Cluster>> = state.clusters.iter().collect();
     clusters.sort_by(|a, b| a.name().cmp(b.name()));
@@ -256,21 +261,6 @@ fn clusters_json(state: &AdminState) -> serde_json::Value {
     })
 }
 
-/// A wall-clock time as RFC 3339 UTC (`2026-12-02T09:30:00Z`).
-fn timestamp(at: std::time::SystemTime) -> String {
-    let secs = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = strait_codec_http::h1::date::civil_date(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 fn owned_text(status: StatusCode, body: String) -> Response<Body> {
     let mut resp = Response::new(Body::full(body.into_bytes()));
     *resp.status_mut() = status;
@@ -310,14 +300,6 @@ fn json_response(value: &serde_json::Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-        assert_eq!(timestamp(at(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(timestamp(at(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(timestamp(at(1_796_203_845)), "2026-12-02T09:30:45Z");
-    }
 
     #[test]
     fn query_values_are_percent_decoded() {

@@ -55,6 +55,20 @@ pub struct ListenerFile {
     /// `http` and `auto` listeners: limits of downstream HTTP connections.
     #[serde(default)]
     pub http: Option<S<HttpServerFile>>,
+    /// One line per request.
+    #[serde(default)]
+    pub access_log: Option<S<AccessLogFile>>,
+}
+
+/// `access_log:` of a listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogFile {
+    /// `stdout`, or a file appended to.
+    pub path: S<String>,
+    /// A format string of `%FIELD%`s, or `json`.
+    #[serde(default)]
+    pub format: Option<S<String>>,
 }
 
 /// `http:` of a listener.

@@ -106,6 +106,19 @@ pub struct ListenerConfig {
     pub max_requests_per_connection: usize,
     /// Limits of downstream HTTP connections (`http` and `auto` listeners).
     pub http: Arc<ServerOptions>,
+    /// Where and how requests are logged, if they are.
+    pub access_log: Option<AccessLogConfig>,
+}
+
+/// A checked `access_log`.
+#[derive(Clone, Debug)]
+pub struct AccessLogConfig {
+    /// Where lines go.
+    pub target: strait_telemetry::access_log::Target,
+    /// The format as written (`json`, or a format string).
+    pub format_text: String,
+    /// The parsed format.
+    pub format: strait_telemetry::access_log::Format,
 }
 
 /// A checked cluster.

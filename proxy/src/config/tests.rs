@@ -1226,3 +1226,52 @@ fn retry_policy_builds_and_dumps_and_its_mistakes_are_named() {
         assert_eq!(format!("{}: {}", e.key, e.message), expected);
     }
 }
+
+#[test]
+fn access_logs_are_checked_and_dumped() {
+    let with = |log: &str| {
+        GOOD.replace(
+            "    route_config: rpc\n",
+            &format!("    route_config: rpc\n    access_log: {log}\n"),
+        )
+    };
+    let config = check(&with("{ path: stdout }")).unwrap();
+    let dump = &config.dump["listeners"][0]["access_log"];
+    assert_eq!(dump["path"], "stdout");
+    assert_eq!(
+        dump["format"],
+        strait_telemetry::access_log::DEFAULT_FORMAT,
+        "the default format is written out"
+    );
+    let config = check(&with("{ path: /var/log/strait.json, format: json }")).unwrap();
+    assert_eq!(config.dump["listeners"][0]["access_log"]["format"], "json");
+
+    let e = error(&with("{ path: stdout, format: \"%START_TIME% %STAUTS%\" }"));
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (7, "listeners[0].access_log.format"),
+        "{e}"
+    );
+    assert!(
+        e.message.contains("%STAUTS%") && e.message.contains("%STATUS%"),
+        "{e}"
+    );
+    let e = error(&with("{ path: \"\" }"));
+    assert_eq!(e.key, "listeners[0].access_log.path", "{e}");
+    let e = error(&with("{ format: json }"));
+    assert!(e.message.contains("path"), "{e}");
+}
+
+#[test]
+fn listeners_on_port_zero_do_not_collide() {
+    let text = GOOD.replace("127.0.0.1:12200", "127.0.0.1:0").replace(
+        "route_configs:",
+        "  - { name: two, address: 127.0.0.1:0, protocol: bolt, route_config: rpc }\nroute_configs:",
+    );
+    assert_eq!(check(&text).unwrap().listeners.len(), 2);
+    let text = GOOD.replace(
+        "route_configs:",
+        "  - { name: two, address: 127.0.0.1:12200, protocol: bolt, route_config: rpc }\nroute_configs:",
+    );
+    assert!(error(&text).message.contains("used by another listener"));
+}

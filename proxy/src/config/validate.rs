@@ -15,7 +15,9 @@ use strait_upstream::{
 };
 
 use super::file::*;
-use super::{ClusterConfig, Config, ConfigError, ListenerConfig, ListenerProtocol, duration};
+use super::{
+    AccessLogConfig, ClusterConfig, Config, ConfigError, ListenerConfig, ListenerProtocol, duration,
+};
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DETECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_REQUESTS_PER_CONNECTION,
@@ -159,7 +161,8 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
             ));
         }
         let address = cx.addr(&l.address, format!("{key}.address"))?;
-        if !seen_addrs.insert(address) {
+        // Port 0 asks the system for a free port: two such listeners never collide.
+        if address.port() != 0 && !seen_addrs.insert(address) {
             return Err(cx.err(
                 l.address.referenced,
                 format!("{key}.address"),
@@ -236,6 +239,11 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
         }
         check_listener_keys(&cx, l, &protocol, &key)?;
         let http = http::server_options(&cx, l.http.as_ref(), &format!("{key}.http"))?;
+        let access_log = l
+            .access_log
+            .as_ref()
+            .map(|a| access_log(&cx, &a.value, &format!("{key}.access_log")))
+            .transpose()?;
         listeners.push(ListenerConfig {
             name: l.name.value.clone(),
             address,
@@ -253,6 +261,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
                 DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             )?,
             http: Arc::new(http),
+            access_log,
         });
     }
 
@@ -545,6 +554,38 @@ fn build_clusters(
     Ok(out)
 }
 
+/// A listener's `access_log` (at `key`): its target and its parsed format.
+fn access_log(
+    cx: &Ctx<'_>,
+    file: &AccessLogFile,
+    key: &str,
+) -> Result<AccessLogConfig, ConfigError> {
+    use strait_telemetry::access_log::{DEFAULT_FORMAT, Format, Target};
+    if file.path.value.is_empty() {
+        return Err(cx.err(
+            file.path.referenced,
+            format!("{key}.path"),
+            "empty: write stdout or a file path",
+        ));
+    }
+    let format_text = file
+        .format
+        .as_ref()
+        .map_or(DEFAULT_FORMAT, |f| f.value.as_str());
+    let format = Format::parse(format_text).map_err(|error| {
+        let at = file
+            .format
+            .as_ref()
+            .map_or(file.path.referenced, |f| f.referenced);
+        cx.err(at, format!("{key}.format"), error.to_string())
+    })?;
+    Ok(AccessLogConfig {
+        target: Target::parse(&file.path.value),
+        format_text: format_text.to_string(),
+        format,
+    })
+}
+
 /// The effective configuration in the file's own keys, units and names (defaults
 /// filled in, nothing unset written out), for `/config_dump`: fed back to
 /// `strait --validate` it is the same configuration.
@@ -577,6 +618,13 @@ fn dump(
                 "max_frame_size": framed.then_some(l.max_frame_size),
                 "max_requests_per_connection": framed.then_some(l.max_requests_per_connection),
                 "http": (!matches!(l.protocol, ListenerProtocol::Fixed(_))).then(|| http::server_dump(&l.http)),
+                "access_log": l.access_log.as_ref().map(|a| json!({
+                    "path": match &a.target {
+                        strait_telemetry::access_log::Target::Stdout => "stdout".to_string(),
+                        strait_telemetry::access_log::Target::File(p) => p.display().to_string(),
+                    },
+                    "format": a.format_text,
+                })),
             })
         }).collect::<Vec<_>>(),
         "route_configs": parsed.route_configs.iter().map(|rc| json!({

@@ -1245,3 +1245,62 @@ fn stop_quickstart(mut script: Proc, signal: &str, code: i32, ports: &[std::net:
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+/// Access logs from the `strait` binary with the real Bolt client: one line per call,
+/// and after log rotation (the file renamed, SIGUSR1) the next lines go to a new file
+/// while the old one keeps its lines.
+#[test]
+fn access_log_is_reopened_on_sigusr1() {
+    let backend = BoltServer::start("A", &[]);
+    let dir = TempDir::new("access-log");
+    let log = dir.path().join("access.log");
+    let addr = backend.addr();
+    let log_path = log.display().to_string();
+    let strait = Strait::start("access-log", move |listen, admin| {
+        config(
+            listen,
+            admin,
+            "bolt",
+            &[service_route(TEST_SERVICE, "test", "3s")],
+            &[cluster("test", std::slice::from_ref(&addr))],
+        )
+        .replace(
+            "route_config: rpc }",
+            &format!(
+                "route_config: rpc, access_log: {{ path: \"{log_path}\", format: \"%PROTOCOL% %SERVICE% %STATUS% %OUTCOME% %UPSTREAM_HOST%\" }} }}"
+            ),
+        )
+    });
+    let lines = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let s = run_client(strait.listen, &["--method", "plus", "--count", "5"]);
+    assert_eq!(num(&s, "ok"), 5, "{s}");
+    let want = format!("bolt {TEST_SERVICE} 0 success {}", backend.addr());
+    wait_until("5 lines", Duration::from_secs(5), || {
+        (lines(&log).len() == 5).then_some(())
+    });
+    assert!(lines(&log).iter().all(|l| *l == want), "{:?}", lines(&log));
+
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    strait.proc.signal("USR1");
+    wait_until("the reopen", Duration::from_secs(5), || {
+        strait
+            .proc
+            .stderr
+            .contains("access log reopened")
+            .then_some(())
+    });
+    let s = run_client(strait.listen, &["--method", "plus", "--count", "3"]);
+    assert_eq!(num(&s, "ok"), 3, "{s}");
+    wait_until("3 lines in the new file", Duration::from_secs(5), || {
+        (lines(&log).len() == 3).then_some(())
+    });
+    assert_eq!(lines(&rotated).len(), 5, "the rotated file keeps its lines");
+    assert!(lines(&log).iter().all(|l| *l == want), "{:?}", lines(&log));
+}

@@ -1,6 +1,7 @@
 //! Proxy-level behaviour (wire-formats.md §6.4), driven byte by byte through the real
 //! proxy with scripted upstreams.
 
+mod access_log;
 mod dubbo;
 mod http_limits;
 mod metrics;

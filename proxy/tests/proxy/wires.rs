@@ -140,12 +140,25 @@ impl Wire {
     /// the answer in the protocol's own numbering (HTTP status; for gRPC the
     /// `grpc-status`, or the HTTP status when the answer carries none).
     pub async fn call(self, proxy: SocketAddr, service: &str) -> u32 {
+        self.call_with(proxy, service, &[]).await
+    }
+
+    /// [`Wire::call`] with `headers` on the request (Bolt header-map entries, Dubbo
+    /// attachments, HTTP headers; lenproto has none).
+    pub async fn call_with(
+        self,
+        proxy: SocketAddr,
+        service: &str,
+        headers: &[(&str, &str)],
+    ) -> u32 {
         let call = async {
             match self {
-                Wire::Bolt | Wire::Dubbo | Wire::Lenproto => self.call_framed(proxy, service).await,
-                Wire::Http1 => call_http1(proxy, service).await,
-                Wire::Http2 => call_h2(proxy, service, false).await,
-                Wire::Grpc => call_h2(proxy, service, true).await,
+                Wire::Bolt | Wire::Dubbo | Wire::Lenproto => {
+                    self.call_framed(proxy, service, headers).await
+                }
+                Wire::Http1 => call_http1(proxy, service, headers).await,
+                Wire::Http2 => call_h2(proxy, service, false, headers).await,
+                Wire::Grpc => call_h2(proxy, service, true, headers).await,
             }
         };
         tokio::time::timeout(Duration::from_secs(10), call)
@@ -192,27 +205,32 @@ impl Wire {
         }
     }
 
-    fn request(self, service: &str) -> Bytes {
-        let mut out = BytesMut::new();
-        match self {
-            Wire::Bolt => BoltFrame::builder(FrameKind::Request)
-                .request_id(7)
-                .timeout_ms(5000)
-                .class_name(&b"com.alipay.sofa.rpc.core.request.SofaRequest"[..])
-                .header("service", service)
-                .content(Bytes::from_static(b"hi"))
-                .build()
-                .unwrap()
-                .encode(&mut out),
-            Wire::Dubbo => DubboFrame::request(service, "sayHello")
-                .id(7)
-                .string_argument("hi")
-                .build()
-                .unwrap()
-                .encode(&mut out),
-            _ => LenFrame::request(7, service, b"hi").encode(&mut out),
+    fn request(self, service: &str, headers: &[(&str, &str)]) -> Bytes {
+        let mut frame: Box<dyn Frame> = match self {
+            Wire::Bolt => Box::new(
+                BoltFrame::builder(FrameKind::Request)
+                    .request_id(7)
+                    .timeout_ms(5000)
+                    .class_name(&b"com.alipay.sofa.rpc.core.request.SofaRequest"[..])
+                    .header("service", service)
+                    .content(Bytes::from_static(b"hi"))
+                    .build()
+                    .unwrap(),
+            ),
+            Wire::Dubbo => Box::new(
+                DubboFrame::request(service, "sayHello")
+                    .id(7)
+                    .string_argument("hi")
+                    .build()
+                    .unwrap(),
+            ),
+            _ => Box::new(LenFrame::request(7, service, b"hi")),
+        };
+        for (name, value) in headers {
+            frame.set_header(name, value);
         }
-        .unwrap();
+        let mut out = BytesMut::new();
+        frame.encode(&mut out).unwrap();
         out.freeze()
     }
 
@@ -250,10 +268,13 @@ impl Wire {
         out.freeze()
     }
 
-    async fn call_framed(self, proxy: SocketAddr, service: &str) -> u32 {
+    async fn call_framed(self, proxy: SocketAddr, service: &str, headers: &[(&str, &str)]) -> u32 {
         let protocol = self.framed().unwrap();
         let mut stream = TcpStream::connect(proxy).await.unwrap();
-        stream.write_all(&self.request(service)).await.unwrap();
+        stream
+            .write_all(&self.request(service, headers))
+            .await
+            .unwrap();
         let mut codec = protocol.new_codec(Limits::default());
         let mut buf = BytesMut::new();
         loop {
@@ -300,9 +321,13 @@ impl Wire {
     }
 }
 
-async fn call_http1(proxy: SocketAddr, service: &str) -> u32 {
+async fn call_http1(proxy: SocketAddr, service: &str, headers: &[(&str, &str)]) -> u32 {
     let mut stream = TcpStream::connect(proxy).await.unwrap();
-    let request = format!("GET /{service}/call HTTP/1.1\r\nhost: test\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request = format!("GET /{service}/call HTTP/1.1\r\nhost: test\r\n{extra}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let head_end = loop {
@@ -369,11 +394,14 @@ async fn serve_http1(mut stream: TcpStream, behaviour: Behaviour, received: Arc<
     }
 }
 
-async fn call_h2(proxy: SocketAddr, service: &str, grpc: bool) -> u32 {
+async fn call_h2(proxy: SocketAddr, service: &str, grpc: bool, headers: &[(&str, &str)]) -> u32 {
     let stream = TcpStream::connect(proxy).await.unwrap();
     let (mut client, connection) = h2::client::handshake(stream).await.unwrap();
     tokio::spawn(connection);
-    let builder = http::Request::builder().uri(format!("http://test/{service}.Echo/Call"));
+    let mut builder = http::Request::builder().uri(format!("http://test/{service}.Echo/Call"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
     let request = if grpc {
         builder
             .method("POST")

@@ -11,19 +11,7 @@ pub const IMF_FIXDATE_LEN: usize = 29;
 /// Last second representable with a four-digit year (9999-12-31T23:59:59Z).
 const MAX_SECS: u64 = 253_402_300_799;
 
-/// The (year, month 1–12, day 1–31) of `days` since 1970-01-01, proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`); shared with every other UTC date Strait writes.
-pub fn civil_date(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + u64::from(month <= 2), month, day)
-}
+pub use strait_codec_framework::civil_date;
 
 /// `secs` since the Unix epoch as IMF-fixdate (clamped to the year 9999).
 pub fn imf_fixdate(secs: u64) -> [u8; IMF_FIXDATE_LEN] {

@@ -6,6 +6,8 @@ pub(crate) mod server;
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,6 +30,8 @@ pub struct H2Body {
     remaining: Option<u64>,
     data_done: bool,
     done: bool,
+    /// Data bytes received, counted once someone asked ([`H2Body::received_bytes`]).
+    received: Option<Arc<AtomicU64>>,
 }
 
 impl H2Body {
@@ -43,7 +47,14 @@ impl H2Body {
             remaining,
             data_done: done,
             done,
+            received: None,
         }
+    }
+
+    /// A counter of this body's data bytes that outlives the body.
+    pub fn received_bytes(&mut self) -> crate::http::ReceivedBytes {
+        let counter = self.received.get_or_insert_with(Arc::default).clone();
+        crate::http::ReceivedBytes::of_counter(counter)
     }
 
     pub(crate) fn poll_frame(
@@ -60,6 +71,9 @@ impl H2Body {
                     let _ = recv.flow_control().release_capacity(data.len());
                     if let Some(left) = self.remaining.as_mut() {
                         *left = left.saturating_sub(data.len() as u64);
+                    }
+                    if let Some(received) = &self.received {
+                        received.fetch_add(data.len() as u64, Ordering::Relaxed);
                     }
                     if recv.is_end_stream() {
                         self.data_done = true;

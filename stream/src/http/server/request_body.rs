@@ -192,12 +192,28 @@ impl RequestBody {
 /// Reads how many body bytes of a request have been received, after the body itself
 /// has been handed on (to an upstream).
 #[derive(Clone)]
-pub struct ReceivedBytes(Shared);
+pub struct ReceivedBytes(Counted);
+
+#[derive(Clone)]
+enum Counted {
+    /// An HTTP/1.1 body's shared state.
+    H1(Shared),
+    /// An HTTP/2 body's counter.
+    H2(Arc<std::sync::atomic::AtomicU64>),
+}
 
 impl ReceivedBytes {
     /// Body bytes received from the client so far.
     pub fn get(&self) -> u64 {
-        self.0.lock().received
+        match &self.0 {
+            Counted::H1(shared) => shared.lock().received,
+            Counted::H2(n) => n.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Counts the bytes added to `counter` (an HTTP/2 body's).
+    pub(crate) fn of_counter(counter: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        ReceivedBytes(Counted::H2(counter))
     }
 }
 
@@ -210,7 +226,7 @@ impl std::fmt::Debug for ReceivedBytes {
 impl RequestBody {
     /// A counter of this body's bytes that outlives the body.
     pub fn received_bytes(&self) -> ReceivedBytes {
-        ReceivedBytes(self.shared.clone())
+        ReceivedBytes(Counted::H1(self.shared.clone()))
     }
 }
 
