@@ -125,7 +125,8 @@ pub struct RequestRecord<'a> {
     pub listener: &'a str,
     /// The protocol the request was decoded with (`bolt`, `dubbo`, `http1`...).
     pub protocol: &'a str,
-    /// The matched route's name, if it has one.
+    /// The matched route's name, if it has one (and some hook reads names:
+    /// [`RequestHook::wants_names`]; likewise `cluster` and `host`).
     pub route: Option<&'a str>,
     /// The matched route's position in its listener's route table, if one matched:
     /// what a hook indexes its per-route state by, without hashing a name.
@@ -201,6 +202,14 @@ pub trait RequestHook: Send + Sync + 'static {
     /// tracer). When no hook does, none is built: requests cost nothing more.
     fn wants_view(&self) -> bool {
         false
+    }
+
+    /// Whether this hook reads the record's names ([`RequestRecord::route`],
+    /// [`RequestRecord::cluster`], [`RequestRecord::host`]); a hook that indexes by
+    /// position (metrics) says no, and when no hook reads them they are not looked
+    /// up (they are `None`).
+    fn wants_names(&self) -> bool {
+        true
     }
 
     /// A request was decoded and is about to be routed: a hook that wants views may

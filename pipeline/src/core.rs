@@ -151,6 +151,7 @@ impl Pipeline {
         &self,
         listener: &str,
         listener_hooks: &[Arc<dyn RequestHook>],
+        wants_names: bool,
         protocol: &str,
         routes: &RouteTable,
         ctx: &RequestContext,
@@ -160,9 +161,13 @@ impl Pipeline {
         if self.hook.is_none() && listener_hooks.is_empty() {
             return;
         }
-        let cluster = RequestContext::known(ctx.cluster).and_then(|i| self.clusters.at(i));
+        let names = wants_names || self.hook.is_some();
+        let cluster = RequestContext::known(ctx.cluster)
+            .filter(|_| names)
+            .and_then(|i| self.clusters.at(i));
         let host = RequestContext::known(ctx.host);
         let route = RequestContext::known(ctx.route)
+            .filter(|_| names)
             .and_then(|i| routes.route_at(i as u32))
             .and_then(|(_, route)| route.name.as_deref());
         let host = cluster
@@ -207,6 +212,8 @@ pub struct ListenerPipeline {
     hooks: Vec<Arc<dyn RequestHook>>,
     /// Whether any hook needs each request's view.
     wants_view: bool,
+    /// Whether any of `hooks` reads the record's names.
+    wants_names: bool,
 }
 
 impl ListenerPipeline {
@@ -224,6 +231,7 @@ impl ListenerPipeline {
             .iter()
             .chain(pipeline.hook.as_ref())
             .any(|h| h.wants_view());
+        let wants_names = hooks.iter().any(|h| h.wants_names());
         ListenerPipeline {
             name: Arc::from(name),
             routes,
@@ -231,6 +239,7 @@ impl ListenerPipeline {
             pipeline,
             hooks,
             wants_view,
+            wants_names,
         }
     }
 
@@ -291,6 +300,7 @@ impl ListenerPipeline {
         self.pipeline.report(
             &self.name,
             &self.hooks,
+            self.wants_names,
             protocol,
             &self.routes,
             ctx,

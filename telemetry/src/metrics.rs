@@ -232,11 +232,15 @@ impl ListenerMetrics {
     }
 
     /// The position of `protocol` among the counted ones (the last: "other").
+    /// Protocol names are the registry's `'static` strings, so the address usually
+    /// decides; the text decides otherwise.
     fn protocol_index(&self, protocol: &str) -> usize {
         let last = self.protocols.len() - 1;
-        self.protocols[..last]
+        let known = &self.protocols[..last];
+        known
             .iter()
-            .position(|p| *p == protocol)
+            .position(|p| std::ptr::eq(p.as_ptr(), protocol.as_ptr()) && p.len() == protocol.len())
+            .or_else(|| known.iter().position(|p| *p == protocol))
             .unwrap_or(last)
     }
 
@@ -265,6 +269,11 @@ impl Drop for OpenConnection {
 }
 
 impl RequestHook for ListenerMetrics {
+    /// Metrics index by position: no names looked up for them.
+    fn wants_names(&self) -> bool {
+        false
+    }
+
     fn on_request_end(&self, record: &RequestRecord<'_>) {
         let protocol = self.protocol_index(record.protocol);
         let no_route = self.route_labels.len() - 1;
