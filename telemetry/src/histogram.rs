@@ -1,7 +1,9 @@
-//! A latency histogram recorded with two relaxed atomic adds and no lock.
+//! Latency histograms kept in sharded counters: a record is two plain raises in the
+//! recording thread's shard, no lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::shards::{ShardedCounters, Writer};
 
 /// Upper bounds of the latency buckets, in seconds: from half a millisecond (a proxied
 /// call on one machine) to ten seconds (a slow upstream near its deadline).
@@ -27,14 +29,10 @@ const BOUNDS_NANOS: [u64; 14] = [
     10_000_000_000,
 ];
 
-/// Counts durations into [`LATENCY_BUCKETS`] (plus one past the last bound). Each
-/// bucket counts only its own range; the total count is their sum, so a record is one
-/// bucket add and one sum add.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; 15],
-    sum_nanos: AtomicU64,
-}
+/// Counters one histogram takes in a [`ShardedCounters`]: a count per bucket (each
+/// counts only its own range, the last everything past the last bound; the total is
+/// their sum) and the sum of the durations in nanoseconds.
+pub const CELLS: usize = BOUNDS_NANOS.len() + 2;
 
 /// A histogram as Prometheus exposes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,36 +45,35 @@ pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
 }
 
-impl Histogram {
-    /// Counts one duration.
-    pub fn record(&self, duration: Duration) {
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        let slot = BOUNDS_NANOS
-            .iter()
-            .position(|bound| nanos <= *bound)
-            .unwrap_or(BOUNDS_NANOS.len());
-        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
+/// Counts one duration into the histogram at `base`: one bucket raise, one sum raise.
+#[inline]
+pub fn record(writer: &Writer<'_>, base: usize, duration: Duration) {
+    let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    let slot = BOUNDS_NANOS
+        .iter()
+        .position(|bound| nanos <= *bound)
+        .unwrap_or(BOUNDS_NANOS.len());
+    writer.add(base + slot, 1);
+    writer.add(base + CELLS - 1, nanos);
+}
 
-    /// The counts so far, cumulative as the exposition format wants them.
-    pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut running = 0;
-        let buckets = LATENCY_BUCKETS
-            .iter()
-            .copied()
-            .chain([f64::INFINITY])
-            .zip(&self.buckets)
-            .map(|(bound, n)| {
-                running += n.load(Ordering::Relaxed);
-                (bound, running)
-            })
-            .collect();
-        HistogramSnapshot {
-            sum: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-            count: running,
-            buckets,
-        }
+/// The histogram at `base` so far, cumulative as the exposition format wants it.
+pub fn snapshot(counters: &ShardedCounters, base: usize) -> HistogramSnapshot {
+    let mut running = 0;
+    let buckets = LATENCY_BUCKETS
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .enumerate()
+        .map(|(i, bound)| {
+            running += counters.get(base + i);
+            (bound, running)
+        })
+        .collect();
+    HistogramSnapshot {
+        sum: counters.get(base + CELLS - 1) as f64 / 1e9,
+        count: running,
+        buckets,
     }
 }
 
@@ -86,12 +83,15 @@ mod tests {
 
     #[test]
     fn durations_land_in_their_bucket_and_counts_are_cumulative() {
-        let h = Histogram::default();
-        h.record(Duration::from_micros(400)); // <= 0.5 ms
-        h.record(Duration::from_micros(500)); // a bound is inclusive (le)
-        h.record(Duration::from_millis(3)); // <= 5 ms
-        h.record(Duration::from_secs(60)); // past the last bound
-        let s = h.snapshot();
+        // A second histogram after the first: each keeps to its own cells.
+        let counters = ShardedCounters::new(2 * CELLS);
+        let w = counters.writer();
+        record(&w, CELLS, Duration::from_micros(400)); // <= 0.5 ms
+        record(&w, CELLS, Duration::from_micros(500)); // a bound is inclusive (le)
+        record(&w, CELLS, Duration::from_millis(3)); // <= 5 ms
+        record(&w, CELLS, Duration::from_secs(60)); // past the last bound
+        assert_eq!(snapshot(&counters, 0).count, 0);
+        let s = snapshot(&counters, CELLS);
         assert_eq!(s.count, 4);
         assert_eq!(s.buckets.len(), LATENCY_BUCKETS.len() + 1);
         assert_eq!(s.buckets[0], (0.0005, 2));

@@ -10,8 +10,9 @@ pub mod access_log;
 mod exposition;
 mod histogram;
 mod metrics;
+mod shards;
 pub mod trace_context;
 
 pub use exposition::{Exposition, Family, Kind, PROMETHEUS_CONTENT_TYPE, Sample, Value};
-pub use histogram::{Histogram, HistogramSnapshot, LATENCY_BUCKETS};
+pub use histogram::{HistogramSnapshot, LATENCY_BUCKETS};
 pub use metrics::{ListenerLayout, ListenerMetrics, Metrics, NO_ROUTE_LABEL, OpenConnection};

@@ -1,8 +1,9 @@
 //! Request metrics recorded at the one request hook: per listener (connections,
 //! requests by protocol, route and outcome, bytes, protocol errors, total time by
-//! route) and per cluster (total and upstream time). Recording is relaxed atomic adds
-//! into arrays laid out when the configuration is loaded: no allocation, no lock, no
-//! name lookup on the request path.
+//! route) and per cluster (total and upstream time). Recording raises counters laid out
+//! when the configuration is loaded, in the recording thread's own shard
+//! ([`crate::shards`]): no allocation, no lock, no atomic read-modify-write, no name
+//! lookup on the request path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use strait_codec_framework::{Outcome, ProxyFailure, RequestHook, RequestRecord};
 
 use crate::exposition::{Exposition, Family, Kind, Value};
-use crate::histogram::Histogram;
+use crate::histogram::{self, CELLS};
+use crate::shards::ShardedCounters;
 
 /// The label value of requests that matched no route.
 pub const NO_ROUTE_LABEL: &str = "(none)";
@@ -27,18 +29,33 @@ pub struct ListenerLayout {
     pub routes: Vec<Option<String>>,
 }
 
-/// Latencies of the requests one cluster served.
-#[derive(Debug, Default)]
+/// Where each cluster's latency histograms sit: per cluster, a total-time histogram,
+/// then an upstream-time one, at the start of the shared counters.
+#[derive(Debug, Clone, Copy)]
 struct ClusterTimes {
-    total: Histogram,
-    upstream: Histogram,
+    clusters: usize,
+}
+
+impl ClusterTimes {
+    fn cells(self) -> usize {
+        self.clusters * 2 * CELLS
+    }
+
+    fn total(cluster: usize) -> usize {
+        cluster * 2 * CELLS
+    }
+
+    fn upstream(cluster: usize) -> usize {
+        cluster * 2 * CELLS + CELLS
+    }
 }
 
 /// Every listener's and cluster's request metrics of one configuration.
 #[derive(Debug)]
 pub struct Metrics {
     listeners: Vec<Arc<ListenerMetrics>>,
-    clusters: Arc<[ClusterTimes]>,
+    /// Every counter: the clusters' histograms, then each listener's.
+    cells: Arc<ShardedCounters>,
     cluster_names: Vec<String>,
 }
 
@@ -51,15 +68,28 @@ impl Metrics {
         listeners: &[ListenerLayout],
         clusters: &[String],
     ) -> Self {
-        let times: Arc<[ClusterTimes]> = clusters.iter().map(|_| ClusterTimes::default()).collect();
+        let times = ClusterTimes {
+            clusters: clusters.len(),
+        };
         let protocols: Arc<[&'static str]> =
             protocols.iter().copied().chain([OTHER_PROTOCOL]).collect();
+        let mut base = times.cells();
+        let mut laid_out = Vec::new();
+        for layout in listeners {
+            let l = ListenerMetrics::new(layout, protocols.clone(), base, times);
+            base += l.cell_count();
+            laid_out.push(l);
+        }
+        let cells = Arc::new(ShardedCounters::new(base));
         Metrics {
-            listeners: listeners
-                .iter()
-                .map(|l| Arc::new(ListenerMetrics::new(l, protocols.clone(), times.clone())))
+            listeners: laid_out
+                .into_iter()
+                .map(|mut l| {
+                    l.cells = cells.clone();
+                    Arc::new(l)
+                })
                 .collect(),
-            clusters: times,
+            cells,
             cluster_names: clusters.to_vec(),
         }
     }
@@ -111,16 +141,16 @@ impl Metrics {
             let listener = [("listener", name)];
             conn_active.int(&listener, l.connections_active.load(Ordering::Relaxed));
             conn_total.int(&listener, l.connections_total.load(Ordering::Relaxed));
-            bytes_in.int(&listener, l.request_bytes.load(Ordering::Relaxed));
-            bytes_out.int(&listener, l.response_bytes.load(Ordering::Relaxed));
+            bytes_in.int(&listener, l.cells.get(l.request_bytes()));
+            bytes_out.int(&listener, l.cells.get(l.response_bytes()));
             for (p, protocol) in l.protocols.iter().enumerate() {
-                let n = l.protocol_errors[p].load(Ordering::Relaxed);
+                let n = l.cells.get(l.protocol_errors(p));
                 if n > 0 {
                     errors.int(&[("listener", name), ("protocol", protocol)], n);
                 }
                 for (r, route) in l.route_labels.iter().enumerate() {
                     for outcome in Outcome::ALL {
-                        let n = l.requests[l.slot(p, r, outcome)].load(Ordering::Relaxed);
+                        let n = l.cells.get(l.slot(p, r, outcome));
                         if n > 0 {
                             requests.int(
                                 &[
@@ -136,7 +166,7 @@ impl Metrics {
                 }
             }
             for (r, route) in l.route_labels.iter().enumerate() {
-                let h = l.durations[r].snapshot();
+                let h = histogram::snapshot(&l.cells, l.duration(r));
                 if h.count > 0 {
                     durations.push(&[("listener", name), ("route", route)], Value::Histogram(h));
                 }
@@ -152,13 +182,14 @@ impl Metrics {
             "Time from the request's last write upstream to its outcome, by cluster.",
             Kind::Histogram,
         );
-        for (name, times) in self.cluster_names.iter().zip(self.clusters.iter()) {
+        let times = &*self.cells;
+        for (i, name) in self.cluster_names.iter().enumerate() {
             let label = [("cluster", name.as_str())];
-            let h = times.total.snapshot();
+            let h = histogram::snapshot(times, ClusterTimes::total(i));
             if h.count > 0 {
                 total.push(&label, Value::Histogram(h));
             }
-            let h = times.upstream.snapshot();
+            let h = histogram::snapshot(times, ClusterTimes::upstream(i));
             if h.count > 0 {
                 upstream.push(&label, Value::Histogram(h));
             }
@@ -180,29 +211,31 @@ impl Metrics {
 }
 
 /// One listener's metrics; as a [`RequestHook`], it records the requests it hears.
+///
+/// Its counters, in one [`ShardedCounters`]: requests by protocol, route slot and
+/// outcome; a total-time histogram per route slot; request and response bytes;
+/// protocol errors by protocol.
 #[derive(Debug)]
 pub struct ListenerMetrics {
     name: String,
     protocols: Arc<[&'static str]>,
     /// Route label values by position, then [`NO_ROUTE_LABEL`].
     route_labels: Vec<String>,
-    /// By protocol, then route slot, then outcome ([`ListenerMetrics::slot`]).
-    requests: Box<[AtomicU64]>,
-    /// Total time, by route slot.
-    durations: Box<[Histogram]>,
-    protocol_errors: Box<[AtomicU64]>,
-    request_bytes: AtomicU64,
-    response_bytes: AtomicU64,
+    /// The counters it shares with the other listeners and the clusters; its own
+    /// start at `base`.
+    cells: Arc<ShardedCounters>,
+    base: usize,
+    times: ClusterTimes,
     connections_active: AtomicU64,
     connections_total: AtomicU64,
-    clusters: Arc<[ClusterTimes]>,
 }
 
 impl ListenerMetrics {
     fn new(
         layout: &ListenerLayout,
         protocols: Arc<[&'static str]>,
-        clusters: Arc<[ClusterTimes]>,
+        base: usize,
+        times: ClusterTimes,
     ) -> Self {
         let route_labels: Vec<String> = layout
             .routes
@@ -211,24 +244,44 @@ impl ListenerMetrics {
             .map(|(i, name)| name.clone().unwrap_or_else(|| format!("#{i}")))
             .chain([NO_ROUTE_LABEL.to_string()])
             .collect();
-        let cells = protocols.len() * route_labels.len() * Outcome::COUNT;
         ListenerMetrics {
             name: layout.name.clone(),
-            requests: (0..cells).map(|_| AtomicU64::new(0)).collect(),
-            durations: route_labels.iter().map(|_| Histogram::default()).collect(),
-            protocol_errors: protocols.iter().map(|_| AtomicU64::new(0)).collect(),
+            // Replaced by the shared counters once every listener is laid out.
+            cells: Arc::new(ShardedCounters::new(0)),
+            base,
+            times,
             route_labels,
             protocols,
-            request_bytes: AtomicU64::new(0),
-            response_bytes: AtomicU64::new(0),
             connections_active: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
-            clusters,
         }
     }
 
+    /// How many counters it has.
+    fn cell_count(&self) -> usize {
+        self.protocol_errors(self.protocols.len()) - self.base
+    }
+
+    /// The requests counter of (protocol, route slot, outcome).
     fn slot(&self, protocol: usize, route: usize, outcome: Outcome) -> usize {
-        (protocol * self.route_labels.len() + route) * Outcome::COUNT + outcome.index()
+        self.base + (protocol * self.route_labels.len() + route) * Outcome::COUNT + outcome.index()
+    }
+
+    /// The total-time histogram of a route slot.
+    fn duration(&self, route: usize) -> usize {
+        self.base + self.protocols.len() * self.route_labels.len() * Outcome::COUNT + route * CELLS
+    }
+
+    fn request_bytes(&self) -> usize {
+        self.duration(self.route_labels.len())
+    }
+
+    fn response_bytes(&self) -> usize {
+        self.request_bytes() + 1
+    }
+
+    fn protocol_errors(&self, protocol: usize) -> usize {
+        self.request_bytes() + 2 + protocol
     }
 
     /// The position of `protocol` among the counted ones (the last: "other").
@@ -254,7 +307,8 @@ impl ListenerMetrics {
     /// A connection speaking `protocol` was closed because its bytes could not be
     /// decoded (no request could be answered).
     pub fn protocol_error(&self, protocol: &str) {
-        self.protocol_errors[self.protocol_index(protocol)].fetch_add(1, Ordering::Relaxed);
+        let p = self.protocol_index(protocol);
+        self.cells.writer().add(self.protocol_errors(p), 1);
     }
 }
 
@@ -280,22 +334,20 @@ impl RequestHook for ListenerMetrics {
         let route = record
             .route_index
             .map_or(no_route, |r| (r as usize).min(no_route));
-        self.requests[self.slot(protocol, route, record.outcome)].fetch_add(1, Ordering::Relaxed);
-        self.durations[route].record(record.duration);
-        self.request_bytes
-            .fetch_add(record.request_bytes, Ordering::Relaxed);
-        self.response_bytes
-            .fetch_add(record.response_bytes, Ordering::Relaxed);
+        let w = self.cells.writer();
+        w.add(self.slot(protocol, route, record.outcome), 1);
+        histogram::record(&w, self.duration(route), record.duration);
+        w.add(self.request_bytes(), record.request_bytes);
+        w.add(self.response_bytes(), record.response_bytes);
         if record.outcome == Outcome::Failed(ProxyFailure::CodecError) {
-            self.protocol_errors[protocol].fetch_add(1, Ordering::Relaxed);
+            w.add(self.protocol_errors(protocol), 1);
         }
-        if let Some(times) = record
-            .cluster_index
-            .and_then(|c| self.clusters.get(c as usize))
+        if let Some(cluster) = record.cluster_index.map(|c| c as usize)
+            && cluster < self.times.clusters
         {
-            times.total.record(record.duration);
+            histogram::record(&w, ClusterTimes::total(cluster), record.duration);
             if let Some(upstream) = record.upstream_duration {
-                times.upstream.record(upstream);
+                histogram::record(&w, ClusterTimes::upstream(cluster), upstream);
             }
         }
     }
