@@ -176,6 +176,28 @@ pub struct RequestView {
     pub path: Option<String>,
     /// The trace the request belongs to, as a hook found or made it (hex).
     pub trace_id: Option<String>,
+    /// The spans a tracer started for the request, if it traces it.
+    pub trace: Option<TraceIds>,
+}
+
+/// The ids of a traced request: its trace, the caller's span, Strait's server span
+/// and the client span the upstream request carries as its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceIds {
+    /// The trace (the caller's, or a new one).
+    pub trace_id: u128,
+    /// The caller's span, 0 when the request started the trace.
+    pub parent_span_id: u64,
+    /// Strait's server span for the request.
+    pub span_id: u64,
+    /// Strait's client span for the upstream attempt: what the upstream request
+    /// names as its parent.
+    pub upstream_span_id: u64,
+    /// Whether the trace is sampled (recorded and exported).
+    pub sampled: bool,
+    /// The caller's propagation header where a tracer needs more than the ids (a
+    /// SkyWalking `sw8`).
+    pub caller_context: Option<String>,
 }
 
 impl RequestView {
@@ -189,6 +211,7 @@ impl RequestView {
             method: variable("method"),
             path: variable("path"),
             trace_id: None,
+            trace: None,
         }
     }
 }

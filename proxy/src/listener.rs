@@ -20,6 +20,7 @@ use crate::server::{ConnectionGuard, Connections};
 use strait_pipeline::{FramedForwarder, HttpForwarder, ListenerPipeline, Pipeline};
 use strait_telemetry::ListenerMetrics;
 use strait_telemetry::access_log::AccessLog;
+use strait_telemetry::tracer::Tracer;
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
 const MAX_DETECT_BYTES: usize = 64;
@@ -34,14 +35,22 @@ pub(crate) struct Listener {
     pub(crate) metrics: Option<Arc<ListenerMetrics>>,
     /// Its access log, if it has one.
     pub(crate) access_log: Option<Arc<AccessLog>>,
+    /// The tracer, if tracing is on.
+    pub(crate) tracer: Option<Arc<Tracer>>,
 }
 
 impl Listener {
-    /// The hooks that hear this listener's requests: metrics, then the access log.
+    /// The hooks that hear this listener's requests: metrics, the tracer (before the
+    /// access log, which logs the trace id it sets), the access log.
     fn hooks(&self) -> Vec<Arc<dyn RequestHook>> {
         let metrics = self.metrics.clone().map(|m| m as Arc<dyn RequestHook>);
+        let tracer = self.tracer.clone().map(|t| t as Arc<dyn RequestHook>);
         let access_log = self.access_log.clone().map(|a| a as Arc<dyn RequestHook>);
-        metrics.into_iter().chain(access_log).collect()
+        metrics
+            .into_iter()
+            .chain(tracer)
+            .chain(access_log)
+            .collect()
     }
 }
 

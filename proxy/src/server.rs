@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::listener::{self, Listener};
 use strait_pipeline::{ClusterSet, Pipeline};
 use strait_telemetry::access_log::{AccessLog, Sink, Target};
+use strait_telemetry::tracer::Tracer;
 use strait_telemetry::{ListenerLayout, ListenerMetrics, Metrics, OpenConnection};
 
 /// Why the proxy could not start.
@@ -29,6 +30,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The tracing exporter could not be set up.
+    #[error("cannot start tracing: {0}")]
+    Tracing(String),
     /// A listener or the admin server could not bind its address.
     #[error("cannot bind {what} to {addr}: {source}")]
     Bind {
@@ -101,6 +105,8 @@ pub(crate) struct AdminState {
     pub(crate) metrics: Option<Arc<Metrics>>,
     /// The access logs' outputs (for their dropped-line counts).
     pub(crate) access_logs: Vec<Arc<Sink>>,
+    /// The tracer, if tracing is on (for its export counts).
+    pub(crate) tracer: Option<Arc<Tracer>>,
 }
 
 /// A started proxy.
@@ -158,6 +164,10 @@ impl Server {
         };
 
         let access_logs = open_access_logs(&config)?;
+        let tracer = match &config.tracing {
+            Some(t) => Some(Tracer::start(t).map_err(ServerError::Tracing)?),
+            None => None,
+        };
 
         let clusters = Arc::new(ClusterSet::new(
             config
@@ -194,6 +204,7 @@ impl Server {
                 Some(Arc::new(AccessLog::new(a.format.clone(), sink.clone())))
             });
             let listener = Listener {
+                tracer: tracer.clone(),
                 metrics: metrics
                     .as_ref()
                     .and_then(|m| m.listener(&cfg.name))
@@ -220,6 +231,7 @@ impl Server {
                 listeners: listeners.clone(),
                 metrics,
                 access_logs: access_logs.clone(),
+                tracer,
             });
             if let Some(addr) = admin_addr {
                 tracing::info!(%addr, "admin server listening");

@@ -528,6 +528,7 @@ mod tests {
             method: Some("place\nOrder".into()),
             path: None,
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            trace: None,
         }
     }
 

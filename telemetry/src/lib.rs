@@ -12,6 +12,7 @@ mod histogram;
 mod metrics;
 mod shards;
 pub mod trace_context;
+pub mod tracer;
 
 pub use exposition::{Exposition, Family, Kind, PROMETHEUS_CONTENT_TYPE, Sample, Value};
 pub use histogram::{HistogramSnapshot, LATENCY_BUCKETS};

@@ -34,6 +34,30 @@ pub(super) fn exposition(state: &AdminState) -> Exposition {
         dropped.int(&[("path", &target)], sink.dropped());
     }
     out.add(dropped);
+    if let Some(tracer) = &state.tracer {
+        let stats = tracer.stats();
+        for (name, help, value) in [
+            (
+                "strait_tracing_spans_exported",
+                "Spans the collector accepted.",
+                &stats.exported,
+            ),
+            (
+                "strait_tracing_spans_dropped",
+                "Spans dropped because the export queue was full (collector down or slow).",
+                &stats.dropped,
+            ),
+            (
+                "strait_tracing_export_failures",
+                "Span export calls that failed or timed out.",
+                &stats.failed_exports,
+            ),
+        ] {
+            let mut family = Family::new(name, help, Kind::Counter);
+            family.int(&[], value.load(std::sync::atomic::Ordering::Relaxed));
+            out.add(family);
+        }
+    }
     out
 }
 

@@ -26,6 +26,25 @@ pub struct FileConfig {
     /// Upstream clusters.
     #[serde(default)]
     pub clusters: Vec<ClusterFile>,
+    /// Where spans go.
+    #[serde(default)]
+    pub tracing: Option<S<TracingFile>>,
+}
+
+/// `tracing:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingFile {
+    /// `opentelemetry` or `skywalking`.
+    pub provider: S<String>,
+    /// The collector's gRPC endpoint, `http://host:port`.
+    pub endpoint: S<String>,
+    /// `service.name` of the spans (default `strait`).
+    #[serde(default)]
+    pub service_name: Option<S<String>>,
+    /// Share of new traces sampled, 0 to 1 (default 1).
+    #[serde(default)]
+    pub sampling_ratio: Option<S<f64>>,
 }
 
 /// `admin:`

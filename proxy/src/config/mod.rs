@@ -83,6 +83,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Clusters, in configuration order.
     pub clusters: Vec<ClusterConfig>,
+    /// Tracing, if configured.
+    pub tracing: Option<strait_telemetry::tracer::TracingConfig>,
     /// The effective configuration as JSON, for `/config_dump`.
     pub dump: serde_json::Value,
 }

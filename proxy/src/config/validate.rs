@@ -22,6 +22,7 @@ use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DETECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_REQUESTS_PER_CONNECTION,
 };
+use strait_telemetry::tracer::{Provider, TracingConfig};
 
 mod http;
 mod resilience;
@@ -265,12 +266,81 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
         });
     }
 
+    let tracing = parsed
+        .tracing
+        .as_ref()
+        .map(|t| tracing(&cx, &t.value))
+        .transpose()?;
+    let mut dump = dump(parsed, admin, drain_timeout, &listeners, &clusters);
+    if let (Some(t), Some(map)) = (&tracing, dump.as_object_mut()) {
+        map.insert(
+            "tracing".into(),
+            json!({
+                "provider": t.provider.as_str(),
+                "endpoint": t.endpoint,
+                "service_name": t.service_name,
+                "sampling_ratio": t.sampling_ratio,
+            }),
+        );
+    }
     Ok(Config {
         admin,
         drain_timeout,
-        dump: dump(parsed, admin, drain_timeout, &listeners, &clusters),
+        dump,
         listeners,
         clusters,
+        tracing,
+    })
+}
+
+/// `tracing:`: a known provider, a collector address, a ratio between 0 and 1.
+fn tracing(cx: &Ctx<'_>, file: &TracingFile) -> Result<TracingConfig, ConfigError> {
+    let provider = match file.provider.value.as_str() {
+        "opentelemetry" => Provider::OpenTelemetry,
+        "skywalking" => Provider::SkyWalking,
+        other => {
+            return Err(cx.err(
+                file.provider.referenced,
+                "tracing.provider",
+                format!("unknown provider {other:?} (known: opentelemetry, skywalking)"),
+            ));
+        }
+    };
+    let endpoint = &file.endpoint.value;
+    let authority = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .map(|rest| rest.trim_end_matches('/'));
+    let valid = authority.is_some_and(|a| {
+        a.rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    });
+    if !valid {
+        return Err(cx.err(
+            file.endpoint.referenced,
+            "tracing.endpoint",
+            format!("{endpoint:?} is not http://host:port"),
+        ));
+    }
+    let sampling_ratio = match &file.sampling_ratio {
+        Some(r) if !(0.0..=1.0).contains(&r.value) => {
+            return Err(cx.err(
+                r.referenced,
+                "tracing.sampling_ratio",
+                format!("{} is not between 0 and 1", r.value),
+            ));
+        }
+        Some(r) => r.value,
+        None => 1.0,
+    };
+    Ok(TracingConfig {
+        provider,
+        endpoint: endpoint.clone(),
+        service_name: file
+            .service_name
+            .as_ref()
+            .map_or_else(|| "strait".to_string(), |s| s.value.clone()),
+        sampling_ratio,
     })
 }
 

@@ -10,6 +10,7 @@ mod pipeline;
 mod promtool;
 mod resilience;
 mod support;
+mod tracing;
 mod wires;
 
 use std::collections::HashSet;

@@ -41,11 +41,16 @@ pub enum Behaviour {
     ServerError,
 }
 
+/// The `traceparent` values a backend saw (`None`: a request without one).
+pub type Seen = Arc<parking_lot::Mutex<Vec<Option<String>>>>;
+
 /// A running backend.
 pub struct Backend {
     pub addr: SocketAddr,
     /// Requests received so far (health checks and heartbeats not counted).
     pub received: Arc<AtomicUsize>,
+    /// The `traceparent` each of those requests carried, in arrival order.
+    pub traceparents: Seen,
     /// The accept loop and every connection's task: aborted by [`Backend::kill`].
     tasks: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -178,20 +183,23 @@ impl Wire {
         let socket = TcpListener::bind(addr).await.unwrap();
         let addr = socket.local_addr().unwrap();
         let received = Arc::new(AtomicUsize::new(0));
+        let traceparents = Seen::default();
         let counter = received.clone();
+        let seen_all = traceparents.clone();
         let tasks = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let spawned = tasks.clone();
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = socket.accept().await {
                 let counter = counter.clone();
+                let seen = seen_all.clone();
                 spawned.lock().push(tokio::spawn(async move {
                     match self {
                         Wire::Bolt | Wire::Dubbo | Wire::Lenproto => {
-                            self.serve_framed(stream, behaviour, counter).await
+                            self.serve_framed(stream, behaviour, counter, seen).await
                         }
-                        Wire::Http1 => serve_http1(stream, behaviour, counter).await,
+                        Wire::Http1 => serve_http1(stream, behaviour, counter, seen).await,
                         Wire::Http2 | Wire::Grpc => {
-                            serve_h2(stream, behaviour, counter, self == Wire::Grpc).await
+                            serve_h2(stream, behaviour, counter, seen, self == Wire::Grpc).await
                         }
                     }
                 }));
@@ -201,6 +209,7 @@ impl Wire {
         Backend {
             addr,
             received,
+            traceparents,
             tasks,
         }
     }
@@ -293,6 +302,7 @@ impl Wire {
         mut stream: TcpStream,
         behaviour: Behaviour,
         received: Arc<AtomicUsize>,
+        seen: Seen,
     ) {
         let protocol = self.framed().unwrap();
         let mut codec = protocol.new_codec(Limits::default());
@@ -307,6 +317,8 @@ impl Wire {
                     }
                     continue;
                 }
+                seen.lock()
+                    .push(frame.header("traceparent").map(str::to_string));
                 received.fetch_add(1, Ordering::SeqCst);
                 match behaviour {
                     Behaviour::Answer | Behaviour::ServerError => {
@@ -355,11 +367,17 @@ async fn call_http1(proxy: SocketAddr, service: &str, headers: &[(&str, &str)]) 
         .unwrap_or_else(|| panic!("status line {line:?}"))
 }
 
-async fn serve_http1(mut stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicUsize>) {
+async fn serve_http1(
+    mut stream: TcpStream,
+    behaviour: Behaviour,
+    received: Arc<AtomicUsize>,
+    seen: Seen,
+) {
     let mut buf = Vec::new();
     loop {
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let health = buf.starts_with(b"GET /health ");
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
             buf.drain(..end + 4); // the table's requests have no body
             if health {
                 // The proxy's active health check: always answered, never counted.
@@ -369,6 +387,11 @@ async fn serve_http1(mut stream: TcpStream, behaviour: Behaviour, received: Arc<
                 }
                 continue;
             }
+            seen.lock().push(head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("traceparent")
+                    .then(|| value.trim().to_string())
+            }));
             received.fetch_add(1, Ordering::SeqCst);
             match behaviour {
                 Behaviour::Answer => {
@@ -434,7 +457,13 @@ async fn call_h2(proxy: SocketAddr, service: &str, grpc: bool, headers: &[(&str,
     }
 }
 
-async fn serve_h2(stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicUsize>, grpc: bool) {
+async fn serve_h2(
+    stream: TcpStream,
+    behaviour: Behaviour,
+    received: Arc<AtomicUsize>,
+    seen: Seen,
+    grpc: bool,
+) {
     let Ok(mut connection) = h2::server::handshake(stream).await else {
         return;
     };
@@ -456,6 +485,13 @@ async fn serve_h2(stream: TcpStream, behaviour: Behaviour, received: Arc<AtomicU
             }
             continue;
         }
+        seen.lock().push(
+            request
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
         received.fetch_add(1, Ordering::SeqCst);
         match behaviour {
             Behaviour::Answer => {

@@ -1,0 +1,451 @@
+//! Tracing, one table for every protocol, against an OTLP receiver built on the
+//! official `opentelemetry-proto` stubs (Python, `tests/interop/tracing`): a caller's
+//! W3C context continues through Strait (its trace id reaches the upstream request and
+//! the spans, Strait's server span is the caller's child and its client span the
+//! upstream's parent), a request without one starts a trace, a parent's sampled flag is
+//! honoured, and a collector that is down changes no answer.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::admin_get;
+use crate::wires::{Behaviour, Wire};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+fn traceparent(flags: &str) -> String {
+    format!("00-{TRACE_ID}-{CALLER_SPAN}-{flags}")
+}
+
+/// The OTLP receiver: its port and the spans it printed so far.
+struct Receiver {
+    child: Child,
+    port: u16,
+    lines: Arc<parking_lot::Mutex<Vec<Value>>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/interop/tracing/otlp_receiver.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect(
+                "python3 runs the OTLP receiver (scripts/install-test-peers installs its stubs)",
+            );
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if v["event"] == "listening" {
+                    let _ = port_tx.send(v["port"].as_u64().unwrap_or(0) as u16);
+                } else if v["event"] == "span" {
+                    sink.lock().push(v);
+                }
+            }
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the OTLP receiver listens (are the Python peers installed?)");
+        Receiver { child, port, lines }
+    }
+
+    /// Waits (10 s at most) until `n` spans of `trace` arrived; returns them.
+    async fn spans(&self, trace: &str, n: usize) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let spans: Vec<Value> = self
+                .lines
+                .lock()
+                .iter()
+                .filter(|s| s["trace_id"] == trace)
+                .cloned()
+                .collect();
+            if spans.len() >= n || start.elapsed() > Duration::from_secs(10) {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn config(wire: Wire, up: &str, endpoint: &str, ratio: &str) -> String {
+    format!(
+        r#"
+admin: {{ address: "127.0.0.1:0" }}
+drain_timeout: 200ms
+tracing: {{ provider: opentelemetry, endpoint: "{endpoint}", service_name: strait-test, sampling_ratio: {ratio} }}
+listeners:
+  - {{ name: front, address: "127.0.0.1:0", protocol: {lp}, route_config: rc }}
+route_configs:
+  - name: rc
+    virtual_hosts:
+      - name: all
+        domains: ["*"]
+        routes:
+          - name: ok
+            match: {ok}
+            route: {{ cluster: up, timeout: 5s }}
+clusters:
+  - {{ name: up, protocol: {cp}, endpoints: [{{ address: "{up}" }}] }}
+"#,
+        lp = wire.listener_protocol(),
+        cp = wire.cluster_protocol(),
+        ok = wire.route_match("svc"),
+    )
+}
+
+async fn start(yaml: &str) -> strait::Server {
+    let registry = crate::wires::registry();
+    let config = strait::config::parse("tracing.yaml", yaml, &registry)
+        .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    strait::Server::start(config, registry).await.unwrap()
+}
+
+fn find<'a>(spans: &'a [Value], kind: &str) -> &'a Value {
+    spans
+        .iter()
+        .find(|s| s["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} span in {spans:#?}"))
+}
+
+/// The parent span id in a `traceparent`.
+fn parent_of(header: &str) -> &str {
+    header.split('-').nth(2).unwrap_or_default()
+}
+
+async fn run(wire: Wire) {
+    let label = format!("{wire:?}");
+    let receiver = Receiver::start();
+    let up = wire.backend(Behaviour::Answer).await;
+    let endpoint = format!("http://127.0.0.1:{}", receiver.port);
+    let server = start(&config(wire, &up.addr.to_string(), &endpoint, "1.0")).await;
+    let proxy = server.listener_addr("front").unwrap();
+
+    let ok = wire
+        .call_with(proxy, "svc", &[("traceparent", &traceparent("01"))])
+        .await;
+    wire.call(proxy, "svc").await;
+    let seen = up.traceparents.lock().clone();
+    assert_eq!(seen.len(), 2, "{label}: {seen:?}");
+
+    // The caller's trace continues upstream, under Strait's client span.
+    let continued = seen[0]
+        .clone()
+        .unwrap_or_else(|| panic!("{label}: no traceparent upstream"));
+    assert!(
+        continued.starts_with(&format!("00-{TRACE_ID}-")) && continued.ends_with("-01"),
+        "{label}: {continued}"
+    );
+    let upstream_parent = parent_of(&continued).to_string();
+    assert_ne!(
+        upstream_parent, CALLER_SPAN,
+        "{label}: Strait's span, not the caller's"
+    );
+
+    let spans = receiver.spans(TRACE_ID, 2).await;
+    assert_eq!(spans.len(), 2, "{label}: {spans:#?}");
+    let server_span = find(&spans, "SERVER");
+    let client_span = find(&spans, "CLIENT");
+    assert_eq!(
+        server_span["parent_span_id"], CALLER_SPAN,
+        "{label}: {server_span:#}"
+    );
+    assert_eq!(
+        client_span["parent_span_id"], server_span["span_id"],
+        "{label}"
+    );
+    assert_eq!(client_span["span_id"], upstream_parent.as_str(), "{label}");
+    assert_eq!(server_span["service"], "strait-test");
+    let attrs = &server_span["attributes"];
+    assert_eq!(
+        attrs["strait.protocol"],
+        wire.record_protocol(),
+        "{label}: {attrs:#}"
+    );
+    assert_eq!(attrs["strait.route"], "ok", "{label}: {attrs:#}");
+    assert_eq!(attrs["strait.cluster"], "up", "{label}: {attrs:#}");
+    assert_eq!(attrs["strait.outcome"], "success", "{label}: {attrs:#}");
+    assert_eq!(attrs["client.address"], "127.0.0.1", "{label}: {attrs:#}");
+    match wire {
+        Wire::Http1 | Wire::Http2 => {
+            assert_eq!(attrs["http.response.status_code"], i64::from(ok), "{label}");
+            assert!(
+                attrs["url.path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("/svc")
+            );
+        }
+        Wire::Grpc => {
+            assert_eq!(attrs["rpc.system"], "grpc");
+            assert_eq!(attrs["rpc.service"], "svc.Echo");
+            assert_eq!(attrs["rpc.method"], "Call");
+            assert_eq!(attrs["rpc.grpc.status_code"], i64::from(ok));
+            assert_eq!(server_span["name"], "svc.Echo/Call");
+        }
+        _ => {
+            assert_eq!(attrs["rpc.system"], wire.record_protocol(), "{label}");
+            assert_eq!(attrs["rpc.service"], "svc", "{label}: {attrs:#}");
+            assert_eq!(attrs["rpc.response.status_code"], i64::from(ok), "{label}");
+        }
+    }
+    let client_attrs = &client_span["attributes"];
+    assert_eq!(client_attrs["server.address"], "127.0.0.1", "{label}");
+    assert_eq!(
+        client_attrs["server.port"],
+        i64::from(up.addr.port()),
+        "{label}"
+    );
+    let (s0, s1) = (
+        server_span["start_ns"].as_u64().unwrap(),
+        server_span["end_ns"].as_u64().unwrap(),
+    );
+    let (c0, c1) = (
+        client_span["start_ns"].as_u64().unwrap(),
+        client_span["end_ns"].as_u64().unwrap(),
+    );
+    assert!(
+        s0 <= c0 && c1 <= s1 && s0 < s1,
+        "{label}: the client span lies within the server span"
+    );
+
+    // Without a context, Strait starts the trace: the upstream gets its new trace id.
+    let fresh = seen[1]
+        .clone()
+        .unwrap_or_else(|| panic!("{label}: no traceparent upstream"));
+    let fresh_trace = fresh.split('-').nth(1).unwrap_or_default().to_string();
+    assert_ne!(fresh_trace, TRACE_ID);
+    let spans = receiver.spans(&fresh_trace, 2).await;
+    assert_eq!(
+        find(&spans, "SERVER")["parent_span_id"],
+        "",
+        "{label}: a root span"
+    );
+
+    let metrics = admin_get(&server, "/metrics").await;
+    assert!(
+        metrics.contains("strait_tracing_spans_dropped_total 0"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bolt_requests_are_traced() {
+    run(Wire::Bolt).await;
+}
+
+#[tokio::test]
+async fn dubbo_requests_are_traced() {
+    run(Wire::Dubbo).await;
+}
+
+#[tokio::test]
+async fn lenproto_requests_are_traced() {
+    run(Wire::Lenproto).await;
+}
+
+#[tokio::test]
+async fn http1_requests_are_traced() {
+    run(Wire::Http1).await;
+}
+
+#[tokio::test]
+async fn http2_requests_are_traced() {
+    run(Wire::Http2).await;
+}
+
+#[tokio::test]
+async fn grpc_requests_are_traced() {
+    run(Wire::Grpc).await;
+}
+
+/// At a ratio of 0 new traces are not sampled, but a caller's sampled flag is honoured:
+/// `01` is traced through, `00` passes upstream untouched and records nothing.
+#[tokio::test]
+async fn a_parents_sampling_decision_is_honoured() {
+    let wire = Wire::Http1;
+    let receiver = Receiver::start();
+    let up = wire.backend(Behaviour::Answer).await;
+    let endpoint = format!("http://127.0.0.1:{}", receiver.port);
+    let server = start(&config(wire, &up.addr.to_string(), &endpoint, "0.0")).await;
+    let proxy = server.listener_addr("front").unwrap();
+    wire.call(proxy, "svc").await;
+    wire.call_with(proxy, "svc", &[("traceparent", &traceparent("00"))])
+        .await;
+    wire.call_with(proxy, "svc", &[("traceparent", &traceparent("01"))])
+        .await;
+    let seen = up.traceparents.lock().clone();
+    assert_eq!(
+        seen[0], None,
+        "unsampled and no caller context: nothing added"
+    );
+    assert_eq!(
+        seen[1].as_deref(),
+        Some(traceparent("00").as_str()),
+        "passed through"
+    );
+    assert!(
+        seen[2]
+            .as_deref()
+            .is_some_and(|t| t.ends_with("-01") && parent_of(t) != CALLER_SPAN)
+    );
+    let spans = receiver.spans(TRACE_ID, 2).await;
+    assert_eq!(spans.len(), 2, "only the sampled call: {spans:#?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.lines.lock().len(), 2, "nothing else was exported");
+    server.shutdown().await;
+}
+
+/// A collector that refuses connections: every answer is still right, and the lost
+/// exports are counted.
+#[tokio::test]
+async fn a_collector_that_is_down_changes_no_answer() {
+    for wire in [Wire::Bolt, Wire::Http1, Wire::Grpc] {
+        let up = wire.backend(Behaviour::Answer).await;
+        let down = format!("http://{}", crate::closed_port());
+        let server = start(&config(wire, &up.addr.to_string(), &down, "1.0")).await;
+        let proxy = server.listener_addr("front").unwrap();
+        for _ in 0..20 {
+            let status = wire
+                .call_with(proxy, "svc", &[("traceparent", &traceparent("01"))])
+                .await;
+            assert!([0, 20, 200].contains(&status), "{wire:?}: {status}");
+        }
+        assert_eq!(up.received.load(std::sync::atomic::Ordering::SeqCst), 20);
+        let start = Instant::now();
+        loop {
+            let metrics = admin_get(&server, "/metrics").await;
+            if metrics.contains("strait_tracing_export_failures_total 0") {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "{wire:?}: {metrics}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            assert!(
+                metrics.contains("strait_tracing_spans_exported_total 0"),
+                "{metrics}"
+            );
+            break;
+        }
+        server.shutdown().await;
+    }
+}
+
+/// A collector that accepts no connection in time (its backlog is full): answers are
+/// unchanged while its exports wait out their timeout.
+#[tokio::test]
+async fn a_blackholed_collector_changes_no_answer() {
+    let (_listener, _fillers, hole) = crate::pipeline::hanging_endpoint().await;
+    let wire = Wire::Bolt;
+    let up = wire.backend(Behaviour::Answer).await;
+    let server = start(&config(
+        wire,
+        &up.addr.to_string(),
+        &format!("http://{hole}"),
+        "1.0",
+    ))
+    .await;
+    let proxy = server.listener_addr("front").unwrap();
+    for _ in 0..50 {
+        assert_eq!(wire.call(proxy, "svc").await, 0);
+    }
+    assert_eq!(up.received.load(std::sync::atomic::Ordering::SeqCst), 50);
+    let metrics = admin_get(&server, "/metrics").await;
+    assert!(
+        metrics.contains("strait_tracing_spans_exported_total 0"),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+/// An OpenTelemetry SDK client and server (Python) through Strait: one connected trace,
+/// client span → Strait's server span → Strait's client span → the server's span.
+#[tokio::test]
+async fn python_sdk_client_and_server_share_one_trace_through_strait() {
+    let receiver = Receiver::start();
+    let collector = format!("http://127.0.0.1:{}", receiver.port);
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/interop/tracing/otel_peers.py");
+    let mut backend = Command::new("python3")
+        .arg(&peers)
+        .args(["server", "--collector", &collector])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(backend.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let listening: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+    let backend_addr = format!("127.0.0.1:{}", listening["port"]);
+    let yaml = config(Wire::Http1, &backend_addr, &collector, "1.0");
+    let server = start(&yaml).await;
+    let proxy = server.listener_addr("front").unwrap();
+    let url = format!("http://{proxy}/svc/hello");
+    let called = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(&peers)
+            .args(["client", "--collector", &collector, "--url", &url])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let _ = backend.kill();
+    let _ = backend.wait();
+    let called: Value = serde_json::from_slice(&called.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&called.stdout)));
+    assert_eq!(called["status"], 200, "{called:#}");
+    let trace = called["trace_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        called["seen_trace_id"],
+        trace.as_str(),
+        "the server continued the trace"
+    );
+
+    let spans = receiver.spans(&trace, 4).await;
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let by = |service: &str, kind: &str| {
+        spans
+            .iter()
+            .find(|s| s["service"] == service && s["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {service} {kind} span: {spans:#?}"))
+            .clone()
+    };
+    let client = by("otel-client", "CLIENT");
+    let strait_server = by("strait-test", "SERVER");
+    let strait_client = by("strait-test", "CLIENT");
+    let backend_span = by("otel-server", "SERVER");
+    assert_eq!(client["span_id"], called["span_id"]);
+    assert_eq!(strait_server["parent_span_id"], client["span_id"]);
+    assert_eq!(strait_client["parent_span_id"], strait_server["span_id"]);
+    assert_eq!(backend_span["parent_span_id"], strait_client["span_id"]);
+    server.shutdown().await;
+}

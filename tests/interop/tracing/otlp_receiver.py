@@ -1,0 +1,79 @@
+"""A small OTLP/gRPC trace receiver on the official opentelemetry-proto stubs.
+
+Prints one JSON line per line of work on stdout:
+  {"event": "listening", "port": N}
+  {"event": "span", "trace_id", "span_id", "parent_span_id" (hex, "" when none), "name",
+   "kind" (SERVER, CLIENT...), "service", "attributes": {...}, "start_ns", "end_ns",
+   "status" (UNSET, OK, ERROR)}
+Stops on SIGTERM/SIGINT or when stdin closes.
+
+  otlp_receiver.py [--port 0] [--host 127.0.0.1]
+"""
+
+import argparse
+import os
+import sys
+from concurrent import futures
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
+from _common import emit, log, wait_for_stop  # noqa: E402  (puts pydeps on sys.path)
+
+import grpc  # noqa: E402
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc  # noqa: E402
+from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
+
+
+def value(v):
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [value(x) for x in v.array_value.values]
+    return getattr(v, kind)
+
+
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    def Export(self, request, context):
+        for rs in request.resource_spans:
+            resource = {a.key: value(a.value) for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    emit(
+                        {
+                            "event": "span",
+                            "trace_id": span.trace_id.hex(),
+                            "span_id": span.span_id.hex(),
+                            "parent_span_id": span.parent_span_id.hex(),
+                            "name": span.name,
+                            "kind": trace_pb2.Span.SpanKind.Name(span.kind).replace("SPAN_KIND_", ""),
+                            "service": resource.get("service.name"),
+                            "scope": ss.scope.name,
+                            "attributes": {a.key: value(a.value) for a in span.attributes},
+                            "start_ns": span.start_time_unix_nano,
+                            "end_ns": span.end_time_unix_nano,
+                            "status": trace_pb2.Status.StatusCode.Name(span.status.code).replace("STATUS_CODE_", ""),
+                        }
+                    )
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(), server)
+    port = server.add_insecure_port("%s:%d" % (args.host, args.port))
+    if port == 0:
+        log("otlp_receiver: cannot bind %s:%d" % (args.host, args.port))
+        return 1
+    server.start()
+    emit({"event": "listening", "port": port})
+    wait_for_stop()
+    server.stop(grace=1).wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
