@@ -165,7 +165,7 @@ impl Server {
 
         let access_logs = open_access_logs(&config)?;
         let tracer = match &config.tracing {
-            Some(t) => Some(Tracer::start(t).map_err(ServerError::Tracing)?),
+            Some(t) => Some(Tracer::start(t).await.map_err(ServerError::Tracing)?),
             None => None,
         };
 

@@ -11,6 +11,8 @@ mod exposition;
 mod histogram;
 mod metrics;
 mod shards;
+#[cfg(feature = "skywalking")]
+mod skywalking_report;
 pub mod trace_context;
 pub mod tracer;
 

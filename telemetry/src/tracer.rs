@@ -82,33 +82,42 @@ pub struct TracerStats {
 pub struct Tracer {
     /// Sampled when a random `u64` is below this.
     threshold: u64,
-    queue: mpsc::Sender<SpanData>,
+    export: Export,
     stats: Arc<TracerStats>,
 }
 
+/// Where finished spans go.
+#[derive(Debug)]
+enum Export {
+    /// To the OTLP exporter task.
+    Otlp(mpsc::Sender<SpanData>),
+    /// To the SkyWalking reporter.
+    #[cfg(feature = "skywalking")]
+    SkyWalking(crate::skywalking_report::Reporter),
+}
+
 impl Tracer {
-    /// Starts the exporter task (on the current tokio runtime) and returns the tracer.
-    pub fn start(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
-        if config.provider == Provider::SkyWalking {
-            return Err("the skywalking provider is not built into this binary yet".into());
-        }
-        let mut exporter = {
-            use opentelemetry_otlp::WithExportConfig as _;
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(config.endpoint.clone())
-                .with_timeout(EXPORT_TIMEOUT)
-                .build()
-                .map_err(|e| format!("tracing exporter for {}: {e}", config.endpoint))?
-        };
-        exporter.set_resource(
-            &Resource::builder()
-                .with_service_name(config.service_name.clone())
-                .build(),
-        );
-        let (queue, spans) = mpsc::channel(QUEUE);
+    /// Starts the exporter (on the current tokio runtime) and returns the tracer.
+    pub async fn start(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
         let stats = Arc::new(TracerStats::default());
-        tokio::spawn(export(spans, exporter, stats.clone()));
+        let export = match config.provider {
+            Provider::OpenTelemetry => Export::Otlp(start_otlp(config, stats.clone())?),
+            #[cfg(feature = "skywalking")]
+            Provider::SkyWalking => Export::SkyWalking(
+                crate::skywalking_report::Reporter::start(
+                    &config.endpoint,
+                    &config.service_name,
+                    stats.clone(),
+                )
+                .await?,
+            ),
+            #[cfg(not(feature = "skywalking"))]
+            Provider::SkyWalking => {
+                return Err(
+                    "this binary was built without SkyWalking (cargo feature `skywalking`)".into(),
+                );
+            }
+        };
         let ratio = config.sampling_ratio.clamp(0.0, 1.0);
         Ok(Arc::new(Tracer {
             threshold: if ratio >= 1.0 {
@@ -116,7 +125,7 @@ impl Tracer {
             } else {
                 (ratio * u64::MAX as f64) as u64
             },
-            queue,
+            export,
             stats,
         }))
     }
@@ -131,10 +140,34 @@ impl Tracer {
     }
 
     fn push(&self, span: SpanData) {
-        if self.queue.try_send(span).is_err() {
+        if let Export::Otlp(queue) = &self.export
+            && queue.try_send(span).is_err()
+        {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The OTLP exporter task, fed by the returned queue.
+fn start_otlp(
+    config: &TracingConfig,
+    stats: Arc<TracerStats>,
+) -> Result<mpsc::Sender<SpanData>, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(config.endpoint.clone())
+        .with_timeout(EXPORT_TIMEOUT)
+        .build()
+        .map_err(|e| format!("tracing exporter for {}: {e}", config.endpoint))?;
+    exporter.set_resource(
+        &Resource::builder()
+            .with_service_name(config.service_name.clone())
+            .build(),
+    );
+    let (queue, spans) = mpsc::channel(QUEUE);
+    tokio::spawn(export(spans, exporter, stats));
+    Ok(queue)
 }
 
 /// Exports what the queue holds, a batch at a time, until every sender is gone.
@@ -202,6 +235,10 @@ impl RequestHook for Tracer {
     }
 
     fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) {
+        #[cfg(feature = "skywalking")]
+        if let Export::SkyWalking(reporter) = &self.export {
+            return self.start_skywalking(reporter, request, view);
+        }
         let caller = caller_context(request);
         let (trace_id, parent_span_id, sampled) = match caller {
             Some((trace, parent, Some(sampled))) => (trace, parent, sampled),
@@ -237,6 +274,10 @@ impl RequestHook for Tracer {
         let Some(ids) = view.trace.as_ref().filter(|t| t.sampled) else {
             return;
         };
+        #[cfg(feature = "skywalking")]
+        if let Export::SkyWalking(reporter) = &self.export {
+            return report_segment(reporter, record, view, ids);
+        }
         let end = view.started + record.duration;
         let name = span_name(record, view);
         let failed = matches!(
@@ -286,12 +327,7 @@ impl RequestHook for Tracer {
 
 /// `service/method` for RPC, the path for HTTP, else the protocol.
 fn span_name(record: &RequestRecord<'_>, view: &RequestView) -> String {
-    match (&view.service, &view.method, &view.path) {
-        (Some(s), Some(m), _) => format!("{s}/{m}"),
-        (Some(s), None, _) if !record.protocol.starts_with("http") => s.clone(),
-        (_, _, Some(p)) => p.clone(),
-        _ => record.protocol.to_string(),
-    }
+    operation(view, Some(record.protocol))
 }
 
 /// The semantic-convention attributes of both spans: RPC or HTTP, and Strait's own.
@@ -379,4 +415,104 @@ fn span(
         status,
         instrumentation_scope: InstrumentationScope::builder("strait").build(),
     }
+}
+
+#[cfg(feature = "skywalking")]
+impl Tracer {
+    /// The SkyWalking side of a request's start: the caller's `sw8` (or, from a
+    /// W3C-traced caller, its trace id) continues; the upstream gets an `sw8` naming
+    /// this segment's exit span.
+    fn start_skywalking(
+        &self,
+        reporter: &crate::skywalking_report::Reporter,
+        request: &mut dyn Frame,
+        view: &mut RequestView,
+    ) {
+        use crate::skywalking_report::{SW8, caller, sw8};
+        let incoming = request.header(SW8).map(str::to_string);
+        let from_sw8 = incoming.as_deref().and_then(caller);
+        let has_caller_sw8 = from_sw8.is_some();
+        let (trace, sampled, continued) = match from_sw8 {
+            Some((sampled, trace)) => (trace, sampled, true),
+            None => match request.header(TRACEPARENT).and_then(TraceParent::parse) {
+                Some(p) => (format!("{:032x}", p.trace_id), p.sampled(), true),
+                None => (format!("{:032x}", nonzero_u128()), self.sample(), false),
+            },
+        };
+        if continued || sampled {
+            view.trace_id = Some(trace.clone());
+        }
+        if !sampled {
+            return;
+        }
+        let ids = TraceIds {
+            trace_id: 0,
+            parent_span_id: 0,
+            span_id: nonzero_u64(),
+            upstream_span_id: nonzero_u64(),
+            sampled,
+            caller_context: incoming.filter(|_| has_caller_sw8),
+        };
+        let header = sw8(
+            &trace,
+            &segment_id(&ids),
+            &reporter.service,
+            &reporter.instance,
+            &operation(view, None),
+            view.service.as_deref().unwrap_or("-"),
+        );
+        request.set_header(SW8, &header);
+        view.trace = Some(ids);
+    }
+}
+
+/// A segment id unique to the request, the same at its start and end.
+#[cfg(feature = "skywalking")]
+fn segment_id(ids: &TraceIds) -> String {
+    format!("{:016x}{:016x}", ids.span_id, ids.upstream_span_id)
+}
+
+/// The operation (endpoint) name: `service/method` for RPC, the path for HTTP.
+fn operation(view: &RequestView, protocol: Option<&str>) -> String {
+    match (&view.service, &view.method, &view.path) {
+        (Some(s), Some(m), _) => format!("{s}/{m}"),
+        (Some(s), None, _) if !protocol.is_some_and(|p| p.starts_with("http")) => s.clone(),
+        (_, _, Some(p)) => p.clone(),
+        _ => protocol.unwrap_or("request").to_string(),
+    }
+}
+
+#[cfg(feature = "skywalking")]
+fn report_segment(
+    reporter: &crate::skywalking_report::Reporter,
+    record: &RequestRecord<'_>,
+    view: &RequestView,
+    ids: &TraceIds,
+) {
+    let end = view.started + record.duration;
+    let upstream_start = record
+        .upstream_duration
+        .map_or(end, |d| end.checked_sub(d).unwrap_or(view.started));
+    let tags = common_attributes(record, view)
+        .into_iter()
+        .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+        .collect();
+    let segment = reporter.segment(crate::skywalking_report::Segment {
+        trace_id: view.trace_id.clone().unwrap_or_default(),
+        segment_id: segment_id(ids),
+        caller_sw8: ids.caller_context.as_deref(),
+        operation: operation(view, Some(record.protocol)),
+        protocol: record.protocol,
+        peer: view.peer.map(|p| p.to_string()),
+        upstream: record.host.map(|h| h.to_string()),
+        start: view.started,
+        upstream_start: upstream_start.max(view.started),
+        end,
+        error: matches!(
+            record.outcome,
+            Outcome::Failed(_) | Outcome::Upstream(ResponseClass::ServerError)
+        ),
+        tags,
+    });
+    reporter.report(segment);
 }

@@ -38,8 +38,14 @@ impl Drop for Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
+        Receiver::start_script("otlp_receiver.py")
+    }
+
+    /// Runs `tests/interop/tracing/<script>`, a receiver that prints what it gets.
+    fn start_script(script: &str) -> Receiver {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/interop/tracing/otlp_receiver.py");
+            .join("../tests/interop/tracing")
+            .join(script);
         let mut child = Command::new("python3")
             .arg(&script)
             .stdin(Stdio::piped())
@@ -60,7 +66,7 @@ impl Receiver {
                 };
                 if v["event"] == "listening" {
                     let _ = port_tx.send(v["port"].as_u64().unwrap_or(0) as u16);
-                } else if v["event"] == "span" {
+                } else {
                     sink.lock().push(v);
                 }
             }
@@ -79,7 +85,7 @@ impl Receiver {
                 .lines
                 .lock()
                 .iter()
-                .filter(|s| s["trace_id"] == trace)
+                .filter(|s| s["trace_id"] == trace && s["event"] != "listening")
                 .cloned()
                 .collect();
             if spans.len() >= n || start.elapsed() > Duration::from_secs(10) {
@@ -91,11 +97,15 @@ impl Receiver {
 }
 
 fn config(wire: Wire, up: &str, endpoint: &str, ratio: &str) -> String {
+    config_for("opentelemetry", wire, up, endpoint, ratio)
+}
+
+fn config_for(provider: &str, wire: Wire, up: &str, endpoint: &str, ratio: &str) -> String {
     format!(
         r#"
 admin: {{ address: "127.0.0.1:0" }}
 drain_timeout: 200ms
-tracing: {{ provider: opentelemetry, endpoint: "{endpoint}", service_name: strait-test, sampling_ratio: {ratio} }}
+tracing: {{ provider: {provider}, endpoint: "{endpoint}", service_name: strait-test, sampling_ratio: {ratio} }}
 listeners:
   - {{ name: front, address: "127.0.0.1:0", protocol: {lp}, route_config: rc }}
 route_configs:
@@ -448,4 +458,152 @@ async fn python_sdk_client_and_server_share_one_trace_through_strait() {
     assert_eq!(strait_client["parent_span_id"], strait_server["span_id"]);
     assert_eq!(backend_span["parent_span_id"], strait_client["span_id"]);
     server.shutdown().await;
+}
+
+/// Standard base64 (what `sw8` fields are).
+#[cfg(feature = "skywalking")]
+fn b64(text: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(T[(n >> (18 - 6 * i) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[cfg(feature = "skywalking")]
+fn unb64(text: &str) -> String {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for b in text.trim_end_matches('=').bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// SkyWalking, to a stand-in OAP on apache-skywalking's v3 stubs: an incoming `sw8`
+/// continues the caller's trace (Strait's segment references the caller's), the
+/// upstream request carries an `sw8` naming Strait's exit span, and a request without
+/// one starts a trace.
+#[cfg(feature = "skywalking")]
+async fn run_skywalking(wire: Wire) {
+    let label = format!("{wire:?}/skywalking");
+    let receiver = Receiver::start_script("skywalking_receiver.py");
+    let up = wire.backend(Behaviour::Answer).await;
+    let endpoint = format!("http://127.0.0.1:{}", receiver.port);
+    let yaml = config_for("skywalking", wire, &up.addr.to_string(), &endpoint, "1.0");
+    let server = start(&yaml).await;
+    let proxy = server.listener_addr("front").unwrap();
+    let caller = format!(
+        "1-{}-{}-3-{}-{}-{}-{}",
+        b64("caller.trace.1"),
+        b64("caller.segment.1"),
+        b64("caller-svc"),
+        b64("caller-1"),
+        b64("/svc"),
+        b64(&proxy.to_string())
+    );
+    wire.call_with(proxy, "svc", &[("sw8", &caller)]).await;
+    wire.call(proxy, "svc").await;
+
+    let seen = up.sw8s.lock().clone();
+    assert_eq!(seen.len(), 2, "{label}: {seen:?}");
+    let fields: Vec<String> = seen[0]
+        .clone()
+        .unwrap_or_else(|| panic!("{label}: no sw8 upstream"))
+        .split('-')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(fields.len(), 8, "{label}: {fields:?}");
+    assert_eq!(
+        unb64(&fields[1]),
+        "caller.trace.1",
+        "{label}: the caller's trace continues"
+    );
+    assert_eq!(fields[3], "1", "{label}: Strait's exit span");
+    assert_eq!(unb64(&fields[4]), "strait-test");
+    let strait_segment = unb64(&fields[2]);
+
+    let segments = receiver.spans("caller.trace.1", 1).await;
+    assert_eq!(segments.len(), 1, "{label}: {segments:#?}");
+    let segment = &segments[0];
+    assert_eq!(segment["segment_id"], strait_segment.as_str(), "{label}");
+    assert_eq!(segment["service"], "strait-test");
+    let spans = segment["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 2, "{label}: {segment:#}");
+    let entry = &spans[0];
+    assert_eq!(entry["type"], "Entry");
+    let reference = &entry["refs"][0];
+    assert_eq!(
+        reference["parent_segment_id"], "caller.segment.1",
+        "{label}: {entry:#}"
+    );
+    assert_eq!(reference["parent_span_id"], 3);
+    assert_eq!(reference["parent_service"], "caller-svc");
+    let exit = &spans[1];
+    assert_eq!(exit["type"], "Exit");
+    assert_eq!(exit["parent_span_id"], 0);
+    assert_eq!(exit["peer"], up.addr.to_string().as_str(), "{label}");
+    assert_eq!(entry["tags"]["strait.protocol"], wire.record_protocol());
+
+    // Without a context: a new trace, whose id the upstream gets.
+    let fresh = seen[1]
+        .clone()
+        .unwrap_or_else(|| panic!("{label}: no sw8 upstream"));
+    let fresh_trace = unb64(fresh.split('-').nth(1).unwrap());
+    let segments = receiver.spans(&fresh_trace, 1).await;
+    assert_eq!(segments.len(), 1, "{label}: {fresh_trace}");
+    assert!(
+        segments[0]["spans"][0]["refs"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    server.shutdown().await;
+}
+
+#[cfg(feature = "skywalking")]
+#[tokio::test]
+async fn bolt_requests_are_reported_to_skywalking() {
+    run_skywalking(Wire::Bolt).await;
+}
+
+#[cfg(feature = "skywalking")]
+#[tokio::test]
+async fn dubbo_requests_are_reported_to_skywalking() {
+    run_skywalking(Wire::Dubbo).await;
+}
+
+#[cfg(feature = "skywalking")]
+#[tokio::test]
+async fn http1_requests_are_reported_to_skywalking() {
+    run_skywalking(Wire::Http1).await;
+}
+
+#[cfg(feature = "skywalking")]
+#[tokio::test]
+async fn grpc_requests_are_reported_to_skywalking() {
+    run_skywalking(Wire::Grpc).await;
 }

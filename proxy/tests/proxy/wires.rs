@@ -41,8 +41,22 @@ pub enum Behaviour {
     ServerError,
 }
 
-/// The `traceparent` values a backend saw (`None`: a request without one).
+/// The values of one header a backend saw (`None`: a request without one).
 pub type Seen = Arc<parking_lot::Mutex<Vec<Option<String>>>>;
+
+/// The trace headers a backend records: `traceparent` and `sw8`.
+#[derive(Clone, Default)]
+pub struct Tap {
+    traceparents: Seen,
+    sw8s: Seen,
+}
+
+impl Tap {
+    fn record(&self, get: impl Fn(&str) -> Option<String>) {
+        self.traceparents.lock().push(get("traceparent"));
+        self.sw8s.lock().push(get("sw8"));
+    }
+}
 
 /// A running backend.
 pub struct Backend {
@@ -51,6 +65,9 @@ pub struct Backend {
     pub received: Arc<AtomicUsize>,
     /// The `traceparent` each of those requests carried, in arrival order.
     pub traceparents: Seen,
+    /// The `sw8` each of them carried.
+    #[allow(dead_code)] // read by the skywalking feature's tests
+    pub sw8s: Seen,
     /// The accept loop and every connection's task: aborted by [`Backend::kill`].
     tasks: Arc<parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -183,9 +200,9 @@ impl Wire {
         let socket = TcpListener::bind(addr).await.unwrap();
         let addr = socket.local_addr().unwrap();
         let received = Arc::new(AtomicUsize::new(0));
-        let traceparents = Seen::default();
+        let tap = Tap::default();
         let counter = received.clone();
-        let seen_all = traceparents.clone();
+        let seen_all = tap.clone();
         let tasks = Arc::new(parking_lot::Mutex::new(Vec::new()));
         let spawned = tasks.clone();
         let accept = tokio::spawn(async move {
@@ -209,7 +226,8 @@ impl Wire {
         Backend {
             addr,
             received,
-            traceparents,
+            traceparents: tap.traceparents,
+            sw8s: tap.sw8s,
             tasks,
         }
     }
@@ -302,7 +320,7 @@ impl Wire {
         mut stream: TcpStream,
         behaviour: Behaviour,
         received: Arc<AtomicUsize>,
-        seen: Seen,
+        seen: Tap,
     ) {
         let protocol = self.framed().unwrap();
         let mut codec = protocol.new_codec(Limits::default());
@@ -317,8 +335,7 @@ impl Wire {
                     }
                     continue;
                 }
-                seen.lock()
-                    .push(frame.header("traceparent").map(str::to_string));
+                seen.record(|name| frame.header(name).map(str::to_string));
                 received.fetch_add(1, Ordering::SeqCst);
                 match behaviour {
                     Behaviour::Answer | Behaviour::ServerError => {
@@ -371,7 +388,7 @@ async fn serve_http1(
     mut stream: TcpStream,
     behaviour: Behaviour,
     received: Arc<AtomicUsize>,
-    seen: Seen,
+    seen: Tap,
 ) {
     let mut buf = Vec::new();
     loop {
@@ -387,11 +404,13 @@ async fn serve_http1(
                 }
                 continue;
             }
-            seen.lock().push(head.lines().find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("traceparent")
-                    .then(|| value.trim().to_string())
-            }));
+            seen.record(|wanted| {
+                head.lines().find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case(wanted)
+                        .then(|| value.trim().to_string())
+                })
+            });
             received.fetch_add(1, Ordering::SeqCst);
             match behaviour {
                 Behaviour::Answer => {
@@ -461,7 +480,7 @@ async fn serve_h2(
     stream: TcpStream,
     behaviour: Behaviour,
     received: Arc<AtomicUsize>,
-    seen: Seen,
+    seen: Tap,
     grpc: bool,
 ) {
     let Ok(mut connection) = h2::server::handshake(stream).await else {
@@ -485,13 +504,13 @@ async fn serve_h2(
             }
             continue;
         }
-        seen.lock().push(
+        seen.record(|name| {
             request
                 .headers()
-                .get("traceparent")
+                .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-        );
+                .map(str::to_string)
+        });
         received.fetch_add(1, Ordering::SeqCst);
         match behaviour {
             Behaviour::Answer => {
