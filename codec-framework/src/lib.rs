@@ -27,6 +27,8 @@ pub use failure::ProxyFailure;
 pub use frame::{Frame, FrameKind, HeaderIter};
 pub use id::{IdWidth, RequestId};
 pub use limits::Limits;
-pub use outcome::{Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds};
+pub use outcome::{
+    AttemptRecord, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds,
+};
 pub use protocol::{Codec, PoolMode, Protocol};
 pub use registry::{MessageProtocol, Registered, Registry, RegistryError, UpstreamProtocol};

@@ -242,8 +242,35 @@ pub trait RequestHook: Send + Sync + 'static {
         let _ = (request, view);
     }
 
+    /// An attempt of a request failed and the request goes again (a route's retry
+    /// policy): a hook that keeps the request's view may note the attempt (a tracer's
+    /// client span) and set headers on the next attempt through `set_header`.
+    fn on_attempt_failed(
+        &self,
+        attempt: &AttemptRecord,
+        view: &mut RequestView,
+        set_header: &mut dyn FnMut(&str, &str),
+    ) {
+        let _ = (attempt, view, set_header);
+    }
+
     /// A request ended.
     fn on_request_end(&self, record: &RequestRecord<'_>);
+}
+
+/// One failed attempt of a request that is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRecord {
+    /// Which attempt failed, from 1.
+    pub attempt: u32,
+    /// The host it went to, if one was picked.
+    pub host: Option<SocketAddr>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When it was written upstream, from the request's start (if it was).
+    pub sent: Option<Duration>,
+    /// When it failed, from the request's start.
+    pub ended: Duration,
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strait_codec_framework::{Frame, Outcome, RequestHook, RequestRecord, RequestView};
+use strait_codec_framework::{
+    AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView,
+};
 use strait_router::{RetryPolicy, RouteAction, RouteTable, StatusSpace};
 use strait_stream::{RequestContext, RequestEnd};
 use strait_upstream::Cluster;
@@ -316,6 +318,37 @@ impl ListenerPipeline {
                 RequestContext::known(ctx.cluster).and_then(|i| self.pipeline.clusters.at(i))
         {
             cluster.end_retry();
+        }
+    }
+
+    /// Tells the hooks that the attempt `ctx` describes failed with `outcome` and the
+    /// request goes again; `set_header` edits the next attempt's request. Called before
+    /// [`ListenerPipeline::next_attempt`] resets `ctx` for it.
+    pub(crate) fn attempt_failed(
+        &self,
+        ctx: &RequestContext,
+        outcome: Outcome,
+        view: Option<&mut RequestView>,
+        set_header: &mut dyn FnMut(&str, &str),
+    ) {
+        let Some(view) = view else { return };
+        let host = RequestContext::known(ctx.cluster)
+            .and_then(|c| self.pipeline.clusters.at(c))
+            .zip(RequestContext::known(ctx.host))
+            .and_then(|(c, h)| c.host(h))
+            .map(|h| h.addr());
+        let now = tokio::time::Instant::now();
+        let attempt = AttemptRecord {
+            attempt: ctx.attempt,
+            host,
+            outcome,
+            sent: ctx.sent.map(|s| s.saturating_duration_since(ctx.start)),
+            ended: now.saturating_duration_since(ctx.start),
+        };
+        for hook in self.hooks.iter().chain(self.pipeline.hook.as_ref()) {
+            if hook.wants_view() {
+                hook.on_attempt_failed(&attempt, view, set_header);
+            }
         }
     }
 

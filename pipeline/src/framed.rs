@@ -82,12 +82,21 @@ impl RequestHandler for FramedForwarder {
         let route = u32::try_from(RequestContext::known(ctx.route)?).ok()?;
         let (_, r) = self.listener.routes.route_at(route)?;
         let timeout = effective_timeout(r.timeout, request.timeout());
+        let failed = *ctx;
         let Some(back_off) =
             ListenerPipeline::next_attempt(policy, cluster, ctx, outcome, ctx.start + timeout)
         else {
             tracing::debug!(attempt = ctx.attempt, %outcome, "not retried: deadline or admission");
             return None;
         };
+        if let Some(key) = RequestContext::known(failed.view) {
+            let mut views = self.views.lock();
+            let view = views.get_mut(key).map(|v| &mut **v);
+            self.listener
+                .attempt_failed(&failed, outcome, view, &mut |name, value| {
+                    request.set_header(name, value)
+                });
+        }
         // The attempt's own timeout counts from when it starts, within the request's.
         let elapsed = ctx.start.elapsed() + back_off;
         let attempt_timeout = policy

@@ -20,7 +20,7 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use strait_codec_framework::{
-    Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds,
+    AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds,
 };
 use tokio::sync::mpsc;
 
@@ -269,6 +269,51 @@ impl RequestHook for Tracer {
         view.trace = Some(ids);
     }
 
+    /// A failed attempt gets its client span (parented to the server span), and the
+    /// next attempt a client span id of its own, injected in its `traceparent`.
+    fn on_attempt_failed(
+        &self,
+        attempt: &AttemptRecord,
+        view: &mut RequestView,
+        set_header: &mut dyn FnMut(&str, &str),
+    ) {
+        if !matches!(self.export, Export::Otlp(_)) {
+            return;
+        }
+        let started = view.started;
+        let name = operation(view, None);
+        let Some(ids) = view.trace.as_mut().filter(|t| t.sampled) else {
+            return;
+        };
+        if let Some(host) = attempt.host {
+            let end = started + attempt.ended;
+            let start = attempt.sent.map_or(end, |s| started + s);
+            let attributes = vec![
+                KeyValue::new("server.address", host.ip().to_string()),
+                KeyValue::new("server.port", i64::from(host.port())),
+                KeyValue::new("strait.attempt", i64::from(attempt.attempt)),
+                KeyValue::new("strait.outcome", attempt.outcome.as_str()),
+            ];
+            self.push(span(
+                ids.trace_id,
+                ids.upstream_span_id,
+                ids.span_id,
+                SpanKind::Client,
+                name,
+                (start, end),
+                attributes,
+                Status::error(attempt.outcome.as_str()),
+            ));
+        }
+        ids.upstream_span_id = nonzero_u64();
+        let header = TraceParent {
+            trace_id: ids.trace_id,
+            parent_id: ids.upstream_span_id,
+            flags: 1,
+        };
+        set_header(TRACEPARENT, &header.to_header());
+    }
+
     fn on_request_end(&self, record: &RequestRecord<'_>) {
         let Some(view) = record.view else { return };
         let Some(ids) = view.trace.as_ref().filter(|t| t.sampled) else {
@@ -309,6 +354,7 @@ impl RequestHook for Tracer {
                 .upstream_duration
                 .map_or(end, |d| end.checked_sub(d).unwrap_or(view.started));
             let mut attributes = common_attributes(record, view);
+            attributes.push(KeyValue::new("strait.attempt", i64::from(record.attempt)));
             attributes.push(KeyValue::new("server.address", host.ip().to_string()));
             attributes.push(KeyValue::new("server.port", i64::from(host.port())));
             self.push(span(

@@ -238,7 +238,10 @@ async fn forward(
         retry,
         grpc,
     };
-    let exchange = match attempts.run(request, &mut ctx).await {
+    let exchange = match attempts
+        .run(request, &mut ctx, at.view.as_deref_mut())
+        .await
+    {
         Ok(exchange) => exchange,
         Err((failure, detail)) => return at.fail(&ctx, failure, &detail),
     };
@@ -307,6 +310,7 @@ impl Attempts<'_> {
         &self,
         mut request: Request<Body>,
         ctx: &mut RequestContext,
+        mut view: Option<&mut RequestView>,
     ) -> Result<Exchange, (ProxyFailure, String)> {
         loop {
             let per_try = self.retry.as_ref().and_then(|(p, _)| p.per_try_timeout);
@@ -349,11 +353,22 @@ impl Attempts<'_> {
             let Some(again) = replay.request() else {
                 return result;
             };
+            let failed = *ctx;
             let Some(back_off) =
                 ListenerPipeline::next_attempt(policy, cluster, ctx, outcome, self.deadline)
             else {
                 return result;
             };
+            let mut again = again;
+            self.fwd
+                .attempt_failed(&failed, outcome, view.as_deref_mut(), &mut |name, value| {
+                    if let (Ok(name), Ok(value)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(value),
+                    ) {
+                        again.headers_mut().insert(name, value);
+                    }
+                });
             // A response not taken: its connection is given up with its unread body.
             drop(result);
             tokio::time::sleep(back_off).await;

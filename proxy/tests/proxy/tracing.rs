@@ -607,3 +607,105 @@ async fn http1_requests_are_reported_to_skywalking() {
 async fn grpc_requests_are_reported_to_skywalking() {
     run_skywalking(Wire::Grpc).await;
 }
+
+/// Retries are visible: each failed attempt has a client span of its own (an error,
+/// naming the host it went to), the next attempt another, both children of the server
+/// span, and the upstream that answered names the last one as its parent.
+async fn run_retry_spans(wire: Wire) {
+    let label = format!("{wire:?}/retries");
+    let receiver = Receiver::start();
+    let bad = wire.backend(Behaviour::Reset).await;
+    let good = wire.backend(Behaviour::Answer).await;
+    let endpoint = format!("http://127.0.0.1:{}", receiver.port);
+    let yaml = config(wire, &bad.addr.to_string(), &endpoint, "1.0")
+        .replace(
+            &format!("{{ address: \"{}\" }}", bad.addr),
+            &format!(
+                "{{ address: \"{}\" }}, {{ address: \"{}\" }}",
+                bad.addr, good.addr
+            ),
+        )
+        .replace(
+            "timeout: 5s }",
+            "timeout: 5s, retry_policy: { retry_on: [reset], num_retries: 1 } }",
+        );
+    let server = start(&yaml).await;
+    let proxy = server.listener_addr("front").unwrap();
+    // Round robin: of four calls, some go to the resetting host first.
+    let traces: Vec<String> = (1..=4u32).map(|i| format!("{i:032x}")).collect();
+    for trace in &traces {
+        let header = format!("00-{trace}-{CALLER_SPAN}-01");
+        assert_eq!(
+            wire.call_with(proxy, "svc", &[("traceparent", &header)])
+                .await,
+            if wire == Wire::Http1 { 200 } else { 0 }
+        );
+    }
+    let retried = bad.received.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        retried >= 1,
+        "{label}: round robin reached the resetting host"
+    );
+    let mut seen_retried = 0;
+    for trace in &traces {
+        let spans = receiver.spans(trace, 2).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let spans = receiver.spans(trace, spans.len()).await;
+        let server_span = find(&spans, "SERVER");
+        let clients: Vec<&Value> = spans.iter().filter(|s| s["kind"] == "CLIENT").collect();
+        assert!(
+            clients
+                .iter()
+                .all(|c| c["parent_span_id"] == server_span["span_id"]),
+            "{label}"
+        );
+        let last = clients
+            .iter()
+            .find(|c| c["attributes"]["strait.outcome"] == "success")
+            .unwrap_or_else(|| panic!("{label}: no successful attempt: {spans:#?}"));
+        assert_eq!(
+            last["attributes"]["server.port"],
+            i64::from(good.addr.port())
+        );
+        // The answering upstream saw the last attempt's span as its parent.
+        let upstream = good.traceparents.lock().clone();
+        assert!(
+            upstream
+                .iter()
+                .flatten()
+                .any(|t| t.contains(trace.as_str()) && parent_of(t) == last["span_id"]),
+            "{label}: {upstream:?} {last:#}"
+        );
+        if clients.len() == 2 {
+            seen_retried += 1;
+            let failed = clients
+                .iter()
+                .find(|c| c["span_id"] != last["span_id"])
+                .unwrap();
+            assert_eq!(failed["status"], "ERROR", "{label}: {failed:#}");
+            assert_eq!(failed["attributes"]["strait.outcome"], "upstream_reset");
+            assert_eq!(
+                failed["attributes"]["server.port"],
+                i64::from(bad.addr.port())
+            );
+            assert_eq!(last["attributes"]["strait.attempt"], 2);
+        } else {
+            assert_eq!(clients.len(), 1, "{label}: {spans:#?}");
+        }
+    }
+    assert_eq!(
+        seen_retried, retried,
+        "{label}: one extra client span per retry"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bolt_retries_have_a_client_span_per_attempt() {
+    run_retry_spans(Wire::Bolt).await;
+}
+
+#[tokio::test]
+async fn http1_retries_have_a_client_span_per_attempt() {
+    run_retry_spans(Wire::Http1).await;
+}
