@@ -195,6 +195,10 @@ async fn run(wire: Wire) {
         "{label}: slow sum {slow_sum}"
     );
 
+    if wire == Wire::Bolt {
+        dashboard_queries_exist(&text);
+    }
+
     // `/stats` gives the same counters as JSON.
     let stats: Value = serde_json::from_str(&admin_get(&server, "/stats").await).unwrap();
     let ok = stats["strait_requests_total"]
@@ -240,4 +244,45 @@ async fn http2_requests_are_counted_by_route_and_outcome() {
 #[tokio::test]
 async fn grpc_requests_are_counted_by_route_and_outcome() {
     run(Wire::Grpc).await;
+}
+
+/// Every metric the Grafana dashboard in `docs/` queries is one `/metrics` exposes
+/// (a histogram through its `_bucket` series).
+fn dashboard_queries_exist(scrape: &str) {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .expect("the dashboard is JSON");
+    let exposed: std::collections::HashSet<String> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| {
+            let (name, kind) = l.split_once(' ')?;
+            Some(match kind {
+                "counter" if !name.ends_with("_total") => format!("{name}_total"),
+                "histogram" => format!("{name}_bucket"),
+                _ => name.to_string(),
+            })
+        })
+        .collect();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("strait_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    exposed.contains(&name),
+                    "the dashboard queries {name}, which /metrics lacks: {expr}\n{exposed:?}"
+                );
+                queried += 1;
+                rest = &rest[at + name.len()..];
+            }
+        }
+    }
+    assert!(queried >= 20, "{queried} queries");
 }
