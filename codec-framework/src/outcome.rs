@@ -201,18 +201,30 @@ pub struct TraceIds {
 }
 
 impl RequestView {
-    /// The view of `request`, decoded now from a caller at `peer`.
-    pub fn of(request: &dyn Frame, peer: Option<SocketAddr>) -> Self {
-        let variable = |name| request.variable(name).map(|v| v.into_owned());
+    /// The view of a request decoded now from a caller at `peer`, its fields not taken
+    /// yet ([`RequestView::take_variables`]): a hook that keeps nothing costs nothing.
+    pub fn new(peer: Option<SocketAddr>) -> Self {
         RequestView {
             started: SystemTime::now(),
             peer,
-            service: variable("service"),
-            method: variable("method"),
-            path: variable("path"),
+            service: None,
+            method: None,
+            path: None,
             trace_id: None,
             trace: None,
         }
+    }
+
+    /// Takes `service`, `method` and `path` from `request` (once: later calls keep
+    /// what the first took).
+    pub fn take_variables(&mut self, request: &dyn Frame) {
+        if self.service.is_some() || self.method.is_some() || self.path.is_some() {
+            return;
+        }
+        let variable = |name| request.variable(name).map(|v| v.into_owned());
+        self.service = variable("service");
+        self.method = variable("method");
+        self.path = variable("path");
     }
 }
 
@@ -236,10 +248,13 @@ pub trait RequestHook: Send + Sync + 'static {
     }
 
     /// A request was decoded and is about to be routed: a hook that wants views may
-    /// read its head, note what it needs in `view`, and set headers that go upstream
-    /// with it (a trace context). Called once per request, before routing.
-    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) {
+    /// read its head, note what it needs in `view` (its variables through
+    /// [`RequestView::take_variables`]), and set headers that go upstream with it (a
+    /// trace context). Returns whether it needs the view again at the request's end:
+    /// when no hook does, none is kept. Called once per request, before routing.
+    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) -> bool {
         let _ = (request, view);
+        false
     }
 
     /// An attempt of a request failed and the request goes again (a route's retry

@@ -163,7 +163,9 @@ impl Pipeline {
         if self.hook.is_none() && listener_hooks.is_empty() {
             return;
         }
-        let names = wants_names || self.hook.is_some();
+        // A listener's hooks that read names (the tracer, the access log) read them only
+        // for requests whose view they kept: an unsampled request costs no lookup.
+        let names = (wants_names && view.is_some()) || self.hook.is_some();
         let cluster = RequestContext::known(ctx.cluster)
             .filter(|_| names)
             .and_then(|i| self.clusters.at(i));
@@ -245,9 +247,9 @@ impl ListenerPipeline {
         }
     }
 
-    /// Starts one decoded request from `peer`: when a hook wants views, builds the
-    /// request's and lets each hook read the head and set headers on it (before the
-    /// route's own edits). `None` (nothing built) otherwise.
+    /// Starts one decoded request from `peer`: when a hook wants views, lets each read
+    /// the head into a view and set headers on it (before the route's own edits); the
+    /// view is kept (boxed) only when some hook needs it at the end.
     pub(crate) fn start(
         &self,
         request: &mut dyn Frame,
@@ -256,13 +258,14 @@ impl ListenerPipeline {
         if !self.wants_view {
             return None;
         }
-        let mut view = Box::new(RequestView::of(request, peer));
+        let mut view = RequestView::new(peer);
+        let mut keep = false;
         for hook in self.hooks.iter().chain(self.pipeline.hook.as_ref()) {
             if hook.wants_view() {
-                hook.on_request_start(request, &mut view);
+                keep |= hook.on_request_start(request, &mut view);
             }
         }
-        Some(view)
+        keep.then(|| Box::new(view))
     }
 
     /// The cluster the request's route leads to (`name`, as the route decision gave

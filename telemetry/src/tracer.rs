@@ -234,7 +234,7 @@ impl RequestHook for Tracer {
         true
     }
 
-    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) {
+    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) -> bool {
         #[cfg(feature = "skywalking")]
         if let Export::SkyWalking(reporter) = &self.export {
             return self.start_skywalking(reporter, request, view);
@@ -250,8 +250,9 @@ impl RequestHook for Tracer {
         }
         if !sampled {
             // Not recorded: the caller's context goes upstream untouched.
-            return;
+            return false;
         }
+        view.take_variables(request);
         let ids = TraceIds {
             trace_id,
             parent_span_id,
@@ -267,6 +268,7 @@ impl RequestHook for Tracer {
         };
         request.set_header(TRACEPARENT, &header.to_header());
         view.trace = Some(ids);
+        true
     }
 
     /// A failed attempt gets its client span (parented to the server span), and the
@@ -473,7 +475,7 @@ impl Tracer {
         reporter: &crate::skywalking_report::Reporter,
         request: &mut dyn Frame,
         view: &mut RequestView,
-    ) {
+    ) -> bool {
         use crate::skywalking_report::{SW8, caller, sw8};
         let incoming = request.header(SW8).map(str::to_string);
         let from_sw8 = incoming.as_deref().and_then(caller);
@@ -489,8 +491,9 @@ impl Tracer {
             view.trace_id = Some(trace.clone());
         }
         if !sampled {
-            return;
+            return false;
         }
+        view.take_variables(request);
         let ids = TraceIds {
             trace_id: 0,
             parent_span_id: 0,
@@ -509,6 +512,7 @@ impl Tracer {
         );
         request.set_header(SW8, &header);
         view.trace = Some(ids);
+        true
     }
 }
 
