@@ -202,10 +202,12 @@ pub struct TraceIds {
 
 impl RequestView {
     /// The view of a request decoded now from a caller at `peer`, its fields not taken
-    /// yet ([`RequestView::take_variables`]): a hook that keeps nothing costs nothing.
+    /// yet ([`RequestView::take_variables`]) and its start time not read yet (the
+    /// pipeline reads the clock for the views it keeps): a hook that keeps nothing
+    /// costs nothing.
     pub fn new(peer: Option<SocketAddr>) -> Self {
         RequestView {
-            started: SystemTime::now(),
+            started: SystemTime::UNIX_EPOCH,
             peer,
             service: None,
             method: None,

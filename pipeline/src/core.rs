@@ -265,7 +265,10 @@ impl ListenerPipeline {
                 keep |= hook.on_request_start(request, &mut view);
             }
         }
-        keep.then(|| Box::new(view))
+        keep.then(|| {
+            view.started = std::time::SystemTime::now();
+            Box::new(view)
+        })
     }
 
     /// The cluster the request's route leads to (`name`, as the route decision gave

@@ -136,7 +136,7 @@ impl Tracer {
     }
 
     fn sample(&self) -> bool {
-        self.threshold == u64::MAX || rand::random::<u64>() < self.threshold
+        self.threshold == u64::MAX || fast_random() < self.threshold
     }
 
     fn push(&self, span: SpanData) {
@@ -197,9 +197,25 @@ async fn export(
     }
 }
 
+thread_local! {
+    /// wyrand state, seeded once per thread from the OS's randomness: a sampling coin
+    /// and span ids cost a few instructions, not a ChaCha block refill.
+    static RNG: std::cell::Cell<u64> = std::cell::Cell::new(rand::random::<u64>() | 1);
+}
+
+/// A fast pseudo-random `u64` (wyrand).
+fn fast_random() -> u64 {
+    RNG.with(|state| {
+        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        (t >> 64) as u64 ^ t as u64
+    })
+}
+
 fn nonzero_u64() -> u64 {
     loop {
-        let id = rand::random::<u64>();
+        let id = fast_random();
         if id != 0 {
             return id;
         }
@@ -208,7 +224,7 @@ fn nonzero_u64() -> u64 {
 
 fn nonzero_u128() -> u128 {
     loop {
-        let id = rand::random::<u128>();
+        let id = u128::from(fast_random()) << 64 | u128::from(fast_random());
         if id != 0 {
             return id;
         }
