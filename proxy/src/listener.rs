@@ -243,6 +243,7 @@ async fn serve_framed(
             max_frame_size: listener.config.max_frame_size,
         },
         max_in_flight: listener.config.max_requests_per_connection,
+        heartbeats_answered: listener.metrics.as_ref().map(|m| m.heartbeats_answered()),
     };
     let shutdown = listener.shutdown.clone();
     let name = protocol.name();

@@ -22,12 +22,14 @@ use crate::inbox::{Completion, Inbox, RequestToken};
 use crate::{RequestContext, RequestEnd, Tally, UpstreamConnection};
 
 /// Bounds of one downstream connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DownstreamOptions {
     /// Codec limits (maximum frame size).
     pub limits: Limits,
     /// Requests in flight on this connection before the proxy stops reading from it.
     pub max_in_flight: usize,
+    /// Counts the caller's heartbeats answered on this connection.
+    pub heartbeats_answered: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for DownstreamOptions {
@@ -35,6 +37,7 @@ impl Default for DownstreamOptions {
         DownstreamOptions {
             limits: Limits::default(),
             max_in_flight: 4096,
+            heartbeats_answered: None,
         }
     }
 }
@@ -96,6 +99,8 @@ struct Conn<H> {
     /// Ends not yet counted on their cluster and host: handed to the handler once per
     /// batch ([`Conn::count`]).
     tally: Tally,
+    /// Where the caller's answered heartbeats are counted, if anywhere.
+    heartbeats_answered: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl<H: RequestHandler> Conn<H> {
@@ -161,6 +166,7 @@ where
         in_flight: slab::Slab::new(),
         now: Instant::now(),
         tally: Tally::default(),
+        heartbeats_answered: options.heartbeats_answered.clone(),
     };
     let mut connecting = FuturesUnordered::new();
     let result = conn
@@ -379,6 +385,9 @@ impl<H: RequestHandler> Conn<H> {
                 // Answered here, never forwarded (design invariant); not a request.
                 if let Some(reply) = self.protocol.heartbeat_reply(&*frame) {
                     encode_into(&*reply, &mut self.wbuf);
+                    if let Some(answered) = &self.heartbeats_answered {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 None
             }

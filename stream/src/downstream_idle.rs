@@ -147,7 +147,7 @@ async fn serve_until_parked<H: RequestHandler>(
         initial,
         state.protocol.clone(),
         state.handler.clone(),
-        state.options,
+        state.options.clone(),
         state.shutdown.clone(),
         may_park.then_some(PARK_AFTER),
     )

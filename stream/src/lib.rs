@@ -32,4 +32,4 @@ pub mod upstream;
 pub use context::{OutcomeCount, RequestContext, RequestEnd, Tally};
 pub use handler::{Connecting, RequestHandler, Route};
 pub use inbox::{Completion, Inbox, RequestToken};
-pub use upstream::{UpstreamConnection, UpstreamError, UpstreamOptions};
+pub use upstream::{HeartbeatCounters, UpstreamConnection, UpstreamError, UpstreamOptions};

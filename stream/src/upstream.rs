@@ -78,6 +78,17 @@ pub struct UpstreamOptions {
     /// Lowered by one when the connection ends: the pool's count of open connections
     /// (raised by whoever opened it), which its `max_connections` bounds.
     pub open_connections: Option<Arc<AtomicUsize>>,
+    /// Counts the heartbeats this connection sends and those left unanswered.
+    pub heartbeats: Option<Arc<HeartbeatCounters>>,
+}
+
+/// Heartbeats sent on idle upstream connections, and those left unanswered.
+#[derive(Debug, Default)]
+pub struct HeartbeatCounters {
+    /// Probes sent.
+    pub sent: AtomicU64,
+    /// Probes whose answer did not come within the interval.
+    pub unanswered: AtomicU64,
 }
 
 impl Default for UpstreamOptions {
@@ -91,6 +102,7 @@ impl Default for UpstreamOptions {
             host_tag: RequestContext::NONE,
             unknown_response_counter: None,
             open_connections: None,
+            heartbeats: None,
         }
     }
 }
@@ -576,10 +588,17 @@ async fn keepalive_loop(shared: &Shared) -> String {
         if !send_probe(shared, interval) {
             return std::future::pending().await; // the protocol has no keepalive
         }
+        let counters = shared.options.heartbeats.as_deref();
+        if let Some(c) = counters {
+            c.sent.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::time::sleep(interval).await;
         if shared.probe_acked.swap(false, Ordering::AcqRel) {
             failures = 0;
         } else {
+            if let Some(c) = counters {
+                c.unanswered.fetch_add(1, Ordering::Relaxed);
+            }
             failures += 1;
             if failures >= shared.options.heartbeat_max_failures.max(1) {
                 return format!("{failures} heartbeats unanswered");

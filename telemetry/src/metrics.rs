@@ -126,6 +126,11 @@ impl Metrics {
             "Malformed requests and connections closed by a decode error, by protocol.",
             Kind::Counter,
         );
+        let mut heartbeats = Family::new(
+            "strait_listener_heartbeats_answered",
+            "Callers' protocol heartbeats answered (never forwarded).",
+            Kind::Counter,
+        );
         let mut requests = Family::new(
             "strait_requests",
             "Requests ended, by listener, protocol, route and outcome.",
@@ -141,6 +146,7 @@ impl Metrics {
             let listener = [("listener", name)];
             conn_active.int(&listener, l.connections_active.load(Ordering::Relaxed));
             conn_total.int(&listener, l.connections_total.load(Ordering::Relaxed));
+            heartbeats.int(&listener, l.heartbeats_answered.load(Ordering::Relaxed));
             bytes_in.int(&listener, l.cells.get(l.request_bytes()));
             bytes_out.int(&listener, l.cells.get(l.response_bytes()));
             for (p, protocol) in l.protocols.iter().enumerate() {
@@ -200,6 +206,7 @@ impl Metrics {
             bytes_in,
             bytes_out,
             errors,
+            heartbeats,
             requests,
             durations,
             total,
@@ -228,6 +235,7 @@ pub struct ListenerMetrics {
     times: ClusterTimes,
     connections_active: AtomicU64,
     connections_total: AtomicU64,
+    heartbeats_answered: Arc<AtomicU64>,
 }
 
 impl ListenerMetrics {
@@ -254,7 +262,13 @@ impl ListenerMetrics {
             protocols,
             connections_active: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
+            heartbeats_answered: Arc::default(),
         }
+    }
+
+    /// Where its framed connections count the callers' heartbeats they answer.
+    pub fn heartbeats_answered(&self) -> Arc<AtomicU64> {
+        self.heartbeats_answered.clone()
     }
 
     /// How many counters it has.

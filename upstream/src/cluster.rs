@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use http::{Request, Version};
 use strait_codec_framework::{Frame, Outcome, PoolMode, Protocol, ProxyFailure};
 use strait_stream::http::{Body, ClientOptions};
-use strait_stream::{RequestContext, UpstreamConnection, UpstreamOptions};
+use strait_stream::{HeartbeatCounters, RequestContext, UpstreamConnection, UpstreamOptions};
 use tokio::sync::watch;
 
 use crate::breakers::{Breaker, BreakerSnapshot, Breakers, CircuitBreakers};
@@ -187,6 +187,8 @@ pub struct Cluster {
     panic_threshold: u32,
     transport: Transport,
     connector: Option<Connector>,
+    /// Heartbeats its framed connections sent, and those unanswered.
+    heartbeats: Arc<HeartbeatCounters>,
     /// The pool of a message cluster (one request at a time, or HTTP/2 streams).
     messages: Option<MessagePool>,
     /// The hosts and the balancer built for them, swapped whole when DNS answers
@@ -225,6 +227,10 @@ pub struct ClusterSnapshot {
     pub health_check: Option<&'static str>,
     /// Whether so few hosts are healthy that the balancer uses them all (panic).
     pub panic: bool,
+    /// Heartbeats its connections sent on idle time.
+    pub heartbeats_sent: u64,
+    /// Of those, the ones left unanswered.
+    pub heartbeats_unanswered: u64,
 }
 
 /// A point-in-time view of one host.
@@ -391,7 +397,9 @@ impl Cluster {
             Transport::Framed(_) => None,
         };
         let (stop, _) = watch::channel(false);
+        let heartbeats = Arc::new(HeartbeatCounters::default());
         Cluster {
+            heartbeats: heartbeats.clone(),
             name: options.name,
             breakers,
             health,
@@ -401,7 +409,10 @@ impl Cluster {
             connector: match &options.transport {
                 Transport::Framed(protocol) => Some(Connector {
                     protocol: protocol.clone(),
-                    options: options.connection,
+                    options: UpstreamOptions {
+                        heartbeats: Some(heartbeats.clone()),
+                        ..options.connection
+                    },
                     connect_timeout: options.connect_timeout,
                 }),
                 Transport::Messages { .. } => None,
@@ -848,6 +859,8 @@ impl Cluster {
         let checked = self.health_check.is_some();
         let set = self.set.now();
         ClusterSnapshot {
+            heartbeats_sent: self.heartbeats.sent.load(Ordering::Relaxed),
+            heartbeats_unanswered: self.heartbeats.unanswered.load(Ordering::Relaxed),
             breakers: self.breakers.snapshot(),
             health_check: self.health_check.as_ref().map(|c| c.kind.as_str()),
             panic: self.in_panic(self.health.unhealthy.load(Ordering::Relaxed)),

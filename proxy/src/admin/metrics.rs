@@ -98,6 +98,16 @@ fn cluster_families(clusters: &[&Arc<Cluster>]) -> Vec<Family> {
         "Requests admitted for another attempt.",
         Counter,
     );
+    let mut heartbeats = Family::new(
+        "strait_cluster_heartbeats_sent",
+        "Protocol heartbeats sent on idle upstream connections.",
+        Counter,
+    );
+    let mut heartbeats_unanswered = Family::new(
+        "strait_cluster_heartbeats_unanswered",
+        "Heartbeats whose answer did not come within the interval.",
+        Counter,
+    );
     let mut panic = Family::new(
         "strait_cluster_panic",
         "1 while too few hosts are healthy and the balancer uses them all.",
@@ -157,6 +167,8 @@ fn cluster_families(clusters: &[&Arc<Cluster>]) -> Vec<Family> {
         pending.int(&c, count(b.pending));
         retries.int(&c, b.retried);
         panic.int(&c, u64::from(s.panic));
+        heartbeats.int(&c, s.heartbeats_sent);
+        heartbeats_unanswered.int(&c, s.heartbeats_unanswered);
         let limits = &b.limits;
         let in_use = [
             (b.connections, limits.max_connections),
@@ -191,6 +203,8 @@ fn cluster_families(clusters: &[&Arc<Cluster>]) -> Vec<Family> {
         overflows,
         retries,
         panic,
+        heartbeats,
+        heartbeats_unanswered,
         host_requests,
         host_failures,
         host_connect_failures,

@@ -286,3 +286,76 @@ fn dashboard_queries_exist(scrape: &str) {
     }
     assert!(queried >= 20, "{queried} queries");
 }
+
+/// Heartbeats: a caller's are answered and counted on its listener; the cluster's own
+/// on an idle upstream connection are counted sent, and none unanswered when the host
+/// answers them.
+#[tokio::test]
+async fn heartbeats_are_counted() {
+    use bytes::BytesMut;
+    use strait_codec_framework::{FrameKind, Limits};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    for wire in [Wire::Bolt, Wire::Dubbo] {
+        let label = format!("{wire:?}");
+        let up = wire.backend(Behaviour::Answer).await;
+        let yaml = config(wire, &up.addr.to_string(), "127.0.0.1:9", "127.0.0.1:9").replace(
+            &format!("{{ name: up, protocol: {},", wire.cluster_protocol()),
+            &format!(
+                "{{ name: up, protocol: {}, heartbeat: {{ interval: 50ms }},",
+                wire.cluster_protocol()
+            ),
+        );
+        assert!(yaml.contains("interval: 50ms"), "{yaml}");
+        let registry = crate::wires::registry();
+        let protocol = registry.get(wire.listener_protocol()).unwrap().clone();
+        let config = strait::config::parse("metrics.yaml", &yaml, &registry).unwrap();
+        let server = strait::Server::start(config, registry).await.unwrap();
+        let proxy = server.listener_addr("front").unwrap();
+        // A call opens the upstream connection that then idles.
+        wire.call(proxy, "svc").await;
+
+        let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        let mut out = BytesMut::new();
+        protocol
+            .heartbeat_request(9)
+            .expect("the protocol has a heartbeat")
+            .encode(&mut out)
+            .unwrap();
+        stream.write_all(&out).await.unwrap();
+        let mut codec = protocol.new_codec(Limits::default());
+        let mut buf = BytesMut::new();
+        let ack = loop {
+            if let Some(frame) = codec.decode(&mut buf).unwrap() {
+                break frame;
+            }
+            assert!(stream.read_buf(&mut buf).await.unwrap() > 0, "{label}: closed");
+        };
+        assert_eq!(ack.kind(), FrameKind::HeartbeatAck, "{label}");
+
+        let start = Instant::now();
+        loop {
+            let got = samples(&admin_get(&server, "/metrics").await);
+            let sent = got
+                .get("strait_cluster_heartbeats_sent_total{cluster=\"up\"}")
+                .copied()
+                .unwrap_or(0.0);
+            if sent >= 2.0 {
+                assert_eq!(
+                    got.get("strait_listener_heartbeats_answered_total{listener=\"front\"}"),
+                    Some(&1.0),
+                    "{label}"
+                );
+                assert_eq!(
+                    got.get("strait_cluster_heartbeats_unanswered_total{cluster=\"up\"}"),
+                    Some(&0.0),
+                    "{label}: the host answers them"
+                );
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{label}: no heartbeat sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.shutdown().await;
+    }
+}
