@@ -7,6 +7,8 @@
 #                      receiver (tests/interop/tracing/otlp_receiver.py, on the load
 #                      core, its output discarded)
 #   strait-tracing-1pct: the same at sampling_ratio 0.01
+#   strait-tracing-down: tracing every request to a collector whose port is closed
+#                      (exports fail; answers and latency must not change)
 # Needs $WORK, $LOAD_CPU and the PIDS array of the calling script.
 OTLP_PORT=""
 start_otlp_receiver() {
@@ -28,7 +30,7 @@ start_otlp_receiver() {
 
 with_telemetry() {
   case "$1" in
-    strait-metrics|strait-accesslog|strait-tracing|strait-tracing-1pct)
+    strait-metrics|strait-accesslog|strait-tracing|strait-tracing-1pct|strait-tracing-down)
       { echo 'admin: { address: "127.0.0.1:0" }'; cat "$2"; } >"$2.tmp" && mv "$2.tmp" "$2"
       ;;
   esac
@@ -42,6 +44,11 @@ with_telemetry() {
       local ratio=1.0
       [[ $1 == strait-tracing-1pct ]] && ratio=0.01
       echo "tracing: { provider: opentelemetry, endpoint: \"http://127.0.0.1:$OTLP_PORT\", sampling_ratio: $ratio }" >>"$2"
+      ;;
+    strait-tracing-down)
+      local closed
+      closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+      echo "tracing: { provider: opentelemetry, endpoint: \"http://127.0.0.1:$closed\", sampling_ratio: 1.0 }" >>"$2"
       ;;
   esac
 }

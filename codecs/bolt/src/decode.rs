@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use strait_codec_framework::{CodecError, DecodeError, Frame, Limits};
 
 use crate::frame::BoltFrame;
-use crate::header_map;
+use crate::header_map::{self, KeyLengths};
 use crate::status::CODEC_EXCEPTION;
 use crate::types::*;
 
@@ -191,8 +191,8 @@ pub(crate) fn decode_boxed(
     src: &mut BytesMut,
     limits: Limits,
 ) -> Result<Option<Box<BoltFrame>>, DecodeError> {
-    decode_into(src, limits, |raw, head| {
-        Box::new(BoltFrame::from_parts(raw, head))
+    decode_into(src, limits, |raw, head, keys| {
+        Box::new(BoltFrame::from_parts(raw, head, keys))
     })
 }
 
@@ -200,7 +200,7 @@ pub(crate) fn decode_boxed(
 fn decode_into<T>(
     src: &mut BytesMut,
     limits: Limits,
-    make: impl FnOnce(Bytes, Head) -> T,
+    make: impl FnOnce(Bytes, Head, KeyLengths) -> T,
 ) -> Result<Option<T>, DecodeError> {
     let head = match parse_head(src, limits.max_frame_size)? {
         Parsed::NeedMore(n) => {
@@ -219,7 +219,7 @@ fn decode_into<T>(
     let header_check = header_map::validate(&src[head.header_range()]);
     let raw = src.split_to(total).freeze();
     match header_check {
-        Ok(()) => Ok(Some(make(raw, head))),
+        Ok(keys) => Ok(Some(make(raw, head, keys))),
         // The frame is delimited and its id known: answer it and keep the connection.
         Err(error) if head.layout.request => Err(DecodeError::Rejected {
             error,
@@ -259,6 +259,6 @@ pub(crate) fn parse_complete(raw: Bytes) -> Result<BoltFrame, CodecError> {
         )));
     }
     verify_crc(&raw, &head)?;
-    header_map::validate(&raw[head.header_range()])?;
-    Ok(BoltFrame::from_parts(raw, head))
+    let keys = header_map::validate(&raw[head.header_range()])?;
+    Ok(BoltFrame::from_parts(raw, head, keys))
 }

@@ -9,7 +9,7 @@ use strait_codec_framework::{CodecError, Frame, FrameKind, HeaderIter, RequestId
 
 use crate::builder::BoltBuilder;
 use crate::decode::Head;
-use crate::header_map::{self, OwnedPairs, RawPairs};
+use crate::header_map::{self, KeyLengths, OwnedPairs, RawPairs};
 use crate::types::*;
 
 /// One Bolt frame (v1 or v2, any type).
@@ -26,6 +26,8 @@ pub struct BoltFrame {
     request_id: u32,
     /// `Some` once a header was set or removed.
     headers: Option<OwnedPairs>,
+    /// The raw header map's key lengths: rules absent keys out without a walk.
+    keys: KeyLengths,
 }
 
 // === impl BoltFrame ===
@@ -37,12 +39,13 @@ impl BoltFrame {
     }
 
     #[inline]
-    pub(crate) fn from_parts(raw: Bytes, head: Head) -> Self {
+    pub(crate) fn from_parts(raw: Bytes, head: Head, keys: KeyLengths) -> Self {
         BoltFrame {
             request_id: head.request_id,
             raw,
             head,
             headers: None,
+            keys,
         }
     }
 
@@ -183,6 +186,7 @@ impl BoltFrame {
                 .rev()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| &v[..]),
+            None if !self.keys.may_hold(name.len()) => None,
             None => RawPairs::new(self.raw_header_section())
                 .filter(|(k, _)| *k == name)
                 .last()

@@ -12,9 +12,14 @@ use strait_codec_framework::CodecError;
 use crate::types::MAX_SECTION_LEN;
 
 /// Checks a header section without allocating: every length fits, nothing trails.
-pub(crate) fn validate(section: &[u8]) -> Result<(), CodecError> {
+/// Returns the section's [`KeyLengths`].
+pub(crate) fn validate(section: &[u8]) -> Result<KeyLengths, CodecError> {
     let mut pos = 0;
+    let mut lengths = KeyLengths::NONE;
     while pos < section.len() {
+        if let Some((Some(n), _)) = read_len(section, pos) {
+            lengths.add(n);
+        }
         for half in ["key", "value"] {
             pos = skip_string(section, pos).map_err(|reason| CodecError::Malformed {
                 section: "header map",
@@ -22,7 +27,27 @@ pub(crate) fn validate(section: &[u8]) -> Result<(), CodecError> {
             })?;
         }
     }
-    Ok(())
+    Ok(lengths)
+}
+
+/// Which key lengths (mod 64) a header section holds, noted while it is validated: a
+/// lookup of a key whose length is not among them (a trace header most requests lack)
+/// answers "absent" without walking the pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyLengths(u64);
+
+impl KeyLengths {
+    /// No key.
+    pub(crate) const NONE: KeyLengths = KeyLengths(0);
+
+    fn add(&mut self, len: usize) {
+        self.0 |= 1 << (len % 64);
+    }
+
+    /// Whether a key of `len` bytes may be present.
+    pub(crate) fn may_hold(self, len: usize) -> bool {
+        self.0 & (1 << (len % 64)) != 0
+    }
 }
 
 /// Skips the string at `pos`, returning the offset after it.
@@ -122,6 +147,25 @@ pub(crate) fn write(pairs: &[(Bytes, Bytes)], dst: &mut BytesMut) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn key_lengths_rule_out_absent_keys_only() {
+        let mut sec = BytesMut::new();
+        for (k, v) in [("service", "a"), ("sofa_head_method_name", "b")] {
+            sec.put_i32(k.len() as i32);
+            sec.put_slice(k.as_bytes());
+            sec.put_i32(v.len() as i32);
+            sec.put_slice(v.as_bytes());
+        }
+        let keys = validate(&sec).unwrap();
+        assert!(keys.may_hold("service".len()));
+        assert!(keys.may_hold("sofa_head_method_name".len()));
+        assert!(!keys.may_hold("traceparent".len()));
+        // Lengths are kept mod 64: a 71-byte key may be a 7-byte one.
+        assert!(keys.may_hold(71));
+        assert_eq!(validate(&[]).unwrap(), KeyLengths::NONE);
+    }
+
     use super::*;
 
     fn s(bytes: &[u8]) -> Vec<u8> {

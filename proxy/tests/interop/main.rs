@@ -1304,3 +1304,46 @@ fn access_log_is_reopened_on_sigusr1() {
     assert_eq!(lines(&rotated).len(), 5, "the rotated file keeps its lines");
     assert!(lines(&log).iter().all(|l| *l == want), "{:?}", lines(&log));
 }
+
+/// `access_log: { path: stdout, format: json }`: the real Bolt client's calls appear on
+/// the binary's stdout, one JSON object each, while logs stay on stderr.
+#[test]
+fn access_log_to_stdout_as_json() {
+    let backend = BoltServer::start("A", &[]);
+    let addr = backend.addr();
+    let strait = Strait::start("access-stdout", move |listen, admin| {
+        config(
+            listen,
+            admin,
+            "bolt",
+            &[service_route(TEST_SERVICE, "test", "3s")],
+            &[cluster("test", std::slice::from_ref(&addr))],
+        )
+        .replace(
+            "route_config: rpc }",
+            "route_config: rpc, access_log: { path: stdout, format: json } }",
+        )
+    });
+    let s = run_client(strait.listen, &["--method", "plus", "--count", "3"]);
+    assert_eq!(num(&s, "ok"), 3, "{s}");
+    let lines = wait_until("3 lines on stdout", Duration::from_secs(5), || {
+        let lines = strait.proc.stdout.json();
+        (lines.len() >= 3).then_some(lines)
+    });
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for line in &lines {
+        assert_eq!(line["protocol"], "bolt", "{line}");
+        assert_eq!(line["service"], TEST_SERVICE, "{line}");
+        // sofa-rpc-node names the method only in the hessian body, not in the header
+        // map's `sofa_head_method_name` (Java SOFARPC writes both): no `method` here.
+        assert_eq!(line["method"], serde_json::Value::Null, "{line}");
+        assert_eq!(line["status"], 0, "{line}");
+        assert_eq!(line["outcome"], "success", "{line}");
+        assert_eq!(line["cluster"], "test", "{line}");
+        assert_eq!(line["upstream_host"], backend.addr().as_str(), "{line}");
+    }
+    assert!(
+        !strait.proc.stderr.contains("\"outcome\""),
+        "access-log lines stay off stderr"
+    );
+}

@@ -329,7 +329,10 @@ async fn heartbeats_are_counted() {
             if let Some(frame) = codec.decode(&mut buf).unwrap() {
                 break frame;
             }
-            assert!(stream.read_buf(&mut buf).await.unwrap() > 0, "{label}: closed");
+            assert!(
+                stream.read_buf(&mut buf).await.unwrap() > 0,
+                "{label}: closed"
+            );
         };
         assert_eq!(ack.kind(), FrameKind::HeartbeatAck, "{label}");
 
@@ -353,7 +356,10 @@ async fn heartbeats_are_counted() {
                 );
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "{label}: no heartbeat sent");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{label}: no heartbeat sent"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         server.shutdown().await;
