@@ -323,6 +323,8 @@ impl Target {
 
 enum Message {
     Line(String),
+    /// Reopen the file: lines queued after it go to the new one.
+    Reopen,
     /// Write everything queued, then answer.
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -371,7 +373,10 @@ impl Sink {
     /// Makes the writer reopen its file before its next write (log rotation moved
     /// the old one away).
     pub fn reopen(&self) {
+        // In the queue, so lines queued after it go to the new file; the flag covers a
+        // full queue.
         self.reopen.store(true, Ordering::Release);
+        let _ = self.queue.try_send(Message::Reopen);
     }
 
     /// Lines dropped because the writer fell behind.
@@ -448,19 +453,21 @@ const POLL: Duration = Duration::from_millis(5);
 fn write_lines(lines: Receiver<Message>, mut out: Output, target: Target, reopen: Arc<AtomicBool>) {
     let mut failed = false;
     loop {
-        if reopen.swap(false, Ordering::AcqRel) {
-            let _ = out.flush();
-            match Output::open(&target) {
-                Ok(new) => {
-                    out = new;
-                    failed = false;
-                    tracing::info!(?target, "access log reopened");
-                }
-                Err(error) => tracing::warn!(?target, %error, "access log cannot be reopened"),
-            }
-        }
         let mut wrote = false;
         loop {
+            if reopen.load(Ordering::Acquire) && reopen.swap(false, Ordering::AcqRel) {
+                let _ = out.flush();
+                match Output::open(&target) {
+                    Ok(new) => {
+                        out = new;
+                        failed = false;
+                        tracing::info!(?target, "access log reopened");
+                    }
+                    Err(error) => {
+                        tracing::warn!(?target, %error, "access log cannot be reopened");
+                    }
+                }
+            }
             match lines.try_recv() {
                 Ok(Message::Line(line)) => {
                     wrote = true;
@@ -469,6 +476,10 @@ fn write_lines(lines: Receiver<Message>, mut out: Output, target: Target, reopen
                     {
                         tracing::warn!(?target, %error, "access log write failed");
                     }
+                }
+                Ok(Message::Reopen) => {
+                    // The flag was set before this was queued, so the check at the top
+                    // of this or the next turn reopens before any later line.
                 }
                 Ok(Message::Flush(done)) => {
                     let _ = out.flush();
