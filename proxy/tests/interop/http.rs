@@ -2168,3 +2168,93 @@ fn grpc_proxy_errors_unimplemented_unavailable_deadline() {
         "only the slow calls reached the server: {stats}"
     );
 }
+
+/// Tracing with real gRPC peers: grpcio's client sends a W3C `traceparent` through the
+/// `strait` binary to a grpcio server; the server sees the caller's trace under
+/// Strait's client span, and an OTLP receiver on the official `opentelemetry-proto`
+/// stubs gets Strait's server span (the caller's child) and client span.
+#[test]
+fn grpcio_trace_context_continues_through_strait() {
+    http_peers_dir();
+    let receiver_script = repo_root().join("tests/interop/tracing/otlp_receiver.py");
+    // Its stdin held open: the receiver stops when stdin closes.
+    let (mut receiver, _stdin) = Proc::spawn_with_stdin(
+        "otlp_receiver.py",
+        Command::new("python3")
+            .arg(&receiver_script)
+            .env("PYTHONPATH", repo_root().join("tests/interop/pydeps")),
+    );
+    let port = wait_until("the OTLP receiver", Duration::from_secs(30), || {
+        receiver
+            .stdout
+            .json()
+            .iter()
+            .find(|v| v["event"] == "listening")
+            .and_then(|v| v["port"].as_u64())
+    });
+    let mut py = HttpPeer::grpc_py("py-server");
+    let vhosts = vec![vhost(
+        "py",
+        &["*"],
+        &[prefix_route("/strait.interop.Interop/", "py")],
+    )];
+    let clusters = vec![cluster("py", "http2", &[py.addr()])];
+    let strait = Strait::start("grpc-trace", move |listen, admin| {
+        http_config(listen, admin, "http", &vhosts, &clusters)
+            + &format!(
+                "tracing: {{ provider: opentelemetry, endpoint: \"http://127.0.0.1:{port}\", service_name: strait-grpc }}\n"
+            )
+    });
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let summary = py_json(
+        "grpc_client.py",
+        &[
+            "--target",
+            &strait.listen.to_string(),
+            "--cases",
+            "unary",
+            "--metadata",
+            &format!("traceparent=00-{trace}-{caller_span}-01"),
+        ],
+    );
+    let unary = &summary["cases"]["unary"];
+    assert_eq!(unary["code"], "OK", "{summary:#}");
+    let seen: Vec<String> = unary["reply"]["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str()?.strip_prefix("traceparent=").map(str::to_string))
+        .collect();
+    assert_eq!(seen.len(), 1, "the server saw one traceparent: {unary:#}");
+    let upstream_parent = seen[0].split('-').nth(2).unwrap().to_string();
+    assert!(seen[0].starts_with(&format!("00-{trace}-")), "{seen:?}");
+    assert_ne!(
+        upstream_parent, caller_span,
+        "Strait's client span, not the caller's"
+    );
+
+    let spans = wait_until("Strait's two spans", Duration::from_secs(15), || {
+        let spans: Vec<Value> = receiver
+            .stdout
+            .json()
+            .into_iter()
+            .filter(|v| v["event"] == "span" && v["trace_id"] == trace)
+            .collect();
+        (spans.len() >= 2).then_some(spans)
+    });
+    let server = spans.iter().find(|s| s["kind"] == "SERVER").unwrap();
+    let client = spans.iter().find(|s| s["kind"] == "CLIENT").unwrap();
+    assert_eq!(server["parent_span_id"], caller_span, "{server:#}");
+    assert_eq!(server["service"], "strait-grpc");
+    assert_eq!(server["attributes"]["rpc.system"], "grpc");
+    assert_eq!(
+        server["attributes"]["rpc.service"],
+        "strait.interop.Interop"
+    );
+    assert_eq!(server["attributes"]["rpc.method"], "Unary");
+    assert_eq!(client["parent_span_id"], server["span_id"]);
+    assert_eq!(client["span_id"], upstream_parent.as_str());
+    py.stop();
+    receiver.kill_now();
+}

@@ -95,6 +95,8 @@ def main():
     parser.add_argument("--load-count", type=int, default=1000)
     parser.add_argument("--load-concurrency", type=int, default=20)
     parser.add_argument("--load-slow-ms", type=int, default=0, help="load calls Slow(N ms) instead of Unary")
+    parser.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                        help="more metadata on every call (a traceparent...)")
     args = parser.parse_args()
 
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.enable_retries", 0)]
@@ -104,6 +106,7 @@ def main():
     stub = services.InteropStub(channel)
     timeout = args.timeout_ms / 1000.0
     md = [("x-client-meta", "hello-from-grpcio"), ("x-client-bin", CLIENT_BIN)]
+    md += [tuple(kv.split("=", 1)) for kv in args.metadata]
     cases = {}
 
     def run(name, fn):
