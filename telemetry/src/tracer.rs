@@ -306,9 +306,10 @@ impl RequestHook for Tracer {
         if let Some(host) = attempt.host {
             let end = started + attempt.ended;
             let start = attempt.sent.map_or(end, |s| started + s);
+            let [ip, port] = address("server", host);
             let attributes = vec![
-                KeyValue::new("server.address", host.ip().to_string()),
-                KeyValue::new("server.port", i64::from(host.port())),
+                ip,
+                port,
                 KeyValue::new("strait.attempt", i64::from(attempt.attempt)),
                 KeyValue::new("strait.outcome", attempt.outcome.as_str()),
             ];
@@ -354,8 +355,7 @@ impl RequestHook for Tracer {
         };
         let mut attributes = common_attributes(record, view);
         if let Some(peer) = view.peer {
-            attributes.push(KeyValue::new("client.address", peer.ip().to_string()));
-            attributes.push(KeyValue::new("client.port", i64::from(peer.port())));
+            attributes.extend(address("client", peer));
         }
         self.push(span(
             ids.trace_id,
@@ -373,8 +373,7 @@ impl RequestHook for Tracer {
                 .map_or(end, |d| end.checked_sub(d).unwrap_or(view.started));
             let mut attributes = common_attributes(record, view);
             attributes.push(KeyValue::new("strait.attempt", i64::from(record.attempt)));
-            attributes.push(KeyValue::new("server.address", host.ip().to_string()));
-            attributes.push(KeyValue::new("server.port", i64::from(host.port())));
+            attributes.extend(address("server", host));
             self.push(span(
                 ids.trace_id,
                 ids.upstream_span_id,
@@ -392,6 +391,18 @@ impl RequestHook for Tracer {
 /// `service/method` for RPC, the path for HTTP, else the protocol.
 fn span_name(record: &RequestRecord<'_>, view: &RequestView) -> String {
     operation(view, Some(record.protocol))
+}
+
+/// `{side}.address` and `{side}.port` of `addr` (`side`: `client` or `server`).
+fn address(side: &'static str, addr: std::net::SocketAddr) -> [KeyValue; 2] {
+    let (ip, port) = match side {
+        "client" => ("client.address", "client.port"),
+        _ => ("server.address", "server.port"),
+    };
+    [
+        KeyValue::new(ip, addr.ip().to_string()),
+        KeyValue::new(port, i64::from(addr.port())),
+    ]
 }
 
 /// The semantic-convention attributes of both spans: RPC or HTTP, and Strait's own.

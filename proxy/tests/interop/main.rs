@@ -74,6 +74,25 @@ fn cluster(name: &str, endpoints: &[String]) -> String {
 }
 
 /// One listener → one cluster `test` → `backend`, routing the default test service.
+/// [`simple_proxy`] on Bolt with more keys on its listener (`access_log: {...}`).
+fn simple_proxy_with_listener_keys(tag: &str, backend: &BoltServer, keys: &str) -> Strait {
+    let addr = backend.addr();
+    let keys = keys.to_string();
+    Strait::start(tag, move |listen, admin| {
+        config(
+            listen,
+            admin,
+            "bolt",
+            &[service_route(TEST_SERVICE, "test", "3s")],
+            &[cluster("test", std::slice::from_ref(&addr))],
+        )
+        .replace(
+            "route_config: rpc }",
+            &format!("route_config: rpc, {keys} }}"),
+        )
+    })
+}
+
 fn simple_proxy(tag: &str, backend: &BoltServer, listener_protocol: &str) -> Strait {
     let addr = backend.addr();
     let proto = listener_protocol.to_string();
@@ -1254,23 +1273,14 @@ fn access_log_is_reopened_on_sigusr1() {
     let backend = BoltServer::start("A", &[]);
     let dir = TempDir::new("access-log");
     let log = dir.path().join("access.log");
-    let addr = backend.addr();
-    let log_path = log.display().to_string();
-    let strait = Strait::start("access-log", move |listen, admin| {
-        config(
-            listen,
-            admin,
-            "bolt",
-            &[service_route(TEST_SERVICE, "test", "3s")],
-            &[cluster("test", std::slice::from_ref(&addr))],
-        )
-        .replace(
-            "route_config: rpc }",
-            &format!(
-                "route_config: rpc, access_log: {{ path: \"{log_path}\", format: \"%PROTOCOL% %SERVICE% %STATUS% %OUTCOME% %UPSTREAM_HOST%\" }} }}"
-            ),
-        )
-    });
+    let strait = simple_proxy_with_listener_keys(
+        "access-log",
+        &backend,
+        &format!(
+            "access_log: {{ path: \"{}\", format: \"%PROTOCOL% %SERVICE% %STATUS% %OUTCOME% %UPSTREAM_HOST%\" }}",
+            log.display()
+        ),
+    );
     let lines = |path: &std::path::Path| -> Vec<String> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -1310,20 +1320,11 @@ fn access_log_is_reopened_on_sigusr1() {
 #[test]
 fn access_log_to_stdout_as_json() {
     let backend = BoltServer::start("A", &[]);
-    let addr = backend.addr();
-    let strait = Strait::start("access-stdout", move |listen, admin| {
-        config(
-            listen,
-            admin,
-            "bolt",
-            &[service_route(TEST_SERVICE, "test", "3s")],
-            &[cluster("test", std::slice::from_ref(&addr))],
-        )
-        .replace(
-            "route_config: rpc }",
-            "route_config: rpc, access_log: { path: stdout, format: json } }",
-        )
-    });
+    let strait = simple_proxy_with_listener_keys(
+        "access-stdout",
+        &backend,
+        "access_log: { path: stdout, format: json }",
+    );
     let s = run_client(strait.listen, &["--method", "plus", "--count", "3"]);
     assert_eq!(num(&s, "ok"), 3, "{s}");
     let lines = wait_until("3 lines on stdout", Duration::from_secs(5), || {

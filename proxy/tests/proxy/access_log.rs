@@ -5,41 +5,22 @@
 
 use serde_json::Value;
 
-use crate::wires::{Behaviour, Wire};
+use crate::wires::{Behaviour, Wire, proxy_config};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn config(wire: Wire, up: &str, json_log: &str, text_log: &str) -> String {
-    format!(
-        r#"
-drain_timeout: 200ms
-listeners:
-  - name: front
-    address: "127.0.0.1:0"
-    protocol: {lp}
-    route_config: rc
-    access_log: {{ path: "{json_log}", format: json }}
-  - name: plain
-    address: "127.0.0.1:0"
-    protocol: {lp}
-    route_config: rc
-    access_log: {{ path: "{text_log}", format: "%LISTENER% %PROTOCOL% %ROUTE% %STATUS% %OUTCOME% %UPSTREAM_HOST% %TRACE_ID%" }}
-route_configs:
-  - name: rc
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - name: ok
-            match: {ok}
-            route: {{ cluster: up, timeout: 5s }}
-clusters:
-  - {{ name: up, protocol: {cp}, endpoints: [{{ address: "{up}" }}] }}
-"#,
-        lp = wire.listener_protocol(),
-        cp = wire.cluster_protocol(),
-        ok = wire.route_match("svc"),
+    let json = format!(", access_log: {{ path: \"{json_log}\", format: json }}");
+    let text = format!(
+        ", access_log: {{ path: \"{text_log}\", format: \"%LISTENER% %PROTOCOL% %ROUTE% %STATUS% %OUTCOME% %UPSTREAM_HOST% %TRACE_ID%\" }}"
+    );
+    proxy_config(
+        wire,
+        "",
+        &[("front", &json), ("plain", &text)],
+        &[("ok", "svc", "{ cluster: up, timeout: 5s }")],
+        &[("up", up.to_string(), "")],
     )
 }
 

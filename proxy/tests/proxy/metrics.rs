@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::promtool::promtool_check;
 use crate::support::admin_get;
-use crate::wires::{Behaviour, Wire};
+use crate::wires::{Behaviour, Wire, proxy_config};
 
 const OK: usize = 3;
 const NO_ROUTE: usize = 2;
@@ -18,36 +18,20 @@ const TIMEOUTS: usize = 2;
 const CONNECT_FAILURES: usize = 2;
 
 fn config(wire: Wire, up: &str, hang: &str, dead: &str) -> String {
-    format!(
-        r#"
-admin: {{ address: "127.0.0.1:0" }}
-drain_timeout: 200ms
-listeners:
-  - {{ name: front, address: "127.0.0.1:0", protocol: {lp}, route_config: rc }}
-route_configs:
-  - name: rc
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - name: ok
-            match: {ok}
-            route: {{ cluster: up, timeout: 5s }}
-          - name: slow
-            match: {slow}
-            route: {{ cluster: hang, timeout: 200ms }}
-          - match: {dead_match}
-            route: {{ cluster: dead, timeout: 5s }}
-clusters:
-  - {{ name: up, protocol: {cp}, endpoints: [{{ address: "{up}" }}] }}
-  - {{ name: hang, protocol: {cp}, endpoints: [{{ address: "{hang}" }}] }}
-  - {{ name: dead, protocol: {cp}, connect_timeout: 500ms, endpoints: [{{ address: "{dead}" }}] }}
-"#,
-        lp = wire.listener_protocol(),
-        cp = wire.cluster_protocol(),
-        ok = wire.route_match("svc"),
-        slow = wire.route_match("slow"),
-        dead_match = wire.route_match("dead"),
+    proxy_config(
+        wire,
+        "admin: { address: \"127.0.0.1:0\" }",
+        &[("front", "")],
+        &[
+            ("ok", "svc", "{ cluster: up, timeout: 5s }"),
+            ("slow", "slow", "{ cluster: hang, timeout: 200ms }"),
+            ("", "dead", "{ cluster: dead, timeout: 5s }"),
+        ],
+        &[
+            ("up", up.to_string(), ""),
+            ("hang", hang.to_string(), ""),
+            ("dead", dead.to_string(), ", connect_timeout: 500ms"),
+        ],
     )
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::admin_get;
-use crate::wires::{Behaviour, Wire};
+use crate::wires::{Behaviour, Wire, proxy_config};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -101,28 +101,14 @@ fn config(wire: Wire, up: &str, endpoint: &str, ratio: &str) -> String {
 }
 
 fn config_for(provider: &str, wire: Wire, up: &str, endpoint: &str, ratio: &str) -> String {
-    format!(
-        r#"
-admin: {{ address: "127.0.0.1:0" }}
-drain_timeout: 200ms
-tracing: {{ provider: {provider}, endpoint: "{endpoint}", service_name: strait-test, sampling_ratio: {ratio} }}
-listeners:
-  - {{ name: front, address: "127.0.0.1:0", protocol: {lp}, route_config: rc }}
-route_configs:
-  - name: rc
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - name: ok
-            match: {ok}
-            route: {{ cluster: up, timeout: 5s }}
-clusters:
-  - {{ name: up, protocol: {cp}, endpoints: [{{ address: "{up}" }}] }}
-"#,
-        lp = wire.listener_protocol(),
-        cp = wire.cluster_protocol(),
-        ok = wire.route_match("svc"),
+    proxy_config(
+        wire,
+        &format!(
+            "admin: {{ address: \"127.0.0.1:0\" }}\ntracing: {{ provider: {provider}, endpoint: \"{endpoint}\", service_name: strait-test, sampling_ratio: {ratio} }}"
+        ),
+        &[("front", "")],
+        &[("ok", "svc", "{ cluster: up, timeout: 5s }")],
+        &[("up", up.to_string(), "")],
     )
 }
 

@@ -112,6 +112,47 @@ pub fn registry() -> Registry {
     registry
 }
 
+/// A proxy config for the telemetry tables: `top` keys (`admin`, `tracing`...), one
+/// listener per `(name, more keys)` speaking `wire` on a free port with route config
+/// `rc`, whose routes are `(name, service, action)` (a service matched as
+/// [`Wire::route_match`] does; an empty name leaves the route unnamed), and one
+/// cluster of `wire` per `(name, host address, more keys)`.
+pub fn proxy_config(
+    wire: Wire,
+    top: &str,
+    listeners: &[(&str, &str)],
+    routes: &[(&str, &str, &str)],
+    clusters: &[(&str, String, &str)],
+) -> String {
+    let mut yaml = format!("drain_timeout: 200ms\n{top}\nlisteners:\n");
+    for (name, keys) in listeners {
+        yaml += &format!(
+            "  - {{ name: {name}, address: \"127.0.0.1:0\", protocol: {}, route_config: rc{keys} }}\n",
+            wire.listener_protocol()
+        );
+    }
+    yaml += "route_configs:\n  - name: rc\n    virtual_hosts:\n      - name: all\n        domains: [\"*\"]\n        routes:\n";
+    for (name, service, action) in routes {
+        let name = if name.is_empty() {
+            String::new()
+        } else {
+            format!("name: {name}, ")
+        };
+        yaml += &format!(
+            "          - {{ {name}match: {}, route: {action} }}\n",
+            wire.route_match(service)
+        );
+    }
+    yaml += "clusters:\n";
+    for (name, host, keys) in clusters {
+        yaml += &format!(
+            "  - {{ name: {name}, protocol: {}{keys}, endpoints: [{{ address: \"{host}\" }}] }}\n",
+            wire.cluster_protocol()
+        );
+    }
+    yaml
+}
+
 impl Wire {
     /// The listener's `protocol:`.
     pub fn listener_protocol(self) -> &'static str {

@@ -10,15 +10,12 @@ Stops on SIGTERM/SIGINT or when stdin closes.
   otlp_receiver.py [--port 0] [--host 127.0.0.1]
 """
 
-import argparse
 import os
 import sys
-from concurrent import futures
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
-from _common import emit, log, wait_for_stop  # noqa: E402  (puts pydeps on sys.path)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _serve import emit, serve  # noqa: E402  (puts pydeps on sys.path)
 
-import grpc  # noqa: E402
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc  # noqa: E402
 from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
 
@@ -58,21 +55,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(), server)
-    port = server.add_insecure_port("%s:%d" % (args.host, args.port))
-    if port == 0:
-        log("otlp_receiver: cannot bind %s:%d" % (args.host, args.port))
-        return 1
-    server.start()
-    emit({"event": "listening", "port": port})
-    wait_for_stop()
-    server.stop(grace=1).wait()
-    return 0
+    return serve("otlp_receiver", __doc__, lambda server: trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Receiver(), server))
 
 
 if __name__ == "__main__":

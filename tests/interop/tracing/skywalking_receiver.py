@@ -14,15 +14,12 @@ Stops on SIGTERM/SIGINT or when stdin closes.
   skywalking_receiver.py [--port 0] [--host 127.0.0.1]
 """
 
-import argparse
 import os
 import sys
-from concurrent import futures
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http"))
-from _common import emit, log, wait_for_stop  # noqa: E402  (puts pydeps on sys.path)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _serve import emit, serve  # noqa: E402  (puts pydeps on sys.path)
 
-import grpc  # noqa: E402
 from skywalking.protocol.common import Common_pb2  # noqa: E402
 from skywalking.protocol.language_agent import Tracing_pb2, Tracing_pb2_grpc  # noqa: E402
 
@@ -55,45 +52,37 @@ def span_json(span):
     }
 
 
+def emit_segment(segment):
+    emit(
+        {
+            "event": "segment",
+            "trace_id": segment.traceId,
+            "segment_id": segment.traceSegmentId,
+            "service": segment.service,
+            "instance": segment.serviceInstance,
+            "spans": [span_json(s) for s in segment.spans],
+        }
+    )
+
+
 class Receiver(Tracing_pb2_grpc.TraceSegmentReportServiceServicer):
     def collect(self, request_iterator, context):
         for segment in request_iterator:
-            emit(
-                {
-                    "event": "segment",
-                    "trace_id": segment.traceId,
-                    "segment_id": segment.traceSegmentId,
-                    "service": segment.service,
-                    "instance": segment.serviceInstance,
-                    "spans": [span_json(s) for s in segment.spans],
-                }
-            )
+            emit_segment(segment)
         return Common_pb2.Commands()
 
     def collectInSync(self, request, context):
         for segment in request.segments:
-            emit({"event": "segment", "trace_id": segment.traceId, "segment_id": segment.traceSegmentId,
-                  "service": segment.service, "instance": segment.serviceInstance,
-                  "spans": [span_json(s) for s in segment.spans]})
+            emit_segment(segment)
         return Common_pb2.Commands()
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
-    Tracing_pb2_grpc.add_TraceSegmentReportServiceServicer_to_server(Receiver(), server)
-    port = server.add_insecure_port("%s:%d" % (args.host, args.port))
-    if port == 0:
-        log("skywalking_receiver: cannot bind %s:%d" % (args.host, args.port))
-        return 1
-    server.start()
-    emit({"event": "listening", "port": port})
-    wait_for_stop()
-    server.stop(grace=1).wait()
-    return 0
+    return serve(
+        "skywalking_receiver",
+        __doc__,
+        lambda server: Tracing_pb2_grpc.add_TraceSegmentReportServiceServicer_to_server(Receiver(), server),
+    )
 
 
 if __name__ == "__main__":
