@@ -247,6 +247,12 @@ impl ListenerPipeline {
         }
     }
 
+    /// Whether any hook hears this listener's requests (what only hooks read need not
+    /// be gathered otherwise).
+    pub(crate) fn records(&self) -> bool {
+        !self.hooks.is_empty() || self.pipeline.hook.is_some()
+    }
+
     /// Starts one decoded request from `peer`: when a hook wants views, lets each read
     /// the head into a view and set headers on it (before the route's own edits); the
     /// view is kept (boxed) only when some hook needs it at the end.

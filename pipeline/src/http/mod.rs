@@ -125,10 +125,11 @@ async fn forward(
         _ => conn.request_head_bytes(),
     };
     let mut ctx = RequestContext::new(Instant::now(), head_bytes);
-    // Body bytes are read as the upstream consumes them: counted at the request's end.
+    // Body bytes are read as the upstream consumes them: counted at the request's end,
+    // for the hooks (an HTTP/2 body's counter is an allocation: none without hooks).
     let body_bytes = match &mut body {
         Body::H1(body) => Some(body.received_bytes()),
-        Body::H2(body) => Some(body.received_bytes()),
+        Body::H2(body) if fwd.records() => Some(body.received_bytes()),
         _ => None,
     };
     let mut head = RequestHead::new(parts, conn.peer(), conn.scheme());
