@@ -298,9 +298,11 @@ impl RequestHook for Tracer {
         if !matches!(self.export, Export::Otlp(_)) {
             return;
         }
-        let started = view.started;
-        let name = operation(view, None);
-        let Some(ids) = view.trace.as_mut().filter(|t| t.sampled) else {
+        if !view.trace.as_ref().is_some_and(|t| t.sampled) {
+            return;
+        }
+        let (started, name) = (view.started, operation(view, None));
+        let Some(ids) = view.trace.as_mut() else {
             return;
         };
         if let Some(host) = attempt.host {
@@ -313,11 +315,8 @@ impl RequestHook for Tracer {
                 KeyValue::new("strait.attempt", i64::from(attempt.attempt)),
                 KeyValue::new("strait.outcome", attempt.outcome.as_str()),
             ];
-            self.push(span(
-                ids.trace_id,
-                ids.upstream_span_id,
-                ids.span_id,
-                SpanKind::Client,
+            self.push(client_span(
+                ids,
                 name,
                 (start, end),
                 attributes,
@@ -374,11 +373,8 @@ impl RequestHook for Tracer {
             let mut attributes = common_attributes(record, view);
             attributes.push(KeyValue::new("strait.attempt", i64::from(record.attempt)));
             attributes.extend(address("server", host));
-            self.push(span(
-                ids.trace_id,
-                ids.upstream_span_id,
-                ids.span_id,
-                SpanKind::Client,
+            self.push(client_span(
+                ids,
                 name,
                 (start.max(view.started), end),
                 attributes,
@@ -456,6 +452,26 @@ fn common_attributes(record: &RequestRecord<'_>, view: &RequestView) -> Vec<KeyV
     a.push(KeyValue::new("strait.outcome", record.outcome.as_str()));
     a.push(KeyValue::new("strait.attempts", i64::from(record.attempt)));
     a
+}
+
+/// The client span of the upstream attempt `ids` names, a child of the server span.
+fn client_span(
+    ids: &TraceIds,
+    name: String,
+    times: (SystemTime, SystemTime),
+    attributes: Vec<KeyValue>,
+    status: Status,
+) -> SpanData {
+    span(
+        ids.trace_id,
+        ids.upstream_span_id,
+        ids.span_id,
+        SpanKind::Client,
+        name,
+        times,
+        attributes,
+        status,
+    )
 }
 
 #[allow(clippy::too_many_arguments)] // a span is all of these
