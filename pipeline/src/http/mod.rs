@@ -119,9 +119,11 @@ async fn forward(
     conn: ConnectionInfo,
 ) -> Response<Body> {
     let (parts, mut body) = request.into_parts();
-    // An HTTP/2 head arrives compressed: its size is the decoded fields' bytes.
+    // An HTTP/2 head arrives compressed: its size is the decoded fields' bytes, summed
+    // only when a hook will read it.
     let head_bytes = match conn.version() {
-        Version::HTTP_2 => decoded_head_bytes(&parts),
+        Version::HTTP_2 if fwd.records() => decoded_head_bytes(&parts),
+        Version::HTTP_2 => 0,
         _ => conn.request_head_bytes(),
     };
     let mut ctx = RequestContext::new(Instant::now(), head_bytes);
