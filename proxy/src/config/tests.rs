@@ -1275,3 +1275,39 @@ fn listeners_on_port_zero_do_not_collide() {
     );
     assert!(error(&text).message.contains("used by another listener"));
 }
+
+#[test]
+fn tracing_is_checked_and_dumped() {
+    let with =
+        |tracing: &str| GOOD.replace("listeners:", &format!("tracing: {tracing}\nlisteners:"));
+    let config = check(&with(
+        "{ provider: opentelemetry, endpoint: \"http://127.0.0.1:4317\" }",
+    ))
+    .unwrap();
+    let t = config.tracing.as_ref().unwrap();
+    assert_eq!((t.service_name.as_str(), t.sampling_ratio), ("strait", 1.0));
+    assert_eq!(config.dump["tracing"]["provider"], "opentelemetry");
+    assert_eq!(config.dump["tracing"]["service_name"], "strait");
+
+    for (tracing, key, says) in [
+        (
+            "{ provider: zipkin, endpoint: \"http://a:1\" }",
+            "tracing.provider",
+            "zipkin",
+        ),
+        (
+            "{ provider: opentelemetry, endpoint: \"127.0.0.1:4317\" }",
+            "tracing.endpoint",
+            "http://host:port",
+        ),
+        (
+            "{ provider: opentelemetry, endpoint: \"http://a:1\", sampling_ratio: 1.5 }",
+            "tracing.sampling_ratio",
+            "between 0 and 1",
+        ),
+    ] {
+        let e = error(&with(tracing));
+        assert_eq!((e.line, e.key.as_str()), (2, key), "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+}

@@ -182,3 +182,24 @@ async fn http2_requests_are_logged() {
 async fn grpc_requests_are_logged() {
     run(Wire::Grpc).await;
 }
+
+/// An access log that cannot be opened stops the start with an error naming the file.
+#[tokio::test]
+async fn an_unopenable_access_log_is_a_start_error() {
+    let yaml = config(
+        Wire::Bolt,
+        "127.0.0.1:9",
+        "/nonexistent-dir/strait/access.json",
+        "/nonexistent-dir/strait/access.log",
+    );
+    let registry = crate::wires::registry();
+    let config = strait::config::parse("access.yaml", &yaml, &registry).unwrap();
+    let error = match strait::Server::start(config, registry).await {
+        Ok(_) => panic!("started with an access log it cannot write"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains("/nonexistent-dir/strait/access.json"),
+        "{error}"
+    );
+}
