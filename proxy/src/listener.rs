@@ -11,7 +11,8 @@ use strait_stream::downstream_idle::{IdleFramed, serve_parking};
 use strait_stream::http::{
     Handler, IdleConnections, ServerOptions, serve_connection, serve_connection_parking,
 };
-use tokio::io::AsyncReadExt;
+use strait_tls::ServerStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -58,10 +59,21 @@ impl Listener {
 struct HttpServing {
     handler: Arc<dyn Handler>,
     options: Arc<ServerOptions>,
+    /// The same for connections that came over TLS (scheme `https`).
+    tls_options: Arc<ServerOptions>,
     /// Where its idle HTTP/1.1 connections wait without a task (`None` if the system
     /// gave no poll instance for it: they then wait in their tasks).
     idle: Option<IdleConnections>,
 }
+
+/// A downstream connection: plain TCP, or TLS over it.
+enum Accepted {
+    Plain(TcpStream),
+    Tls(Box<ServerStream<TcpStream>>),
+}
+
+/// The first byte of a TLS record carrying a handshake (the ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// What a connection turned out to speak.
 enum Speaks {
@@ -97,10 +109,15 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
     let framed_idle = serves_framed
         .then(|| IdleFramed::new(listener.shutdown.clone()))
         .and_then(|made| idle_or_warn(name, "framed", made));
+    let tls_options = Arc::new(ServerOptions {
+        scheme: strait_codec_http::Scheme::Https,
+        ..(*listener.config.http).clone()
+    });
     let http = HttpServing {
         handler: Arc::new(HttpForwarder::new(entry.clone())),
         idle,
         options: listener.config.http.clone(),
+        tls_options,
     };
     let shared = Arc::new(Shared {
         listener,
@@ -128,9 +145,15 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
         // connection must not carry the size of an HTTP server's state (a task is
         // allocated at the size of its largest state).
         match &shared.listener.config.protocol {
+            ListenerProtocol::Fixed(_) | ListenerProtocol::Http(_)
+                if shared.listener.config.tls.is_some() =>
+            {
+                tokio::spawn(handshake_then_serve(shared, guard, stream, peer));
+            }
             ListenerProtocol::Fixed(protocol) => {
                 let protocol = protocol.clone();
                 tokio::spawn(async move {
+                    let stream = Accepted::Plain(stream);
                     let ended =
                         serve_framed(&shared, guard, stream, BytesMut::new(), protocol, peer).await;
                     log_end(&shared, peer, ended);
@@ -138,6 +161,7 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
             }
             ListenerProtocol::Http(_) => {
                 tokio::spawn(async move {
+                    let stream = Accepted::Plain(stream);
                     let ended = serve_http(&shared, guard, stream, Bytes::new(), peer).await;
                     log_end(&shared, peer, ended);
                 });
@@ -170,7 +194,9 @@ fn log_end(shared: &Shared, peer: SocketAddr, ended: Result<(), String>) {
 
 /// An `auto` connection: detection in this task, then the chosen driver in a task of
 /// its own, so the connection's lifetime memory is its driver's alone (the detection
-/// state, its timer included, is freed).
+/// state, its timer included, is freed). On a listener with TLS, a connection opening
+/// with a TLS handshake record is TLS: the handshake comes first, then the protocol
+/// inside is chosen by ALPN, or detected from its first bytes.
 async fn detect_then_serve(
     shared: Arc<Shared>,
     guard: ConnectionGuard,
@@ -178,22 +204,102 @@ async fn detect_then_serve(
     peer: SocketAddr,
     timeout: Duration,
 ) {
+    if shared.listener.config.tls.is_some() {
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+            Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => {
+                return handshake_then_serve(shared, guard, stream, peer).await;
+            }
+            Ok(Ok(1)) => {}
+            Ok(Ok(_)) => {
+                return log_end(
+                    &shared,
+                    peer,
+                    Err("closed before the protocol was known".into()),
+                );
+            }
+            Ok(Err(e)) => return log_end(&shared, peer, Err(e.to_string())),
+            Err(_) => return log_end(&shared, peer, Err("first-byte timeout".into())),
+        }
+    }
     let mut initial = BytesMut::new();
     let registry = &shared.listener.registry;
     match detect(registry, &mut stream, &mut initial, timeout).await {
-        Ok(Speaks::Framed(protocol)) => {
+        Ok(speaks) => spawn_serving(
+            shared,
+            guard,
+            Accepted::Plain(stream),
+            initial,
+            speaks,
+            peer,
+        ),
+        Err(error) => log_end(&shared, peer, Err(error)),
+    }
+}
+
+/// A connection to a TLS listener: the handshake in this task (a failure is counted
+/// by its reason and closes the connection), then what the listener serves, or on an
+/// `auto` listener what ALPN or the first bytes say, in a task of its own.
+async fn handshake_then_serve(
+    shared: Arc<Shared>,
+    guard: ConnectionGuard,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let Some(tls) = shared.listener.config.tls.clone() else {
+        return;
+    };
+    let mut stream = match tls.accept(stream).await {
+        Ok(stream) => stream,
+        Err(reason) => {
+            let listener = &shared.listener.config.name;
+            tracing::debug!(%peer, %listener, reason = reason.as_str(), "TLS handshake failed");
+            return;
+        }
+    };
+    let mut initial = BytesMut::new();
+    let speaks = match &shared.listener.config.protocol {
+        ListenerProtocol::Fixed(protocol) => Speaks::Framed(protocol.clone()),
+        ListenerProtocol::Http(_) => Speaks::Http,
+        ListenerProtocol::Auto { timeout } => {
+            let alpn = stream.get_ref().1.alpn_protocol();
+            if matches!(alpn, Some(b"h2" | b"http/1.1")) {
+                Speaks::Http
+            } else {
+                let registry = &shared.listener.registry;
+                match detect(registry, &mut stream, &mut initial, *timeout).await {
+                    Ok(speaks) => speaks,
+                    Err(error) => return log_end(&shared, peer, Err(error)),
+                }
+            }
+        }
+    };
+    let stream = Accepted::Tls(Box::new(stream));
+    spawn_serving(shared, guard, stream, initial, speaks, peer);
+}
+
+/// Serves a connection whose protocol is known in a task of its own.
+fn spawn_serving(
+    shared: Arc<Shared>,
+    guard: ConnectionGuard,
+    stream: Accepted,
+    initial: BytesMut,
+    speaks: Speaks,
+    peer: SocketAddr,
+) {
+    match speaks {
+        Speaks::Framed(protocol) => {
             tokio::spawn(async move {
                 let ended = serve_framed(&shared, guard, stream, initial, protocol, peer).await;
                 log_end(&shared, peer, ended);
             });
         }
-        Ok(Speaks::Http) => {
+        Speaks::Http => {
             tokio::spawn(async move {
                 let ended = serve_http(&shared, guard, stream, initial.freeze(), peer).await;
                 log_end(&shared, peer, ended);
             });
         }
-        Err(error) => log_end(&shared, peer, Err(error)),
     }
 }
 
@@ -202,12 +308,22 @@ async fn detect_then_serve(
 async fn serve_http(
     shared: &Shared,
     guard: ConnectionGuard,
-    stream: TcpStream,
+    stream: Accepted,
     initial: Bytes,
     peer: SocketAddr,
 ) -> Result<(), String> {
-    let (handler, options) = (shared.http.handler.clone(), shared.http.options.clone());
+    let handler = shared.http.handler.clone();
     let shutdown = shared.listener.shutdown.clone();
+    let stream = match stream {
+        Accepted::Plain(stream) => stream,
+        Accepted::Tls(stream) => {
+            let _guard = guard;
+            let options = shared.http.tls_options.clone();
+            let served = serve_connection(stream, initial, peer, handler, options, shutdown).await;
+            return served.map_err(|e| e.to_string());
+        }
+    };
+    let options = shared.http.options.clone();
     let served = match &shared.http.idle {
         Some(idle) => {
             let parker = idle.parker(Box::new(guard));
@@ -227,7 +343,7 @@ async fn serve_http(
 async fn serve_framed(
     shared: &Shared,
     guard: ConnectionGuard,
-    stream: TcpStream,
+    stream: Accepted,
     initial: BytesMut,
     protocol: Arc<dyn Protocol>,
     peer: SocketAddr,
@@ -247,15 +363,21 @@ async fn serve_framed(
     };
     let shutdown = listener.shutdown.clone();
     let name = protocol.name();
-    let served = match &shared.framed_idle {
-        Some(idle) => {
+    let served = match (stream, &shared.framed_idle) {
+        (Accepted::Tls(stream), _) => {
+            // A TLS stream cannot be split without a lock, nor parked.
+            let _guard = guard;
+            let (rd, wr) = tokio::io::split(*stream);
+            downstream::serve(rd, wr, initial, protocol, handler, options, shutdown).await
+        }
+        (Accepted::Plain(stream), Some(idle)) => {
             let parker = idle.parker(Box::new(guard));
             serve_parking(
                 stream, initial, protocol, handler, options, shutdown, parker,
             )
             .await
         }
-        None => {
+        (Accepted::Plain(stream), None) => {
             let _guard = guard;
             let (rd, wr) = stream.into_split();
             downstream::serve(rd, wr, initial, protocol, handler, options, shutdown).await
@@ -269,9 +391,9 @@ async fn serve_framed(
 
 /// Reads until a registered protocol, in registration order, claims the prefix (the
 /// registry's order alone decides: see [`Registry::detect`]).
-async fn detect(
+async fn detect<IO: AsyncRead + Unpin>(
     registry: &Registry,
-    stream: &mut TcpStream,
+    stream: &mut IO,
     buf: &mut BytesMut,
     timeout: Duration,
 ) -> Result<Speaks, String> {

@@ -120,6 +120,8 @@ pub struct Server {
     clusters: Arc<ClusterSet>,
     drain_timeout: Duration,
     access_logs: Vec<Arc<Sink>>,
+    /// Reloads TLS files when they change, while it lives.
+    _tls_rotation: Option<strait_tls::Rotation>,
 }
 
 impl Server {
@@ -164,6 +166,7 @@ impl Server {
         };
 
         let access_logs = open_access_logs(&config)?;
+        let tls_rotation = watch_tls_files(&config);
         let tracer = match &config.tracing {
             Some(t) => Some(Tracer::start(t).await.map_err(ServerError::Tracing)?),
             None => None,
@@ -252,6 +255,7 @@ impl Server {
             clusters,
             drain_timeout: config.drain_timeout,
             access_logs,
+            _tls_rotation: tls_rotation,
         })
     }
 
@@ -359,4 +363,26 @@ fn open_access_logs(config: &Config) -> Result<Vec<Arc<Sink>>, ServerError> {
         sinks.push(sink);
     }
     Ok(sinks)
+}
+
+/// Starts watching the TLS files of `config`'s listeners and clusters. A watch that
+/// cannot be set up is logged: the material loaded at start stays in use.
+fn watch_tls_files(config: &Config) -> Option<strait_tls::Rotation> {
+    let servers: Vec<_> = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.tls.clone())
+        .collect();
+    let clients: Vec<_> = config
+        .clusters
+        .iter()
+        .filter_map(|c| c.options.tls.clone())
+        .collect();
+    match strait_tls::Rotation::start(&servers, &clients) {
+        Ok(rotation) => rotation,
+        Err(error) => {
+            tracing::warn!(%error, "TLS files are not watched: certificates will not rotate");
+            None
+        }
+    }
 }

@@ -70,6 +70,40 @@ impl ReadHalf for tokio::net::tcp::OwnedReadHalf {
     }
 }
 
+/// The read half of a stream split with [`tokio::io::split`] (a TLS stream): it cannot
+/// wait for bytes without reading, so an idle connection holds its read buffer.
+impl<T: AsyncRead + Send> ReadHalf for tokio::io::ReadHalf<T> {
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// The write half of a downstream connection.
+pub trait WriteHalf: AsyncWrite + Unpin + Send {
+    /// Whether bytes accepted by a write may wait inside the writer until it is
+    /// flushed (TLS records); a plain socket sends them at once.
+    const BUFFERED: bool = true;
+}
+
+impl WriteHalf for tokio::net::tcp::OwnedWriteHalf {
+    const BUFFERED: bool = false;
+}
+
+impl<T: AsyncWrite + Send> WriteHalf for tokio::io::WriteHalf<T> {}
+
+/// Writes from `wbuf` (`Some(bytes written)`), or, once it is empty, flushes what a
+/// buffered writer still holds (`None`).
+async fn write_or_flush<W: WriteHalf>(
+    wr: &mut W,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    if wbuf.is_empty() {
+        wr.flush().await.map(|()| None)
+    } else {
+        wr.write_buf(wbuf).await.map(Some)
+    }
+}
+
 /// Reads into `rbuf`, taking a pooled buffer only once bytes are there to read.
 async fn read_some<R: ReadHalf>(rd: &mut R, rbuf: &mut BytesMut) -> std::io::Result<usize> {
     if rbuf.capacity() == 0 {
@@ -131,7 +165,7 @@ pub async fn serve<R, W, H>(
 ) -> Result<(), ServeError>
 where
     R: ReadHalf,
-    W: AsyncWrite + Unpin + Send,
+    W: WriteHalf,
     H: RequestHandler,
 {
     run(rd, wr, initial, protocol, handler, options, shutdown, None)
@@ -155,7 +189,7 @@ pub(crate) async fn run<R, W, H>(
 ) -> Result<Option<(R, W)>, ServeError>
 where
     R: ReadHalf,
-    W: AsyncWrite + Unpin + Send,
+    W: WriteHalf,
     H: RequestHandler,
 {
     let mut conn = Conn {
@@ -243,9 +277,11 @@ impl<H: RequestHandler> Conn<H> {
     ) -> Result<Option<(R, W)>, ServeError>
     where
         R: ReadHalf,
-        W: AsyncWrite + Unpin + Send,
+        W: WriteHalf,
     {
         let mut codec = self.protocol.new_codec(options.limits);
+        // Bytes a buffered writer (TLS) accepted but may not have sent yet.
+        let mut unflushed = false;
         let mut rbuf = initial;
         let mut completions = Vec::new();
         let mut reading = !*shutdown.borrow();
@@ -353,9 +389,11 @@ impl<H: RequestHandler> Conn<H> {
                     }
                     decode_pending |= held;
                 }
-                res = wr.write_buf(&mut self.wbuf), if !self.wbuf.is_empty() => {
-                    if res? == 0 {
-                        return Err(ServeError::Io(std::io::ErrorKind::WriteZero.into()));
+                res = write_or_flush(&mut wr, &mut self.wbuf), if !self.wbuf.is_empty() || unflushed => {
+                    match res? {
+                        Some(0) => return Err(ServeError::Io(std::io::ErrorKind::WriteZero.into())),
+                        Some(_) => unflushed = W::BUFFERED,
+                        None => unflushed = false,
                     }
                 }
                 res = read_some(&mut rd, &mut rbuf), if can_read => {

@@ -27,9 +27,11 @@ pub mod http;
 mod id_slab;
 pub mod idle_set;
 mod inbox;
+mod io;
 pub mod upstream;
 
 pub use context::{OutcomeCount, RequestContext, RequestEnd, Tally};
 pub use handler::{Connecting, RequestHandler, Route};
 pub use inbox::{Completion, Inbox, RequestToken};
+pub use io::{UpstreamIo, WrappedIo};
 pub use upstream::{HeartbeatCounters, UpstreamConnection, UpstreamError, UpstreamOptions};

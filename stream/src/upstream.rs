@@ -17,15 +17,14 @@ use parking_lot::Mutex;
 use strait_codec_framework::{
     CodecError, DecodeError, Frame, FrameKind, Limits, Protocol, ProxyFailure, RequestId,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::RequestContext;
 use crate::id_slab::IdSlab;
 use crate::inbox::{Completion, Inbox, RequestToken};
+use crate::io::UpstreamIo;
 
 /// Why a request could not be sent upstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,14 +162,22 @@ pub struct UpstreamConnection {
 impl UpstreamConnection {
     /// Runs the connection over an already connected stream.
     pub fn start(
-        stream: TcpStream,
+        stream: impl Into<UpstreamIo>,
         peer: SocketAddr,
         protocol: Arc<dyn Protocol>,
         options: UpstreamOptions,
     ) -> Self {
         let shared = Arc::new(Shared::new(protocol, peer, options, 64 * 1024));
-        let (rd, wr) = stream.into_split();
-        tokio::spawn(run(shared.clone(), rd, wr));
+        match stream.into() {
+            UpstreamIo::Tcp(stream) => {
+                let (rd, wr) = stream.into_split();
+                tokio::spawn(run(shared.clone(), rd, wr));
+            }
+            UpstreamIo::Wrapped(stream) => {
+                let (rd, wr) = tokio::io::split(stream);
+                tokio::spawn(run(shared.clone(), rd, wr));
+            }
+        }
         UpstreamConnection { shared }
     }
 
@@ -370,7 +377,11 @@ fn touch(shared: &Shared) {
     shared.last_activity.store(ms, Ordering::Relaxed);
 }
 
-async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
+async fn run<R, W>(shared: Arc<Shared>, rd: R, wr: W)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     let reason = tokio::select! {
         r = read_loop(&shared, rd) => r,
         r = write_loop(&shared, wr) => r,
@@ -397,7 +408,7 @@ async fn run(shared: Arc<Shared>, rd: OwnedReadHalf, wr: OwnedWriteHalf) {
     }
 }
 
-async fn read_loop(shared: &Shared, mut rd: OwnedReadHalf) -> String {
+async fn read_loop<R: AsyncRead + Unpin>(shared: &Shared, mut rd: R) -> String {
     let mut codec = shared.protocol.new_codec(shared.options.limits);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut frames = Vec::new();
@@ -508,7 +519,7 @@ fn deliver(done: &mut Vec<(Arc<Inbox>, Completion)>, run: &mut Vec<Completion>) 
     }
 }
 
-async fn write_loop(shared: &Shared, mut wr: OwnedWriteHalf) -> String {
+async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, mut wr: W) -> String {
     let mut out = BytesMut::with_capacity(64 * 1024);
     loop {
         {
@@ -523,7 +534,14 @@ async fn write_loop(shared: &Shared, mut wr: OwnedWriteHalf) -> String {
             shared.writer.notified().await;
             continue;
         }
-        if let Err(e) = wr.write_all(&out).await {
+        // A TLS writer may hold the last record until flushed (a socket's flush is
+        // a no-op).
+        if let Err(e) = async {
+            wr.write_all(&out).await?;
+            wr.flush().await
+        }
+        .await
+        {
             return format!("write error: {e}");
         }
         out.clear();

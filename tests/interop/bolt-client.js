@@ -24,6 +24,7 @@ try {
     count: 'int', concurrency: 'int', timeout: 'int', oneway: 'bool', 'oneway-wait': 'int',
     heartbeat: 'bool', heartbeats: 'int', 'java-headers': 'bool', 'target-app': 'string',
     header: 'list', verbose: 'bool', 'then-calls': 'int',
+    'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'tls-name': 'string',
   });
   if (!opts.target || !/^[^:]+:\d+$/.test(opts.target)) throw new Error('--target HOST:PORT is required');
   opts.proto = opts.proto || 'v1';
@@ -51,6 +52,31 @@ try {
 }
 
 const logger = makeLogger('bolt-client', opts.verbose);
+
+// --tls-ca: the client's connections go through tls.connect (verifying the server's
+// certificate against the CA, for --tls-name, default localhost; --tls-cert and
+// --tls-key add a client certificate). sofa-rpc-node opens its sockets with
+// net.connect(port, host) and waits for 'connect': a TLS socket stands in, and says
+// 'connect' once its handshake is done.
+if (opts['tls-ca']) {
+  const net = require('net');
+  const tls = require('tls');
+  const fs = require('fs');
+  const plainConnect = net.connect;
+  net.connect = function(port, host) {
+    if (typeof port === 'object') return plainConnect.apply(net, arguments);
+    const socket = tls.connect({
+      port: Number(port),
+      host,
+      servername: opts['tls-name'] || 'localhost',
+      ca: fs.readFileSync(opts['tls-ca']),
+      cert: opts['tls-cert'] ? fs.readFileSync(opts['tls-cert']) : undefined,
+      key: opts['tls-key'] ? fs.readFileSync(opts['tls-key']) : undefined,
+    });
+    socket.once('secureConnect', () => socket.emit('connect'));
+    return socket;
+  };
+}
 
 // Record the first request frame's fixed header as it left the encoder, and
 // every response/heartbeat ack status, via the decode tap.

@@ -52,6 +52,7 @@ def parse_args(argv):
     p.add_argument('--heartbeats', type=int, default=0)
     p.add_argument('--per-call', action='store_true')
     p.add_argument('--verbose', action='store_true')
+    p.add_argument('--tls-ca', default=None, help='connect over TLS, verifying against this CA')
     try:
         o = p.parse_args(argv)
     except SystemExit as e:
@@ -131,7 +132,8 @@ def main():
     encoder_mod.get_invoke_id = get_invoke_id
 
     client = DubboClient(opts.service, opts.group, version=opts.version,
-                         dubbo_version=opts.dubbo_version, host=opts.target)
+                         dubbo_version=opts.dubbo_version, host=opts.target,
+                         verify=opts.tls_ca)
 
     summary = {
         'ok': 0, 'errors': {}, 'error_samples': {}, 'statuses': {}, 'backends': {},

@@ -60,6 +60,8 @@ pub struct ClusterOptions {
     pub endpoints: Vec<Endpoint>,
     /// How the hosts are found: as listed, or by DNS names re-resolved periodically.
     pub discovery: Discovery,
+    /// TLS for every connection to the hosts (traffic and health checks), if any.
+    pub tls: Option<Arc<strait_tls::ClientTls>>,
 }
 
 /// How a cluster finds its hosts.
@@ -357,6 +359,7 @@ impl Cluster {
             name,
             health: health.clone(),
             breakers: breakers.clone(),
+            tls: options.tls.clone(),
         };
         let messages_mode = matches!(options.transport, Transport::Messages { .. });
         let endpoints = match &options.discovery {
@@ -1211,6 +1214,7 @@ mod tests {
             connection: UpstreamOptions::default(),
             endpoints: Vec::new(),
             discovery: Discovery::Static,
+            tls: None,
         }
     }
 }

@@ -20,9 +20,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use strait_codec_framework::{Limits, PoolMode, Protocol};
+use strait_stream::UpstreamIo;
 use strait_stream::http::{Body, ClientOptions, Http1Connection, Http2Connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -128,13 +128,15 @@ pub(crate) async fn run(
                 _ = stop.changed() => return,
             }
         }
-        let verdict =
-            match tokio::time::timeout(check.timeout, probe(&check.kind, host.addr(), &speaks))
-                .await
-            {
-                Ok(verdict) => verdict,
-                Err(_) => Err(format!("no answer within {:?}", check.timeout)),
-            };
+        let verdict = match tokio::time::timeout(
+            check.timeout,
+            probe(&check.kind, host.addr(), host.tls(), &speaks),
+        )
+        .await
+        {
+            Ok(verdict) => verdict,
+            Err(_) => Err(format!("no answer within {:?}", check.timeout)),
+        };
         if host.removed() {
             continue; // it left while probed: its verdict no longer counts
         }
@@ -182,13 +184,11 @@ pub(crate) async fn run(
 pub(crate) async fn probe(
     kind: &CheckKind,
     addr: std::net::SocketAddr,
+    tls: Option<&strait_tls::ClientTls>,
     speaks: &Speaks,
 ) -> Result<(), String> {
-    // The check's own connection (TLS, when it comes, wraps it here for every kind).
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    // The check's own connection, with the cluster's TLS settings, for every kind.
+    let stream = crate::connect::connect(addr, tls).await?;
     match (kind, speaks) {
         (CheckKind::Tcp, _) => Ok(()),
         (CheckKind::Protocol, Speaks::Framed(protocol)) => {
@@ -264,7 +264,7 @@ fn prepare_h2(mut request: Request<Body>, authority: &str) -> Result<Request<Bod
 }
 
 /// Sends the protocol's health-check request and waits for its answer.
-async fn protocol_probe(mut stream: TcpStream, protocol: &dyn Protocol) -> Result<(), String> {
+async fn protocol_probe(mut stream: UpstreamIo, protocol: &dyn Protocol) -> Result<(), String> {
     const ID: u64 = 1;
     let request = protocol
         .health_check_request(ID)
@@ -309,7 +309,7 @@ async fn protocol_probe(mut stream: TcpStream, protocol: &dyn Protocol) -> Resul
 
 /// `grpc.health.v1.Health/Check` for `service`: passes when the answer is `SERVING`.
 async fn grpc_probe(
-    stream: TcpStream,
+    stream: UpstreamIo,
     client: &ClientOptions,
     authority: &str,
     service: &str,
@@ -490,16 +490,23 @@ mod tests {
             expected_statuses: expected,
         };
         let (ok, seen) = http_backend(200).await;
-        probe(&check(vec![200..=200]), ok, &speaks).await.unwrap();
+        probe(&check(vec![200..=200]), ok, None, &speaks)
+            .await
+            .unwrap();
         assert_eq!(seen.lock().as_slice(), ["GET /healthz HTTP/1.1"]);
         let (unavailable, _) = http_backend(503).await;
-        let error = probe(&check(vec![200..=200]), unavailable, &speaks)
+        let error = probe(&check(vec![200..=200]), unavailable, None, &speaks)
             .await
             .unwrap_err();
         assert_eq!(error, "status 503");
-        probe(&check(vec![200..=204, 500..=599]), unavailable, &speaks)
-            .await
-            .unwrap();
+        probe(
+            &check(vec![200..=204, 500..=599]),
+            unavailable,
+            None,
+            &speaks,
+        )
+        .await
+        .unwrap();
     }
 
     /// A lenproto host that answers heartbeats with their ack.
@@ -542,8 +549,12 @@ mod tests {
         use strait_example_lenproto::LenProto;
         let speaks = Speaks::Framed(Arc::new(LenProto));
         let backend = heartbeat_backend().await;
-        probe(&CheckKind::Protocol, backend, &speaks).await.unwrap();
-        probe(&CheckKind::Tcp, backend, &speaks).await.unwrap();
+        probe(&CheckKind::Protocol, backend, None, &speaks)
+            .await
+            .unwrap();
+        probe(&CheckKind::Tcp, backend, None, &speaks)
+            .await
+            .unwrap();
         let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let silent_addr = silent.local_addr().unwrap();
         let held = tokio::spawn(async move {
@@ -553,7 +564,7 @@ mod tests {
         });
         let timed = tokio::time::timeout(
             Duration::from_millis(200),
-            probe(&CheckKind::Protocol, silent_addr, &speaks),
+            probe(&CheckKind::Protocol, silent_addr, None, &speaks),
         )
         .await;
         assert!(timed.is_err(), "a silent host never passes");
@@ -562,15 +573,16 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let error = probe(&CheckKind::Protocol, refused, &speaks)
+        let error = probe(&CheckKind::Protocol, refused, None, &speaks)
             .await
             .unwrap_err();
-        assert!(error.starts_with("connect:"), "{error}");
+        assert!(error.starts_with("connect to "), "{error}");
         let error = probe(
             &CheckKind::Grpc {
                 service_name: String::new(),
             },
             backend,
+            None,
             &speaks,
         )
         .await

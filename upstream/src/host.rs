@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use strait_codec_framework::{Outcome, Protocol};
+use strait_stream::UpstreamIo;
 use strait_stream::{UpstreamConnection, UpstreamOptions};
-use tokio::net::TcpStream;
+use strait_tls::ClientTls;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::breakers::Breakers;
+use crate::connect::connect;
 use crate::health::{ClusterHealth, EjectReason, HealthSnapshot, HostHealth};
 use crate::lb::LbHost;
 use crate::message_pool::HostPool;
@@ -47,6 +49,8 @@ pub struct Host {
     /// Set while the host is out of its cluster (its DNS name stopped naming it): it
     /// takes no new request; its place is kept in case it comes back.
     removed: AtomicBool,
+    /// The cluster's TLS, if its connections use it.
+    tls: Option<Arc<ClientTls>>,
 }
 
 /// One connection position in a host's pool; reconnected when its connection dies.
@@ -93,6 +97,8 @@ pub(crate) struct ClusterShared {
     pub(crate) name: Arc<str>,
     pub(crate) health: Arc<ClusterHealth>,
     pub(crate) breakers: Arc<Breakers>,
+    /// The cluster's TLS, if its connections use it.
+    pub(crate) tls: Option<Arc<ClientTls>>,
 }
 
 /// What a connection needs, shared by every host of a cluster.
@@ -119,6 +125,7 @@ impl Host {
         Host {
             message_pool: messages.then(|| HostPool::new(shared.breakers.connections.clone())),
             removed: AtomicBool::new(false),
+            tls: shared.tls.clone(),
             breakers: shared.breakers.clone(),
             health: HostHealth::new(&shared.health, pending_check),
             cluster_health: shared.health.clone(),
@@ -140,6 +147,11 @@ impl Host {
             failures: AtomicU64::new(0),
             unknown_responses: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The host's address.
+    pub(crate) fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_deref()
     }
 
     /// The host's address.
@@ -236,21 +248,19 @@ impl Host {
         &self,
         timeout: Duration,
         live: bool,
-        handshake: impl AsyncFnOnce(TcpStream) -> Result<T, String>,
+        handshake: impl AsyncFnOnce(UpstreamIo) -> Result<T, String>,
     ) -> Result<T, OpenError> {
         if !self.breakers.reserve_connection() {
             return Err(OpenError::Overflow);
         }
         let addr = self.addr;
-        let connected = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                // Requests and answers are written whole: no Nagle delay on the last segment.
-                let _ = stream.set_nodelay(true);
-                handshake(stream).await
-            }
-            Ok(Err(error)) => Err(format!("connect to {addr}: {error}")),
-            Err(_) => Err(format!("connect to {addr}: timed out")),
-        };
+        // The bound covers the TLS handshake too.
+        let connected =
+            match tokio::time::timeout(timeout, connect(addr, self.tls.as_deref())).await {
+                Ok(Ok(stream)) => handshake(stream).await,
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(format!("connect to {addr}: timed out")),
+            };
         match &connected {
             Ok(_) => {
                 let failed_before = self.backoff.lock().succeeded();
@@ -540,7 +550,7 @@ mod tests {
         listener.local_addr().unwrap()
     }
 
-    async fn plain(stream: TcpStream) -> Result<TcpStream, String> {
+    async fn plain(stream: UpstreamIo) -> Result<UpstreamIo, String> {
         Ok(stream)
     }
 
@@ -551,6 +561,7 @@ mod tests {
             name: "c".into(),
             health: Arc::new(ClusterHealth::new(1, None, None)),
             breakers,
+            tls: None,
         }
     }
 
@@ -580,7 +591,7 @@ mod tests {
         // A failed handshake is a failed connect too; a good one resets the backoff.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up = test_host(listener.local_addr().unwrap());
-        let refuse = async |_: TcpStream| Err::<(), _>("handshake refused".to_string());
+        let refuse = async |_: UpstreamIo| Err::<(), _>("handshake refused".to_string());
         let error = up.open(TIMEOUT, false, refuse).await.unwrap_err();
         assert_eq!(error, OpenError::Failed("handshake refused".into()));
         assert_eq!(up.counters().2, 1);

@@ -8,6 +8,7 @@
 mod backoff;
 mod breakers;
 mod cluster;
+mod connect;
 mod health;
 mod health_check;
 mod host;

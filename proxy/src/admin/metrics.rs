@@ -34,6 +34,9 @@ pub(super) fn exposition(state: &AdminState) -> Exposition {
         dropped.int(&[("path", &target)], sink.dropped());
     }
     out.add(dropped);
+    for family in tls_families(state) {
+        out.add(family);
+    }
     if let Some(tracer) = &state.tracer {
         let stats = tracer.stats();
         for (name, help, value) in [
@@ -214,4 +217,63 @@ fn cluster_families(clusters: &[&Arc<Cluster>]) -> Vec<Family> {
         host_connections,
         host_active,
     ]
+}
+
+/// Handshakes, failures by reason, certificate expiry and rotations of every listener's
+/// and cluster's TLS context.
+fn tls_families(state: &AdminState) -> Vec<Family> {
+    use Kind::{Counter, Gauge};
+    let mut handshakes = Family::new(
+        "strait_tls_handshakes",
+        "TLS handshakes completed, by listener (side=listener) or cluster (side=cluster).",
+        Counter,
+    );
+    let mut failures = Family::new(
+        "strait_tls_handshake_failures",
+        "TLS handshakes that failed, by reason (not_tls, no_client_certificate, untrusted_certificate, expired_certificate, wrong_name, ...).",
+        Counter,
+    );
+    let mut expiry = Family::new(
+        "strait_tls_certificate_expiry_seconds",
+        "When each certificate in use stops being valid (notAfter), in seconds since the Unix epoch.",
+        Gauge,
+    );
+    let mut rotations = Family::new(
+        "strait_tls_rotations",
+        "Times changed certificate, key or CA files were loaded (result=loaded), or failed to load and the previous material was kept (result=failed).",
+        Counter,
+    );
+    let listeners = state.config.listeners.iter().filter_map(|l| {
+        let tls = l.tls.as_deref()?;
+        Some(("listener", tls.name(), tls.stats(), tls.expiry()))
+    });
+    let clusters = state.config.clusters.iter().filter_map(|c| {
+        let tls = c.options.tls.as_deref()?;
+        Some(("cluster", tls.name(), tls.stats(), tls.expiry()))
+    });
+    for (side, name, stats, expires) in listeners.chain(clusters) {
+        let who = [("side", side), ("name", name)];
+        handshakes.int(&who, stats.handshakes());
+        for (reason, n) in stats.failures() {
+            failures.int(
+                &[("side", side), ("name", name), ("reason", reason.as_str())],
+                n,
+            );
+        }
+        for e in expires {
+            let file = e.file.display().to_string();
+            let seconds = u64::try_from(e.not_after).unwrap_or(0);
+            expiry.int(&[("side", side), ("name", name), ("file", &file)], seconds);
+        }
+        let (loaded, failed) = stats.rotations();
+        rotations.int(
+            &[("side", side), ("name", name), ("result", "loaded")],
+            loaded,
+        );
+        rotations.int(
+            &[("side", side), ("name", name), ("result", "failed")],
+            failed,
+        );
+    }
+    vec![handshakes, failures, expiry, rotations]
 }

@@ -29,6 +29,9 @@ pub struct FileConfig {
     /// Where spans go.
     #[serde(default)]
     pub tracing: Option<S<TracingFile>>,
+    /// Reload the configuration when this file changes.
+    #[serde(default)]
+    pub watch: Option<S<bool>>,
 }
 
 /// `tracing:`
@@ -77,6 +80,64 @@ pub struct ListenerFile {
     /// One line per request.
     #[serde(default)]
     pub access_log: Option<S<AccessLogFile>>,
+    /// TLS termination.
+    #[serde(default)]
+    pub tls: Option<S<ListenerTlsFile>>,
+}
+
+/// `tls:` of a listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsFile {
+    /// At least one certificate; the first without `server_names` is the default.
+    pub certificates: Vec<S<CertificateFile>>,
+    /// ALPN protocols offered, in preference order.
+    #[serde(default)]
+    pub alpn: Option<Vec<S<String>>>,
+    /// `1.2` or `1.3`.
+    #[serde(default)]
+    pub min_version: Option<S<String>>,
+    /// CA bundle client certificates are verified against.
+    #[serde(default)]
+    pub client_ca_file: Option<S<String>>,
+    /// Refuse clients that send no certificate.
+    #[serde(default)]
+    pub require_client_certificate: Option<S<bool>>,
+    /// SANs one of which a client certificate must carry.
+    #[serde(default)]
+    pub allowed_sans: Vec<S<String>>,
+    /// Bound on a handshake.
+    #[serde(default)]
+    pub handshake_timeout: Option<S<String>>,
+}
+
+/// One entry of a listener's `tls.certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFile {
+    pub cert_file: S<String>,
+    pub key_file: S<String>,
+    /// SNI names this certificate answers for.
+    #[serde(default)]
+    pub server_names: Vec<S<String>>,
+}
+
+/// `tls:` of a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsFile {
+    #[serde(default)]
+    pub server_name: Option<S<String>>,
+    #[serde(default)]
+    pub ca_file: Option<S<String>>,
+    #[serde(default)]
+    pub cert_file: Option<S<String>>,
+    #[serde(default)]
+    pub key_file: Option<S<String>>,
+    #[serde(default)]
+    pub alpn: Option<Vec<S<String>>>,
+    #[serde(default)]
+    pub insecure_skip_verify: Option<S<bool>>,
 }
 
 /// `access_log:` of a listener.
@@ -385,6 +446,9 @@ pub struct ClusterFile {
     #[serde(default)]
     pub dns_refresh_rate: Option<S<String>>,
     pub endpoints: Vec<S<EndpointFile>>,
+    /// TLS to the hosts.
+    #[serde(default)]
+    pub tls: Option<S<ClusterTlsFile>>,
 }
 
 /// `hash_key:` of a cluster: one of the two.

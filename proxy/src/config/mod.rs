@@ -85,6 +85,8 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     /// Tracing, if configured.
     pub tracing: Option<strait_telemetry::tracer::TracingConfig>,
+    /// Reload when the file changes (`watch: true`).
+    pub watch: bool,
     /// The effective configuration as JSON, for `/config_dump`.
     pub dump: serde_json::Value,
 }
@@ -110,6 +112,8 @@ pub struct ListenerConfig {
     pub http: Arc<ServerOptions>,
     /// Where and how requests are logged, if they are.
     pub access_log: Option<AccessLogConfig>,
+    /// TLS termination, if the listener has it.
+    pub tls: Option<Arc<strait_tls::ServerTls>>,
 }
 
 /// A checked `access_log`.

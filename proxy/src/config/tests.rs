@@ -60,7 +60,7 @@ fn unknown_key_names_line_and_key() {
         "strait.yaml:22:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid \
          here are: name, protocol, lb_policy, hash_key, connect_timeout, max_connections_per_host, \
          preconnect, max_requests, max_frame_size, heartbeat, http, health_check, \
-         outlier_detection, circuit_breakers, slow_start, panic_threshold, type, dns_refresh_rate, endpoints"
+         outlier_detection, circuit_breakers, slow_start, panic_threshold, type, dns_refresh_rate, endpoints, tls"
     );
 }
 
@@ -913,7 +913,7 @@ fn broken_configs_get_one_clear_error_each() {
             "strait.yaml:26:5: clusters[0].lb_polcy: unknown key \"lb_polcy\"; the keys valid here \
              are: name, protocol, lb_policy, hash_key, connect_timeout, max_connections_per_host, preconnect, \
              max_requests, max_frame_size, heartbeat, http, health_check, outlier_detection, \
-             circuit_breakers, slow_start, panic_threshold, type, dns_refresh_rate, endpoints",
+             circuit_breakers, slow_start, panic_threshold, type, dns_refresh_rate, endpoints, tls",
         ),
         (
             "a key set twice: both lines, no library hint",

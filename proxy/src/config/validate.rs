@@ -27,6 +27,7 @@ use strait_telemetry::tracer::{Provider, TracingConfig};
 mod http;
 mod resilience;
 mod routes;
+mod tls;
 
 use routes::{build_route_table, check_listener_routes, route_dump};
 
@@ -245,6 +246,11 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
             .as_ref()
             .map(|a| access_log(&cx, &a.value, &format!("{key}.access_log")))
             .transpose()?;
+        let tls = l
+            .tls
+            .as_ref()
+            .map(|t| tls::listener_tls(&cx, t, &format!("{key}.tls"), &l.name.value, &protocol))
+            .transpose()?;
         listeners.push(ListenerConfig {
             name: l.name.value.clone(),
             address,
@@ -263,6 +269,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
             )?,
             http: Arc::new(http),
             access_log,
+            tls,
         });
     }
 
@@ -283,9 +290,14 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
             }),
         );
     }
+    let watch = parsed.watch.as_ref().is_some_and(|w| w.value);
+    if let (true, Some(map)) = (watch, dump.as_object_mut()) {
+        map.insert("watch".into(), json!(true));
+    }
     Ok(Config {
         admin,
         drain_timeout,
+        watch,
         dump,
         listeners,
         clusters,
@@ -618,6 +630,13 @@ fn build_clusters(
             connection,
             endpoints,
             discovery,
+            tls: c
+                .tls
+                .as_ref()
+                .map(|t| {
+                    tls::cluster_tls(cx, t, &format!("{key}.tls"), &c.name.value, transport_name)
+                })
+                .transpose()?,
         };
         out.push(ClusterConfig { options, http });
     }
@@ -695,6 +714,7 @@ fn dump(
                     },
                     "format": a.format_text,
                 })),
+                "tls": l.tls.as_deref().map(tls::listener_dump),
             })
         }).collect::<Vec<_>>(),
         "route_configs": parsed.route_configs.iter().map(|rc| json!({
@@ -731,6 +751,7 @@ fn dump(
                 Discovery::StrictDns { names, .. } => names.iter().map(|n| json!({ "address": format!("{}:{}", n.host, n.port), "weight": n.weight })).collect::<Vec<_>>(),
                 Discovery::Static => c.endpoints.iter().map(|e| json!({ "address": e.addr.to_string(), "weight": e.weight })).collect::<Vec<_>>(),
             },
+            "tls": c.tls.as_deref().map(tls::cluster_dump),
         }))).collect::<Vec<_>>(),
     });
     drop_unset(&mut dump);

@@ -11,6 +11,7 @@ mod http;
 mod promtool;
 mod scaffold;
 mod support;
+mod tls;
 
 use std::time::{Duration, Instant};
 

@@ -200,7 +200,7 @@ async fn run_health_check(wire: Wire) {
     assert!(
         up["hosts"][1]["health_check"]["failure"]
             .as_str()
-            .is_some_and(|f| f.starts_with("connect:")),
+            .is_some_and(|f| f.starts_with("connect to ")),
         "{label}: the reason is shown: {up:#}"
     );
 

@@ -285,6 +285,13 @@ async def main_async(args):
 
     config = Config()
     config.bind = ["fd://%d" % sock.fileno()]
+    if args.certfile:
+        # TLS, with client certificates required when a CA is given (mTLS).
+        import ssl
+        config.certfile, config.keyfile = args.certfile, args.keyfile
+        if args.ca_certs:
+            config.ca_certs = args.ca_certs
+            config.verify_mode = ssl.CERT_REQUIRED
     config.accesslog = None
     config.errorlog = "-"
     config.loglevel = "WARNING"
@@ -306,6 +313,9 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--name", default="backend")
     parser.add_argument("--keep-alive", type=float, default=600.0, help="idle keep-alive timeout, seconds")
+    parser.add_argument("--certfile", help="serve TLS with this certificate chain")
+    parser.add_argument("--keyfile", help="the certificate's key")
+    parser.add_argument("--ca-certs", help="require client certificates signed by this CA")
     args = parser.parse_args()
     NAME = args.name
     try:

@@ -95,6 +95,10 @@ def main():
     parser.add_argument("--load-count", type=int, default=1000)
     parser.add_argument("--load-concurrency", type=int, default=20)
     parser.add_argument("--load-slow-ms", type=int, default=0, help="load calls Slow(N ms) instead of Unary")
+    parser.add_argument("--tls-ca", help="connect over TLS, verifying against this CA")
+    parser.add_argument("--tls-cert", help="client certificate chain (mTLS)")
+    parser.add_argument("--tls-key", help="client certificate key (mTLS)")
+    parser.add_argument("--tls-name", default="localhost", help="the name the server certificate must carry")
     parser.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
                         help="more metadata on every call (a traceparent...)")
     args = parser.parse_args()
@@ -102,7 +106,18 @@ def main():
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.enable_retries", 0)]
     if args.authority:
         options.append(("grpc.default_authority", args.authority))
-    channel = grpc.insecure_channel(args.target, options=options)
+    if args.tls_ca:
+        # TLS channel credentials (mTLS with --tls-cert and --tls-key).
+        read = lambda path: open(path, "rb").read() if path else None
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=read(args.tls_ca),
+            private_key=read(args.tls_key),
+            certificate_chain=read(args.tls_cert),
+        )
+        options.append(("grpc.ssl_target_name_override", args.tls_name))
+        channel = grpc.secure_channel(args.target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(args.target, options=options)
     stub = services.InteropStub(channel)
     timeout = args.timeout_ms / 1000.0
     md = [("x-client-meta", "hello-from-grpcio"), ("x-client-bin", CLIENT_BIN)]

@@ -203,6 +203,9 @@ impl ServerIo for tokio::net::TcpStream {
 
 impl ServerIo for tokio::io::DuplexStream {}
 
+/// A boxed stream (a TLS stream over TCP): served in its task, never parked.
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ServerIo for Box<T> {}
+
 /// Offset of the type byte of the first frame after the 24-byte HTTP/2 preface.
 const FIRST_FRAME_TYPE: usize = 24 + 3;
 /// HTTP/2 frame type SETTINGS.
