@@ -13,10 +13,15 @@ use strait_stream::{OutcomeCount, RequestContext, RequestEnd, RequestHandler, Ro
 use strait_upstream::Selected;
 
 use crate::core::{ListenerPipeline, effective_timeout};
+use crate::slot::ListenerSlot;
 
 /// Handles the requests of one framed downstream connection.
 pub struct FramedForwarder {
     listener: Arc<ListenerPipeline>,
+    /// Where a reloaded configuration's pipeline appears, and the version of it this
+    /// handler routes with.
+    slot: Arc<ListenerSlot>,
+    version: u64,
     protocol: Arc<dyn Protocol>,
     peer: Option<SocketAddr>,
     /// The views of this connection's requests in flight, by
@@ -26,14 +31,18 @@ pub struct FramedForwarder {
 }
 
 impl FramedForwarder {
-    /// The handler of a connection of `listener` speaking `protocol`, from `peer`.
+    /// The handler of a connection of the listener in `slot` speaking `protocol`, from
+    /// `peer`.
     pub fn new(
-        listener: Arc<ListenerPipeline>,
+        slot: Arc<ListenerSlot>,
         protocol: Arc<dyn Protocol>,
         peer: Option<SocketAddr>,
     ) -> Self {
+        let (version, listener) = slot.versioned();
         FramedForwarder {
             listener,
+            slot,
+            version,
             protocol,
             peer,
             views: Mutex::new(Slab::new()),
@@ -113,6 +122,14 @@ impl RequestHandler for FramedForwarder {
             }),
             attempt_timeout,
         ))
+    }
+
+    fn successor(&self) -> Option<Arc<Self>> {
+        if self.slot.version() == self.version {
+            return None;
+        }
+        let next = FramedForwarder::new(self.slot.clone(), self.protocol.clone(), self.peer);
+        Some(Arc::new(next))
     }
 
     fn count(&self, counts: &mut dyn Iterator<Item = OutcomeCount>) {

@@ -21,7 +21,9 @@
 mod core;
 mod framed;
 mod http;
+mod slot;
 
 pub use crate::core::{ClusterSet, DEFAULT_ROUTE_TIMEOUT, ListenerPipeline, Pipeline};
 pub use crate::framed::FramedForwarder;
 pub use crate::http::HttpForwarder;
+pub use crate::slot::ListenerSlot;

@@ -18,7 +18,9 @@ use tokio::sync::watch;
 
 use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::server::{ConnectionGuard, Connections};
-use strait_pipeline::{FramedForwarder, HttpForwarder, ListenerPipeline, Pipeline};
+use arc_swap::ArcSwap;
+use strait_pipeline::{FramedForwarder, HttpForwarder, ListenerPipeline, ListenerSlot, Pipeline};
+use tokio::task::JoinHandle;
 use strait_telemetry::ListenerMetrics;
 use strait_telemetry::access_log::AccessLog;
 use strait_telemetry::tracer::Tracer;
@@ -31,6 +33,8 @@ pub(crate) struct Listener {
     pub(crate) registry: Arc<Registry>,
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) connections: Arc<Connections>,
+    /// Turns true when the listener's connections must drain (shutdown, or the
+    /// listener was removed by a reload).
     pub(crate) shutdown: watch::Receiver<bool>,
     /// The listener's request metrics (and request hook), when they are recorded.
     pub(crate) metrics: Option<Arc<ListenerMetrics>>,
@@ -52,6 +56,16 @@ impl Listener {
             .chain(tracer)
             .chain(access_log)
             .collect()
+    }
+
+    /// Its entry into the pipeline: its routes, the snapshot's clusters, its hooks.
+    fn entry(&self) -> Arc<ListenerPipeline> {
+        Arc::new(ListenerPipeline::new(
+            &self.config.name,
+            self.config.routes.clone(),
+            self.pipeline.clone(),
+            self.hooks(),
+        ))
     }
 }
 
@@ -81,50 +95,98 @@ enum Speaks {
     Http,
 }
 
-/// What every connection of one listener shares.
+/// What every connection of one listener shares, for one version of its
+/// configuration: a connection keeps the version it was accepted with (its TLS, its
+/// limits); its requests take the listener's current routes and clusters from `slot`.
 struct Shared {
     listener: Listener,
-    entry: Arc<ListenerPipeline>,
+    slot: Arc<ListenerSlot>,
     http: HttpServing,
     /// Where its idle framed connections wait without a task (`None` for an `http`
     /// listener, or if the system gave no poll instance: they then keep their tasks).
     framed_idle: Option<IdleFramed<FramedForwarder>>,
 }
 
-pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
-    let entry = Arc::new(ListenerPipeline::new(
-        &listener.config.name,
-        listener.config.routes.clone(),
-        listener.pipeline.clone(),
-        listener.hooks(),
-    ));
-    // Only a listener that may serve HTTP gets an HTTP idle set (and its thread), and
-    // only one that may serve framed protocols a framed one.
-    let serves_http = !matches!(listener.config.protocol, ListenerProtocol::Fixed(_));
-    let serves_framed = !matches!(listener.config.protocol, ListenerProtocol::Http(_));
-    let name = &listener.config.name;
-    let idle = serves_http
-        .then(|| IdleConnections::new(&listener.config.http, listener.shutdown.clone()))
-        .and_then(|made| idle_or_warn(name, "HTTP/1.1", made));
-    let framed_idle = serves_framed
-        .then(|| IdleFramed::new(listener.shutdown.clone()))
-        .and_then(|made| idle_or_warn(name, "framed", made));
-    let tls_options = Arc::new(ServerOptions {
-        scheme: strait_codec_http::Scheme::Https,
-        ..(*listener.config.http).clone()
-    });
-    let http = HttpServing {
-        handler: Arc::new(HttpForwarder::new(entry.clone())),
-        idle,
-        options: listener.config.http.clone(),
-        tls_options,
-    };
-    let shared = Arc::new(Shared {
-        listener,
-        entry,
-        http,
-        framed_idle,
-    });
+impl Shared {
+    /// The shared state of `listener`, with the idle sets of `previous` (the same
+    /// listener's older version) when it had them.
+    fn new(listener: Listener, slot: Arc<ListenerSlot>, previous: Option<&Shared>) -> Shared {
+        // Only a listener that may serve HTTP gets an HTTP idle set (and its thread), and
+        // only one that may serve framed protocols a framed one.
+        let serves_http = !matches!(listener.config.protocol, ListenerProtocol::Fixed(_));
+        let serves_framed = !matches!(listener.config.protocol, ListenerProtocol::Http(_));
+        let name = &listener.config.name;
+        let reused = |prev: Option<&Shared>| prev.and_then(|p| p.http.idle.clone());
+        let idle = serves_http
+            .then(|| match reused(previous) {
+                Some(idle) => Some(idle),
+                None => idle_or_warn(
+                    name,
+                    "HTTP/1.1",
+                    IdleConnections::new(&listener.config.http, listener.shutdown.clone()),
+                ),
+            })
+            .flatten();
+        let framed_idle = serves_framed
+            .then(|| match previous.and_then(|p| p.framed_idle.clone()) {
+                Some(idle) => Some(idle),
+                None => idle_or_warn(name, "framed", IdleFramed::new(listener.shutdown.clone())),
+            })
+            .flatten();
+        let tls_options = Arc::new(ServerOptions {
+            scheme: strait_codec_http::Scheme::Https,
+            ..(*listener.config.http).clone()
+        });
+        let http = HttpServing {
+            handler: Arc::new(HttpForwarder::new(slot.clone())),
+            idle,
+            options: listener.config.http.clone(),
+            tls_options,
+        };
+        Shared {
+            listener,
+            slot,
+            http,
+            framed_idle,
+        }
+    }
+}
+
+/// A running listener: its accept loop, and the versions of its configuration.
+pub(crate) struct Handle {
+    shared: Arc<ArcSwap<Shared>>,
+    accept: JoinHandle<()>,
+}
+
+impl Handle {
+    /// Starts accepting on `socket` for `listener`.
+    pub(crate) fn spawn(listener: Listener, socket: TcpListener) -> Handle {
+        let slot = ListenerSlot::new(listener.entry());
+        let shared = Arc::new(ArcSwap::from_pointee(Shared::new(listener, slot, None)));
+        let accept = tokio::spawn(accept_loop(shared.clone(), socket));
+        Handle { shared, accept }
+    }
+
+    /// Takes a reloaded configuration of the same listener (same name and address):
+    /// the socket stays open; new connections take the new version, and every
+    /// connection's next requests the new routes and clusters.
+    pub(crate) fn update(&self, listener: Listener) {
+        let old = self.shared.load_full();
+        let slot = old.slot.clone();
+        let entry = listener.entry();
+        self.shared
+            .store(Arc::new(Shared::new(listener, slot.clone(), Some(&old))));
+        slot.replace(entry);
+    }
+
+    /// Stops accepting (the socket closes once the accept task has ended).
+    pub(crate) async fn stop(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+    }
+}
+
+async fn accept_loop(current: Arc<ArcSwap<Shared>>, socket: TcpListener) {
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(s) => s,
@@ -136,11 +198,11 @@ pub(crate) async fn accept_loop(listener: Listener, socket: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
+        let shared = current.load_full();
         let guard = shared
             .listener
             .connections
             .enter(shared.listener.metrics.as_ref());
-        let shared = shared.clone();
         // A connection's task holds only the future of what it speaks: an idle Bolt
         // connection must not carry the size of an HTTP server's state (a task is
         // allocated at the size of its largest state).
@@ -350,7 +412,7 @@ async fn serve_framed(
 ) -> Result<(), String> {
     let listener = &shared.listener;
     let handler = Arc::new(FramedForwarder::new(
-        shared.entry.clone(),
+        shared.slot.clone(),
         protocol.clone(),
         Some(peer),
     ));

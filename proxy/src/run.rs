@@ -171,22 +171,28 @@ fn wants_colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Serves until SIGTERM or SIGINT; SIGUSR1 meanwhile reopens the access logs (after
-/// log rotation moved their files).
+/// Serves until SIGTERM or SIGINT; meanwhile SIGHUP reloads the configuration file
+/// and SIGUSR1 reopens the access logs (after log rotation moved their files).
 async fn wait_for_signal(server: &Server) {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::user_defined1()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(mut term), Ok(mut int), Ok(mut usr1)) => loop {
+        (Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut hup)) => loop {
             tokio::select! {
                 _ = term.recv() => return,
                 _ = int.recv() => return,
                 _ = usr1.recv() => {
                     tracing::info!("SIGUSR1: reopening access logs");
                     server.reopen_access_logs();
+                }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    // The outcome is logged by the reload itself.
+                    let _ = server.reload().await;
                 }
             }
         },

@@ -33,6 +33,10 @@ pub struct RequestContext {
     /// Where the handler keeps the request's [`strait_codec_framework::RequestView`]
     /// ([`RequestContext::NONE`] if it keeps none).
     pub view: u32,
+    /// Which of a connection's handlers routed it: a connection whose listener's
+    /// configuration was reloaded ends the requests it routed before with the handler
+    /// that routed them ([`crate::RequestHandler::successor`]).
+    pub generation: bool,
 }
 
 impl RequestContext {
@@ -52,6 +56,7 @@ impl RequestContext {
             retried: false,
             request_bytes,
             view: Self::NONE,
+            generation: false,
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::buffers::{self, BufferClass};
 use crate::handler::{Connecting, RequestHandler, Route};
 use crate::inbox::{Completion, Inbox, RequestToken};
-use crate::{RequestContext, RequestEnd, Tally, UpstreamConnection};
+use crate::{OutcomeCount, RequestContext, RequestEnd, Tally, UpstreamConnection};
 
 /// Bounds of one downstream connection.
 #[derive(Debug, Clone)]
@@ -135,9 +135,40 @@ struct Conn<H> {
     tally: Tally,
     /// Where the caller's answered heartbeats are counted, if anywhere.
     heartbeats_answered: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// The handler before the last [`RequestHandler::successor`] took over, while
+    /// requests it routed are still to end, and how many.
+    previous: Option<(Arc<H>, usize)>,
+    /// The generation of `handler` ([`RequestContext::generation`]).
+    generation: bool,
 }
 
 impl<H: RequestHandler> Conn<H> {
+    /// Hands new requests to the handler's successor, if it has one, unless the one
+    /// before is still ending requests (then at a later batch).
+    fn take_successor(&mut self, in_flight: usize) {
+        if self.previous.is_some() {
+            return;
+        }
+        let Some(next) = self.handler.successor() else {
+            return;
+        };
+        // The old handler's batch is counted by it.
+        self.count();
+        let old = std::mem::replace(&mut self.handler, next);
+        if in_flight > 0 {
+            self.previous = Some((old, in_flight));
+        }
+        self.generation = !self.generation;
+    }
+
+    /// The handler that routed the request of `ctx`.
+    fn handler_of(&self, ctx: &RequestContext) -> &H {
+        match &self.previous {
+            Some((previous, _)) if ctx.generation != self.generation => previous,
+            _ => &self.handler,
+        }
+    }
+
     /// Hands the ends of the batch just handled to the shared counters.
     fn count(&mut self) {
         if !self.tally.is_empty() {
@@ -201,6 +232,8 @@ where
         now: Instant::now(),
         tally: Tally::default(),
         heartbeats_answered: options.heartbeats_answered.clone(),
+        previous: None,
+        generation: false,
     };
     let mut connecting = FuturesUnordered::new();
     let result = conn
@@ -299,6 +332,7 @@ impl<H: RequestHandler> Conn<H> {
                 // One clock read per batch: every request of a read shares its start.
                 let now = Instant::now();
                 self.now = now;
+                self.take_successor(self.in_flight.len() + connecting.len());
                 loop {
                     // The limit bounds requests in flight, not only reads: frames that
                     // arrived in one read wait in the buffer too.
@@ -309,7 +343,8 @@ impl<H: RequestHandler> Conn<H> {
                     let before = rbuf.len();
                     match codec.decode(&mut rbuf) {
                         Ok(Some(frame)) => {
-                            let ctx = RequestContext::new(now, (before - rbuf.len()) as u64);
+                            let mut ctx = RequestContext::new(now, (before - rbuf.len()) as u64);
+                            ctx.generation = self.generation;
                             if let Some(later) = self.on_frame(frame, ctx) {
                                 connecting.push(later);
                             }
@@ -319,7 +354,8 @@ impl<H: RequestHandler> Conn<H> {
                             tracing::debug!(%error, "rejected downstream frame");
                             if let Some(reply) = reply {
                                 // A malformed request answered: it ends like any other.
-                                let ctx = RequestContext::new(now, (before - rbuf.len()) as u64);
+                                let mut ctx = RequestContext::new(now, (before - rbuf.len()) as u64);
+                                ctx.generation = self.generation;
                                 let written = encode_into(&*reply, &mut self.wbuf);
                                 let failure = Outcome::Failed(ProxyFailure::CodecError);
                                 self.finish(&ctx, failure, reply.status(), written.unwrap_or(0));
@@ -497,7 +533,7 @@ impl<H: RequestHandler> Conn<H> {
         self.in_flight.remove(token as usize);
         let failure = error.failure();
         let outcome = Outcome::Failed(failure);
-        if let Some(route) = self.handler.retry(&mut *request, &mut ctx, outcome, None) {
+        if let Some(route) = self.handler_of(&ctx).retry(&mut *request, &mut ctx, outcome, None) {
             return self.resend(request, ctx, route);
         }
         self.fail(&*request, request.request_id(), &ctx, failure);
@@ -529,7 +565,7 @@ impl<H: RequestHandler> Conn<H> {
                 if class != ResponseClass::Success {
                     let status = response.status();
                     if let Some(route) =
-                        self.handler.retry(&mut *request, &mut ctx, outcome, status)
+                        self.handler_of(&ctx).retry(&mut *request, &mut ctx, outcome, status)
                     {
                         return self.resend(request, ctx, route);
                     }
@@ -548,7 +584,7 @@ impl<H: RequestHandler> Conn<H> {
             } => {
                 let mut ctx = self.take_context(token)?;
                 let outcome = Outcome::Failed(failure);
-                if let Some(route) = self.handler.retry(&mut *request, &mut ctx, outcome, None) {
+                if let Some(route) = self.handler_of(&ctx).retry(&mut *request, &mut ctx, outcome, None) {
                     return self.resend(request, ctx, route);
                 }
                 self.fail(&*request, down_id, &ctx, failure);
@@ -614,8 +650,27 @@ impl<H: RequestHandler> Conn<H> {
             response_bytes: written as u64,
             at: self.now,
         };
-        self.handler.finished(ctx, end);
-        self.tally.add(ctx, outcome);
+        match &mut self.previous {
+            Some((previous, left)) if ctx.generation != self.generation => {
+                // Rare (a reload happened while it was in flight): counted at once.
+                previous.finished(ctx, end);
+                let count = OutcomeCount {
+                    cluster: ctx.cluster,
+                    host: ctx.host,
+                    outcome,
+                    n: 1,
+                };
+                previous.count(&mut std::iter::once(count));
+                *left -= 1;
+                if *left == 0 {
+                    self.previous = None;
+                }
+            }
+            _ => {
+                self.handler.finished(ctx, end);
+                self.tally.add(ctx, outcome);
+            }
+        }
     }
 
     /// After the connection broke: every request still in flight upstream ends as

@@ -57,4 +57,15 @@ pub trait RequestHandler: Send + Sync + 'static {
     /// cluster, host and outcome, for the shared counters: once per batch of ends
     /// (before the connection writes their answers or waits), not once per request.
     fn count(&self, counts: &mut dyn Iterator<Item = OutcomeCount>);
+
+    /// The handler that replaces this one for the connection's next requests, when
+    /// there is one (the listener's configuration was reloaded). Asked once per batch
+    /// of reads, so it must be cheap when there is none. The requests this handler
+    /// routed keep ending at it (their contexts are its numbers). Default: never.
+    fn successor(&self) -> Option<std::sync::Arc<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }

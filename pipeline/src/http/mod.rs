@@ -31,21 +31,23 @@ use tokio::time::Instant;
 use self::finish::{Finishing, Pending};
 use self::replay::Replay;
 use crate::core::{ListenerPipeline, effective_timeout};
+use crate::slot::ListenerSlot;
 
 /// Answers the HTTP requests of one listener (one shared value: a request clones one
-/// reference to its listener's entry).
-pub struct HttpForwarder(Arc<ListenerPipeline>);
+/// reference to its listener's current entry, and ends on it whatever reloads happen
+/// meanwhile).
+pub struct HttpForwarder(Arc<ListenerSlot>);
 
 impl HttpForwarder {
-    /// The handler of `listener`'s HTTP connections.
-    pub fn new(listener: Arc<ListenerPipeline>) -> Self {
-        HttpForwarder(listener)
+    /// The handler of the HTTP connections of the listener in `slot`.
+    pub fn new(slot: Arc<ListenerSlot>) -> Self {
+        HttpForwarder(slot)
     }
 }
 
 impl Handler for HttpForwarder {
     fn call(&self, request: Request<Body>, conn: ConnectionInfo) -> HandlerFuture {
-        Box::pin(forward(self.0.clone(), request, conn))
+        Box::pin(forward(self.0.current(), request, conn))
     }
 
     fn rejected(&self, status: StatusCode, _conn: &ConnectionInfo) {
@@ -59,7 +61,7 @@ impl Handler for HttpForwarder {
             response_bytes: 0,
             at: now,
         };
-        self.0.finish("http1", &ctx, end, None);
+        self.0.current().finish("http1", &ctx, end, None);
     }
 }
 

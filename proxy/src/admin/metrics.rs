@@ -8,10 +8,11 @@ use strait_telemetry::access_log::Target;
 use strait_telemetry::{Exposition, Family, Kind};
 use strait_upstream::{Breaker, Cluster};
 
-use crate::server::AdminState;
+use crate::server::{AdminState, Snapshot};
 
 /// Every metric family, as one scrape.
-pub(super) fn exposition(state: &AdminState) -> Exposition {
+pub(super) fn exposition(admin: &AdminState) -> Exposition {
+    let state = &**admin.core.snapshot();
     let mut out = Exposition::default();
     if let Some(metrics) = &state.metrics {
         metrics.collect(&mut out);
@@ -37,6 +38,22 @@ pub(super) fn exposition(state: &AdminState) -> Exposition {
     for family in tls_families(state) {
         out.add(family);
     }
+    let mut reloads = Family::new(
+        "strait_config_reloads",
+        "Configuration reloads (SIGHUP, POST /reload, a watched file): applied (result=success) or refused, the running configuration staying (result=failure).",
+        Kind::Counter,
+    );
+    let counts = &admin.core.reloads;
+    reloads.int(&[("result", "success")], counts.succeeded.load(std::sync::atomic::Ordering::Relaxed));
+    reloads.int(&[("result", "failure")], counts.failed.load(std::sync::atomic::Ordering::Relaxed));
+    out.add(reloads);
+    let mut version = Family::new(
+        "strait_config_version",
+        "Version of the configuration in force: 1 at start, one more per applied reload.",
+        Kind::Gauge,
+    );
+    version.int(&[], state.version);
+    out.add(version);
     if let Some(tracer) = &state.tracer {
         let stats = tracer.stats();
         for (name, help, value) in [
@@ -221,7 +238,7 @@ fn cluster_families(clusters: &[&Arc<Cluster>]) -> Vec<Family> {
 
 /// Handshakes, failures by reason, certificate expiry and rotations of every listener's
 /// and cluster's TLS context.
-fn tls_families(state: &AdminState) -> Vec<Family> {
+fn tls_families(state: &Snapshot) -> Vec<Family> {
     use Kind::{Counter, Gauge};
     let mut handshakes = Family::new(
         "strait_tls_handshakes",

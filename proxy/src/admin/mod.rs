@@ -69,6 +69,21 @@ struct Admin(Arc<AdminState>);
 
 impl Handler for Admin {
     fn call(&self, request: Request<Body>, _ctx: ConnectionInfo) -> HandlerFuture {
+        if request.method() == Method::POST && request.uri().path() == "/reload" {
+            let core = self.0.core.clone();
+            return Box::pin(async move {
+                match core.reload().await {
+                    Ok(version) => owned_text(
+                        StatusCode::OK,
+                        format!("reloaded: configuration version {version} in force\n"),
+                    ),
+                    Err(error) => owned_text(
+                        StatusCode::BAD_REQUEST,
+                        format!("reload refused, the running configuration stays: {error}\n"),
+                    ),
+                }
+            });
+        }
         let response = respond(&self.0, &request);
         Box::pin(std::future::ready(response))
     }
@@ -94,7 +109,7 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
             "/logging" => set_log_level(req.uri().query()),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "POST paths: /logging?level= /healthcheck/fail /healthcheck/ok\n",
+                "POST paths: /reload /logging?level= /healthcheck/fail /healthcheck/ok\n",
             ),
         };
     }
@@ -114,11 +129,28 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
                 text(StatusCode::OK, "LIVE\n")
             }
         }
-        "/config_dump" if req.uri().query() == Some("format=json") => {
-            json_response(&state.config.dump)
+        "/config_dump" => {
+            let snapshot = state.core.snapshot();
+            let loaded = timestamp(snapshot.loaded_at);
+            let mut resp = if req.uri().query() == Some("format=json") {
+                json_response(&snapshot.config.dump)
+            } else {
+                // A comment: fed back to `strait --validate`, the dump is the same
+                // configuration.
+                let head = format!(
+                    "# configuration version {}, in force since {loaded}\n",
+                    snapshot.version
+                );
+                yaml_response(&snapshot.config.dump, &head)
+            };
+            let headers = resp.headers_mut();
+            headers.insert("x-strait-config-version", HeaderValue::from(snapshot.version));
+            if let Ok(value) = HeaderValue::from_str(&loaded) {
+                headers.insert("x-strait-config-loaded-at", value);
+            }
+            resp
         }
-        "/config_dump" => yaml_response(&state.config.dump),
-        "/clusters" => json_response(&clusters_json(state)),
+        "/clusters" => json_response(&clusters_json(&state.core.snapshot())),
         "/metrics" => {
             let body = metrics::exposition(state).to_prometheus_text();
             let mut resp = Response::new(Body::full(body.into_bytes()));
@@ -131,6 +163,8 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
         "/stats" => json_response(&metrics::exposition(state).to_json()),
         "/listeners" => json_response(&json!(
             state
+                .core
+                .snapshot()
                 .listeners
                 .iter()
                 .map(|(name, addr)| json!({ "name": name, "address": addr.to_string() }))
@@ -138,7 +172,7 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
         )),
         _ => text(
             StatusCode::NOT_FOUND,
-            "paths: /ready /metrics /stats /config_dump /clusters /listeners; POST /logging?level= /healthcheck/fail /healthcheck/ok\n",
+            "paths: /ready /metrics /stats /config_dump /clusters /listeners; POST /reload /logging?level= /healthcheck/fail /healthcheck/ok\n",
         ),
     }
 }
@@ -197,7 +231,7 @@ fn timestamp(at: std::time::SystemTime) -> String {
     strait_codec_framework::rfc3339(at, false)
 }
 
-fn clusters_json(state: &AdminState) -> serde_json::Value {
+fn clusters_json(state: &crate::server::Snapshot) -> serde_json::Value {
     let mut clusters: Vec<&Arc<strait_upstream::Cluster>> = state.clusters.iter().collect();
     clusters.sort_by(|a, b| a.name().cmp(b.name()));
     json!({
@@ -274,12 +308,12 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 /// The value in the configuration file's own syntax.
-fn yaml_response(value: &serde_json::Value) -> Response<Body> {
+fn yaml_response(value: &serde_json::Value, head: &str) -> Response<Body> {
     let Ok(body) = serde_saphyr::to_string(value) else {
         // A JSON value always has a YAML form; answer JSON rather than nothing.
         return json_response(value);
     };
-    let mut resp = Response::new(Body::full(body.into_bytes()));
+    let mut resp = Response::new(Body::full(format!("{head}{body}").into_bytes()));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/yaml"),

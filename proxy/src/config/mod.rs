@@ -87,6 +87,8 @@ pub struct Config {
     pub tracing: Option<strait_telemetry::tracer::TracingConfig>,
     /// Reload when the file changes (`watch: true`).
     pub watch: bool,
+    /// The file it was read from (`None` when given as text): what a reload reads.
+    pub source: Option<std::path::PathBuf>,
     /// The effective configuration as JSON, for `/config_dump`.
     pub dump: serde_json::Value,
 }
@@ -163,7 +165,9 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
         };
         ConfigError::whole_file(&file, why)
     })?;
-    parse(&file, &text, registry)
+    let mut config = parse(&file, &text, registry)?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 /// Checks configuration text; `file` names it in errors.

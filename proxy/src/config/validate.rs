@@ -298,6 +298,7 @@ pub fn build(file: &str, parsed: &FileConfig, registry: &Registry) -> Result<Con
         admin,
         drain_timeout,
         watch,
+        source: None,
         dump,
         listeners,
         clusters,
