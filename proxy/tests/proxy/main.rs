@@ -6,6 +6,7 @@ mod dubbo;
 mod http_limits;
 mod metrics;
 mod pipeline;
+mod reload;
 #[path = "../shared/promtool.rs"]
 mod promtool;
 mod resilience;

@@ -337,8 +337,31 @@ impl Wire {
     }
 
     async fn call_framed(self, proxy: SocketAddr, service: &str, headers: &[(&str, &str)]) -> u32 {
-        let protocol = self.framed().unwrap();
         let mut stream = TcpStream::connect(proxy).await.unwrap();
+        self.call_framed_on(&mut stream, service, headers).await
+    }
+
+    /// One request for `service` on an open connection (framed wires and HTTP/1.1
+    /// keep-alive), and the status of its answer.
+    pub async fn call_on(self, stream: &mut TcpStream, service: &str) -> u32 {
+        let call = async {
+            match self {
+                Wire::Http1 => call_http1_on(stream, service, &[]).await,
+                _ => self.call_framed_on(stream, service, &[]).await,
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("an answer within 10 s")
+    }
+
+    async fn call_framed_on(
+        self,
+        stream: &mut TcpStream,
+        service: &str,
+        headers: &[(&str, &str)],
+    ) -> u32 {
+        let protocol = self.framed().unwrap();
         stream
             .write_all(&self.request(service, headers))
             .await
@@ -393,6 +416,10 @@ impl Wire {
 
 async fn call_http1(proxy: SocketAddr, service: &str, headers: &[(&str, &str)]) -> u32 {
     let mut stream = TcpStream::connect(proxy).await.unwrap();
+    call_http1_on(&mut stream, service, headers).await
+}
+
+async fn call_http1_on(stream: &mut TcpStream, service: &str, headers: &[(&str, &str)]) -> u32 {
     let extra: String = headers
         .iter()
         .map(|(name, value)| format!("{name}: {value}\r\n"))
