@@ -20,10 +20,10 @@ use crate::config::{ListenerConfig, ListenerProtocol};
 use crate::server::{ConnectionGuard, Connections};
 use arc_swap::ArcSwap;
 use strait_pipeline::{FramedForwarder, HttpForwarder, ListenerPipeline, ListenerSlot, Pipeline};
-use tokio::task::JoinHandle;
 use strait_telemetry::ListenerMetrics;
 use strait_telemetry::access_log::AccessLog;
 use strait_telemetry::tracer::Tracer;
+use tokio::task::JoinHandle;
 
 /// Enough bytes to tell every registered protocol apart (the HTTP/2 preface is 24).
 const MAX_DETECT_BYTES: usize = 64;

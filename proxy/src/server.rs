@@ -1,8 +1,8 @@
 //! A running proxy: bound listeners, clusters, admin server, and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -198,17 +198,28 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let bound = bind_listeners(&config, &[]).await?;
         let admin_socket = match config.admin {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| {
-                ServerError::Bind {
-                    what: "admin server".into(),
-                    addr,
-                    source,
-                }
-            })?),
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            what: "admin server".into(),
+                            addr,
+                            source,
+                        })?,
+                )
+            }
             None => None,
         };
         let registry = Arc::new(registry);
-        let parts = Parts::build(&config, &registry, hook.as_ref(), admin_socket.is_some(), None).await?;
+        let parts = Parts::build(
+            &config,
+            &registry,
+            hook.as_ref(),
+            admin_socket.is_some(),
+            None,
+        )
+        .await?;
         let (shutdown, _) = watch::channel(false);
         let core = Arc::new_cyclic(|me| Core {
             me: me.clone(),
@@ -374,11 +385,12 @@ impl Core {
         result
     }
 
-    async fn try_reload(&self, live: &mut Live, config: Config) -> Result<u64, String> {
+    async fn try_reload(&self, live: &mut Live, mut config: Config) -> Result<u64, String> {
         if live.stopped {
             return Err("the proxy is shutting down".into());
         }
         let old = self.snapshot.load_full();
+        adopt_tls(&mut config, &old.config);
         if config.admin != old.config.admin {
             tracing::warn!("the admin address changed: it takes effect at the next restart");
         }
@@ -389,7 +401,9 @@ impl Core {
             .iter()
             .map(|r| (r.config.name.clone(), r.config.address))
             .collect();
-        let bound = bind_listeners(&config, &keep).await.map_err(|e| e.to_string())?;
+        let bound = bind_listeners(&config, &keep)
+            .await
+            .map_err(|e| e.to_string())?;
         let parts = Parts::build(
             &config,
             &self.registry,
@@ -412,7 +426,8 @@ impl Core {
             .filter(|s| !parts.access_logs.iter().any(|n| Arc::ptr_eq(n, s)))
             .cloned()
             .collect();
-        self.install_version(live, config, parts, bound, version).await;
+        self.install_version(live, config, parts, bound, version)
+            .await;
         // Requests already on their way to a removed or replaced cluster finish there:
         // it shuts down once they had the drain timeout to do so.
         let drain = self.snapshot.load().config.drain_timeout;
@@ -548,7 +563,9 @@ impl Parts {
         let access_logs = open_access_logs(config, old.map_or(&[][..], |o| &o.access_logs))?;
         let tracer = match (&config.tracing, old) {
             (None, _) => None,
-            (Some(_), Some(old)) if old.config.dump.get("tracing") == config.dump.get("tracing") => {
+            (Some(_), Some(old))
+                if old.config.dump.get("tracing") == config.dump.get("tracing") =>
+            {
                 old.tracer.clone()
             }
             (Some(t), _) => Some(Tracer::start(t).await.map_err(ServerError::Tracing)?),
@@ -561,9 +578,8 @@ impl Parts {
             .map(|(i, c)| {
                 let unchanged = old.and_then(|old| {
                     let (_, cluster) = old.clusters.get(&c.options.name)?;
-                    (cluster_dump(&old.config, &c.options.name)
-                        == config.dump["clusters"].get(i))
-                    .then(|| cluster.clone())
+                    (cluster_dump(&old.config, &c.options.name) == config.dump["clusters"].get(i))
+                        .then(|| cluster.clone())
                 });
                 unchanged.unwrap_or_else(|| {
                     let cluster = Arc::new(Cluster::new(c.options.clone()));
@@ -614,7 +630,12 @@ impl Parts {
         }
     }
 
-    fn snapshot(&self, version: u64, config: &Config, listeners: Vec<(String, SocketAddr)>) -> Snapshot {
+    fn snapshot(
+        &self,
+        version: u64,
+        config: &Config,
+        listeners: Vec<(String, SocketAddr)>,
+    ) -> Snapshot {
         Snapshot {
             version,
             loaded_at: SystemTime::now(),
@@ -624,6 +645,34 @@ impl Parts {
             metrics: self.metrics.clone(),
             access_logs: self.access_logs.clone(),
             tracer: self.tracer.clone(),
+        }
+    }
+}
+
+/// Gives `config` the TLS contexts of `old` whose settings it repeats: they keep their
+/// counts and the material their rotation loaded, and a kept cluster reports the
+/// context its connections use.
+fn adopt_tls(config: &mut Config, old: &Config) {
+    for l in &mut config.listeners {
+        let Some(new) = &l.tls else { continue };
+        let same = old
+            .listeners
+            .iter()
+            .filter_map(|o| o.tls.as_ref())
+            .find(|o| o.name() == new.name() && o.settings() == new.settings());
+        if let Some(same) = same {
+            l.tls = Some(same.clone());
+        }
+    }
+    for c in &mut config.clusters {
+        let Some(new) = &c.options.tls else { continue };
+        let same = old
+            .clusters
+            .iter()
+            .filter_map(|o| o.options.tls.as_ref())
+            .find(|o| o.name() == new.name() && o.settings() == new.settings());
+        if let Some(same) = same {
+            c.options.tls = Some(same.clone());
         }
     }
 }
@@ -656,7 +705,10 @@ impl ConfigWatcher {
         use notify::Watcher as _;
         let (events, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
         let watched = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-        let dir = watched.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
+        let dir = watched
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ".".into());
         let made = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if event.is_ok_and(|e| !e.kind.is_access()) {
                 let _ = events.send(());

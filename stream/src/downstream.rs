@@ -354,7 +354,8 @@ impl<H: RequestHandler> Conn<H> {
                             tracing::debug!(%error, "rejected downstream frame");
                             if let Some(reply) = reply {
                                 // A malformed request answered: it ends like any other.
-                                let mut ctx = RequestContext::new(now, (before - rbuf.len()) as u64);
+                                let mut ctx =
+                                    RequestContext::new(now, (before - rbuf.len()) as u64);
                                 ctx.generation = self.generation;
                                 let written = encode_into(&*reply, &mut self.wbuf);
                                 let failure = Outcome::Failed(ProxyFailure::CodecError);
@@ -533,7 +534,10 @@ impl<H: RequestHandler> Conn<H> {
         self.in_flight.remove(token as usize);
         let failure = error.failure();
         let outcome = Outcome::Failed(failure);
-        if let Some(route) = self.handler_of(&ctx).retry(&mut *request, &mut ctx, outcome, None) {
+        if let Some(route) = self
+            .handler_of(&ctx)
+            .retry(&mut *request, &mut ctx, outcome, None)
+        {
             return self.resend(request, ctx, route);
         }
         self.fail(&*request, request.request_id(), &ctx, failure);
@@ -565,7 +569,8 @@ impl<H: RequestHandler> Conn<H> {
                 if class != ResponseClass::Success {
                     let status = response.status();
                     if let Some(route) =
-                        self.handler_of(&ctx).retry(&mut *request, &mut ctx, outcome, status)
+                        self.handler_of(&ctx)
+                            .retry(&mut *request, &mut ctx, outcome, status)
                     {
                         return self.resend(request, ctx, route);
                     }
@@ -584,7 +589,10 @@ impl<H: RequestHandler> Conn<H> {
             } => {
                 let mut ctx = self.take_context(token)?;
                 let outcome = Outcome::Failed(failure);
-                if let Some(route) = self.handler_of(&ctx).retry(&mut *request, &mut ctx, outcome, None) {
+                if let Some(route) =
+                    self.handler_of(&ctx)
+                        .retry(&mut *request, &mut ctx, outcome, None)
+                {
                     return self.resend(request, ctx, route);
                 }
                 self.fail(&*request, down_id, &ctx, failure);

@@ -87,6 +87,11 @@ impl Rotation {
         std::thread::Builder::new()
             .name("strait-tls-watch".into())
             .spawn(move || {
+                // Files changed while no watch was on them (between the previous
+                // rotation and this one, at a reload) are read now.
+                for context in &contexts {
+                    context.reload();
+                }
                 // Ends when the watcher (and with it the sender) is dropped.
                 while received.recv().is_ok() {
                     std::thread::sleep(SETTLE);

@@ -44,8 +44,14 @@ pub(super) fn exposition(admin: &AdminState) -> Exposition {
         Kind::Counter,
     );
     let counts = &admin.core.reloads;
-    reloads.int(&[("result", "success")], counts.succeeded.load(std::sync::atomic::Ordering::Relaxed));
-    reloads.int(&[("result", "failure")], counts.failed.load(std::sync::atomic::Ordering::Relaxed));
+    reloads.int(
+        &[("result", "success")],
+        counts.succeeded.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    reloads.int(
+        &[("result", "failure")],
+        counts.failed.load(std::sync::atomic::Ordering::Relaxed),
+    );
     out.add(reloads);
     let mut version = Family::new(
         "strait_config_version",

@@ -144,7 +144,10 @@ fn respond(state: &AdminState, req: &Request<Body>) -> Response<Body> {
                 yaml_response(&snapshot.config.dump, &head)
             };
             let headers = resp.headers_mut();
-            headers.insert("x-strait-config-version", HeaderValue::from(snapshot.version));
+            headers.insert(
+                "x-strait-config-version",
+                HeaderValue::from(snapshot.version),
+            );
             if let Ok(value) = HeaderValue::from_str(&loaded) {
                 headers.insert("x-strait-config-loaded-at", value);
             }

@@ -9,6 +9,7 @@ mod faults;
 mod http;
 #[path = "../shared/promtool.rs"]
 mod promtool;
+mod reload_soak;
 mod scaffold;
 mod support;
 mod tls;

@@ -371,6 +371,11 @@ impl Strait {
         panic!("strait did not become ready: {last_failure}");
     }
 
+    /// The configuration file it runs on (rewrite it, then SIGHUP or `POST /reload`).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("strait.yaml")
+    }
+
     /// GET on the admin server; panics on a transport error.
     pub fn admin_get(&self, path: &str) -> (u16, String) {
         http_get(self.admin, path)
@@ -518,6 +523,11 @@ impl Client {
         Client {
             proc: Proc::spawn(&format!("bolt-client {args:?}"), &mut cmd),
         }
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.try_status().is_none()
     }
 
     /// Waits for the client (at most 60 s) and returns its JSON summary (last stdout line).

@@ -6,9 +6,9 @@ mod dubbo;
 mod http_limits;
 mod metrics;
 mod pipeline;
-mod reload;
 #[path = "../shared/promtool.rs"]
 mod promtool;
+mod reload;
 mod resilience;
 mod support;
 mod tracing;

@@ -21,7 +21,8 @@ fn bolt_config(
     route_to: &str,
     clusters: &[(&str, std::net::SocketAddr, &str)],
 ) -> String {
-    let mut yaml = String::from("admin: { address: \"127.0.0.1:0\" }\ndrain_timeout: 1s\nlisteners:\n");
+    let mut yaml =
+        String::from("admin: { address: \"127.0.0.1:0\" }\ndrain_timeout: 1s\nlisteners:\n");
     for (name, addr) in listeners {
         yaml += &format!(
             "  - {{ name: {name}, address: \"{addr}\", protocol: bolt, route_config: rpc }}\n"
@@ -66,12 +67,20 @@ async fn in_flight_requests_finish_where_they_started_and_open_connections_take_
     let held = a.next(LONG).await.expect("forwarded to a");
 
     let version = server
-        .reload_with(parse(&bolt_config(&[("rpc", "127.0.0.1:0")], "b", &clusters)))
+        .reload_with(parse(&bolt_config(
+            &[("rpc", "127.0.0.1:0")],
+            "b",
+            &clusters,
+        )))
         .await
         .unwrap();
     assert_eq!(version, 2);
     assert_eq!(config_version(&server).await, 2);
-    assert_eq!(server.listener_addr("rpc"), Some(addr), "the socket is kept");
+    assert_eq!(
+        server.listener_addr("rpc"),
+        Some(addr),
+        "the socket is kept"
+    );
 
     // The same connection's next request takes the new route...
     c.send(&request(2, SERVICE, "after")).await;
@@ -79,8 +88,14 @@ async fn in_flight_requests_finish_where_they_started_and_open_connections_take_
     assert_eq!((r.request_id(), r.header("x-served-by")), (2, Some("b")));
     // ...while the one in flight finishes on the snapshot it started with.
     held.conn.send(&echo(&held.frame, "a"));
-    let r = c.recv(LONG).await.expect("the request in flight is answered");
-    assert_eq!((r.request_id(), r.status(), r.header("x-served-by")), (1, Some(0), Some("a")));
+    let r = c
+        .recv(LONG)
+        .await
+        .expect("the request in flight is answered");
+    assert_eq!(
+        (r.request_id(), r.status(), r.header("x-served-by")),
+        (1, Some(0), Some("a"))
+    );
     server.shutdown().await;
 }
 
@@ -111,26 +126,43 @@ async fn listeners_come_and_go_and_an_unchanged_cluster_keeps_its_connections() 
     );
     server.reload_with(parse(&v2)).await.unwrap();
     assert!(server.listener_addr("old").is_none());
-    assert!(TcpStream::connect(old).await.is_err(), "a removed listener's socket closes");
-    assert!(on_old.closed_within(LONG).await, "its idle connections drain");
+    assert!(
+        TcpStream::connect(old).await.is_err(),
+        "a removed listener's socket closes"
+    );
+    assert!(
+        on_old.closed_within(LONG).await,
+        "its idle connections drain"
+    );
     let new = server.listener_addr("new").expect("the added listener");
     let mut n = Client::connect(new).await;
     n.send(&request(2, SERVICE, "new")).await;
     assert_eq!(n.recv(LONG).await.unwrap().status(), Some(0));
     c.send(&request(3, SERVICE, "kept")).await;
     assert_eq!(c.recv(LONG).await.unwrap().status(), Some(0));
-    assert_eq!(up.connections(), 1, "the unchanged cluster kept its warm connection");
+    assert_eq!(
+        up.connections(),
+        1,
+        "the unchanged cluster kept its warm connection"
+    );
 
     // A changed cluster is a new one: it connects afresh.
     let v3 = bolt_config(
         &[("rpc", "127.0.0.1:0"), ("new", "127.0.0.1:0")],
         "up",
-        &[("up", up.addr, ", connect_timeout: 700ms"), ("spare", up.addr, "")],
+        &[
+            ("up", up.addr, ", connect_timeout: 700ms"),
+            ("spare", up.addr, ""),
+        ],
     );
     server.reload_with(parse(&v3)).await.unwrap();
     c.send(&request(4, SERVICE, "changed")).await;
     assert_eq!(c.recv(LONG).await.unwrap().status(), Some(0));
-    assert_eq!(up.connections(), 2, "a changed cluster opens its own connections");
+    assert_eq!(
+        up.connections(),
+        2,
+        "a changed cluster opens its own connections"
+    );
     server.shutdown().await;
 }
 
@@ -163,7 +195,10 @@ async fn every_protocols_open_connections_follow_a_route_change() {
         server.reload_with(parsed(config("b"))).await.unwrap();
         assert!(wire.call_on(&mut stream, "svc").await < 300, "{wire:?}");
         assert_eq!(
-            (a.received.load(std::sync::atomic::Ordering::SeqCst), b.received.load(std::sync::atomic::Ordering::SeqCst)),
+            (
+                a.received.load(std::sync::atomic::Ordering::SeqCst),
+                b.received.load(std::sync::atomic::Ordering::SeqCst)
+            ),
             (1, 1),
             "{wire:?}: the second request, on the same connection, went to b"
         );
@@ -173,14 +208,25 @@ async fn every_protocols_open_connections_follow_a_route_change() {
 
 /// `POST path` on the admin server: (status, body).
 async fn admin_post(server: &strait::Server, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(server.admin_addr().unwrap()).await.unwrap();
-    let request = format!("POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let mut stream = TcpStream::connect(server.admin_addr().unwrap())
+        .await
+        .unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
     let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -191,28 +237,48 @@ async fn a_broken_file_is_refused_and_the_running_configuration_stays() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("strait.yaml");
     let clusters = [("a", a.addr, ""), ("b", b.addr, "")];
-    std::fs::write(&path, bolt_config(&[("rpc", "127.0.0.1:0")], "a", &clusters)).unwrap();
+    std::fs::write(
+        &path,
+        bolt_config(&[("rpc", "127.0.0.1:0")], "a", &clusters),
+    )
+    .unwrap();
     let registry = strait::builtin_registry();
     let config = strait::config::load(&path, &registry).unwrap();
     let server = strait::Server::start(config, registry).await.unwrap();
     let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
 
-    let broken = bolt_config(&[("rpc", "127.0.0.1:0")], "b", &clusters)
-        .replace("protocol: bolt, endpoints", "protocol: bolt, lb_polcy: random, endpoints");
+    let broken = bolt_config(&[("rpc", "127.0.0.1:0")], "b", &clusters).replace(
+        "protocol: bolt, endpoints",
+        "protocol: bolt, lb_polcy: random, endpoints",
+    );
     std::fs::write(&path, &broken).unwrap();
     let error = server.reload().await.unwrap_err();
     let at = format!("{}:", path.display());
-    assert!(error.starts_with(&at) && error.contains("clusters[0].lb_polcy"), "{error}");
+    assert!(
+        error.starts_with(&at) && error.contains("clusters[0].lb_polcy"),
+        "{error}"
+    );
     let (status, body) = admin_post(&server, "/reload").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("clusters[0].lb_polcy"), "{body}");
     assert_eq!(config_version(&server).await, 1);
     c.send(&request(1, SERVICE, "x")).await;
-    assert_eq!(c.recv(LONG).await.unwrap().header("x-served-by"), Some("a"), "still v1");
+    assert_eq!(
+        c.recv(LONG).await.unwrap().header("x-served-by"),
+        Some("a"),
+        "still v1"
+    );
 
-    std::fs::write(&path, bolt_config(&[("rpc", "127.0.0.1:0")], "b", &clusters)).unwrap();
+    std::fs::write(
+        &path,
+        bolt_config(&[("rpc", "127.0.0.1:0")], "b", &clusters),
+    )
+    .unwrap();
     let (status, body) = admin_post(&server, "/reload").await;
-    assert_eq!((status, body.as_str()), (200, "reloaded: configuration version 2 in force\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "reloaded: configuration version 2 in force\n")
+    );
     c.send(&request(2, SERVICE, "x")).await;
     assert_eq!(c.recv(LONG).await.unwrap().header("x-served-by"), Some("b"));
     let metrics = admin_get(&server, "/metrics").await;
@@ -233,7 +299,12 @@ async fn watch_true_reloads_when_the_file_changes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("strait.yaml");
     let clusters = [("a", a.addr, ""), ("b", b.addr, "")];
-    let yaml = |to: &str| format!("watch: true\n{}", bolt_config(&[("rpc", "127.0.0.1:0")], to, &clusters));
+    let yaml = |to: &str| {
+        format!(
+            "watch: true\n{}",
+            bolt_config(&[("rpc", "127.0.0.1:0")], to, &clusters)
+        )
+    };
     std::fs::write(&path, yaml("a")).unwrap();
     let registry = strait::builtin_registry();
     let server = strait::Server::start(strait::config::load(&path, &registry).unwrap(), registry)
@@ -246,7 +317,13 @@ async fn watch_true_reloads_when_the_file_changes() {
     let mut served = String::new();
     for id in 0..100 {
         c.send(&request(id, SERVICE, "x")).await;
-        served = c.recv(LONG).await.unwrap().header("x-served-by").unwrap_or_default().to_string();
+        served = c
+            .recv(LONG)
+            .await
+            .unwrap()
+            .header("x-served-by")
+            .unwrap_or_default()
+            .to_string();
         if served == "b" {
             break;
         }
