@@ -3,6 +3,8 @@
 //! duration parsing.
 #![forbid(unsafe_code)]
 
+pub mod tls;
+
 use std::sync::Arc;
 use std::time::Duration;
 

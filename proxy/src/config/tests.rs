@@ -1311,3 +1311,142 @@ fn tracing_is_checked_and_dumped() {
         assert!(e.message.contains(says), "{e}");
     }
 }
+
+/// A directory with a CA, a server certificate and a client certificate made now.
+fn tls_files() -> tempfile::TempDir {
+    use strait_tls::test_certs::{Authority, Usage};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("test CA");
+    ca.write(dir.path(), "ca");
+    ca.issue(&["localhost"], Usage::Server, false)
+        .write(dir.path(), "server");
+    ca.issue(&["spiffe://t/a"], Usage::Client, false)
+        .write(dir.path(), "client");
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+    dir
+}
+
+fn tls_config(dir: &std::path::Path, listener_tls: &str, cluster_tls: &str) -> String {
+    let d = dir.display();
+    GOOD.replace(
+        "    route_config: rpc\n",
+        &format!(
+            "    route_config: rpc\n    tls: {}\n",
+            listener_tls.replace("DIR", &d.to_string())
+        ),
+    )
+    .replace(
+        "    max_connections_per_host: 2\n",
+        &format!(
+            "    max_connections_per_host: 2\n    tls: {}\n",
+            cluster_tls.replace("DIR", &d.to_string())
+        ),
+    )
+}
+
+const LISTENER_TLS: &str = "{ certificates: [{ cert_file: DIR/server.pem, key_file: DIR/server-key.pem }], client_ca_file: DIR/ca.pem, require_client_certificate: true, allowed_sans: [\"spiffe://t/a\"] }";
+const CLUSTER_TLS: &str = "{ server_name: localhost, ca_file: DIR/ca.pem, cert_file: DIR/client.pem, key_file: DIR/client-key.pem }";
+
+#[test]
+fn tls_keys_load_their_files_and_the_dump_reads_back() {
+    let dir = tls_files();
+    let text = format!(
+        "watch: true\n{}",
+        tls_config(dir.path(), LISTENER_TLS, CLUSTER_TLS)
+    );
+    let config = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(config.watch);
+    let tls = config.listeners[0].tls.as_ref().expect("listener TLS");
+    assert!(tls.settings().require_client_certificate);
+    assert_eq!(
+        tls.settings().alpn,
+        Vec::<String>::new(),
+        "a bolt listener offers no ALPN"
+    );
+    let client = config.clusters[0]
+        .options
+        .tls
+        .as_ref()
+        .expect("cluster TLS");
+    assert_eq!(client.settings().server_name.as_deref(), Some("localhost"));
+    assert_eq!(config.dump["listeners"][0]["tls"]["min_version"], "1.2");
+    assert_eq!(
+        config.dump["listeners"][0]["tls"]["handshake_timeout"],
+        "10s"
+    );
+    assert_eq!(config.dump["watch"], true);
+    let dumped = serde_saphyr::to_string(&config.dump).unwrap();
+    let again = check(&dumped).unwrap_or_else(|e| panic!("{e}\n{dumped}"));
+    assert_eq!(again.dump, config.dump);
+}
+
+#[test]
+fn tls_mistakes_name_their_key() {
+    let dir = tls_files();
+    let listener = |tls: &str| tls_config(dir.path(), tls, CLUSTER_TLS);
+    let cluster = |tls: &str| tls_config(dir.path(), LISTENER_TLS, tls);
+    for (text, key, says) in [
+        (
+            listener(
+                "{ certificates: [{ cert_file: DIR/missing.pem, key_file: DIR/server-key.pem }] }",
+            ),
+            "listeners[0].tls",
+            "missing.pem",
+        ),
+        (
+            listener(
+                "{ certificates: [{ cert_file: DIR/junk.pem, key_file: DIR/server-key.pem }] }",
+            ),
+            "listeners[0].tls",
+            "junk.pem",
+        ),
+        (
+            listener(
+                "{ certificates: [{ cert_file: DIR/server.pem, key_file: DIR/client-key.pem }] }",
+            ),
+            "listeners[0].tls",
+            "does not match",
+        ),
+        (
+            listener("{ certificates: [] }"),
+            "listeners[0].tls.certificates",
+            "at least one",
+        ),
+        (
+            listener(
+                "{ certificates: [{ cert_file: DIR/server.pem, key_file: DIR/server-key.pem }], require_client_certificate: true }",
+            ),
+            "listeners[0].tls.require_client_certificate",
+            "client_ca_file",
+        ),
+        (
+            listener(
+                "{ certificates: [{ cert_file: DIR/server.pem, key_file: DIR/server-key.pem }], min_version: \"1.1\" }",
+            ),
+            "listeners[0].tls.min_version",
+            "1.3",
+        ),
+        (
+            cluster("{ server_name: localhost }"),
+            "clusters[0].tls.ca_file",
+            "insecure_skip_verify",
+        ),
+        (
+            cluster("{ ca_file: DIR/ca.pem, insecure_skip_verify: true }"),
+            "clusters[0].tls.insecure_skip_verify",
+            "contradicts",
+        ),
+        (
+            cluster("{ ca_file: DIR/ca.pem, cert_file: DIR/client.pem }"),
+            "clusters[0].tls.key_file",
+            "key_file",
+        ),
+    ] {
+        let e = error(&text);
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+        assert!(e.line > 0, "{e}");
+    }
+    // Spelled out, skipping verification is accepted (and logged loudly).
+    check(&cluster("{ insecure_skip_verify: true }")).unwrap();
+}

@@ -18,9 +18,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use strait_codec_framework::{FrameKind, Limits};
+use strait_tools::tls::Stream;
 use strait_tools::{DEFAULT_METHOD, DEFAULT_SERVICE, Proto, RequestSpec, SERVED_BY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Sends one SOFA Bolt or Dubbo request and prints the response.
 #[derive(Parser, Debug)]
@@ -52,6 +52,8 @@ struct Args {
     /// How long `--hold` waits with every connection idle before measuring.
     #[arg(long, default_value_t = 1000)]
     settle_ms: u64,
+    #[command(flatten)]
+    tls: strait_tools::tls::TlsArgs,
 }
 
 /// The request id used for the call.
@@ -142,7 +144,7 @@ async fn call(args: &Args) -> Result<u32, String> {
 
 /// Makes the call on a new connection, prints the answer (not with `--hold`), and
 /// returns the response status with the still open connection.
-async fn exchange(args: &Args) -> Result<(u32, TcpStream), String> {
+async fn exchange(args: &Args) -> Result<(u32, Stream), String> {
     let spec = RequestSpec {
         proto: args.proto,
         service: args.service.clone(),
@@ -157,11 +159,15 @@ async fn exchange(args: &Args) -> Result<(u32, TcpStream), String> {
     request
         .encode(&mut out)
         .map_err(|e| format!("cannot encode the request: {e}"))?;
-    let mut stream = TcpStream::connect(&args.addr)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", args.addr))?;
+    let tls = args.tls.config()?;
+    let mut stream = strait_tools::tls::connect(&args.addr, tls.as_ref()).await?;
     stream
         .write_all(&out)
+        .await
+        .map_err(|e| format!("write failed: {e}"))?;
+    // A TLS stream may hold the last record until flushed.
+    stream
+        .flush()
         .await
         .map_err(|e| format!("write failed: {e}"))?;
 

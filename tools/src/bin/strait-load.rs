@@ -19,9 +19,9 @@ use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use strait_codec_framework::{Codec, DecodeError, Frame, FrameKind, Limits};
+use strait_tools::tls::Stream;
 use strait_tools::{DEFAULT_METHOD, DEFAULT_SERVICE, Proto, RequestSpec, parse_duration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// A SOFA Bolt and Dubbo load generator with HDR latency histograms.
@@ -67,6 +67,12 @@ struct Args {
     /// Runtime worker threads (1 = a single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Instead of requests: full TLS handshakes (no session resumption), `--concurrency`
+    /// at a time, each on a new connection closed right after; needs `--tls-ca`.
+    #[arg(long)]
+    handshakes: bool,
+    #[command(flatten)]
+    tls: strait_tools::tls::TlsArgs,
 }
 
 /// Slot indices are the low 16 bits of a request id.
@@ -95,7 +101,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(args)) {
+    let ran = if args.handshakes {
+        runtime.block_on(handshakes(args))
+    } else {
+        runtime.block_on(run(args))
+    };
+    match ran {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS
@@ -160,14 +171,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let spec = Arc::new(spec);
 
+    let tls = args.tls.config()?;
     let mut streams = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        let s = TcpStream::connect(&args.addr)
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", args.addr))?;
-        s.set_nodelay(true)
-            .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
-        streams.push(s);
+        streams.push(strait_tools::tls::connect(&args.addr, tls.as_ref()).await?);
     }
 
     let duration = match (args.duration, args.requests) {
@@ -313,7 +320,7 @@ fn pace(
 
 /// One connection's state, owned by its task.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     codec: Box<dyn Codec>,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -340,7 +347,7 @@ enum Stop {
 
 impl Conn {
     fn new(
-        stream: TcpStream,
+        stream: Stream,
         template: Box<dyn Frame>,
         spec: Arc<RequestSpec>,
         expected: Bytes,
@@ -410,6 +417,11 @@ impl Conn {
         if !self.wbuf.is_empty() {
             self.stream
                 .write_all(&self.wbuf)
+                .await
+                .map_err(|e| Stop::Failed(format!("write failed: {e}")))?;
+            // A TLS stream may hold the last record until flushed (a no-op on TCP).
+            self.stream
+                .flush()
                 .await
                 .map_err(|e| Stop::Failed(format!("write failed: {e}")))?;
             self.wbuf.clear();
@@ -569,13 +581,15 @@ impl Conn {
             let waiting = self.in_flight() > 0;
             tokio::select! {
                 biased;
-                r = self.stream.readable(), if waiting => {
-                    if let Err(e) = r {
-                        break Some(Stop::Failed(format!("read failed: {e}")));
-                    }
-                    match self.try_read() {
-                        Ok(()) => {}
-                        Err(e) => break Some(e),
+                r = readable_or_read(&mut self.stream, &mut self.rbuf), if waiting => {
+                    let settled = match r {
+                        Err(e) => Err(Stop::Failed(format!("read failed: {e}"))),
+                        Ok(None) => self.try_read(),
+                        Ok(Some(0)) => Err(Stop::Closed),
+                        Ok(Some(_)) => self.settle(),
+                    };
+                    if let Err(e) = settled {
+                        break Some(e);
                     }
                 }
                 t = rx.recv(), if pacing => match t {
@@ -600,11 +614,86 @@ impl Conn {
         if self.rbuf.capacity() - self.rbuf.len() < 16 * 1024 {
             self.rbuf.reserve(64 * 1024);
         }
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        let Stream::Tcp(tcp) = &mut self.stream else {
+            // TLS reads in `readable_or_read`.
+            return Ok(());
+        };
+        match tcp.try_read_buf(&mut self.rbuf) {
             Ok(0) => Err(Stop::Closed),
             Ok(_) => self.settle(),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => Err(Stop::Failed(format!("read failed: {e}"))),
         }
     }
+}
+
+/// Waits until a plain socket is readable (`None`: read it with `try_read`), or reads a
+/// TLS stream (which cannot say it is readable without reading): `Some(bytes read)`.
+async fn readable_or_read(
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+) -> std::io::Result<Option<usize>> {
+    match stream {
+        Stream::Tcp(tcp) => tcp.readable().await.map(|()| None),
+        Stream::Tls(tls) => {
+            if rbuf.capacity() - rbuf.len() < 16 * 1024 {
+                rbuf.reserve(64 * 1024);
+            }
+            tls.read_buf(rbuf).await.map(Some)
+        }
+    }
+}
+
+/// `--handshakes`: full TLS handshakes on new connections, `--concurrency` at a time,
+/// for `--duration`.
+async fn handshakes(args: Args) -> Result<serde_json::Value, String> {
+    let Some(ca) = &args.tls.tls_ca else {
+        return Err("--handshakes needs --tls-ca".into());
+    };
+    let config = (
+        strait_tools::tls::client_config(ca, false)?,
+        args.tls.tls_name.clone(),
+    );
+    let config = Arc::new(config);
+    let duration = args.duration.unwrap_or(Duration::from_secs(10));
+    let start = Instant::now();
+    let until = start + duration;
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(std::sync::OnceLock::<String>::new());
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (config, addr) = (config.clone(), args.addr.clone());
+        let (done, failed, first_error) = (done.clone(), failed.clone(), first_error.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                match strait_tools::tls::connect(&addr, Some(&config)).await {
+                    Ok(mut stream) => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                        let _ = stream.shutdown().await;
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        let _ = first_error.set(e);
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await
+            .map_err(|e| format!("handshake task failed: {e}"))?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    if let Some(e) = first_error.get() {
+        eprintln!("strait-load: first error: {e}");
+    }
+    let n = done.load(Ordering::Relaxed);
+    Ok(serde_json::json!({
+        "handshakes": n,
+        "errors": failed.load(Ordering::Relaxed),
+        "elapsed_s": round3(elapsed),
+        "rate": round1(n as f64 / elapsed),
+        "concurrency": args.concurrency,
+    }))
 }
