@@ -338,3 +338,45 @@ fn loading_names_the_file_that_is_wrong() {
     assert!(error.contains("ca_file"), "{error}");
     let _ = Path::new("");
 }
+
+/// A Kubernetes secret mount: the files are symlinks through `..data`, itself a symlink
+/// to a timestamped directory; an update writes a new directory and swaps `..data`
+/// atomically. The watch on the mount's directory sees the swap.
+#[cfg(unix)]
+#[tokio::test]
+async fn rotation_follows_a_kubernetes_style_data_symlink_swap() {
+    use std::os::unix::fs::symlink;
+    let pki = Pki::new();
+    let mount = tempfile::tempdir().unwrap();
+    let m = mount.path();
+    let version = |name: &str, names: &[&str]| {
+        let dir = m.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        pki.ca.issue(names, Usage::Server, false).write(&dir, "tls");
+    };
+    version("..2026_12_02_v1", &["localhost"]);
+    symlink("..2026_12_02_v1", m.join("..data")).unwrap();
+    symlink("..data/tls.pem", m.join("tls.crt")).unwrap();
+    symlink("..data/tls-key.pem", m.join("tls.key")).unwrap();
+    let mut settings = pki.server(false, &[]);
+    settings.certificates[0].cert_file = m.join("tls.crt");
+    settings.certificates[0].key_file = m.join("tls.key");
+    let server = ServerTls::load("s", settings).unwrap();
+    let _rotation = strait_tls::Rotation::start(std::slice::from_ref(&server), &[])
+        .unwrap()
+        .expect("files to watch");
+    let mut rotated = pki.client(None);
+    rotated.server_name = Some("rotated.example.com".into());
+    let rotated = ClientTls::load("c", rotated).unwrap();
+    assert!(
+        attempt(&server, &rotated).await.1.is_err(),
+        "not rotated yet"
+    );
+
+    // What the kubelet does: a new directory, a temporary link, renamed over `..data`.
+    version("..2026_12_02_v2", &["rotated.example.com"]);
+    symlink("..2026_12_02_v2", m.join("..data_tmp")).unwrap();
+    std::fs::rename(m.join("..data_tmp"), m.join("..data")).unwrap();
+    wait_for("the rotation", || server.stats().rotations().0 == 1).await;
+    assert_eq!(attempt(&server, &rotated).await.1, Ok(()));
+}

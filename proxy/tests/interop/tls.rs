@@ -357,7 +357,7 @@ fn tls_clusters_reach_hypercorn_with_a_client_certificate() {
              \x20   - {{ match: {{ prefix: /h2 }}, route: {{ cluster: h2, timeout: 10s }} }}\n\
              \x20   - {{ match: {{ prefix: /nocert }}, route: {{ cluster: nocert, timeout: 10s }} }}\n\
              clusters:\n\
-             - {{ name: h1, protocol: http1, tls: {mtls}, endpoints: [{{ address: \"{addr}\" }}] }}\n\
+             - {{ name: h1, protocol: http1, tls: {mtls}, health_check: {{ type: http, path: /health, interval: 200ms }}, endpoints: [{{ address: \"{addr}\" }}] }}\n\
              - {{ name: h2, protocol: http2, tls: {mtls}, endpoints: [{{ address: \"{addr}\" }}] }}\n\
              - {{ name: nocert, protocol: http1, tls: {no_cert}, endpoints: [{{ address: \"{addr}\" }}] }}\n"
         )
@@ -374,6 +374,13 @@ fn tls_clusters_reach_hypercorn_with_a_client_certificate() {
     let (_, status, _, body) = curl_plain(strait.listen, "/nocert", &[]);
     assert!(status == 503 || status == 502, "{status} {body}");
 
+    // The active check goes over the same TLS settings: it passes, so the host is
+    // healthy (a host with a check takes traffic only once its first check passed).
+    let h1 = strait.cluster("h1");
+    assert_eq!(
+        h1["hosts"][0]["health_check"]["status"], "passing",
+        "{h1:#}"
+    );
     let (_, metrics) = strait.admin_get("/metrics");
     for name in ["h1", "h2"] {
         let series = format!("strait_tls_handshakes_total{{side=\"cluster\",name=\"{name}\"}}");
