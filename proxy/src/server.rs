@@ -597,7 +597,13 @@ impl Parts {
             cluster.first_checks().await;
         }
         let clusters = Arc::new(ClusterSet::new(clusters));
-        let metrics = with_metrics.then(|| Arc::new(request_metrics(config, registry)));
+        let same_layout = |old: &Snapshot| {
+            metrics_layout(&old.config, registry) == metrics_layout(config, registry)
+        };
+        let metrics = match old.filter(|o| same_layout(o)) {
+            Some(old) if with_metrics => old.metrics.clone(),
+            _ => with_metrics.then(|| Arc::new(request_metrics(config, registry))),
+        };
         let pipeline = Arc::new(Pipeline::new(clusters.clone(), hook.cloned()));
         Ok(Parts {
             clusters,
@@ -754,6 +760,17 @@ impl ConfigWatcher {
 /// The request metrics of `config`'s listeners and clusters, for requests of every
 /// protocol `registry` holds (and gRPC, which the HTTP door tells apart).
 fn request_metrics(config: &Config, registry: &Registry) -> Metrics {
+    let (protocols, listeners, clusters) = metrics_layout(config, registry);
+    Metrics::new(&protocols, &listeners, &clusters)
+}
+
+/// What the request metrics of `config` are laid out by: protocols, each listener's
+/// routes, the clusters. Two configurations with the same layout share one `Metrics`
+/// across a reload (no counter restarts from zero).
+fn metrics_layout(
+    config: &Config,
+    registry: &Registry,
+) -> (Vec<&'static str>, Vec<ListenerLayout>, Vec<String>) {
     let mut protocols: Vec<&'static str> = registry.upstream_names().collect();
     if !protocols.contains(&"grpc") {
         protocols.push("grpc");
@@ -774,7 +791,7 @@ fn request_metrics(config: &Config, registry: &Registry) -> Metrics {
         .iter()
         .map(|c| c.options.name.clone())
         .collect();
-    Metrics::new(&protocols, &listeners, &clusters)
+    (protocols, listeners, clusters)
 }
 
 /// One sink per distinct access-log target of `config` (listeners that name the same

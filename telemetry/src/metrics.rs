@@ -20,7 +20,7 @@ pub const NO_ROUTE_LABEL: &str = "(none)";
 const OTHER_PROTOCOL: &str = "other";
 
 /// What a listener's metrics are laid out by.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerLayout {
     /// The listener's name.
     pub name: String,
