@@ -145,13 +145,19 @@ struct Conn<H> {
 impl<H: RequestHandler> Conn<H> {
     /// Hands new requests to the handler's successor, if it has one, unless the one
     /// before is still ending requests (then at a later batch).
+    #[inline]
     fn take_successor(&mut self, in_flight: usize) {
         if self.previous.is_some() {
             return;
         }
-        let Some(next) = self.handler.successor() else {
-            return;
-        };
+        if let Some(next) = self.handler.successor() {
+            self.switch_to(next, in_flight);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn switch_to(&mut self, next: Arc<H>, in_flight: usize) {
         // The old handler's batch is counted by it.
         self.count();
         let old = std::mem::replace(&mut self.handler, next);
@@ -162,6 +168,7 @@ impl<H: RequestHandler> Conn<H> {
     }
 
     /// The handler that routed the request of `ctx`.
+    #[inline]
     fn handler_of(&self, ctx: &RequestContext) -> &H {
         match &self.previous {
             Some((previous, _)) if ctx.generation != self.generation => previous,
@@ -454,6 +461,7 @@ impl<H: RequestHandler> Conn<H> {
 
     /// Handles one decoded frame; returns the slow-path work if the request must wait
     /// for a connection.
+    #[inline(always)] // one call site, on the hot path
     fn on_frame(&mut self, mut frame: Box<dyn Frame>, mut ctx: RequestContext) -> Option<Later> {
         match frame.kind() {
             FrameKind::Heartbeat => {
@@ -555,6 +563,7 @@ impl<H: RequestHandler> Conn<H> {
 
     /// Answers a request from its upstream completion, unless the handler tries it
     /// again: then the request goes out anew (returned when it must first wait).
+    #[inline(always)] // one call site, on the hot path
     fn on_completion(&mut self, completion: Completion) -> Option<Later> {
         match completion {
             Completion::Response {
@@ -658,26 +667,33 @@ impl<H: RequestHandler> Conn<H> {
             response_bytes: written as u64,
             at: self.now,
         };
-        match &mut self.previous {
-            Some((previous, left)) if ctx.generation != self.generation => {
-                // Rare (a reload happened while it was in flight): counted at once.
-                previous.finished(ctx, end);
-                let count = OutcomeCount {
-                    cluster: ctx.cluster,
-                    host: ctx.host,
-                    outcome,
-                    n: 1,
-                };
-                previous.count(&mut std::iter::once(count));
-                *left -= 1;
-                if *left == 0 {
-                    self.previous = None;
-                }
-            }
-            _ => {
-                self.handler.finished(ctx, end);
-                self.tally.add(ctx, outcome);
-            }
+        if self.previous.is_some() && ctx.generation != self.generation {
+            self.finish_previous(ctx, end, outcome);
+        } else {
+            self.handler.finished(ctx, end);
+            self.tally.add(ctx, outcome);
+        }
+    }
+
+    /// Ends a request the previous handler routed (a reload happened while it was in
+    /// flight: rare), counted at once.
+    #[cold]
+    #[inline(never)]
+    fn finish_previous(&mut self, ctx: &RequestContext, end: RequestEnd, outcome: Outcome) {
+        let Some((previous, left)) = &mut self.previous else {
+            return;
+        };
+        previous.finished(ctx, end);
+        let count = OutcomeCount {
+            cluster: ctx.cluster,
+            host: ctx.host,
+            outcome,
+            n: 1,
+        };
+        previous.count(&mut std::iter::once(count));
+        *left -= 1;
+        if *left == 0 {
+            self.previous = None;
         }
     }
 
