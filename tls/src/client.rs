@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::files::{CertificateExpiry, Contents, not_after};
+use crate::material::{Loaded, Material};
 use crate::stats::{FailureReason, TlsStats};
 use crate::{ClientStream, TlsError, provider};
 
@@ -41,20 +41,13 @@ impl ClientTlsSettings {
     }
 }
 
-struct Loaded {
-    config: Arc<rustls::ClientConfig>,
-    contents: Contents,
-    expiry: Vec<CertificateExpiry>,
-}
-
 /// A cluster's TLS context, reloadable while connections use it.
 pub struct ClientTls {
     name: String,
     settings: ClientTlsSettings,
     /// The fixed server name, parsed once.
     server_name: Option<ServerName<'static>>,
-    loaded: ArcSwap<Loaded>,
-    stats: TlsStats,
+    material: Material<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for ClientTls {
@@ -83,8 +76,7 @@ impl ClientTls {
             name: name.to_string(),
             settings,
             server_name,
-            loaded: ArcSwap::from_pointee(loaded),
-            stats: TlsStats::default(),
+            material: Material::new(loaded),
         }))
     }
 
@@ -105,32 +97,20 @@ impl ClientTls {
 
     /// Its counters.
     pub fn stats(&self) -> &TlsStats {
-        &self.stats
+        self.material.stats()
     }
 
     /// When the loaded client certificate expires.
     pub fn expiry(&self) -> Vec<CertificateExpiry> {
-        self.loaded.load().expiry.clone()
+        self.material.expiry()
     }
 
     /// Reads the files again and, if they changed, takes them for new handshakes.
     /// Returns whether the material changed; on an error the old material stays.
     pub fn reload(&self) -> Result<bool, TlsError> {
-        let contents = Contents::read(self.settings.files())?;
-        if contents == self.loaded.load().contents {
-            return Ok(false);
-        }
-        match build_from(&self.settings, contents) {
-            Ok(loaded) => {
-                self.loaded.store(Arc::new(loaded));
-                self.stats.rotated(true);
-                Ok(true)
-            }
-            Err(error) => {
-                self.stats.rotated(false);
-                Err(error)
-            }
-        }
+        let settings = &self.settings;
+        self.material
+            .reload(settings.files(), |contents| build_from(settings, contents))
     }
 
     /// Runs the client side of a handshake with the host at `addr` over `io`. Counts
@@ -147,22 +127,25 @@ impl ClientTls {
             .server_name
             .clone()
             .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-        let connector = tokio_rustls::TlsConnector::from(self.loaded.load().config.clone());
+        let connector = tokio_rustls::TlsConnector::from(self.material.config());
         match connector.connect(name, io).await {
             Ok(stream) => {
-                self.stats.handshake();
+                self.material.stats().handshake();
                 Ok(stream)
             }
             Err(error) => {
                 let reason = FailureReason::of(&error);
-                self.stats.failed(reason);
+                self.material.stats().failed(reason);
                 Err((reason, error.to_string()))
             }
         }
     }
 }
 
-fn build_from(settings: &ClientTlsSettings, contents: Contents) -> Result<Loaded, TlsError> {
+fn build_from(
+    settings: &ClientTlsSettings,
+    contents: Contents,
+) -> Result<Loaded<rustls::ClientConfig>, TlsError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -7,6 +7,7 @@
 
 mod client;
 mod files;
+mod material;
 mod server;
 mod stats;
 #[cfg(feature = "test-support")]

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -14,6 +13,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::files::{CertificateExpiry, Contents, not_after, subject_alt_names};
+use crate::material::{Loaded, Material};
 use crate::stats::{FailureReason, TlsStats};
 use crate::{ServerStream, TlsError, TlsVersion, provider};
 
@@ -58,19 +58,11 @@ impl ServerTlsSettings {
     }
 }
 
-/// The material in force: the rustls configuration and what it was built from.
-struct Loaded {
-    config: Arc<rustls::ServerConfig>,
-    contents: Contents,
-    expiry: Vec<CertificateExpiry>,
-}
-
 /// A listener's TLS context, reloadable while connections use it.
 pub struct ServerTls {
     name: String,
     settings: ServerTlsSettings,
-    loaded: ArcSwap<Loaded>,
-    stats: TlsStats,
+    material: Material<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -88,8 +80,7 @@ impl ServerTls {
         Ok(Arc::new(ServerTls {
             name: name.to_string(),
             settings,
-            loaded: ArcSwap::from_pointee(loaded),
-            stats: TlsStats::default(),
+            material: Material::new(loaded),
         }))
     }
 
@@ -110,12 +101,12 @@ impl ServerTls {
 
     /// Its counters.
     pub fn stats(&self) -> &TlsStats {
-        &self.stats
+        self.material.stats()
     }
 
     /// When each loaded certificate expires.
     pub fn expiry(&self) -> Vec<CertificateExpiry> {
-        self.loaded.load().expiry.clone()
+        self.material.expiry()
     }
 
     /// Bound on a handshake.
@@ -126,21 +117,9 @@ impl ServerTls {
     /// Reads the files again and, if they changed, takes them for new handshakes.
     /// Returns whether the material changed; on an error the old material stays.
     pub fn reload(&self) -> Result<bool, TlsError> {
-        let contents = Contents::read(self.settings.files())?;
-        if contents == self.loaded.load().contents {
-            return Ok(false);
-        }
-        match build_from(&self.settings, contents) {
-            Ok(loaded) => {
-                self.loaded.store(Arc::new(loaded));
-                self.stats.rotated(true);
-                Ok(true)
-            }
-            Err(error) => {
-                self.stats.rotated(false);
-                Err(error)
-            }
-        }
+        let settings = &self.settings;
+        self.material
+            .reload(settings.files(), |contents| build_from(settings, contents))
     }
 
     /// Runs the server side of a handshake on `io`, within the handshake timeout,
@@ -149,7 +128,7 @@ impl ServerTls {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.loaded.load().config.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.material.config());
         let reason = match tokio::time::timeout(
             self.settings.handshake_timeout,
             acceptor.accept(io),
@@ -157,22 +136,25 @@ impl ServerTls {
         .await
         {
             Ok(Ok(stream)) => {
-                self.stats.handshake();
+                self.material.stats().handshake();
                 return Ok(stream);
             }
             Ok(Err(error)) => FailureReason::of(&error),
             Err(_) => FailureReason::Timeout,
         };
-        self.stats.failed(reason);
+        self.material.stats().failed(reason);
         Err(reason)
     }
 }
 
-fn build(settings: &ServerTlsSettings) -> Result<Loaded, TlsError> {
+fn build(settings: &ServerTlsSettings) -> Result<Loaded<rustls::ServerConfig>, TlsError> {
     build_from(settings, Contents::read(settings.files())?)
 }
 
-fn build_from(settings: &ServerTlsSettings, contents: Contents) -> Result<Loaded, TlsError> {
+fn build_from(
+    settings: &ServerTlsSettings,
+    contents: Contents,
+) -> Result<Loaded<rustls::ServerConfig>, TlsError> {
     let provider = provider();
     let mut named = Vec::new();
     let mut default = None;

@@ -2,13 +2,10 @@
 //! against a CA file, and the stream type the tools read and write.
 
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// The TLS flags every tool takes.
@@ -22,13 +19,8 @@ pub struct TlsArgs {
     pub tls_name: String,
 }
 
-/// A connected stream: plain TCP or TLS.
-pub enum Stream {
-    /// Plain TCP.
-    Tcp(TcpStream),
-    /// TLS over TCP.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+/// A connected stream: plain TCP, or TLS (wrapped), as Strait's upstream drivers take it.
+pub type Stream = strait_stream::UpstreamIo;
 
 /// A client TLS configuration trusting `ca`; `resumption: false` makes every
 /// handshake a full one (a handshake benchmark).
@@ -73,7 +65,7 @@ pub async fn connect(
         .connect(name, tcp)
         .await
         .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
-    Ok(Stream::Tls(Box::new(tls)))
+    Ok(Stream::Wrapped(Box::new(tls)))
 }
 
 impl TlsArgs {
@@ -82,46 +74,6 @@ impl TlsArgs {
         match &self.tls_ca {
             None => Ok(None),
             Some(ca) => Ok(Some((client_config(ca, true)?, self.tls_name.clone()))),
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -635,7 +635,7 @@ async fn readable_or_read(
 ) -> std::io::Result<Option<usize>> {
     match stream {
         Stream::Tcp(tcp) => tcp.readable().await.map(|()| None),
-        Stream::Tls(tls) => {
+        Stream::Wrapped(tls) => {
             if rbuf.capacity() - rbuf.len() < 16 * 1024 {
                 rbuf.reserve(64 * 1024);
             }
