@@ -52,9 +52,11 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// Offset of the type byte: v2 has `ver1` before it.
+    /// Offset of the type byte: v2 has `ver1` before it. The protocol byte is that
+    /// offset (1 or 2), which keeps every offset below free of branches (a layout is
+    /// only made for those two versions).
     pub const fn type_off(version: u8) -> usize {
-        if version == PROTO_V1 { 1 } else { 2 }
+        version as usize
     }
 
     /// Offset of the 2-byte command code.
@@ -79,12 +81,13 @@ impl Layout {
 
     /// Offset of the timeout (request) or status (response) field.
     pub const fn tail_off(self) -> usize {
-        self.codec_off() + if self.version == PROTO_V1 { 1 } else { 2 }
+        // v2's switch byte is the one more byte.
+        self.codec_off() + self.version as usize
     }
 
     /// Offset of classLen; headerLen follows at +2 and contentLen at +4.
     pub const fn lens_off(self) -> usize {
-        self.tail_off() + if self.request { 4 } else { 2 }
+        self.tail_off() + 2 + 2 * self.request as usize
     }
 
     /// Length of the fixed header (22/20 in v1, 24/22 in v2).
@@ -96,13 +99,18 @@ impl Layout {
 /// Reads a big-endian u16 at `off`; the caller has checked the length.
 #[inline]
 pub(crate) fn be_u16(b: &[u8], off: usize) -> u16 {
-    u16::from_be_bytes([b[off], b[off + 1]])
+    // One bounds check for the word, not one per byte.
+    let mut word = [0; 2];
+    word.copy_from_slice(&b[off..off + 2]);
+    u16::from_be_bytes(word)
 }
 
 /// Reads a big-endian u32 at `off`; the caller has checked the length.
 #[inline]
 pub(crate) fn be_u32(b: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+    let mut word = [0; 4];
+    word.copy_from_slice(&b[off..off + 4]);
+    u32::from_be_bytes(word)
 }
 
 #[cfg(test)]
