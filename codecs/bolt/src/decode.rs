@@ -35,7 +35,8 @@ pub(crate) struct Head {
 impl Head {
     /// Whether the frame carries a CRC-32 trailer: ver1 = 2 and switch bit 0 (Java's rule).
     pub fn crc(&self) -> bool {
-        self.layout.version == PROTO_V2 && self.ver1 == VER1_2 && self.switch & SWITCH_CRC != 0
+        // A v1 frame's `ver1` is VER1_1 (set so at parse), so no version check is needed.
+        self.ver1 == VER1_2 && self.switch & SWITCH_CRC != 0
     }
 
     /// End of the content, i.e. the bytes the CRC covers.

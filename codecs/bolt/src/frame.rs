@@ -199,15 +199,19 @@ impl BoltFrame {
 
 impl Frame for BoltFrame {
     fn kind(&self) -> FrameKind {
-        match (self.head.cmd_type, self.head.cmdcode) {
-            // A oneway heartbeat is a heartbeat (never forwarded) that `heartbeat_reply`
-            // leaves unanswered, as it must every oneway request.
-            (TYPE_REQUEST | TYPE_ONEWAY, CMD_HEARTBEAT) => FrameKind::Heartbeat,
-            (TYPE_ONEWAY, _) => FrameKind::Oneway,
-            (TYPE_REQUEST, _) => FrameKind::Request,
-            (_, CMD_HEARTBEAT) => FrameKind::HeartbeatAck,
-            _ => FrameKind::Response,
-        }
+        // By type (response, request, oneway) and whether the command is a heartbeat: a
+        // table lookup, as the proxy asks several times per request. A oneway heartbeat
+        // is a heartbeat (never forwarded) that `heartbeat_reply` leaves unanswered, as it
+        // must every oneway request.
+        const KINDS: [[FrameKind; 2]; 3] = [
+            [FrameKind::Response, FrameKind::HeartbeatAck],
+            [FrameKind::Request, FrameKind::Heartbeat],
+            [FrameKind::Oneway, FrameKind::Heartbeat],
+        ];
+        let heartbeat = usize::from(self.head.cmdcode == CMD_HEARTBEAT);
+        KINDS
+            .get(usize::from(self.head.cmd_type))
+            .map_or(FrameKind::Response, |k| k[heartbeat])
     }
 
     fn request_id(&self) -> RequestId {

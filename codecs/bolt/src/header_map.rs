@@ -16,18 +16,35 @@ use crate::types::MAX_SECTION_LEN;
 pub(crate) fn validate(section: &[u8]) -> Result<KeyLengths, CodecError> {
     let mut pos = 0;
     let mut lengths = KeyLengths::NONE;
+    // One pass, each length read once: this runs for every frame.
     while pos < section.len() {
-        if let Some((Some(n), _)) = read_len(section, pos) {
+        let (key, after_key) = string_at(section, pos).map_err(|r| malformed("key", pos, r))?;
+        if let Some(n) = key {
             lengths.add(n);
         }
-        for half in ["key", "value"] {
-            pos = skip_string(section, pos).map_err(|reason| CodecError::Malformed {
-                section: "header map",
-                reason: format!("{half} at offset {pos}: {reason}"),
-            })?;
-        }
+        let (_, after_value) =
+            string_at(section, after_key).map_err(|r| malformed("value", after_key, r))?;
+        pos = after_value;
     }
     Ok(lengths)
+}
+
+#[cold]
+fn malformed(half: &str, pos: usize, reason: &str) -> CodecError {
+    CodecError::Malformed {
+        section: "header map",
+        reason: format!("{half} at offset {pos}: {reason}"),
+    }
+}
+
+/// The string at `pos`: its length (`None` = null) and the offset just past it.
+fn string_at(section: &[u8], pos: usize) -> Result<(Option<usize>, usize), &'static str> {
+    let (len, body) = read_len(section, pos).ok_or("length field truncated")?;
+    match len {
+        None => Ok((None, body)),
+        Some(n) if n <= section.len() - body => Ok((Some(n), body + n)),
+        Some(_) => Err("string runs past the end of the header map"),
+    }
 }
 
 /// Which key lengths (mod 64) a header section holds, noted while it is validated: a
@@ -47,16 +64,6 @@ impl KeyLengths {
     /// Whether a key of `len` bytes may be present.
     pub(crate) fn may_hold(self, len: usize) -> bool {
         self.0 & (1 << (len % 64)) != 0
-    }
-}
-
-/// Skips the string at `pos`, returning the offset after it.
-fn skip_string(section: &[u8], pos: usize) -> Result<usize, &'static str> {
-    let (len, body) = read_len(section, pos).ok_or("length field truncated")?;
-    match len {
-        None => Ok(body),
-        Some(n) if n <= section.len() - body => Ok(body + n),
-        Some(_) => Err("string runs past the end of the header map"),
     }
 }
 
