@@ -72,8 +72,8 @@ impl Head {
 pub(crate) enum Parsed {
     /// At least this many bytes are needed to go on.
     NeedMore(usize),
-    /// A complete, checked fixed header.
-    Head(Head),
+    /// A complete, checked fixed header, and the frame's whole length (worked out once).
+    Head(Head, usize),
 }
 
 /// Parses and checks the fixed header at the front of `b`. Fields are checked as soon as
@@ -153,7 +153,7 @@ pub(crate) fn parse_head(b: &[u8], max_frame_size: usize) -> Result<Parsed, Code
             max: max_frame_size,
         });
     }
-    Ok(Parsed::Head(head))
+    Ok(Parsed::Head(head, total))
 }
 
 fn section_len(b: &[u8], off: usize, field: &'static str) -> Result<u16, CodecError> {
@@ -203,14 +203,13 @@ fn decode_into<T>(
     limits: Limits,
     make: impl FnOnce(Bytes, Head, KeyLengths) -> T,
 ) -> Result<Option<T>, DecodeError> {
-    let head = match parse_head(src, limits.max_frame_size)? {
+    let (head, total) = match parse_head(src, limits.max_frame_size)? {
         Parsed::NeedMore(n) => {
             src.reserve(n.saturating_sub(src.len()));
             return Ok(None);
         }
-        Parsed::Head(head) => head,
+        Parsed::Head(head, total) => (head, total),
     };
-    let total = head.total_len();
     if src.len() < total {
         // Bounded by the limit checked in parse_head.
         src.reserve(total - src.len());
@@ -244,7 +243,7 @@ fn codec_exception_reply(head: &Head) -> Option<Box<dyn Frame>> {
 /// valid frame.
 pub(crate) fn parse_complete(raw: Bytes) -> Result<BoltFrame, CodecError> {
     let head = match parse_head(&raw, usize::MAX)? {
-        Parsed::Head(head) => head,
+        Parsed::Head(head, _) => head,
         Parsed::NeedMore(n) => {
             return Err(CodecError::Encode(format!(
                 "frame of {} bytes is shorter than its fixed header ({n})",
