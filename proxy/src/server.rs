@@ -239,7 +239,8 @@ impl Server {
         });
         {
             let mut live = core.live.lock().await;
-            core.install(&mut live, config, parts, bound).await;
+            core.install_version(&mut live, config, parts, bound, 1)
+                .await;
         }
 
         let mut admin_addr = None;
@@ -443,11 +444,6 @@ impl Core {
             });
         }
         Ok(version)
-    }
-
-    /// Starts `config` at start (version 1).
-    async fn install(&self, live: &mut Live, config: Config, parts: Parts, bound: Bound) {
-        self.install_version(live, config, parts, bound, 1).await;
     }
 
     /// Makes `config` (with its built `parts` and newly `bound` sockets) the one in

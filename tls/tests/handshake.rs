@@ -2,7 +2,6 @@
 //! with certificates made here: who is accepted, who is refused and why, SNI, and
 //! rotation of the files under a running context.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -336,7 +335,6 @@ fn loading_names_the_file_that_is_wrong() {
     client.ca_file = None;
     let error = ClientTls::load("c", client).unwrap_err().to_string();
     assert!(error.contains("ca_file"), "{error}");
-    let _ = Path::new("");
 }
 
 /// A Kubernetes secret mount: the files are symlinks through `..data`, itself a symlink

@@ -49,7 +49,7 @@ fn config(
     admin: u16,
     ports: &Ports,
     peers: &Peers,
-    pki: &Path2,
+    pki: &PkiDir,
     round: u32,
 ) -> String {
     let tls = format!(
@@ -100,10 +100,10 @@ fn config(
     yaml
 }
 
-/// The PKI's directory.
-struct Path2(TempDir);
+/// The directory of the test certificates.
+struct PkiDir(TempDir);
 
-impl Path2 {
+impl PkiDir {
     fn file(&self, name: &str) -> String {
         self.0.path().join(name).display().to_string()
     }
@@ -176,7 +176,7 @@ fn summary_tally(protocol: &'static str, s: &Value) -> Tally {
 
 #[test]
 fn ten_reloads_and_a_certificate_rotation_under_mixed_load_fail_no_call() {
-    let pki = Path2(TempDir::new("soak-pki"));
+    let pki = PkiDir(TempDir::new("soak-pki"));
     let ca = Authority::new("Strait test CA");
     ca.write(pki.0.path(), "ca");
     ca.issue(&["localhost", "127.0.0.1"], Usage::Server, false)

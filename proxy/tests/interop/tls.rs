@@ -9,7 +9,7 @@
 //! another SPIFFE id, one from another CA.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -386,5 +386,4 @@ fn tls_clusters_reach_hypercorn_with_a_client_certificate() {
         let series = format!("strait_tls_handshakes_total{{side=\"cluster\",name=\"{name}\"}}");
         assert!(metric(&metrics, &series) >= 1, "{series}\n{metrics}");
     }
-    let _ = Path::new("");
 }
