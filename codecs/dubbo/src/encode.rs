@@ -70,15 +70,20 @@ fn encode_with_attachments(
         Some(open) => dst.put_slice(open),
         None => dst.put_u8(tag::MAP_UNTYPED),
     }
-    for e in &att.entries {
-        match (&e.raw, &e.key, &e.value) {
-            (Some(r), _, _) => dst.put_slice(body.get(r.clone()).unwrap_or_default()),
-            (None, Some(k), Some(v)) => {
-                writer::write_string(dst, k.as_str(body));
-                writer::write_string(dst, v.as_str(body));
+    match att.written(body) {
+        Ok(unchanged) => dst.put_slice(unchanged),
+        Err(entries) => {
+            for e in entries {
+                match (&e.raw, &e.key, &e.value) {
+                    (Some(r), _, _) => dst.put_slice(body.get(r.clone()).unwrap_or_default()),
+                    (None, Some(k), Some(v)) => {
+                        writer::write_string(dst, k.as_str(body));
+                        writer::write_string(dst, v.as_str(body));
+                    }
+                    // Entries the proxy wrote always have a string key and value.
+                    (None, _, _) => {}
+                }
             }
-            // Entries the proxy wrote always have a string key and value.
-            (None, _, _) => {}
         }
     }
     dst.put_u8(tag::END);

@@ -103,14 +103,6 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// A placeholder, filled in right after it is pushed.
-    const EMPTY: Entry = Entry {
-        key: None,
-        value: None,
-        raw: None,
-        pinned: false,
-    };
-
     fn new(e: SpanEntry) -> Entry {
         Entry {
             key: e.key.map(Text::new),
@@ -133,21 +125,52 @@ pub(crate) struct Attachments {
     pub span: Range<usize>,
     /// The bytes opening the map (`H`, or `M` and its type); `None` writes `H`.
     pub open: Option<Range<usize>>,
-    /// Every entry, string-to-string or not.
-    pub entries: Vec<Entry>,
+    /// Every entry, string-to-string or not, in wire order (empty while `in_place`).
+    listed: Vec<Entry>,
+    /// Where the entries lie instead, when every one is a one-chunk ASCII string key
+    /// and value, as the fast reading found them (between the map's opening and its
+    /// `Z`): they are read in place there and listed only when edited. Reading the
+    /// common request's attachments this way allocates nothing.
+    in_place: Option<Range<usize>>,
+}
+
+/// The entries of an in-place map ([`Attachments::in_place`]): key, value and whole-entry
+/// ranges, in wire order.
+fn in_place_entries(
+    body: &[u8],
+    region: Range<usize>,
+) -> impl Iterator<Item = (Range<usize>, Range<usize>, Range<usize>)> + '_ {
+    let mut pos = region.start;
+    std::iter::from_fn(move || {
+        if pos >= region.end {
+            return None;
+        }
+        // Checked as ASCII when the fast reading took the map: not checked again.
+        let key = hessian2::one_chunk_string_at(body, pos)?;
+        let value = hessian2::one_chunk_string_at(body, key.end)?;
+        let whole = pos..value.end;
+        pos = value.end;
+        Some((key, value, whole))
+    })
 }
 
 impl Attachments {
+    /// No attachments: `span` is where a map would go (or the `N` there).
+    fn none(span: Range<usize>) -> Attachments {
+        Attachments {
+            span,
+            open: None,
+            listed: Vec::new(),
+            in_place: None,
+        }
+    }
+
     /// Reads the attachments map at the reader's position: a map, a null, or nothing at
     /// all (the body ends: treated as no attachments, a map is inserted there on edit).
     fn read(r: &mut Reader<'_>) -> Result<Attachments, hessian2::Error> {
         let at = r.position();
         if r.is_at_end() {
-            return Ok(Attachments {
-                span: at..at,
-                open: None,
-                entries: Vec::new(),
-            });
+            return Ok(Attachments::none(at..at));
         }
         // Requests usually carry 5-16 attachments: one allocation in the common case.
         let mut entries = Vec::with_capacity(8);
@@ -156,38 +179,91 @@ impl Attachments {
             Some(info) => Attachments {
                 span: info.span,
                 open: Some(info.open),
-                entries,
+                listed: entries,
+                in_place: None,
             },
             // The `N` is the byte just read.
-            None => Attachments {
-                span: r.position() - 1..r.position(),
-                open: None,
-                entries,
-            },
+            None => Attachments::none(r.position() - 1..r.position()),
         })
     }
 
     /// The value of the last entry named `name`, if it is a string (Java's `HashMap`
     /// keeps the last put).
     pub fn get<'b>(&'b self, body: &'b [u8], name: &str) -> Option<&'b str> {
-        let entry = self.entries.iter().rev().find(|e| e.key_is(body, name))?;
+        if self.in_place.is_some() {
+            // ASCII, so UTF-8: the check cannot fail, and costs little on these bytes.
+            return std::str::from_utf8(self.get_bytes(body, name)?).ok();
+        }
+        let entry = self.listed.iter().rev().find(|e| e.key_is(body, name))?;
         entry.value.as_ref().map(|v| v.as_str(body))
     }
 
     /// [`Attachments::get`] as bytes, for callers that need no `&str`.
     pub fn get_bytes<'b>(&'b self, body: &'b [u8], name: &str) -> Option<&'b [u8]> {
-        let entry = self.entries.iter().rev().find(|e| e.key_is(body, name))?;
+        if let Some(region) = &self.in_place {
+            let mut last = None;
+            for (key, value, _) in in_place_entries(body, region.clone()) {
+                if body.get(key) == Some(name.as_bytes()) {
+                    last = Some(value);
+                }
+            }
+            return body.get(last?);
+        }
+        let entry = self.listed.iter().rev().find(|e| e.key_is(body, name))?;
         entry.value.as_ref().map(|v| v.bytes(body))
     }
 
     /// The string entries, in wire order.
     pub fn strings<'b>(&'b self, body: &'b [u8]) -> impl Iterator<Item = (&'b str, &'b str)> {
-        self.entries
+        let listed = self
+            .listed
             .iter()
             .filter_map(move |e| match (&e.key, &e.value) {
                 (Some(k), Some(v)) => Some((k.as_str(body), v.as_str(body))),
                 _ => None,
-            })
+            });
+        // ASCII, so UTF-8: the checks cannot fail.
+        let text = |r: Range<usize>| {
+            body.get(r)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default()
+        };
+        let in_place = self
+            .in_place
+            .iter()
+            .flat_map(move |region| in_place_entries(body, region.clone()))
+            .map(move |(k, v, _)| (text(k), text(v)));
+        listed.chain(in_place)
+    }
+
+    /// Every entry, listed (an in-place map is listed now).
+    pub fn entries(&mut self, body: &[u8]) -> &mut Vec<Entry> {
+        if let Some(region) = self.in_place.take() {
+            self.listed = in_place_entries(body, region)
+                .map(|(key, value, whole)| Entry {
+                    key: Some(Text::Utf8(key)),
+                    value: Some(Text::Utf8(value)),
+                    raw: Some(whole),
+                    pinned: false,
+                })
+                .collect();
+        }
+        &mut self.listed
+    }
+
+    /// The entries as written: listed ones (`Err`), or the bytes of an in-place map's
+    /// entries (`Ok`), unchanged since they were read.
+    pub fn written<'b>(&'b self, body: &'b [u8]) -> Result<&'b [u8], &'b [Entry]> {
+        match &self.in_place {
+            Some(region) => Ok(body.get(region.clone()).unwrap_or_default()),
+            None => Err(&self.listed),
+        }
+    }
+
+    /// Whether an entry keyed `name` is pinned (holds what later values may refer to).
+    pub fn pins(&self, body: &[u8], name: &str) -> bool {
+        // In-place entries are strings: none is pinned.
+        self.listed.iter().any(|e| e.pinned && e.key_is(body, name))
     }
 
     /// Sets `name` to `value`. The first entry with that key is replaced in place (wire
@@ -195,13 +271,11 @@ impl Attachments {
     /// with that key stays (dropping it would break what later values refer to), and
     /// the value then goes last, where it wins as Java's `HashMap` keeps the last put.
     pub fn set(&mut self, body: &[u8], name: &str, value: &str) {
-        let pinned = self
-            .entries
-            .iter()
-            .any(|e| e.pinned && e.key_is(body, name));
+        let pinned = self.pins(body, name);
+        let entries = self.entries(body);
         let mut slot = None;
         let mut i = 0;
-        self.entries.retain(|e| {
+        entries.retain(|e| {
             let keep = e.pinned || !e.key_is(body, name);
             if !keep && slot.is_none() {
                 slot = Some(i);
@@ -216,26 +290,23 @@ impl Attachments {
             pinned: false,
         };
         match slot.filter(|_| !pinned) {
-            Some(at) => self.entries.insert(at, entry),
-            None => self.entries.push(entry),
+            Some(at) => entries.insert(at, entry),
+            None => entries.push(entry),
         }
     }
 
     /// Removes every entry keyed `name` (whatever its value); whether any was there.
     /// Refused when one is pinned.
     pub fn remove(&mut self, body: &[u8], name: &str) -> Result<bool, &'static str> {
-        if self
-            .entries
-            .iter()
-            .any(|e| e.pinned && e.key_is(body, name))
-        {
+        if self.pins(body, name) {
             return Err(
                 "it holds a class definition, list, map or object later values may refer to",
             );
         }
-        let before = self.entries.len();
-        self.entries.retain(|e| !e.key_is(body, name));
-        Ok(self.entries.len() != before)
+        let entries = self.entries(body);
+        let before = entries.len();
+        entries.retain(|e| !e.key_is(body, name));
+        Ok(entries.len() != before)
     }
 }
 
@@ -356,42 +427,22 @@ fn parse_request_fast(body: &[u8]) -> Option<RequestMeta> {
     }
     let args = args_start..pos;
     let attachments = match body.get(pos) {
-        None => Attachments {
-            span: pos..pos,
-            open: None,
-            entries: Vec::new(),
-        },
-        Some(&tag::NULL) => Attachments {
-            span: pos..pos + 1,
-            open: None,
-            entries: Vec::new(),
-        },
+        None => Attachments::none(pos..pos),
+        Some(&tag::NULL) => Attachments::none(pos..pos + 1),
         Some(&tag::MAP_UNTYPED) => {
             let start = pos;
             pos += 1;
-            // Requests usually carry 5-16 attachments: one allocation in the common case.
-            let mut entries = Vec::with_capacity(8);
+            // Checked here, once; read in place afterwards (`Entries::InPlace`).
             while body.get(pos) != Some(&tag::END) {
-                let entry_start = pos;
                 let key = hessian2::ascii_string_at(body, pos)?;
-                let value = hessian2::ascii_string_at(body, key.end)?;
-                pos = value.end;
-                // Pushed empty, then filled in place: a `push` of the finished entry has
-                // the compiler build it on the stack and copy it over, and the copy stalls
-                // reloading the stores just made (measured: ~5% of the parse with 8
-                // attachments).
-                entries.push(Entry::EMPTY);
-                if let Some(e) = entries.last_mut() {
-                    e.key = Some(Text::Utf8(key));
-                    e.value = Some(Text::Utf8(value));
-                    e.raw = Some(entry_start..pos);
-                }
+                pos = hessian2::ascii_string_at(body, key.end)?.end;
             }
             pos += 1; // the `Z`
             Attachments {
                 span: start..pos,
                 open: Some(start..start + 1),
-                entries,
+                listed: Vec::new(),
+                in_place: Some(start + 1..pos - 1),
             }
         }
         Some(_) => return None,
@@ -408,11 +459,16 @@ fn parse_request_fast(body: &[u8]) -> Option<RequestMeta> {
 }
 
 /// Both readings of a request body, for the fuzz target and tests to compare: the fast
-/// one (`None` when it declines) and the general one.
+/// one (`None` when it declines; its in-place attachments listed, as the general one
+/// lists them) and the general one.
 pub(crate) fn parse_request_both(
     body: &[u8],
 ) -> (Option<RequestMeta>, Result<RequestMeta, MetadataError>) {
-    (parse_request_fast(body), parse_request_general(body))
+    let fast = parse_request_fast(body).map(|mut meta| {
+        meta.attachments.entries(body);
+        meta
+    });
+    (fast, parse_request_general(body))
 }
 
 /// Reads a request body of any form (see [`parse_request_fast`] for the common one).
@@ -500,17 +556,19 @@ pub fn argument_count(desc: &str) -> usize {
 /// descriptor need not be checked as UTF-8 first).
 fn count_arguments(desc: &[u8]) -> usize {
     let mut count = 0;
-    let mut in_class = false;
-    for &b in desc {
-        if in_class {
-            in_class = b != b';';
-            continue;
-        }
+    let mut rest = desc;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
         match b {
             b'Z' | b'B' | b'C' | b'D' | b'F' | b'I' | b'J' | b'S' | b'V' => count += 1,
             b'L' => {
                 count += 1;
-                in_class = true;
+                // The class name is skipped whole, in one search for its `;`.
+                rest = rest
+                    .iter()
+                    .position(|&c| c == b';')
+                    .and_then(|at| rest.get(at + 1..))
+                    .unwrap_or_default();
             }
             _ => {}
         }
@@ -649,6 +707,49 @@ mod tests {
         let b = body("a.B", "", b"", b"H\x05group\x52\x00\x02ab\x01cZ");
         assert!(fast(&b).is_none());
         assert_eq!(frame(&b).header("group"), Some("abc"));
+    }
+
+    #[test]
+    fn common_attachments_are_read_in_place_until_edited() {
+        let mut f = DubboFrame::request("a.B", "echo")
+            .attachment("group", "g1")
+            .attachment("timeout", "100")
+            .attachment("group", "g2")
+            .build()
+            .unwrap();
+        let body = f.body_slice().to_vec();
+        let in_place = |f: &DubboFrame| f.attachments_ref().is_some_and(|a| a.in_place.is_some());
+        // Read without listing (no allocation): lookups and iteration scan the bytes.
+        assert!(in_place(&f));
+        assert_eq!(f.header("group"), Some("g2"));
+        assert_eq!(f.timeout(), Some(Duration::from_millis(100)));
+        let scanned: Vec<_> = f.attachments().collect();
+        assert_eq!(
+            scanned,
+            [("group", "g1"), ("timeout", "100"), ("group", "g2")]
+        );
+        assert!(in_place(&f));
+        // What listing makes of them is what the general reader makes.
+        let listed = parse_request_general(&body).unwrap().attachments;
+        let mut read = f.attachments_ref().unwrap().clone();
+        read.entries(&body);
+        assert_eq!(read, listed);
+        // An edit lists them, and the frame re-encodes with it.
+        f.set_header("zone", "z1");
+        assert!(!in_place(&f));
+        let mut out = BytesMut::new();
+        f.encode(&mut out).unwrap();
+        let again = DubboFrame::from_bytes(out.freeze()).unwrap();
+        let pairs: Vec<_> = again.attachments().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("group", "g1"),
+                ("timeout", "100"),
+                ("group", "g2"),
+                ("zone", "z1")
+            ]
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use reader::Reader;
 pub(crate) use reader::StrSpan;
 pub(crate) use skip::simple_value_end;
 pub use string::HString;
-pub(crate) use string::ascii_string_at;
+pub(crate) use string::{ascii_string_at, one_chunk_string_at};
 
 /// Deepest nesting of lists, maps and objects the reader accepts (Java's `readObject`
 /// recurses; we stop here instead of overflowing a stack).

@@ -60,6 +60,15 @@ impl std::fmt::Display for HString<'_> {
 /// `None` for any other string, any other value, or a truncated one.
 #[inline]
 pub(crate) fn ascii_string_at(buf: &[u8], pos: usize) -> Option<Range<usize>> {
+    let text = one_chunk_string_at(buf, pos)?;
+    // ASCII: one byte per UTF-16 unit, so `units` bytes are the whole string.
+    buf.get(text.clone())?.is_ascii().then_some(text)
+}
+
+/// [`ascii_string_at`] without the ASCII check, for bytes that passed it before: the
+/// range of a one-chunk string's text, its length in units taken as bytes.
+#[inline]
+pub(crate) fn one_chunk_string_at(buf: &[u8], pos: usize) -> Option<Range<usize>> {
     let b = *buf.get(pos)?;
     let (start, units) = match b {
         0x00..=0x1f => (pos + 1, usize::from(b)),
@@ -74,8 +83,7 @@ pub(crate) fn ascii_string_at(buf: &[u8], pos: usize) -> Option<Range<usize>> {
         _ => return None,
     };
     let end = start.checked_add(units)?;
-    // ASCII: one byte per UTF-16 unit, so `units` bytes are the whole string.
-    buf.get(start..end)?.is_ascii().then_some(start..end)
+    (end <= buf.len()).then_some(start..end)
 }
 
 /// Walks `units` UTF-16 units of UTF-8 starting at `pos`; returns the offset after them.
