@@ -10,6 +10,7 @@
 //! or `tokio_util::codec::FramedRead` alike.
 
 mod civil;
+mod count;
 mod detect;
 mod error;
 mod failure;
@@ -21,6 +22,7 @@ mod protocol;
 mod registry;
 
 pub use civil::{civil_date, rfc3339};
+pub use count::{LATENCY_BOUNDS_NANOS, LATENCY_BUCKETS, Latencies, RequestCount};
 pub use detect::Detect;
 pub use error::{CodecError, DecodeError};
 pub use failure::ProxyFailure;

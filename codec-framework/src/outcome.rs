@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::{Frame, ProxyFailure};
+use crate::{Frame, ProxyFailure, RequestCount};
 
 /// How a protocol classes an upstream's answer ([`crate::Protocol::classify`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -271,8 +271,30 @@ pub trait RequestHook: Send + Sync + 'static {
         let _ = (attempt, view, set_header);
     }
 
+    /// Whether this hook hears each request's end ([`RequestHook::on_request_end`]). A
+    /// hook that only counts (metrics) says no and hears
+    /// [`RequestHook::on_requests_counted`] instead; when no hook hears ends, no record
+    /// is put together.
+    fn wants_each_end(&self) -> bool {
+        true
+    }
+
+    /// Whether this hook reads the bytes and times of the requests it hears counted
+    /// ([`RequestCount::request_bytes`], [`RequestCount::total`]...): when none does,
+    /// they are not worked out.
+    fn wants_counts(&self) -> bool {
+        false
+    }
+
     /// A request ended.
     fn on_request_end(&self, record: &RequestRecord<'_>);
+
+    /// Requests of `protocol` ended, counted in groups: once per batch of a
+    /// connection's ends (for protocols whose driver batches them) or once per request.
+    /// Every request is in exactly one count. Default: ignored.
+    fn on_requests_counted(&self, protocol: &str, counts: &[RequestCount]) {
+        let _ = (protocol, counts);
+    }
 }
 
 /// One failed attempt of a request that is tried again.

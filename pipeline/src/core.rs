@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_codec_framework::{
-    AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView,
+    AttemptRecord, Frame, Outcome, RequestCount, RequestHook, RequestRecord, RequestView,
 };
 use strait_router::{RetryPolicy, RouteAction, RouteTable, StatusSpace};
-use strait_stream::{RequestContext, RequestEnd};
+use strait_stream::{Moment, RequestContext, RequestEnd, Tally};
 use strait_upstream::Cluster;
 
 /// The clusters of one configuration snapshot: by name for routing, by position for
@@ -123,13 +123,20 @@ impl Hasher for NameHasher {
 pub struct Pipeline {
     clusters: Arc<ClusterSet>,
     hook: Option<Arc<dyn RequestHook>>,
+    /// `hook`, if it hears each request's end ([`RequestHook::wants_each_end`]).
+    end_hook: Option<Arc<dyn RequestHook>>,
 }
 
 impl Pipeline {
     /// The pipeline of one configuration's `clusters`; `hook`, if any, hears every
     /// request's end.
     pub fn new(clusters: Arc<ClusterSet>, hook: Option<Arc<dyn RequestHook>>) -> Self {
-        Pipeline { clusters, hook }
+        let end_hook = hook.clone().filter(|h| h.wants_each_end());
+        Pipeline {
+            clusters,
+            hook,
+            end_hook,
+        }
     }
 
     /// The clusters requests go to.
@@ -146,8 +153,8 @@ impl Pipeline {
         }
     }
 
-    /// Tells the hooks (the listener's own, then the pipeline's) how one request
-    /// ended. `routes` is the table its route number refers to.
+    /// Tells the hooks that hear each end (the listener's own, then the pipeline's) how
+    /// one request ended. `routes` is the table its route number refers to.
     #[allow(clippy::too_many_arguments)] // the one place a record is put together
     fn report(
         &self,
@@ -160,12 +167,13 @@ impl Pipeline {
         end: RequestEnd,
         view: Option<&RequestView>,
     ) {
-        if self.hook.is_none() && listener_hooks.is_empty() {
+        let hook = self.end_hook.as_ref();
+        if hook.is_none() && listener_hooks.is_empty() {
             return;
         }
         // A listener's hooks that read names (the tracer, the access log) read them only
         // for requests whose view they kept: an unsampled request costs no lookup.
-        let names = (wants_names && view.is_some()) || self.hook.is_some();
+        let names = (wants_names && view.is_some()) || hook.is_some();
         let cluster = RequestContext::known(ctx.cluster)
             .filter(|_| names)
             .and_then(|i| self.clusters.at(i));
@@ -189,16 +197,13 @@ impl Pipeline {
             attempt: ctx.attempt,
             outcome: end.outcome,
             status: end.status,
-            duration: end.at.saturating_duration_since(ctx.start),
-            upstream_duration: ctx.sent.map(|s| end.at.saturating_duration_since(s)),
+            duration: Moment::between(ctx.start_nanos, end.at),
+            upstream_duration: ctx.sent.map(|s| Moment::between(s, end.at)),
             request_bytes: ctx.request_bytes,
             response_bytes: end.response_bytes,
             view,
         };
-        for hook in listener_hooks {
-            hook.on_request_end(&record);
-        }
-        if let Some(hook) = &self.hook {
+        for hook in listener_hooks.iter().chain(hook) {
             hook.on_request_end(&record);
         }
     }
@@ -214,6 +219,11 @@ pub struct ListenerPipeline {
     pub(crate) pipeline: Arc<Pipeline>,
     /// The listener's own hooks (its metrics, its access log).
     hooks: Vec<Arc<dyn RequestHook>>,
+    /// Those of `hooks` that hear each request's end ([`RequestHook::wants_each_end`]).
+    end_hooks: Vec<Arc<dyn RequestHook>>,
+    /// Whether any hook reads the times of counted requests
+    /// ([`RequestHook::wants_counts`]).
+    timed: bool,
     /// Whether any hook needs each request's view.
     wants_view: bool,
     /// Whether any of `hooks` reads the record's names.
@@ -236,14 +246,41 @@ impl ListenerPipeline {
             .chain(pipeline.hook.as_ref())
             .any(|h| h.wants_view());
         let wants_names = hooks.iter().any(|h| h.wants_names());
+        let end_hooks = hooks
+            .iter()
+            .filter(|h| h.wants_each_end())
+            .cloned()
+            .collect();
+        let timed = hooks
+            .iter()
+            .chain(pipeline.hook.as_ref())
+            .any(|h| h.wants_counts());
         ListenerPipeline {
             name: Arc::from(name),
             routes,
             route_clusters,
             pipeline,
             hooks,
+            end_hooks,
+            timed,
             wants_view,
             wants_names,
+        }
+    }
+
+    /// Whether the requests' times are counted ([`RequestHook::wants_counts`]).
+    pub(crate) fn timed(&self) -> bool {
+        self.timed
+    }
+
+    /// Counts ended requests of `protocol`, in groups: on their clusters and hosts,
+    /// and to every hook.
+    pub(crate) fn count(&self, protocol: &str, counts: &[RequestCount]) {
+        for c in counts {
+            self.pipeline.count(c.cluster, c.host, c.outcome, c.n);
+        }
+        for hook in self.hooks.iter().chain(self.pipeline.hook.as_ref()) {
+            hook.on_requests_counted(protocol, counts);
         }
     }
 
@@ -297,12 +334,12 @@ impl ListenerPipeline {
         end: RequestEnd,
         view: Option<&RequestView>,
     ) {
-        self.pipeline.count(ctx.cluster, ctx.host, end.outcome, 1);
+        self.count(protocol, &[Tally::one(ctx, &end, self.timed)]);
         self.report(protocol, ctx, end, view);
     }
 
-    /// [`ListenerPipeline::finish`] without the counters, which the caller hands over
-    /// in batches ([`Pipeline::count`]).
+    /// [`ListenerPipeline::finish`] without the counts, which the caller hands over
+    /// in batches ([`ListenerPipeline::count`]).
     pub(crate) fn report(
         &self,
         protocol: &str,
@@ -313,7 +350,7 @@ impl ListenerPipeline {
         self.end_retry(ctx);
         self.pipeline.report(
             &self.name,
-            &self.hooks,
+            &self.end_hooks,
             self.wants_names,
             protocol,
             &self.routes,
@@ -349,13 +386,13 @@ impl ListenerPipeline {
             .zip(RequestContext::known(ctx.host))
             .and_then(|(c, h)| c.host(h))
             .map(|h| h.addr());
-        let now = tokio::time::Instant::now();
+        let now = Moment::now();
         let attempt = AttemptRecord {
             attempt: ctx.attempt,
             host,
             outcome,
-            sent: ctx.sent.map(|s| s.saturating_duration_since(ctx.start)),
-            ended: now.saturating_duration_since(ctx.start),
+            sent: ctx.sent.map(|s| Moment::between(ctx.start_nanos, s)),
+            ended: Moment::between(ctx.start_nanos, now.nanos),
         };
         for hook in self.hooks.iter().chain(self.pipeline.hook.as_ref()) {
             if hook.wants_view() {

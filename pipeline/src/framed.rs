@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use slab::Slab;
-use strait_codec_framework::{Frame, Outcome, Protocol, ProxyFailure, RequestView};
+use strait_codec_framework::{Frame, Outcome, Protocol, ProxyFailure, RequestCount, RequestView};
 use strait_router::{RouteTarget, StatusSpace};
-use strait_stream::{OutcomeCount, RequestContext, RequestEnd, RequestHandler, Route};
+use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route};
 use strait_upstream::Selected;
 
 use crate::core::{ListenerPipeline, effective_timeout};
@@ -132,12 +132,12 @@ impl RequestHandler for FramedForwarder {
         Some(Arc::new(next))
     }
 
-    fn count(&self, counts: &mut dyn Iterator<Item = OutcomeCount>) {
-        for c in counts {
-            self.listener
-                .pipeline
-                .count(c.cluster, c.host, c.outcome, c.n);
-        }
+    fn count(&self, counts: &[RequestCount]) {
+        self.listener.count(self.protocol.name(), counts);
+    }
+
+    fn times_requests(&self) -> bool {
+        self.listener.timed()
     }
 }
 

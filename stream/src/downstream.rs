@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::buffers::{self, BufferClass};
 use crate::handler::{Connecting, RequestHandler, Route};
 use crate::inbox::{Completion, Inbox, RequestToken};
-use crate::{OutcomeCount, RequestContext, RequestEnd, Tally, UpstreamConnection};
+use crate::{Moment, RequestContext, RequestEnd, Tally, UpstreamConnection};
 
 /// Bounds of one downstream connection.
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ struct Conn<H> {
     in_flight: slab::Slab<RequestContext>,
     /// The clock of the batch being handled: one read per read batch or per batch of
     /// completions, shared by every request in it (send times, end times).
-    now: Instant,
+    now: Moment,
     /// Ends not yet counted on their cluster and host: handed to the handler once per
     /// batch ([`Conn::count`]).
     tally: Tally,
@@ -161,6 +161,7 @@ impl<H: RequestHandler> Conn<H> {
         // The old handler's batch is counted by it.
         self.count();
         let old = std::mem::replace(&mut self.handler, next);
+        self.tally.set_timed(self.handler.times_requests());
         if in_flight > 0 {
             self.previous = Some((old, in_flight));
         }
@@ -179,7 +180,8 @@ impl<H: RequestHandler> Conn<H> {
     /// Hands the ends of the batch just handled to the shared counters.
     fn count(&mut self) {
         if !self.tally.is_empty() {
-            self.handler.count(&mut self.tally.take());
+            self.handler.count(self.tally.counts());
+            self.tally.clear();
         }
     }
 }
@@ -230,14 +232,15 @@ where
     W: WriteHalf,
     H: RequestHandler,
 {
+    let timed = handler.times_requests();
     let mut conn = Conn {
         protocol,
         handler,
         inbox: Arc::new(Inbox::default()),
         wbuf: BytesMut::new(),
         in_flight: slab::Slab::new(),
-        now: Instant::now(),
-        tally: Tally::default(),
+        now: Moment::now(),
+        tally: Tally::new(timed),
         heartbeats_answered: options.heartbeats_answered.clone(),
         previous: None,
         generation: false,
@@ -257,7 +260,7 @@ where
     // Requests waiting for a connect end now; those sent upstream end when their
     // answer or deadline comes (deadlines bound the wait). (A connection that parks
     // has none.)
-    conn.now = Instant::now();
+    conn.now = Moment::now();
     for later in connecting.iter() {
         conn.finish(&later.ctx, Outcome::Cancelled, None, 0);
     }
@@ -337,7 +340,7 @@ impl<H: RequestHandler> Conn<H> {
                 decode_pending = false;
                 held = false;
                 // One clock read per batch: every request of a read shares its start.
-                let now = Instant::now();
+                let now = Moment::now();
                 self.now = now;
                 self.take_successor(self.in_flight.len() + connecting.len());
                 loop {
@@ -408,7 +411,7 @@ impl<H: RequestHandler> Conn<H> {
             tokio::select! {
                 biased;
                 _ = self.inbox.ready(), if !self.in_flight.is_empty() => {
-                    self.now = Instant::now();
+                    self.now = Moment::now();
                     self.inbox.drain_into(&mut completions);
                     for completion in completions.drain(..) {
                         if let Some(retry) = self.on_completion(completion) {
@@ -418,10 +421,10 @@ impl<H: RequestHandler> Conn<H> {
                     decode_pending |= held;
                 }
                 Some((request, ctx, deadline, result)) = connecting.next(), if !connecting.is_empty() => {
-                    self.now = Instant::now();
+                    self.now = Moment::now();
                     // A connect that ate the whole deadline leaves nothing to wait for.
                     let result = result.and_then(|upstream| {
-                        if self.now < deadline { Ok(upstream) } else { Err(ProxyFailure::Timeout) }
+                        if self.now.instant < deadline { Ok(upstream) } else { Err(ProxyFailure::Timeout) }
                     });
                     match result {
                         Ok(upstream) => {
@@ -523,7 +526,7 @@ impl<H: RequestHandler> Conn<H> {
     ) -> Option<Later> {
         let two_way = request.kind() == FrameKind::Request;
         ctx.host = upstream.host_tag();
-        ctx.sent = Some(self.now);
+        ctx.sent = Some(self.now.nanos);
         if !two_way {
             match upstream.send(request, &self.inbox, deadline, 0) {
                 Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
@@ -654,6 +657,9 @@ impl<H: RequestHandler> Conn<H> {
         self.finish(ctx, Outcome::Failed(failure), status, written);
     }
 
+    // Inlined: the answered request's end is on the hot path, and a call's register
+    // saves cost as much as the counting.
+    #[inline(always)]
     fn finish(
         &mut self,
         ctx: &RequestContext,
@@ -665,13 +671,13 @@ impl<H: RequestHandler> Conn<H> {
             outcome,
             status,
             response_bytes: written as u64,
-            at: self.now,
+            at: self.now.nanos,
         };
         if self.previous.is_some() && ctx.generation != self.generation {
-            self.finish_previous(ctx, end, outcome);
+            self.finish_previous(ctx, end);
         } else {
             self.handler.finished(ctx, end);
-            self.tally.add(ctx, outcome);
+            self.tally.add(ctx, &end);
         }
     }
 
@@ -679,18 +685,12 @@ impl<H: RequestHandler> Conn<H> {
     /// flight: rare), counted at once.
     #[cold]
     #[inline(never)]
-    fn finish_previous(&mut self, ctx: &RequestContext, end: RequestEnd, outcome: Outcome) {
+    fn finish_previous(&mut self, ctx: &RequestContext, end: RequestEnd) {
         let Some((previous, left)) = &mut self.previous else {
             return;
         };
         previous.finished(ctx, end);
-        let count = OutcomeCount {
-            cluster: ctx.cluster,
-            host: ctx.host,
-            outcome,
-            n: 1,
-        };
-        previous.count(&mut std::iter::once(count));
+        previous.count(&[Tally::one(ctx, &end, previous.times_requests())]);
         *left -= 1;
         if *left == 0 {
             self.previous = None;
@@ -703,7 +703,7 @@ impl<H: RequestHandler> Conn<H> {
         let mut completions = Vec::new();
         while !self.in_flight.is_empty() {
             self.inbox.ready().await;
-            self.now = Instant::now();
+            self.now = Moment::now();
             self.inbox.drain_into(&mut completions);
             for completion in completions.drain(..) {
                 let token = match &completion {

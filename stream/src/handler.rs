@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use strait_codec_framework::{Frame, ProxyFailure};
 
-use crate::{OutcomeCount, RequestContext, RequestEnd, UpstreamConnection};
+use strait_codec_framework::RequestCount;
+
+use crate::{RequestContext, RequestEnd, UpstreamConnection};
 
 /// Work that must finish before a request can be sent (connecting to a host). It
 /// resolves to the connection; the driver bounds it by the request's deadline.
@@ -54,9 +56,16 @@ pub trait RequestHandler: Send + Sync + 'static {
     fn finished(&self, ctx: &RequestContext, end: RequestEnd);
 
     /// The ends reported to [`RequestHandler::finished`] since the last call, grouped by
-    /// cluster, host and outcome, for the shared counters: once per batch of ends
-    /// (before the connection writes their answers or waits), not once per request.
-    fn count(&self, counts: &mut dyn Iterator<Item = OutcomeCount>);
+    /// route, cluster, host and outcome, for the shared counters and the hooks that
+    /// count: once per batch of ends (before the connection writes their answers or
+    /// waits), not once per request.
+    fn count(&self, counts: &[RequestCount]);
+
+    /// Whether [`RequestHandler::count`] reads the requests' times (a hook counts
+    /// them): when not, the connection does not work them out. Default: no.
+    fn times_requests(&self) -> bool {
+        false
+    }
 
     /// The handler that replaces this one for the connection's next requests, when
     /// there is one (the listener's configuration was reloaded). Asked once per batch

@@ -30,7 +30,7 @@ mod inbox;
 mod io;
 pub mod upstream;
 
-pub use context::{OutcomeCount, RequestContext, RequestEnd, Tally};
+pub use context::{Moment, RequestContext, RequestEnd, Tally};
 pub use handler::{Connecting, RequestHandler, Route};
 pub use inbox::{Completion, Inbox, RequestToken};
 pub use io::{UpstreamIo, WrappedIo};

@@ -26,7 +26,7 @@ impl RequestHandler for Echo {
 
     fn finished(&self, _: &RequestContext, _: RequestEnd) {}
 
-    fn count(&self, _: &mut dyn Iterator<Item = strait_stream::OutcomeCount>) {}
+    fn count(&self, _: &[strait_codec_framework::RequestCount]) {}
 }
 
 /// Waits (up to 100 ms) for the thread's pool to hold `want` buffers.

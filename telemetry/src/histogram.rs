@@ -1,7 +1,8 @@
-//! Latency histograms kept in sharded counters: a record is two plain raises in the
-//! recording thread's shard, no lock.
+//! Latency histograms kept in sharded counters: durations arrive bucketed
+//! ([`Latencies`], counted per batch of a connection's requests) and are added with a
+//! few plain raises in the recording thread's shard, no lock.
 
-use std::time::Duration;
+use strait_codec_framework::Latencies;
 
 use crate::shards::{ShardedCounters, Writer};
 
@@ -11,28 +12,13 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// [`LATENCY_BUCKETS`] in nanoseconds, compared against on the request path.
-const BOUNDS_NANOS: [u64; 14] = [
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
-
 /// Counters one histogram takes in a [`ShardedCounters`]: a count per bucket (each
 /// counts only its own range, the last everything past the last bound; the total is
 /// their sum) and the sum of the durations in nanoseconds.
-pub const CELLS: usize = BOUNDS_NANOS.len() + 2;
+pub const CELLS: usize = LATENCY_BUCKETS_COUNT + 1;
+
+/// Buckets per histogram (the bounds', then one past the last).
+const LATENCY_BUCKETS_COUNT: usize = strait_codec_framework::LATENCY_BUCKETS;
 
 /// A histogram as Prometheus exposes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,16 +31,16 @@ pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
 }
 
-/// Counts one duration into the histogram at `base`: one bucket raise, one sum raise.
+/// Adds `latencies` (counted elsewhere, by the bounds of [`LATENCY_BUCKETS`]) to the
+/// histogram at `base`: a raise per bucket that holds any, and one of the sum.
 #[inline]
-pub fn record(writer: &Writer<'_>, base: usize, duration: Duration) {
-    let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-    let slot = BOUNDS_NANOS
-        .iter()
-        .position(|bound| nanos <= *bound)
-        .unwrap_or(BOUNDS_NANOS.len());
-    writer.add(base + slot, 1);
-    writer.add(base + CELLS - 1, nanos);
+pub fn add(writer: &Writer<'_>, base: usize, latencies: &Latencies) {
+    for (i, n) in latencies.buckets.iter().enumerate() {
+        if *n != 0 {
+            writer.add(base + i, u64::from(*n));
+        }
+    }
+    writer.add(base + CELLS - 1, latencies.sum_nanos);
 }
 
 /// The histogram at `base` so far, cumulative as the exposition format wants it.
@@ -79,17 +65,23 @@ pub fn snapshot(counters: &ShardedCounters, base: usize) -> HistogramSnapshot {
 
 #[cfg(test)]
 mod tests {
+    use strait_codec_framework::LATENCY_BOUNDS_NANOS;
+
     use super::*;
 
     #[test]
-    fn durations_land_in_their_bucket_and_counts_are_cumulative() {
+    fn latencies_land_in_their_bucket_and_counts_are_cumulative() {
         // A second histogram after the first: each keeps to its own cells.
         let counters = ShardedCounters::new(2 * CELLS);
         let w = counters.writer();
-        record(&w, CELLS, Duration::from_micros(400)); // <= 0.5 ms
-        record(&w, CELLS, Duration::from_micros(500)); // a bound is inclusive (le)
-        record(&w, CELLS, Duration::from_millis(3)); // <= 5 ms
-        record(&w, CELLS, Duration::from_secs(60)); // past the last bound
+        let mut l = Latencies::default();
+        l.add(400_000); // <= 0.5 ms
+        l.add(500_000); // a bound is inclusive (le)
+        l.add(3_000_000); // <= 5 ms
+        add(&w, CELLS, &l);
+        let mut l = Latencies::default();
+        l.add(60_000_000_000); // past the last bound
+        add(&w, CELLS, &l);
         assert_eq!(snapshot(&counters, 0).count, 0);
         let s = snapshot(&counters, CELLS);
         assert_eq!(s.count, 4);
@@ -104,7 +96,8 @@ mod tests {
 
     #[test]
     fn nanosecond_bounds_match_the_second_bounds() {
-        for (secs, nanos) in LATENCY_BUCKETS.iter().zip(BOUNDS_NANOS) {
+        assert_eq!(LATENCY_BUCKETS.len(), LATENCY_BOUNDS_NANOS.len());
+        for (secs, nanos) in LATENCY_BUCKETS.iter().zip(LATENCY_BOUNDS_NANOS) {
             assert_eq!((secs * 1e9).round() as u64, nanos);
         }
     }

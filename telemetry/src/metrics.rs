@@ -6,9 +6,9 @@
 //! lookup on the request path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use strait_codec_framework::{Outcome, ProxyFailure, RequestHook, RequestRecord};
+use strait_codec_framework::{Outcome, ProxyFailure, RequestCount, RequestHook, RequestRecord};
 
 use crate::exposition::{Exposition, Family, Kind, Value};
 use crate::histogram::{self, CELLS};
@@ -233,6 +233,12 @@ pub struct ListenerMetrics {
     cells: Arc<ShardedCounters>,
     base: usize,
     times: ClusterTimes,
+    /// Where its counters sit, worked out once: see [`ListenerMetrics::slot`] and the
+    /// functions after it.
+    offsets: Offsets,
+    /// The position of the protocol of the last request recorded: a listener serves
+    /// one protocol as a rule, so this is the answer without a search.
+    last_protocol: AtomicUsize,
     connections_active: AtomicU64,
     connections_total: AtomicU64,
     heartbeats_answered: Arc<AtomicU64>,
@@ -252,12 +258,21 @@ impl ListenerMetrics {
             .map(|(i, name)| name.clone().unwrap_or_else(|| format!("#{i}")))
             .chain([NO_ROUTE_LABEL.to_string()])
             .collect();
+        let routes = route_labels.len();
+        let durations = base + protocols.len() * routes * Outcome::COUNT;
+        let offsets = Offsets {
+            per_protocol: routes * Outcome::COUNT,
+            durations,
+            request_bytes: durations + routes * CELLS,
+        };
         ListenerMetrics {
             name: layout.name.clone(),
             // Replaced by the shared counters once every listener is laid out.
             cells: Arc::new(ShardedCounters::new(0)),
             base,
             times,
+            offsets,
+            last_protocol: AtomicUsize::new(0),
             route_labels,
             protocols,
             connections_active: AtomicU64::new(0),
@@ -277,17 +292,20 @@ impl ListenerMetrics {
     }
 
     /// The requests counter of (protocol, route slot, outcome).
+    #[inline]
     fn slot(&self, protocol: usize, route: usize, outcome: Outcome) -> usize {
-        self.base + (protocol * self.route_labels.len() + route) * Outcome::COUNT + outcome.index()
+        self.base + protocol * self.offsets.per_protocol + route * Outcome::COUNT + outcome.index()
     }
 
     /// The total-time histogram of a route slot.
+    #[inline]
     fn duration(&self, route: usize) -> usize {
-        self.base + self.protocols.len() * self.route_labels.len() * Outcome::COUNT + route * CELLS
+        self.offsets.durations + route * CELLS
     }
 
+    #[inline]
     fn request_bytes(&self) -> usize {
-        self.duration(self.route_labels.len())
+        self.offsets.request_bytes
     }
 
     fn response_bytes(&self) -> usize {
@@ -301,7 +319,22 @@ impl ListenerMetrics {
     /// The position of `protocol` among the counted ones (the last: "other").
     /// Protocol names are the registry's `'static` strings, so the address usually
     /// decides; the text decides otherwise.
+    #[inline]
     fn protocol_index(&self, protocol: &str) -> usize {
+        let cached = self.last_protocol.load(Ordering::Relaxed);
+        if let Some(p) = self.protocols.get(cached)
+            && std::ptr::eq(p.as_ptr(), protocol.as_ptr())
+            && p.len() == protocol.len()
+        {
+            return cached;
+        }
+        let found = self.find_protocol(protocol);
+        self.last_protocol.store(found, Ordering::Relaxed);
+        found
+    }
+
+    #[cold]
+    fn find_protocol(&self, protocol: &str) -> usize {
         let last = self.protocols.len() - 1;
         let known = &self.protocols[..last];
         known
@@ -326,6 +359,17 @@ impl ListenerMetrics {
     }
 }
 
+/// Where a listener's counters sit in the shared ones, beyond its `base`.
+#[derive(Debug, Clone, Copy)]
+struct Offsets {
+    /// Requests counters per protocol: one per route slot and outcome.
+    per_protocol: usize,
+    /// The first route slot's total-time histogram.
+    durations: usize,
+    /// The request bytes counter (response bytes and protocol errors follow it).
+    request_bytes: usize,
+}
+
 /// Counts one downstream connection open while it lives.
 #[derive(Debug)]
 pub struct OpenConnection(Arc<ListenerMetrics>);
@@ -342,26 +386,42 @@ impl RequestHook for ListenerMetrics {
         false
     }
 
-    fn on_request_end(&self, record: &RequestRecord<'_>) {
-        let protocol = self.protocol_index(record.protocol);
+    /// Metrics count requests in groups ([`RequestHook::on_requests_counted`]), not
+    /// one record at a time.
+    fn wants_each_end(&self) -> bool {
+        false
+    }
+
+    /// Latency histograms read the counted requests' times.
+    fn wants_counts(&self) -> bool {
+        true
+    }
+
+    fn on_request_end(&self, _record: &RequestRecord<'_>) {
+        // Not called (`wants_each_end` is false): requests arrive counted.
+    }
+
+    fn on_requests_counted(&self, protocol: &str, counts: &[RequestCount]) {
+        let protocol = self.protocol_index(protocol);
         let no_route = self.route_labels.len() - 1;
-        let route = record
-            .route_index
-            .map_or(no_route, |r| (r as usize).min(no_route));
         let w = self.cells.writer();
-        w.add(self.slot(protocol, route, record.outcome), 1);
-        histogram::record(&w, self.duration(route), record.duration);
-        w.add(self.request_bytes(), record.request_bytes);
-        w.add(self.response_bytes(), record.response_bytes);
-        if record.outcome == Outcome::Failed(ProxyFailure::CodecError) {
-            w.add(self.protocol_errors(protocol), 1);
-        }
-        if let Some(cluster) = record.cluster_index.map(|c| c as usize)
-            && cluster < self.times.clusters
-        {
-            histogram::record(&w, ClusterTimes::total(cluster), record.duration);
-            if let Some(upstream) = record.upstream_duration {
-                histogram::record(&w, ClusterTimes::upstream(cluster), upstream);
+        for c in counts {
+            let route = if c.route == RequestCount::NONE {
+                no_route
+            } else {
+                (c.route as usize).min(no_route)
+            };
+            w.add(self.slot(protocol, route, c.outcome), c.n);
+            histogram::add(&w, self.duration(route), &c.total);
+            w.add(self.request_bytes(), c.request_bytes);
+            w.add(self.response_bytes(), c.response_bytes);
+            if c.outcome == Outcome::Failed(ProxyFailure::CodecError) {
+                w.add(self.protocol_errors(protocol), c.n);
+            }
+            let cluster = c.cluster as usize;
+            if c.cluster != RequestCount::NONE && cluster < self.times.clusters {
+                histogram::add(&w, ClusterTimes::total(cluster), &c.total);
+                histogram::add(&w, ClusterTimes::upstream(cluster), &c.upstream);
             }
         }
     }

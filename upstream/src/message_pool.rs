@@ -32,7 +32,6 @@ use strait_stream::RequestContext;
 use strait_stream::http::{
     Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
 };
-use tokio::time::Instant;
 
 /// Which HTTP version a cluster speaks to its hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +221,7 @@ struct Sent<'a> {
 impl Sent<'_> {
     fn mark(self) {
         self.ctx.host = self.host;
-        self.ctx.sent = Some(Instant::now());
+        self.ctx.sent = Some(strait_stream::Moment::now().nanos);
     }
 }
 

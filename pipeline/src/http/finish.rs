@@ -12,8 +12,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use strait_codec_framework::{Outcome, ProxyFailure, RequestView};
 use strait_codec_http::{classify_grpc_status, grpc_status};
 use strait_stream::http::{Body, BodyError, ReceivedBytes};
-use strait_stream::{RequestContext, RequestEnd};
-use tokio::time::Instant;
+use strait_stream::{Moment, RequestContext, RequestEnd};
 
 use crate::core::ListenerPipeline;
 
@@ -56,7 +55,7 @@ impl Finishing {
             outcome: outcome.unwrap_or(p.outcome),
             status: p.status,
             response_bytes: p.sent,
-            at: Instant::now(),
+            at: Moment::now().nanos,
         };
         let mut ctx = p.ctx;
         ctx.request_bytes += p.body_bytes.as_ref().map_or(0, ReceivedBytes::get);

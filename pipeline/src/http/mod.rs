@@ -24,7 +24,7 @@ use strait_codec_http::{
 };
 use strait_router::{HeaderSink, RouteTarget, StatusSpace};
 use strait_stream::http::{Body, Handler, HandlerFuture};
-use strait_stream::{RequestContext, RequestEnd};
+use strait_stream::{Moment, RequestContext, RequestEnd};
 use strait_upstream::{Exchange, SendFailure};
 use tokio::time::Instant;
 
@@ -53,13 +53,13 @@ impl Handler for HttpForwarder {
     fn rejected(&self, status: StatusCode, _conn: &ConnectionInfo) {
         // The engine answered a malformed request itself: it is a request that failed
         // like any other, and ends at the same place.
-        let now = Instant::now();
+        let now = Moment::now();
         let ctx = RequestContext::new(now, 0);
         let end = RequestEnd {
             outcome: Outcome::Failed(ProxyFailure::CodecError),
             status: Some(u32::from(status.as_u16())),
             response_bytes: 0,
-            at: now,
+            at: now.nanos,
         };
         self.0.current().finish("http1", &ctx, end, None);
     }
@@ -94,7 +94,7 @@ impl Exchanging<'_> {
             response_bytes: http_body::Body::size_hint(response.body())
                 .exact()
                 .unwrap_or(0),
-            at: Instant::now(),
+            at: Moment::now().nanos,
         };
         self.fwd
             .finish(self.protocol, ctx, end, self.view.take().as_deref());
@@ -128,7 +128,7 @@ async fn forward(
         Version::HTTP_2 => 0,
         _ => conn.request_head_bytes(),
     };
-    let mut ctx = RequestContext::new(Instant::now(), head_bytes);
+    let mut ctx = RequestContext::new(Moment::now(), head_bytes);
     // Body bytes are read as the upstream consumes them: counted at the request's end,
     // for the hooks (an HTTP/2 body's counter is an allocation: none without hooks).
     let body_bytes = match &mut body {
