@@ -27,6 +27,8 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 impl Moment {
     /// Now.
     pub fn now() -> Self {
+        // The count starts before the clock is read for the first moment.
+        EPOCH.get_or_init(Instant::now);
         Self::of(Instant::now())
     }
 

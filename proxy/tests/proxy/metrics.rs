@@ -178,6 +178,25 @@ async fn run(wire: Wire) {
         slow_sum >= 0.2 * TIMEOUTS as f64,
         "{label}: slow sum {slow_sum}"
     );
+    // So do its cluster's, counted from the same times; the answered ones took less.
+    let hang_sum = value("strait_cluster_request_duration_seconds_sum{cluster=\"hang\"}");
+    assert!(
+        hang_sum >= 0.2 * TIMEOUTS as f64,
+        "{label}: hang sum {hang_sum}"
+    );
+    let ok_sum = value("strait_request_duration_seconds_sum{listener=\"front\",route=\"ok\"}");
+    assert!(
+        ok_sum > 0.0 && ok_sum < 0.2 * OK as f64,
+        "{label}: ok sum {ok_sum}"
+    );
+    // Bytes both ways, for every request.
+    for family in [
+        "strait_listener_request_bytes",
+        "strait_listener_response_bytes",
+    ] {
+        let bytes = value(&format!("{family}_total{{listener=\"front\"}}"));
+        assert!(bytes >= calls as f64, "{label}: {family} {bytes}\n{text}");
+    }
 
     if wire == Wire::Bolt {
         dashboard_queries_exist(&text);
