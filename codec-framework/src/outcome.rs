@@ -279,6 +279,13 @@ pub trait RequestHook: Send + Sync + 'static {
         true
     }
 
+    /// Whether this hook does anything at a request's end only when it kept the
+    /// request's view (a tracer: only sampled requests have spans to end). When every
+    /// hook that hears ends says so, a request whose view none kept costs no record.
+    fn ends_need_view(&self) -> bool {
+        false
+    }
+
     /// Whether this hook reads the bytes and times of the requests it hears counted
     /// ([`RequestCount::request_bytes`], [`RequestCount::total`]...): when none does,
     /// they are not worked out.

@@ -221,6 +221,12 @@ pub struct ListenerPipeline {
     hooks: Vec<Arc<dyn RequestHook>>,
     /// Those of `hooks` that hear each request's end ([`RequestHook::wants_each_end`]).
     end_hooks: Vec<Arc<dyn RequestHook>>,
+    /// Whether every hook that hears ends does something only for a request whose
+    /// view was kept ([`RequestHook::ends_need_view`]).
+    ends_need_view: bool,
+    /// The hooks (the listener's, then the pipeline's) that read each request's head
+    /// ([`RequestHook::wants_view`]).
+    view_hooks: Vec<Arc<dyn RequestHook>>,
     /// Whether any hook reads the times of counted requests
     /// ([`RequestHook::wants_counts`]).
     timed: bool,
@@ -246,9 +252,19 @@ impl ListenerPipeline {
             .chain(pipeline.hook.as_ref())
             .any(|h| h.wants_view());
         let wants_names = hooks.iter().any(|h| h.wants_names());
-        let end_hooks = hooks
+        let end_hooks: Vec<_> = hooks
             .iter()
             .filter(|h| h.wants_each_end())
+            .cloned()
+            .collect();
+        let ends_need_view = end_hooks
+            .iter()
+            .chain(pipeline.end_hook.as_ref())
+            .all(|h| h.ends_need_view());
+        let view_hooks = hooks
+            .iter()
+            .chain(pipeline.hook.as_ref())
+            .filter(|h| h.wants_view())
             .cloned()
             .collect();
         let timed = hooks
@@ -262,6 +278,8 @@ impl ListenerPipeline {
             pipeline,
             hooks,
             end_hooks,
+            ends_need_view,
+            view_hooks,
             timed,
             wants_view,
             wants_names,
@@ -303,10 +321,8 @@ impl ListenerPipeline {
         }
         let mut view = RequestView::new(peer);
         let mut keep = false;
-        for hook in self.hooks.iter().chain(self.pipeline.hook.as_ref()) {
-            if hook.wants_view() {
-                keep |= hook.on_request_start(request, &mut view);
-            }
+        for hook in &self.view_hooks {
+            keep |= hook.on_request_start(request, &mut view);
         }
         keep.then(|| {
             view.started = std::time::SystemTime::now();
@@ -348,6 +364,9 @@ impl ListenerPipeline {
         view: Option<&RequestView>,
     ) {
         self.end_retry(ctx);
+        if view.is_none() && self.ends_need_view {
+            return;
+        }
         self.pipeline.report(
             &self.name,
             &self.end_hooks,

@@ -250,6 +250,11 @@ impl RequestHook for Tracer {
         true
     }
 
+    /// Only sampled requests (whose view was kept) have spans to end.
+    fn ends_need_view(&self) -> bool {
+        true
+    }
+
     fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) -> bool {
         #[cfg(feature = "skywalking")]
         if let Export::SkyWalking(reporter) = &self.export {
@@ -259,7 +264,9 @@ impl RequestHook for Tracer {
         let (trace_id, parent_span_id, sampled) = match caller {
             Some((trace, parent, Some(sampled))) => (trace, parent, sampled),
             Some((trace, parent, None)) => (trace, parent, self.sample()),
-            None => (nonzero_u128(), 0, self.sample()),
+            // A new trace: its id is drawn only if it is sampled.
+            None if !self.sample() => return false,
+            None => (nonzero_u128(), 0, true),
         };
         if caller.is_some() || sampled {
             view.trace_id = Some(format!("{trace_id:032x}"));

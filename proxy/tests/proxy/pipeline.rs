@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use strait_codec_framework::{Outcome, ProxyFailure, RequestHook, RequestRecord, ResponseClass};
+use strait_codec_framework::{
+    Outcome, ProxyFailure, RequestCount, RequestHook, RequestRecord, ResponseClass,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -30,10 +32,21 @@ struct Seen {
     response_bytes: u64,
 }
 
+/// Hears each request's record, and the same requests counted in groups (with their
+/// bytes and times) by protocol.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<Seen>>);
+struct Recorder(Mutex<Vec<Seen>>, Mutex<Vec<(String, RequestCount)>>);
 
 impl RequestHook for Recorder {
+    fn wants_counts(&self) -> bool {
+        true
+    }
+
+    fn on_requests_counted(&self, protocol: &str, counts: &[RequestCount]) {
+        let mut counted = self.1.lock();
+        counted.extend(counts.iter().map(|c| (protocol.to_string(), *c)));
+    }
+
     fn on_request_end(&self, r: &RequestRecord<'_>) {
         self.0.lock().push(Seen {
             listener: r.listener.to_string(),
@@ -232,6 +245,33 @@ async fn run(wire: Wire, scenario: Scenario) {
     );
     let seen = &seen[0];
     assert_eq!(seen.outcome, outcome(scenario), "{label}: outcome");
+    // Counted once too, in a group, with the record's bytes and its times.
+    for _ in 0..200 {
+        if !recorder.1.lock().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let counted = recorder.1.lock().clone();
+    assert_eq!(counted.len(), 1, "{label}: one count, got {counted:?}");
+    let (protocol, count) = &counted[0];
+    assert_eq!(protocol, &seen.protocol, "{label}: counted protocol");
+    assert_eq!(
+        (
+            count.n,
+            count.outcome,
+            count.request_bytes,
+            count.response_bytes
+        ),
+        (1, seen.outcome, seen.request_bytes, seen.response_bytes),
+        "{label}: count {count:?}"
+    );
+    assert_eq!(count.total.count(), 1, "{label}: total time counted");
+    assert_eq!(
+        count.upstream.count(),
+        u64::from(seen.upstream_timed),
+        "{label}: upstream time counted"
+    );
     assert_eq!(seen.listener, "front", "{label}");
     assert_eq!(seen.protocol, wire.record_protocol(), "{label}");
     let routed = !matches!(scenario, Scenario::NoRoute | Scenario::Direct);
