@@ -187,10 +187,7 @@ impl BoltFrame {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| &v[..]),
             None if !self.keys.may_hold(name.len()) => None,
-            None => RawPairs::new(self.raw_header_section())
-                .filter(|(k, _)| *k == name)
-                .last()
-                .map(|(_, v)| v),
+            None => header_map::last_value(self.raw_header_section(), name),
         }
     }
 }

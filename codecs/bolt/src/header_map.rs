@@ -119,6 +119,43 @@ impl<'a> Iterator for RawPairs<'a> {
     }
 }
 
+/// The value of the last pair keyed `name` in a section already checked by
+/// [`validate`] (pairs with a null half skipped, as [`RawPairs`] does), found in one
+/// pass that reads only lengths until a key has `name`'s length: the proxy asks this
+/// for every request it routes by a header. Stops early, rather than panicking, if the
+/// section turns out to be malformed anyway.
+pub(crate) fn last_value<'a>(section: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let mut rest = section;
+    let mut found = None;
+    while let Some((key_len, tail)) = split_len(rest) {
+        let (key, tail) = split_string(key_len, tail)?;
+        let (value_len, tail) = split_len(tail)?;
+        let (value, tail) = split_string(value_len, tail)?;
+        if key == Some(name) && value.is_some() {
+            found = value;
+        }
+        rest = tail;
+    }
+    found
+}
+
+/// A length field off the front of `bytes`, and what follows it.
+#[inline(always)]
+fn split_len(bytes: &[u8]) -> Option<(i32, &[u8])> {
+    let (field, tail) = bytes.split_first_chunk::<4>()?;
+    Some((i32::from_be_bytes(*field), tail))
+}
+
+/// A string of `len` bytes off the front of `bytes` (`None` for a negative, null,
+/// length), and what follows it.
+#[inline(always)]
+fn split_string(len: i32, bytes: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    match usize::try_from(len) {
+        Ok(n) => bytes.split_at_checked(n).map(|(s, tail)| (Some(s), tail)),
+        Err(_) => Some((None, bytes)),
+    }
+}
+
 /// Owned pairs as slices of the frame's bytes (zero-copy) or of new strings.
 pub(crate) type OwnedPairs = Vec<(Bytes, Bytes)>;
 
@@ -204,6 +241,42 @@ mod tests {
         sec.extend(s(b"v"));
         validate(&sec).expect("valid");
         assert_eq!(RawPairs::new(&sec).count(), 0);
+    }
+
+    #[test]
+    fn last_value_is_the_last_non_null_pair_of_the_key() {
+        let null = [0xffu8; 4];
+        let mut sec = Vec::new();
+        for (k, v) in [
+            (Some(&b"service"[..]), Some(&b"first"[..])),
+            (None, Some(&b"x"[..])),
+            (Some(b"method"), Some(b"m")),
+            (Some(b"service"), Some(b"second")),
+            (Some(b"service"), None),
+            (Some(b"servic"), Some(b"short")),
+            (Some(b"services"), Some(b"long")),
+            (Some(b""), Some(b"empty-key")),
+        ] {
+            sec.extend(k.map_or(null.to_vec(), s));
+            sec.extend(v.map_or(null.to_vec(), s));
+        }
+        validate(&sec).expect("valid");
+        for name in [
+            &b"service"[..],
+            b"method",
+            b"servic",
+            b"services",
+            b"",
+            b"absent",
+        ] {
+            let by_pairs = RawPairs::new(&sec)
+                .filter(|(k, _)| *k == name)
+                .last()
+                .map(|(_, v)| v);
+            assert_eq!(last_value(&sec, name), by_pairs, "{name:?}");
+        }
+        assert_eq!(last_value(&sec, b"service"), Some(&b"second"[..]));
+        assert_eq!(last_value(&[], b"service"), None);
     }
 
     #[test]
