@@ -132,7 +132,14 @@ pub(crate) struct Attachments {
     /// `Z`): they are read in place there and listed only when edited. Reading the
     /// common request's attachments this way allocates nothing.
     in_place: Option<Range<usize>>,
+    /// While `in_place`: where the last value of each of [`KNOWN_KEYS`] lies, noted
+    /// in the same pass that checked the map, as the proxy looks these up for every
+    /// request (its timeout, and the interface it routes by).
+    known: [Option<Range<usize>>; 2],
 }
+
+/// The attachments the proxy reads from every request, found as the map is checked.
+const KNOWN_KEYS: [&str; 2] = ["timeout", "interface"];
 
 /// The entries of an in-place map ([`Attachments::in_place`]): key, value and whole-entry
 /// ranges, in wire order.
@@ -162,6 +169,7 @@ impl Attachments {
             open: None,
             listed: Vec::new(),
             in_place: None,
+            known: [None, None],
         }
     }
 
@@ -181,6 +189,7 @@ impl Attachments {
                 open: Some(info.open),
                 listed: entries,
                 in_place: None,
+                known: [None, None],
             },
             // The `N` is the byte just read.
             None => Attachments::none(r.position() - 1..r.position()),
@@ -201,6 +210,10 @@ impl Attachments {
     /// [`Attachments::get`] as bytes, for callers that need no `&str`.
     pub fn get_bytes<'b>(&'b self, body: &'b [u8], name: &str) -> Option<&'b [u8]> {
         if let Some(region) = &self.in_place {
+            if let Some(known) = KNOWN_KEYS.iter().position(|k| *k == name) {
+                let value = self.known.get(known).cloned().flatten()?;
+                return body.get(value);
+            }
             let mut last = None;
             for (key, value, _) in in_place_entries(body, region.clone()) {
                 if body.get(key) == Some(name.as_bytes()) {
@@ -239,6 +252,7 @@ impl Attachments {
     /// Every entry, listed (an in-place map is listed now).
     pub fn entries(&mut self, body: &[u8]) -> &mut Vec<Entry> {
         if let Some(region) = self.in_place.take() {
+            self.known = [None, None];
             self.listed = in_place_entries(body, region)
                 .map(|(key, value, whole)| Entry {
                     key: Some(Text::Utf8(key)),
@@ -432,10 +446,20 @@ fn parse_request_fast(body: &[u8]) -> Option<RequestMeta> {
         Some(&tag::MAP_UNTYPED) => {
             let start = pos;
             pos += 1;
-            // Checked here, once; read in place afterwards (`Entries::InPlace`).
+            // Checked here, once; read in place afterwards (`Attachments::in_place`).
+            let mut known = [None, None];
             while body.get(pos) != Some(&tag::END) {
                 let key = hessian2::ascii_string_at(body, pos)?;
-                pos = hessian2::ascii_string_at(body, key.end)?.end;
+                let value = hessian2::ascii_string_at(body, key.end)?;
+                pos = value.end;
+                let key = body.get(key).unwrap_or_default();
+                if let Some(slot) = KNOWN_KEYS
+                    .iter()
+                    .position(|k| k.as_bytes() == key)
+                    .and_then(|at| known.get_mut(at))
+                {
+                    *slot = Some(value);
+                }
             }
             pos += 1; // the `Z`
             Attachments {
@@ -443,6 +467,7 @@ fn parse_request_fast(body: &[u8]) -> Option<RequestMeta> {
                 open: Some(start..start + 1),
                 listed: Vec::new(),
                 in_place: Some(start + 1..pos - 1),
+                known,
             }
         }
         Some(_) => return None,
@@ -563,10 +588,8 @@ fn count_arguments(desc: &[u8]) -> usize {
             b'Z' | b'B' | b'C' | b'D' | b'F' | b'I' | b'J' | b'S' | b'V' => count += 1,
             b'L' => {
                 count += 1;
-                // The class name is skipped whole, in one search for its `;`.
-                rest = rest
-                    .iter()
-                    .position(|&c| c == b';')
+                // The class name is skipped whole, in one (vectorised) search for its `;`.
+                rest = memchr::memchr(b';', rest)
                     .and_then(|at| rest.get(at + 1..))
                     .unwrap_or_default();
             }
@@ -719,6 +742,23 @@ mod tests {
             .unwrap();
         let body = f.body_slice().to_vec();
         let in_place = |f: &DubboFrame| f.attachments_ref().is_some_and(|a| a.in_place.is_some());
+        // The keys noted while checking (timeout, interface) keep the last put too.
+        let g = DubboFrame::request("a.B", "echo")
+            .attachment("interface", "first.Api")
+            .attachment("timeout", "7")
+            .attachment("interface", "last.Api")
+            .build()
+            .unwrap();
+        assert!(in_place(&g));
+        assert_eq!(g.variable("service").as_deref(), Some("last.Api"));
+        assert_eq!(g.timeout(), Some(Duration::from_millis(7)));
+        let h = DubboFrame::request("a.B", "echo")
+            .attachment("group", "g")
+            .build()
+            .unwrap();
+        assert!(in_place(&h));
+        assert_eq!((h.timeout(), h.header("interface")), (None, None));
+        assert_eq!(h.variable("service").as_deref(), Some("a.B"));
         // Read without listing (no allocation): lookups and iteration scan the bytes.
         assert!(in_place(&f));
         assert_eq!(f.header("group"), Some("g2"));
