@@ -247,10 +247,13 @@ impl ListenerPipeline {
         hooks: Vec<Arc<dyn RequestHook>>,
     ) -> Self {
         let route_clusters = RouteClusters::new(&routes, &pipeline.clusters);
-        let wants_view = hooks
+        let view_hooks: Vec<_> = hooks
             .iter()
             .chain(pipeline.hook.as_ref())
-            .any(|h| h.wants_view());
+            .filter(|h| h.wants_view())
+            .cloned()
+            .collect();
+        let wants_view = !view_hooks.is_empty();
         let wants_names = hooks.iter().any(|h| h.wants_names());
         let end_hooks: Vec<_> = hooks
             .iter()
@@ -261,12 +264,6 @@ impl ListenerPipeline {
             .iter()
             .chain(pipeline.end_hook.as_ref())
             .all(|h| h.ends_need_view());
-        let view_hooks = hooks
-            .iter()
-            .chain(pipeline.hook.as_ref())
-            .filter(|h| h.wants_view())
-            .cloned()
-            .collect();
         let timed = hooks
             .iter()
             .chain(pipeline.hook.as_ref())
