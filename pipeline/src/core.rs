@@ -308,6 +308,7 @@ impl ListenerPipeline {
     /// Starts one decoded request from `peer`: when a hook wants views, lets each read
     /// the head into a view and set headers on it (before the route's own edits); the
     /// view is kept (boxed) only when some hook needs it at the end.
+    #[inline]
     pub(crate) fn start(
         &self,
         request: &mut dyn Frame,
@@ -316,6 +317,16 @@ impl ListenerPipeline {
         if !self.wants_view {
             return None;
         }
+        self.start_view(request, peer)
+    }
+
+    /// [`ListenerPipeline::start`] for a listener whose hooks want views.
+    #[inline(never)]
+    fn start_view(
+        &self,
+        request: &mut dyn Frame,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Option<Box<RequestView>> {
         let mut view = RequestView::new(peer);
         let mut keep = false;
         for hook in &self.view_hooks {

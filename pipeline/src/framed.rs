@@ -173,7 +173,7 @@ impl FramedForwarder {
             .listener
             .cluster(ctx, cluster_name)
             .ok_or(ProxyFailure::NoHealthyUpstream)?;
-        if cluster.transport().name() != self.protocol.name() {
+        if !same_name(cluster.transport().name(), self.protocol.name()) {
             tracing::warn!(
                 cluster = cluster_name,
                 "route leads to a cluster of another protocol"
@@ -195,4 +195,11 @@ impl FramedForwarder {
             Selected::Connecting(connecting) => Route::Later(connecting, timeout),
         })
     }
+}
+
+/// Whether two protocol names are the same: the registry's names are static strings,
+/// so the addresses usually decide without comparing bytes.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
