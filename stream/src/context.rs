@@ -238,14 +238,15 @@ impl Tally {
         self.last = 0;
     }
 
-    /// One request of `ctx` that ended as `end` says, counted alone.
+    /// One request of `ctx` that ended as `end` says, counted alone (no tally, no
+    /// allocation: the HTTP path counts each request this way).
     pub fn one(ctx: &RequestContext, end: &RequestEnd, timed: bool) -> RequestCount {
-        let mut tally = Tally::new(timed);
-        tally.add(ctx, end);
-        tally
-            .counts
-            .pop()
-            .unwrap_or_else(|| RequestCount::new(ctx.route, ctx.cluster, ctx.host, end.outcome))
+        let mut count = RequestCount::new(ctx.route, ctx.cluster, ctx.host, end.outcome);
+        count.n = 1;
+        if timed {
+            Self::add_details(&mut count, ctx, end);
+        }
+        count
     }
 
     /// Whether nothing was counted since the last [`Tally::clear`].
