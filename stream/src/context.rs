@@ -154,11 +154,6 @@ impl Tally {
         }
     }
 
-    /// Whether it counts the requests' bytes and times.
-    pub fn timed(&self) -> bool {
-        self.timed
-    }
-
     /// Turns counting bytes and times on or off, for the requests counted from now.
     pub fn set_timed(&mut self, timed: bool) {
         self.timed = timed;
