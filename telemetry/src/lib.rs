@@ -10,6 +10,8 @@ pub mod access_log;
 mod exposition;
 mod histogram;
 mod metrics;
+mod otlp_encode;
+mod otlp_export;
 mod shards;
 #[cfg(feature = "skywalking")]
 mod skywalking_report;

@@ -4,34 +4,27 @@
 //! attachments alike, SOFATracer's `sofaTraceId` in Bolt), with the context injected
 //! into the upstream request.
 //!
-//! Spans leave the request path at once: the hook hands them to a bounded queue
-//! (dropped and counted when full) and one task exports them in batches over OTLP/gRPC.
-//! A collector that is down or slow only ever fills the queue.
+//! Spans leave the request path at once: the hook encodes a request's spans as OTLP
+//! protobuf ([`crate::otlp_encode`]) and hands them to a bounded queue (dropped and
+//! counted when full); one task exports them in batches over OTLP/gRPC
+//! ([`crate::otlp_export`]). A collector that is down or slow only ever fills the queue.
 
-use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use strait_codec_framework::{
     AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds,
 };
 use tokio::sync::mpsc;
 
+use crate::otlp_encode::{self, Attributes, SpanHead, SpanKind};
+use crate::otlp_export::Encoded;
 use crate::trace_context::{SOFA_TRACE_ID, TRACEPARENT, TraceParent};
 
-/// Spans waiting for export before new ones are dropped.
-const QUEUE: usize = 8192;
-/// Most spans in one export call.
-const BATCH: usize = 512;
-/// Bound on one export call (a blackholed collector).
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests whose spans wait for export before new ones are dropped.
+const QUEUE: usize = 4096;
 
 /// What `tracing:` configures.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,8 +82,8 @@ pub struct Tracer {
 /// Where finished spans go.
 #[derive(Debug)]
 enum Export {
-    /// To the OTLP exporter task.
-    Otlp(mpsc::Sender<SpanData>),
+    /// To the OTLP exporter task, encoded.
+    Otlp(mpsc::Sender<Encoded>),
     /// To the SkyWalking reporter.
     #[cfg(feature = "skywalking")]
     SkyWalking(crate::skywalking_report::Reporter),
@@ -101,7 +94,12 @@ impl Tracer {
     pub async fn start(config: &TracingConfig) -> Result<Arc<Tracer>, String> {
         let stats = Arc::new(TracerStats::default());
         let export = match config.provider {
-            Provider::OpenTelemetry => Export::Otlp(start_otlp(config, stats.clone())?),
+            Provider::OpenTelemetry => Export::Otlp(crate::otlp_export::start(
+                &config.endpoint,
+                &config.service_name,
+                QUEUE,
+                stats.clone(),
+            )?),
             #[cfg(feature = "skywalking")]
             Provider::SkyWalking => Export::SkyWalking(
                 crate::skywalking_report::Reporter::start(
@@ -139,59 +137,13 @@ impl Tracer {
         self.threshold == u64::MAX || fast_random() < self.threshold
     }
 
-    fn push(&self, span: SpanData) {
-        if let Export::Otlp(queue) = &self.export
-            && queue.try_send(span).is_err()
-        {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The OTLP exporter task, fed by the returned queue.
-fn start_otlp(
-    config: &TracingConfig,
-    stats: Arc<TracerStats>,
-) -> Result<mpsc::Sender<SpanData>, String> {
-    use opentelemetry_otlp::WithExportConfig as _;
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(config.endpoint.clone())
-        .with_timeout(EXPORT_TIMEOUT)
-        .build()
-        .map_err(|e| format!("tracing exporter for {}: {e}", config.endpoint))?;
-    exporter.set_resource(
-        &Resource::builder()
-            .with_service_name(config.service_name.clone())
-            .build(),
-    );
-    let (queue, spans) = mpsc::channel(QUEUE);
-    tokio::spawn(export(spans, exporter, stats));
-    Ok(queue)
-}
-
-/// Exports what the queue holds, a batch at a time, until every sender is gone.
-async fn export(
-    mut spans: mpsc::Receiver<SpanData>,
-    exporter: opentelemetry_otlp::SpanExporter,
-    stats: Arc<TracerStats>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while spans.recv_many(&mut batch, BATCH).await > 0 {
-        let n = batch.len() as u64;
-        let sent =
-            tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(std::mem::take(&mut batch)));
-        match sent.await {
-            Ok(Ok(())) => {
-                stats.exported.fetch_add(n, Ordering::Relaxed);
-            }
-            Ok(Err(error)) => {
-                stats.failed_exports.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%error, spans = n, "span export failed");
-            }
-            Err(_) => {
-                stats.failed_exports.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(spans = n, "span export timed out");
+    /// Queues a request's encoded spans, or counts them dropped when the queue is full.
+    fn push(&self, encoded: Encoded) {
+        #[allow(irrefutable_let_patterns)] // SkyWalking, when built, is the other arm
+        if let Export::Otlp(queue) = &self.export {
+            let spans = u64::from(encoded.spans);
+            if queue.try_send(encoded).is_err() {
+                self.stats.dropped.fetch_add(spans, Ordering::Relaxed);
             }
         }
     }
@@ -315,20 +267,14 @@ impl RequestHook for Tracer {
         if let Some(host) = attempt.host {
             let end = started + attempt.ended;
             let start = attempt.sent.map_or(end, |s| started + s);
-            let [ip, port] = address("server", host);
-            let attributes = vec![
-                ip,
-                port,
-                KeyValue::new("strait.attempt", i64::from(attempt.attempt)),
-                KeyValue::new("strait.outcome", attempt.outcome.as_str()),
-            ];
-            self.push(client_span(
-                ids,
-                name,
-                (start, end),
-                attributes,
-                Status::error(attempt.outcome.as_str()),
-            ));
+            let mut bytes = Vec::with_capacity(384);
+            let head = client_head(ids, &name, (start, end), Some(attempt.outcome.as_str()));
+            otlp_encode::span(&mut bytes, &head, |a| {
+                address(a, "server", host);
+                a.int("strait.attempt", i64::from(attempt.attempt));
+                a.str("strait.outcome", attempt.outcome.as_str());
+            });
+            self.push(Encoded { bytes, spans: 1 });
         }
         ids.upstream_span_id = nonzero_u64();
         let header = TraceParent {
@@ -349,92 +295,115 @@ impl RequestHook for Tracer {
             return report_segment(reporter, record, view, ids);
         }
         let end = view.started + record.duration;
-        let name = span_name(record, view);
+        let name = operation(view, Some(record.protocol));
         let failed = matches!(
             record.outcome,
             Outcome::Failed(_) | Outcome::Upstream(ResponseClass::ServerError)
         );
-        let status = if failed {
-            Status::error(record.outcome.as_str())
-        } else {
-            Status::Unset
+        let error = failed.then(|| record.outcome.as_str());
+        let mut bytes = Vec::with_capacity(1024);
+        let server = SpanHead {
+            trace_id: ids.trace_id,
+            span_id: ids.span_id,
+            parent_span_id: ids.parent_span_id,
+            parent_is_remote: ids.parent_span_id != 0,
+            kind: SpanKind::Server,
+            name: &name,
+            start_unix_nanos: unix_nanos(view.started),
+            end_unix_nanos: unix_nanos(end),
+            error,
         };
-        let mut attributes = common_attributes(record, view);
-        if let Some(peer) = view.peer {
-            attributes.extend(address("client", peer));
-        }
-        self.push(span(
-            ids.trace_id,
-            ids.span_id,
-            ids.parent_span_id,
-            SpanKind::Server,
-            name.clone(),
-            (view.started, end),
-            attributes,
-            status.clone(),
-        ));
+        otlp_encode::span(&mut bytes, &server, |a| {
+            common_attributes(a, record, view);
+            if let Some(peer) = view.peer {
+                address(a, "client", peer);
+            }
+        });
+        let mut spans = 1;
         if let Some(host) = record.host {
             let start = record
                 .upstream_duration
                 .map_or(end, |d| end.checked_sub(d).unwrap_or(view.started));
-            let mut attributes = common_attributes(record, view);
-            attributes.push(KeyValue::new("strait.attempt", i64::from(record.attempt)));
-            attributes.extend(address("server", host));
-            self.push(client_span(
-                ids,
-                name,
-                (start.max(view.started), end),
-                attributes,
-                status,
-            ));
+            let head = client_head(ids, &name, (start.max(view.started), end), error);
+            otlp_encode::span(&mut bytes, &head, |a| {
+                common_attributes(a, record, view);
+                a.int("strait.attempt", i64::from(record.attempt));
+                address(a, "server", host);
+            });
+            spans = 2;
         }
+        self.push(Encoded { bytes, spans });
     }
 }
 
-/// `service/method` for RPC, the path for HTTP, else the protocol.
-fn span_name(record: &RequestRecord<'_>, view: &RequestView) -> String {
-    operation(view, Some(record.protocol))
+/// Where a span's attributes go: an OTLP span, or a SkyWalking span's tags.
+trait AttributeSink {
+    fn str(&mut self, key: &'static str, value: &str);
+    fn int(&mut self, key: &'static str, value: i64);
+}
+
+impl AttributeSink for Attributes<'_> {
+    fn str(&mut self, key: &'static str, value: &str) {
+        Attributes::str(self, key, value);
+    }
+    fn int(&mut self, key: &'static str, value: i64) {
+        Attributes::int(self, key, value);
+    }
+}
+
+#[cfg(feature = "skywalking")]
+impl AttributeSink for Vec<(String, String)> {
+    fn str(&mut self, key: &'static str, value: &str) {
+        self.push((key.to_string(), value.to_string()));
+    }
+    fn int(&mut self, key: &'static str, value: i64) {
+        self.push((key.to_string(), value.to_string()));
+    }
+}
+
+fn unix_nanos(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// `{side}.address` and `{side}.port` of `addr` (`side`: `client` or `server`).
-fn address(side: &'static str, addr: std::net::SocketAddr) -> [KeyValue; 2] {
+fn address(a: &mut impl AttributeSink, side: &'static str, addr: SocketAddr) {
     let (ip, port) = match side {
         "client" => ("client.address", "client.port"),
         _ => ("server.address", "server.port"),
     };
-    [
-        KeyValue::new(ip, addr.ip().to_string()),
-        KeyValue::new(port, i64::from(addr.port())),
-    ]
+    // An address is at most 45 bytes of text; written on the stack, not allocated.
+    let mut text = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{}", addr.ip()));
+    let len = cursor.position() as usize;
+    a.str(ip, std::str::from_utf8(&text[..len]).unwrap_or_default());
+    a.int(port, i64::from(addr.port()));
 }
 
 /// The semantic-convention attributes of both spans: RPC or HTTP, and Strait's own.
-fn common_attributes(record: &RequestRecord<'_>, view: &RequestView) -> Vec<KeyValue> {
-    let mut a = Vec::with_capacity(14);
+fn common_attributes(a: &mut impl AttributeSink, record: &RequestRecord<'_>, view: &RequestView) {
     let protocol = record.protocol;
     let http = protocol == "http1" || protocol == "http2";
     if http {
-        a.push(KeyValue::new("network.protocol.name", "http"));
-        a.push(KeyValue::new(
+        a.str("network.protocol.name", "http");
+        a.str(
             "network.protocol.version",
             if protocol == "http2" { "2" } else { "1.1" },
-        ));
+        );
         if let Some(path) = &view.path {
-            a.push(KeyValue::new("url.path", path.clone()));
+            a.str("url.path", path);
         }
         if let Some(status) = record.status {
-            a.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status),
-            ));
+            a.int("http.response.status_code", i64::from(status));
         }
     } else {
-        a.push(KeyValue::new("rpc.system", protocol.to_string()));
+        a.str("rpc.system", protocol);
         if let Some(service) = &view.service {
-            a.push(KeyValue::new("rpc.service", service.clone()));
+            a.str("rpc.service", service);
         }
         if let Some(method) = &view.method {
-            a.push(KeyValue::new("rpc.method", method.clone()));
+            a.str("rpc.method", method);
         }
         if let Some(status) = record.status {
             let key = if protocol == "grpc" {
@@ -442,76 +411,39 @@ fn common_attributes(record: &RequestRecord<'_>, view: &RequestView) -> Vec<KeyV
             } else {
                 "rpc.response.status_code"
             };
-            a.push(KeyValue::new(key, i64::from(status)));
+            a.int(key, i64::from(status));
         }
     }
-    a.push(KeyValue::new("strait.protocol", protocol.to_string()));
-    a.push(KeyValue::new(
-        "strait.listener",
-        record.listener.to_string(),
-    ));
+    a.str("strait.protocol", protocol);
+    a.str("strait.listener", record.listener);
     if let Some(route) = record.route {
-        a.push(KeyValue::new("strait.route", route.to_string()));
+        a.str("strait.route", route);
     }
     if let Some(cluster) = record.cluster {
-        a.push(KeyValue::new("strait.cluster", cluster.to_string()));
+        a.str("strait.cluster", cluster);
     }
-    a.push(KeyValue::new("strait.outcome", record.outcome.as_str()));
-    a.push(KeyValue::new("strait.attempts", i64::from(record.attempt)));
-    a
+    a.str("strait.outcome", record.outcome.as_str());
+    a.int("strait.attempts", i64::from(record.attempt));
 }
 
-/// The client span of the upstream attempt `ids` names, a child of the server span.
-fn client_span(
+/// The head of the client span of the upstream attempt `ids` names, a child of the
+/// server span.
+fn client_head<'a>(
     ids: &TraceIds,
-    name: String,
-    times: (SystemTime, SystemTime),
-    attributes: Vec<KeyValue>,
-    status: Status,
-) -> SpanData {
-    span(
-        ids.trace_id,
-        ids.upstream_span_id,
-        ids.span_id,
-        SpanKind::Client,
-        name,
-        times,
-        attributes,
-        status,
-    )
-}
-
-#[allow(clippy::too_many_arguments)] // a span is all of these
-fn span(
-    trace_id: u128,
-    span_id: u64,
-    parent: u64,
-    kind: SpanKind,
-    name: String,
+    name: &'a str,
     (start, end): (SystemTime, SystemTime),
-    attributes: Vec<KeyValue>,
-    status: Status,
-) -> SpanData {
-    SpanData {
-        span_context: SpanContext::new(
-            TraceId::from(trace_id),
-            SpanId::from(span_id),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::NONE,
-        ),
-        parent_span_id: SpanId::from(parent),
-        parent_span_is_remote: kind == SpanKind::Server && parent != 0,
-        span_kind: kind,
-        name: Cow::Owned(name),
-        start_time: start,
-        end_time: end,
-        attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: InstrumentationScope::builder("strait").build(),
+    error: Option<&'a str>,
+) -> SpanHead<'a> {
+    SpanHead {
+        trace_id: ids.trace_id,
+        span_id: ids.upstream_span_id,
+        parent_span_id: ids.span_id,
+        parent_is_remote: false,
+        kind: SpanKind::Client,
+        name,
+        start_unix_nanos: unix_nanos(start),
+        end_unix_nanos: unix_nanos(end),
+        error,
     }
 }
 
@@ -593,10 +525,8 @@ fn report_segment(
     let upstream_start = record
         .upstream_duration
         .map_or(end, |d| end.checked_sub(d).unwrap_or(view.started));
-    let tags = common_attributes(record, view)
-        .into_iter()
-        .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-        .collect();
+    let mut tags = Vec::new();
+    common_attributes(&mut tags, record, view);
     let segment = reporter.segment(crate::skywalking_report::Segment {
         trace_id: view.trace_id.clone().unwrap_or_default(),
         segment_id: segment_id(ids),

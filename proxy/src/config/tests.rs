@@ -1301,6 +1301,11 @@ fn tracing_is_checked_and_dumped() {
             "http://host:port",
         ),
         (
+            "{ provider: opentelemetry, endpoint: \"https://a:4317\" }",
+            "tracing.endpoint",
+            "http://host:port",
+        ),
+        (
             "{ provider: opentelemetry, endpoint: \"http://a:1\", sampling_ratio: 1.5 }",
             "tracing.sampling_ratio",
             "between 0 and 1",
