@@ -31,6 +31,7 @@ pub use id::{IdWidth, RequestId};
 pub use limits::Limits;
 pub use outcome::{
     AttemptRecord, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds,
+    ViewSlot,
 };
 pub use protocol::{Codec, PoolMode, Protocol};
 pub use registry::{MessageProtocol, Registered, Registry, RegistryError, UpstreamProtocol};

@@ -230,6 +230,39 @@ impl RequestView {
     }
 }
 
+/// Where hooks start a request's [`RequestView`]: the view is made only when a hook
+/// writes to it ([`ViewSlot::view`]), so a hook that decides it keeps nothing (an
+/// unsampled trace) costs no view at all.
+#[derive(Debug)]
+pub struct ViewSlot<'a> {
+    peer: Option<SocketAddr>,
+    made: &'a mut Option<Box<RequestView>>,
+}
+
+impl<'a> ViewSlot<'a> {
+    /// The slot of a request from `peer`, its view (if a hook makes one) left in `made`.
+    pub fn new(peer: Option<SocketAddr>, made: &'a mut Option<Box<RequestView>>) -> Self {
+        ViewSlot { peer, made }
+    }
+
+    /// The caller's address.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// The view, made now if no hook made it yet.
+    pub fn view(&mut self) -> &mut RequestView {
+        let peer = self.peer;
+        self.made
+            .get_or_insert_with(|| Box::new(RequestView::new(peer)))
+    }
+
+    /// The view if a hook made it.
+    pub fn get(&self) -> Option<&RequestView> {
+        self.made.as_deref()
+    }
+}
+
 /// Sees every request end, exactly once, whatever its protocol: the single place that
 /// metrics, tracing, access logs and outlier detection attach to.
 ///
@@ -250,11 +283,11 @@ pub trait RequestHook: Send + Sync + 'static {
     }
 
     /// A request was decoded and is about to be routed: a hook that wants views may
-    /// read its head, note what it needs in `view` (its variables through
+    /// read its head, note what it needs in the slot's view (its variables through
     /// [`RequestView::take_variables`]), and set headers that go upstream with it (a
     /// trace context). Returns whether it needs the view again at the request's end:
     /// when no hook does, none is kept. Called once per request, before routing.
-    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) -> bool {
+    fn on_request_start(&self, request: &mut dyn Frame, view: &mut ViewSlot<'_>) -> bool {
         let _ = (request, view);
         false
     }
@@ -354,5 +387,25 @@ mod tests {
         assert!(!Outcome::Upstream(ResponseClass::ClientError).is_host_failure());
         assert!(!Outcome::Failed(ProxyFailure::Overflow).is_host_failure());
         assert!(!Outcome::Failed(ProxyFailure::NoRoute).is_host_failure());
+    }
+
+    #[test]
+    fn a_view_slot_makes_its_view_only_when_written() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut made = None;
+        {
+            let slot = ViewSlot::new(Some(peer), &mut made);
+            assert_eq!(slot.peer(), Some(peer));
+            assert!(slot.get().is_none());
+        }
+        assert!(made.is_none(), "read, never written: no view");
+
+        let mut slot = ViewSlot::new(Some(peer), &mut made);
+        slot.view().trace_id = Some("ab".into());
+        slot.view().service = Some("svc".into());
+        assert_eq!(slot.get().and_then(|v| v.trace_id.as_deref()), Some("ab"));
+        let view = made.expect("written: made once, both writes kept");
+        assert_eq!(view.peer, Some(peer));
+        assert_eq!(view.service.as_deref(), Some("svc"));
     }
 }

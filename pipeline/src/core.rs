@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_codec_framework::{
-    AttemptRecord, Frame, Outcome, RequestCount, RequestHook, RequestRecord, RequestView,
+    AttemptRecord, Frame, Outcome, RequestCount, RequestHook, RequestRecord, RequestView, ViewSlot,
 };
 use strait_router::{RetryPolicy, RouteAction, RouteTable, StatusSpace};
 use strait_stream::{Moment, RequestContext, RequestEnd, Tally};
@@ -320,22 +320,33 @@ impl ListenerPipeline {
         self.start_view(request, peer)
     }
 
-    /// [`ListenerPipeline::start`] for a listener whose hooks want views.
-    #[inline(never)]
+    /// [`ListenerPipeline::start`] for a listener whose hooks want views. Inlined into
+    /// the driver's routing, which keeps its registers already: as a call of its own,
+    /// its entry and exit cost a traced request a third of what its hooks cost.
+    #[inline(always)]
     fn start_view(
         &self,
         request: &mut dyn Frame,
         peer: Option<std::net::SocketAddr>,
     ) -> Option<Box<RequestView>> {
-        let mut view = RequestView::new(peer);
-        let mut keep = false;
-        for hook in &self.view_hooks {
-            keep |= hook.on_request_start(request, &mut view);
+        let mut made = None;
+        let mut slot = ViewSlot::new(peer, &mut made);
+        let keep = match &self.view_hooks[..] {
+            // One hook (a tracer, an access log), the usual case: no loop.
+            [hook] => hook.on_request_start(request, &mut slot),
+            hooks => {
+                let mut keep = false;
+                for hook in hooks {
+                    keep |= hook.on_request_start(request, &mut slot);
+                }
+                keep
+            }
+        };
+        if keep {
+            Some(kept_view(made, peer))
+        } else {
+            None
         }
-        keep.then(|| {
-            view.started = std::time::SystemTime::now();
-            Box::new(view)
-        })
     }
 
     /// The cluster the request's route leads to (`name`, as the route decision gave
@@ -497,6 +508,18 @@ pub(crate) fn effective_timeout(route: Option<Duration>, frame: Option<Duration>
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => DEFAULT_ROUTE_TIMEOUT,
     }
+}
+
+/// The view a hook kept: the one a hook made, or an empty one, stamped with the wall
+/// clock. Out of line: most requests of a traced listener keep none.
+#[inline(never)]
+fn kept_view(
+    made: Option<Box<RequestView>>,
+    peer: Option<std::net::SocketAddr>,
+) -> Box<RequestView> {
+    let mut view = made.unwrap_or_else(|| Box::new(RequestView::new(peer)));
+    view.started = std::time::SystemTime::now();
+    view
 }
 
 #[cfg(test)]

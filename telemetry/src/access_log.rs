@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::Duration;
 
-use strait_codec_framework::{Frame, RequestHook, RequestRecord, RequestView, rfc3339};
+use strait_codec_framework::{Frame, RequestHook, RequestRecord, ViewSlot, rfc3339};
 
 use crate::trace_context::caller_trace_id;
 
@@ -596,7 +596,8 @@ impl RequestHook for AccessLog {
         true
     }
 
-    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) -> bool {
+    fn on_request_start(&self, request: &mut dyn Frame, view: &mut ViewSlot<'_>) -> bool {
+        let view = view.view();
         view.take_variables(request);
         if view.trace_id.is_none() {
             view.trace_id = caller_trace_id(request);
@@ -616,7 +617,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::{Duration, UNIX_EPOCH};
 
-    use strait_codec_framework::{Outcome, ResponseClass};
+    use strait_codec_framework::{Outcome, RequestView, ResponseClass};
 
     use super::*;
 

@@ -44,25 +44,46 @@ pub(crate) struct SpanHead<'a> {
 pub(crate) struct Attributes<'b>(&'b mut Vec<u8>);
 
 impl Attributes<'_> {
-    /// A string attribute.
-    pub fn str(&mut self, key: &str, value: &str) {
-        // Span.attributes = 9; KeyValue { key = 1; value = 2 }; AnyValue.string_value = 1
-        nested(self.0, 9, |out| {
-            bytes_field(out, 1, key.as_bytes());
-            nested(out, 2, |out| bytes_field(out, 1, value.as_bytes()));
-        });
+    /// A string attribute (`value` UTF-8, as protobuf's `string` requires).
+    #[inline(always)] // keys are literals: their copies become moves
+    pub fn str(&mut self, key: &str, value: &[u8]) {
+        // Span.attributes = 9: KeyValue { key = 1; value = 2: AnyValue { string_value = 1 } }.
+        // Every length is known first, so the field is written front to back at once.
+        let (k, v) = (key.len(), value.len());
+        let any = 2 + v;
+        let kv = 2 + k + 2 + any;
+        if kv < 0x80 {
+            // The usual attribute: every length one byte, two four-byte heads.
+            let out = &mut *self.0;
+            out.reserve(2 + kv);
+            out.extend_from_slice(&[9 << 3 | LEN, kv as u8, 1 << 3 | LEN, k as u8]);
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(&[2 << 3 | LEN, any as u8, 1 << 3 | LEN, v as u8]);
+            out.extend_from_slice(value);
+            return;
+        }
+        let any = field_len(v);
+        self.key_value(key, any);
+        bytes_field(self.0, 1, value);
     }
 
     /// An integer attribute.
+    #[inline(always)] // keys are literals: their copies become moves
     pub fn int(&mut self, key: &str, value: i64) {
-        nested(self.0, 9, |out| {
-            bytes_field(out, 1, key.as_bytes());
-            // AnyValue.int_value = 3 (int64: two's complement as a varint)
-            nested(out, 2, |out| {
-                tag(out, 3, VARINT);
-                varint(out, value as u64);
-            });
-        });
+        // AnyValue.int_value = 3 (int64: two's complement as a varint)
+        let any = 1 + varint_len(value as u64 as usize);
+        self.key_value(key, any);
+        self.0.push(3 << 3 | VARINT);
+        put_varint(self.0, value as u64);
+    }
+
+    /// Everything of a `KeyValue` field up to its value's content, `any` bytes long.
+    fn key_value(&mut self, key: &str, any: usize) {
+        let kv = field_len(key.len()) + field_len(any);
+        self.0.reserve(field_len(kv));
+        head(self.0, 9, kv);
+        bytes_field(self.0, 1, key.as_bytes());
+        head(self.0, 2, any);
     }
 }
 
@@ -73,100 +94,120 @@ pub(crate) fn span(
     head: &SpanHead<'_>,
     attributes: impl FnOnce(&mut Attributes<'_>),
 ) {
-    nested(out, 2, |out| {
-        bytes_field(out, 1, &head.trace_id.to_be_bytes());
-        bytes_field(out, 2, &head.span_id.to_be_bytes());
-        if head.parent_span_id != 0 {
-            bytes_field(out, 4, &head.parent_span_id.to_be_bytes());
-        }
-        bytes_field(out, 5, head.name.as_bytes());
-        tag(out, 6, VARINT);
-        varint(out, head.kind as u64);
-        tag(out, 7, FIXED64);
-        out.extend_from_slice(&head.start_unix_nanos.to_le_bytes());
-        tag(out, 8, FIXED64);
-        out.extend_from_slice(&head.end_unix_nanos.to_le_bytes());
-        attributes(&mut Attributes(out));
-        if let Some(message) = head.error {
-            // Status { message = 2; code = 3 (STATUS_CODE_ERROR = 2) }
-            nested(out, 15, |out| {
-                bytes_field(out, 2, message.as_bytes());
-                tag(out, 3, VARINT);
-                varint(out, 2);
-            });
-        }
-        // flags = 16: the W3C flags (sampled) and whether the parent is remote, as
-        // the SDK's exporter sets them (SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK = 0x100,
-        // SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK = 0x200).
-        let flags: u32 = 0x01 | 0x100 | if head.parent_is_remote { 0x200 } else { 0 };
-        tag(out, 16, FIXED32);
-        out.extend_from_slice(&flags.to_le_bytes());
-    });
+    out.reserve(96 + head.name.len());
+    out.push(2 << 3 | LEN);
+    // A span's length, known at its end, takes two bytes for 128 to 16,383 bytes:
+    // the usual span. Other lengths move the span once.
+    let at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    bytes_field(out, 1, &head.trace_id.to_be_bytes());
+    bytes_field(out, 2, &head.span_id.to_be_bytes());
+    if head.parent_span_id != 0 {
+        bytes_field(out, 4, &head.parent_span_id.to_be_bytes());
+    }
+    bytes_field(out, 5, head.name.as_bytes());
+    out.push(6 << 3 | VARINT);
+    put_varint(out, head.kind as u64);
+    out.push(7 << 3 | FIXED64);
+    out.extend_from_slice(&head.start_unix_nanos.to_le_bytes());
+    out.push(8 << 3 | FIXED64);
+    out.extend_from_slice(&head.end_unix_nanos.to_le_bytes());
+    attributes(&mut Attributes(out));
+    if let Some(message) = head.error {
+        // Status = 15 { message = 2; code = 3 (STATUS_CODE_ERROR = 2) }
+        let status = 1 + varint_len(message.len()) + message.len() + 2;
+        out.push(15 << 3 | LEN);
+        put_varint(out, status as u64);
+        bytes_field(out, 2, message.as_bytes());
+        out.extend_from_slice(&[3 << 3 | VARINT, 2]);
+    }
+    // flags = 16 (two tag bytes): the W3C flags (sampled) and whether the parent is
+    // remote, as the SDK's exporter sets them (SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK =
+    // 0x100, SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK = 0x200).
+    let flags: u32 = 0x01 | 0x100 | if head.parent_is_remote { 0x200 } else { 0 };
+    out.extend_from_slice(&[16 << 3 | FIXED32, 1]);
+    out.extend_from_slice(&flags.to_le_bytes());
+    let len = out.len() - at - 2;
+    if (0x80..0x4000).contains(&len) {
+        out[at] = len as u8 | 0x80;
+        out[at + 1] = (len >> 7) as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(4);
+        put_varint(&mut prefix, len as u64);
+        out.splice(at..at + 2, prefix);
+    }
 }
 
 /// The gRPC message (5-byte prefix, then an `ExportTraceServiceRequest`) carrying
 /// `spans`, entries [`span`] wrote, under one resource named `service_name` and the
 /// instrumentation scope `strait`.
 pub(crate) fn export_request(service_name: &str, spans: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spans.len() + 96);
-    // gRPC message prefix: not compressed, then the length, filled in below.
-    out.extend_from_slice(&[0; 5]);
-    // ExportTraceServiceRequest.resource_spans = 1
-    nested(&mut out, 1, |out| {
-        // ResourceSpans.resource = 1; Resource.attributes = 1
-        nested(out, 1, |out| {
-            nested(out, 1, |out| {
-                bytes_field(out, 1, b"service.name");
-                nested(out, 2, |out| bytes_field(out, 1, service_name.as_bytes()));
-            });
-        });
-        // ResourceSpans.scope_spans = 2; ScopeSpans.scope = 1 { name = 1; version = 2 }
-        nested(out, 2, |out| {
-            nested(out, 1, |out| {
-                bytes_field(out, 1, b"strait");
-                bytes_field(out, 2, env!("CARGO_PKG_VERSION").as_bytes());
-            });
-            out.extend_from_slice(spans);
-        });
-    });
-    let len = u32::try_from(out.len() - 5).unwrap_or(u32::MAX);
-    out[1..5].copy_from_slice(&len.to_be_bytes());
+    let version = env!("CARGO_PKG_VERSION");
+    // Inside out: Resource { attributes = 1: service.name }, InstrumentationScope
+    // { name = 1; version = 2 }, ScopeSpans { scope = 1; spans = 2 }, ResourceSpans
+    // { resource = 1; scope_spans = 2 }, ExportTraceServiceRequest { resource_spans = 1 }.
+    let key = b"service.name";
+    let any = field_len(service_name.len());
+    let key_value = field_len(key.len()) + field_len(any);
+    let resource = field_len(key_value);
+    let scope = field_len(b"strait".len()) + field_len(version.len());
+    let scope_spans = field_len(scope) + spans.len();
+    let resource_spans = field_len(resource) + field_len(scope_spans);
+    let request = field_len(resource_spans);
+
+    let mut out = Vec::with_capacity(5 + request);
+    // gRPC message prefix: not compressed, then the length.
+    out.push(0);
+    out.extend_from_slice(&u32::try_from(request).unwrap_or(u32::MAX).to_be_bytes());
+    head(&mut out, 1, resource_spans);
+    head(&mut out, 1, resource);
+    head(&mut out, 1, key_value);
+    bytes_field(&mut out, 1, key);
+    head(&mut out, 2, any);
+    bytes_field(&mut out, 1, service_name.as_bytes());
+    head(&mut out, 2, scope_spans);
+    head(&mut out, 1, scope);
+    bytes_field(&mut out, 1, b"strait");
+    bytes_field(&mut out, 2, version.as_bytes());
+    out.extend_from_slice(spans);
     out
 }
 
-fn tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
-    varint(out, u64::from(field << 3 | u32::from(wire_type)));
+/// The bytes of a length-delimited field (of number below 16) with `len` bytes of
+/// content.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len) + len
 }
 
-fn varint(out: &mut Vec<u8>, mut value: u64) {
+/// A length-delimited field's tag (number below 16) and length.
+fn head(out: &mut Vec<u8>, field: u8, len: usize) {
+    out.push(field << 3 | LEN);
+    put_varint(out, len as u64);
+}
+
+/// A length-delimited field (number below 16) holding `bytes`.
+fn bytes_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
+    head(out, field, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+#[inline]
+fn varint_len(value: usize) -> usize {
+    match value {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        // 7 bits a byte.
+        _ => (usize::BITS - value.leading_zeros()).div_ceil(7) as usize,
+    }
+}
+
+#[inline]
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
         value >>= 7;
     }
     out.push(value as u8);
-}
-
-fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    tag(out, field, LEN);
-    varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-/// A length-delimited field whose content `content` writes: one byte is kept for the
-/// length, and the content moves up only when its length needs more.
-fn nested(out: &mut Vec<u8>, field: u32, content: impl FnOnce(&mut Vec<u8>)) {
-    tag(out, field, LEN);
-    let at = out.len();
-    out.push(0);
-    content(out);
-    let len = out.len() - at - 1;
-    if len < 0x80 {
-        out[at] = len as u8;
-    } else {
-        let mut prefix = Vec::with_capacity(4);
-        varint(&mut prefix, len as u64);
-        out.splice(at..at + 1, prefix);
-    }
 }
 
 #[cfg(test)]
@@ -202,7 +243,7 @@ mod tests {
     fn the_official_types_read_every_field_back() {
         let mut spans = Vec::new();
         span(&mut spans, &head("svc/call"), |a| {
-            a.str("rpc.system", "bolt");
+            a.str("rpc.system", b"bolt");
             a.int("rpc.response.status_code", 0);
             a.int("server.port", 12200);
             a.int("negative", -3);
@@ -215,7 +256,7 @@ mod tests {
             error: Some("timeout"),
             ..head("svc/call")
         };
-        span(&mut spans, &client, |a| a.str("strait.outcome", "timeout"));
+        span(&mut spans, &client, |a| a.str("strait.outcome", b"timeout"));
         let request = decode(&export_request("edge", &spans));
 
         assert_eq!(request.resource_spans.len(), 1);
@@ -275,7 +316,7 @@ mod tests {
                 parent_is_remote: false,
                 ..head(&long[..127])
             };
-            span(&mut spans, &root, |a| a.str("url.path", &value));
+            span(&mut spans, &root, |a| a.str("url.path", value.as_bytes()));
             let request = decode(&export_request("s", &spans));
             let span = &request.resource_spans[0].scope_spans[0].spans[0];
             assert!(span.parent_span_id.is_empty());
@@ -284,6 +325,29 @@ mod tests {
                 span.attributes[0].value.as_ref().unwrap().value,
                 Some(Value::StringValue(value))
             );
+        }
+    }
+
+    #[test]
+    fn a_span_under_128_bytes_takes_a_one_byte_length() {
+        let mut spans = Vec::new();
+        let tiny = SpanHead {
+            parent_span_id: 0,
+            ..head("t")
+        };
+        span(&mut spans, &tiny, |_| {});
+        assert!(spans.len() < 128, "{}", spans.len());
+        assert_eq!(spans[1] as usize, spans.len() - 2, "one length byte");
+        let request = decode(&export_request("s", &spans));
+        assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "t");
+    }
+
+    #[test]
+    fn varint_lengths_match_the_written_varints() {
+        for value in [0u64, 1, 127, 128, 16_383, 16_384, 1 << 35, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(varint_len(value as usize), out.len(), "{value}");
         }
     }
 

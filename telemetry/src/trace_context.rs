@@ -56,18 +56,56 @@ impl TraceParent {
 
     /// The header value (version 00).
     pub fn to_header(&self) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.parent_id, self.flags
-        )
+        // Written by hand: `format!` costs about ten times as much, on every traced
+        // request.
+        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        put_hex(&mut text[3..19], (self.trace_id >> 64) as u64);
+        put_hex(&mut text[19..35], self.trace_id as u64);
+        put_hex(&mut text[36..52], self.parent_id);
+        put_hex(&mut text[53..55], u64::from(self.flags));
+        ascii(&text)
     }
+}
+
+/// A trace id as 32 lowercase hex digits (what `{:032x}` writes).
+pub fn trace_id_hex(trace_id: u128) -> String {
+    let mut text = [0u8; 32];
+    put_hex(&mut text[..16], (trace_id >> 64) as u64);
+    put_hex(&mut text[16..], trace_id as u64);
+    ascii(&text)
+}
+
+/// Writes the low `out.len()` (even, at most 16) hex digits of `value` into `out`,
+/// most significant first, a byte (two digits) at a time.
+fn put_hex(out: &mut [u8], value: u64) {
+    /// Each byte's two digits.
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0; 2]; 256];
+        let mut b = 0;
+        while b < 256 {
+            pairs[b] = [DIGITS[b >> 4], DIGITS[b & 0xf]];
+            b += 1;
+        }
+        pairs
+    };
+    let bytes = value.to_be_bytes();
+    let skip = bytes.len().saturating_sub(out.len() / 2);
+    for (pair, byte) in out.chunks_exact_mut(2).zip(&bytes[skip..]) {
+        pair.copy_from_slice(&PAIRS[usize::from(*byte)]);
+    }
+}
+
+/// `text`, ASCII by construction, as a `String`.
+fn ascii(text: &[u8]) -> String {
+    String::from_utf8(text.to_vec()).unwrap_or_default()
 }
 
 /// The trace id a caller sent, in the form its tracer writes it: a `traceparent`'s
 /// 32 hex digits, a `sw8`'s trace id, or SOFATracer's `sofaTraceId`.
 pub fn caller_trace_id(request: &dyn Frame) -> Option<String> {
     if let Some(parent) = request.header(TRACEPARENT).and_then(TraceParent::parse) {
-        return Some(format!("{:032x}", parent.trace_id));
+        return Some(trace_id_hex(parent.trace_id));
     }
     if let Some(id) = request.header(SW8).and_then(sw8_trace_id) {
         return Some(id);
@@ -132,6 +170,31 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hex_ids_are_written_as_fmt_writes_them() {
+        for (trace_id, parent_id, flags) in [
+            (1u128, 1u64, 0u8),
+            (u128::MAX, u64::MAX, 0xff),
+            (
+                0x0a00_0000_0000_0000_0000_0000_0000_00f0,
+                0x0100_0000_0000_0010,
+                1,
+            ),
+        ] {
+            let header = TraceParent {
+                trace_id,
+                parent_id,
+                flags,
+            }
+            .to_header();
+            assert_eq!(
+                header,
+                format!("00-{trace_id:032x}-{parent_id:016x}-{flags:02x}")
+            );
+            assert_eq!(trace_id_hex(trace_id), format!("{trace_id:032x}"));
         }
     }
 

@@ -12,16 +12,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strait_codec_framework::{
-    AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds,
+    AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass,
+    TraceIds, ViewSlot,
 };
 use tokio::sync::mpsc;
 
 use crate::otlp_encode::{self, Attributes, SpanHead, SpanKind};
 use crate::otlp_export::Encoded;
-use crate::trace_context::{SOFA_TRACE_ID, TRACEPARENT, TraceParent};
+use crate::trace_context::{SOFA_TRACE_ID, TRACEPARENT, TraceParent, trace_id_hex};
 
 /// Requests whose spans wait for export before new ones are dropped.
 const QUEUE: usize = 4096;
@@ -185,11 +186,26 @@ fn nonzero_u128() -> u128 {
 
 /// The caller's context: a `traceparent`, or SOFATracer's trace id (hex, at most 32
 /// digits; its span ids are not W3C's, so the trace starts at Strait's span).
+#[inline]
 fn caller_context(request: &dyn Frame) -> Option<(u128, u64, Option<bool>)> {
-    if let Some(parent) = request.header(TRACEPARENT).and_then(TraceParent::parse) {
+    let traceparent = request.header(TRACEPARENT);
+    let sofa = request.header(SOFA_TRACE_ID);
+    if traceparent.is_none() && sofa.is_none() {
+        return None;
+    }
+    read_caller_context(traceparent, sofa)
+}
+
+/// [`caller_context`] from the headers a request has.
+#[inline(never)]
+fn read_caller_context(
+    traceparent: Option<&str>,
+    sofa: Option<&str>,
+) -> Option<(u128, u64, Option<bool>)> {
+    if let Some(parent) = traceparent.and_then(TraceParent::parse) {
         return Some((parent.trace_id, parent.parent_id, Some(parent.sampled())));
     }
-    let sofa = request.header(SOFA_TRACE_ID)?;
+    let sofa = sofa?;
     if sofa.is_empty() || sofa.len() > 32 || !sofa.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -207,42 +223,22 @@ impl RequestHook for Tracer {
         true
     }
 
-    fn on_request_start(&self, request: &mut dyn Frame, view: &mut RequestView) -> bool {
+    fn on_request_start(&self, request: &mut dyn Frame, view: &mut ViewSlot<'_>) -> bool {
         #[cfg(feature = "skywalking")]
         if let Export::SkyWalking(reporter) = &self.export {
             return self.start_skywalking(reporter, request, view);
         }
-        let caller = caller_context(request);
-        let (trace_id, parent_span_id, sampled) = match caller {
-            Some((trace, parent, Some(sampled))) => (trace, parent, sampled),
-            Some((trace, parent, None)) => (trace, parent, self.sample()),
-            // A new trace: its id is drawn only if it is sampled.
+        // Not sampled: the caller's context goes upstream untouched, and no view is
+        // made (an access log reads the caller's trace id itself).
+        let (trace_id, parent_span_id) = match caller_context(request) {
+            // A new trace, the usual request: its id is drawn only if it is sampled.
             None if !self.sample() => return false,
-            None => (nonzero_u128(), 0, true),
+            None => (nonzero_u128(), 0),
+            Some((trace, parent, Some(true))) => (trace, parent),
+            Some((trace, parent, None)) if self.sample() => (trace, parent),
+            Some(_) => return false,
         };
-        if caller.is_some() || sampled {
-            view.trace_id = Some(format!("{trace_id:032x}"));
-        }
-        if !sampled {
-            // Not recorded: the caller's context goes upstream untouched.
-            return false;
-        }
-        view.take_variables(request);
-        let ids = TraceIds {
-            trace_id,
-            parent_span_id,
-            span_id: nonzero_u64(),
-            upstream_span_id: nonzero_u64(),
-            sampled,
-            caller_context: None,
-        };
-        let header = TraceParent {
-            trace_id,
-            parent_id: ids.upstream_span_id,
-            flags: 1,
-        };
-        request.set_header(TRACEPARENT, &header.to_header());
-        view.trace = Some(ids);
+        start_span(request, view.view(), trace_id, parent_span_id);
         true
     }
 
@@ -265,14 +261,17 @@ impl RequestHook for Tracer {
             return;
         };
         if let Some(host) = attempt.host {
-            let end = started + attempt.ended;
-            let start = attempt.sent.map_or(end, |s| started + s);
+            let started = unix_nanos(started);
+            let end = started.saturating_add(nanos(attempt.ended));
+            let start = attempt
+                .sent
+                .map_or(end, |s| started.saturating_add(nanos(s)));
             let mut bytes = Vec::with_capacity(384);
             let head = client_head(ids, &name, (start, end), Some(attempt.outcome.as_str()));
             otlp_encode::span(&mut bytes, &head, |a| {
                 address(a, "server", host);
                 a.int("strait.attempt", i64::from(attempt.attempt));
-                a.str("strait.outcome", attempt.outcome.as_str());
+                a.str("strait.outcome", attempt.outcome.as_str().as_bytes());
             });
             self.push(Encoded { bytes, spans: 1 });
         }
@@ -294,14 +293,15 @@ impl RequestHook for Tracer {
         if let Export::SkyWalking(reporter) = &self.export {
             return report_segment(reporter, record, view, ids);
         }
-        let end = view.started + record.duration;
+        let start = unix_nanos(view.started);
+        let end = start.saturating_add(nanos(record.duration));
         let name = operation(view, Some(record.protocol));
         let failed = matches!(
             record.outcome,
             Outcome::Failed(_) | Outcome::Upstream(ResponseClass::ServerError)
         );
         let error = failed.then(|| record.outcome.as_str());
-        let mut bytes = Vec::with_capacity(1024);
+        let mut bytes = Vec::with_capacity(2048);
         let server = SpanHead {
             trace_id: ids.trace_id,
             span_id: ids.span_id,
@@ -309,24 +309,24 @@ impl RequestHook for Tracer {
             parent_is_remote: ids.parent_span_id != 0,
             kind: SpanKind::Server,
             name: &name,
-            start_unix_nanos: unix_nanos(view.started),
-            end_unix_nanos: unix_nanos(end),
+            start_unix_nanos: start,
+            end_unix_nanos: end,
             error,
         };
         otlp_encode::span(&mut bytes, &server, |a| {
-            common_attributes(a, record, view);
+            common_attributes(a, record, view, true);
             if let Some(peer) = view.peer {
                 address(a, "client", peer);
             }
         });
         let mut spans = 1;
         if let Some(host) = record.host {
-            let start = record
+            let sent = record
                 .upstream_duration
-                .map_or(end, |d| end.checked_sub(d).unwrap_or(view.started));
-            let head = client_head(ids, &name, (start.max(view.started), end), error);
+                .map_or(end, |d| end.saturating_sub(nanos(d)));
+            let head = client_head(ids, &name, (sent.max(start), end), error);
             otlp_encode::span(&mut bytes, &head, |a| {
-                common_attributes(a, record, view);
+                common_attributes(a, record, view, false);
                 a.int("strait.attempt", i64::from(record.attempt));
                 address(a, "server", host);
             });
@@ -336,16 +336,55 @@ impl RequestHook for Tracer {
     }
 }
 
+/// A sampled request's start: its ids, and the `traceparent` that names its client
+/// span upstream. Kept out of line: the unsampled path, most requests', stays short.
+#[inline(never)]
+fn start_span(
+    request: &mut dyn Frame,
+    view: &mut RequestView,
+    trace_id: u128,
+    parent_span_id: u64,
+) {
+    view.trace_id = Some(trace_id_hex(trace_id));
+    view.take_variables(request);
+    let ids = TraceIds {
+        trace_id,
+        parent_span_id,
+        span_id: nonzero_u64(),
+        upstream_span_id: nonzero_u64(),
+        sampled: true,
+        caller_context: None,
+    };
+    let header = TraceParent {
+        trace_id,
+        parent_id: ids.upstream_span_id,
+        flags: 1,
+    };
+    request.set_header(TRACEPARENT, &header.to_header());
+    view.trace = Some(ids);
+}
+
 /// Where a span's attributes go: an OTLP span, or a SkyWalking span's tags.
 trait AttributeSink {
     fn str(&mut self, key: &'static str, value: &str);
+    /// Text known to be ASCII (an address written by hand).
+    fn ascii(&mut self, key: &'static str, value: &[u8]) {
+        self.str(key, &String::from_utf8_lossy(value));
+    }
     fn int(&mut self, key: &'static str, value: i64);
 }
 
+// Inlined into `common_attributes`, where each key is a literal.
 impl AttributeSink for Attributes<'_> {
+    #[inline(always)]
     fn str(&mut self, key: &'static str, value: &str) {
+        Attributes::str(self, key, value.as_bytes());
+    }
+    #[inline(always)]
+    fn ascii(&mut self, key: &'static str, value: &[u8]) {
         Attributes::str(self, key, value);
     }
+    #[inline(always)]
     fn int(&mut self, key: &'static str, value: i64) {
         Attributes::int(self, key, value);
     }
@@ -361,9 +400,13 @@ impl AttributeSink for Vec<(String, String)> {
     }
 }
 
+/// Nanoseconds since the Unix epoch (OTLP's timestamps).
 fn unix_nanos(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    at.duration_since(UNIX_EPOCH).map_or(0, nanos)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `{side}.address` and `{side}.port` of `addr` (`side`: `client` or `server`).
@@ -372,17 +415,48 @@ fn address(a: &mut impl AttributeSink, side: &'static str, addr: SocketAddr) {
         "client" => ("client.address", "client.port"),
         _ => ("server.address", "server.port"),
     };
-    // An address is at most 45 bytes of text; written on the stack, not allocated.
+    // An address is at most 45 bytes of text: written on the stack, an IPv4 one by
+    // hand (`fmt` costs several times more on every traced request).
     let mut text = [0u8; 48];
-    let mut cursor = std::io::Cursor::new(&mut text[..]);
-    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{}", addr.ip()));
-    let len = cursor.position() as usize;
-    a.str(ip, std::str::from_utf8(&text[..len]).unwrap_or_default());
+    let len = match addr.ip() {
+        std::net::IpAddr::V4(v4) => {
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                for (d, show) in [
+                    (octet / 100, octet >= 100),
+                    (octet / 10 % 10, octet >= 10),
+                    (octet % 10, true),
+                ] {
+                    if show {
+                        text[len] = b'0' + d;
+                        len += 1;
+                    }
+                }
+            }
+            len
+        }
+        ip => {
+            let mut cursor = std::io::Cursor::new(&mut text[..]);
+            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}"));
+            cursor.position() as usize
+        }
+    };
+    a.ascii(ip, &text[..len]);
     a.int(port, i64::from(addr.port()));
 }
 
-/// The semantic-convention attributes of both spans: RPC or HTTP, and Strait's own.
-fn common_attributes(a: &mut impl AttributeSink, record: &RequestRecord<'_>, view: &RequestView) {
+/// The semantic-convention attributes of both spans (RPC or HTTP), the outcome, and
+/// on the server span (`whole`) Strait's own names for the request.
+fn common_attributes(
+    a: &mut impl AttributeSink,
+    record: &RequestRecord<'_>,
+    view: &RequestView,
+    whole: bool,
+) {
     let protocol = record.protocol;
     let http = protocol == "http1" || protocol == "http2";
     if http {
@@ -414,6 +488,10 @@ fn common_attributes(a: &mut impl AttributeSink, record: &RequestRecord<'_>, vie
             a.int(key, i64::from(status));
         }
     }
+    a.str("strait.outcome", record.outcome.as_str());
+    if !whole {
+        return;
+    }
     a.str("strait.protocol", protocol);
     a.str("strait.listener", record.listener);
     if let Some(route) = record.route {
@@ -422,7 +500,6 @@ fn common_attributes(a: &mut impl AttributeSink, record: &RequestRecord<'_>, vie
     if let Some(cluster) = record.cluster {
         a.str("strait.cluster", cluster);
     }
-    a.str("strait.outcome", record.outcome.as_str());
     a.int("strait.attempts", i64::from(record.attempt));
 }
 
@@ -431,7 +508,7 @@ fn common_attributes(a: &mut impl AttributeSink, record: &RequestRecord<'_>, vie
 fn client_head<'a>(
     ids: &TraceIds,
     name: &'a str,
-    (start, end): (SystemTime, SystemTime),
+    (start_unix_nanos, end_unix_nanos): (u64, u64),
     error: Option<&'a str>,
 ) -> SpanHead<'a> {
     SpanHead {
@@ -441,8 +518,8 @@ fn client_head<'a>(
         parent_is_remote: false,
         kind: SpanKind::Client,
         name,
-        start_unix_nanos: unix_nanos(start),
-        end_unix_nanos: unix_nanos(end),
+        start_unix_nanos,
+        end_unix_nanos,
         error,
     }
 }
@@ -456,25 +533,25 @@ impl Tracer {
         &self,
         reporter: &crate::skywalking_report::Reporter,
         request: &mut dyn Frame,
-        view: &mut RequestView,
+        view: &mut ViewSlot<'_>,
     ) -> bool {
         use crate::skywalking_report::{SW8, caller, sw8};
         let incoming = request.header(SW8).map(str::to_string);
         let from_sw8 = incoming.as_deref().and_then(caller);
         let has_caller_sw8 = from_sw8.is_some();
-        let (trace, sampled, continued) = match from_sw8 {
-            Some((sampled, trace)) => (trace, sampled, true),
+        let (trace, sampled) = match from_sw8 {
+            Some((sampled, trace)) => (trace, sampled),
             None => match request.header(TRACEPARENT).and_then(TraceParent::parse) {
-                Some(p) => (format!("{:032x}", p.trace_id), p.sampled(), true),
-                None => (format!("{:032x}", nonzero_u128()), self.sample(), false),
+                Some(p) => (trace_id_hex(p.trace_id), p.sampled()),
+                None => (trace_id_hex(nonzero_u128()), self.sample()),
             },
         };
-        if continued || sampled {
-            view.trace_id = Some(trace.clone());
-        }
         if !sampled {
+            // As for OTLP: nothing recorded, no view made.
             return false;
         }
+        let view = view.view();
+        view.trace_id = Some(trace.clone());
         view.take_variables(request);
         let ids = TraceIds {
             trace_id: 0,
@@ -507,7 +584,13 @@ fn segment_id(ids: &TraceIds) -> String {
 /// The operation (endpoint) name: `service/method` for RPC, the path for HTTP.
 fn operation(view: &RequestView, protocol: Option<&str>) -> String {
     match (&view.service, &view.method, &view.path) {
-        (Some(s), Some(m), _) => format!("{s}/{m}"),
+        (Some(s), Some(m), _) => {
+            let mut name = String::with_capacity(s.len() + 1 + m.len());
+            name.push_str(s);
+            name.push('/');
+            name.push_str(m);
+            name
+        }
         (Some(s), None, _) if !protocol.is_some_and(|p| p.starts_with("http")) => s.clone(),
         (_, _, Some(p)) => p.clone(),
         _ => protocol.unwrap_or("request").to_string(),
@@ -526,7 +609,7 @@ fn report_segment(
         .upstream_duration
         .map_or(end, |d| end.checked_sub(d).unwrap_or(view.started));
     let mut tags = Vec::new();
-    common_attributes(&mut tags, record, view);
+    common_attributes(&mut tags, record, view, true);
     let segment = reporter.segment(crate::skywalking_report::Segment {
         trace_id: view.trace_id.clone().unwrap_or_default(),
         segment_id: segment_id(ids),
@@ -545,4 +628,44 @@ fn report_segment(
         tags,
     });
     reporter.report(segment);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attributes as text, to compare.
+    #[derive(Default)]
+    struct Seen(Vec<(&'static str, String)>);
+
+    impl AttributeSink for Seen {
+        fn str(&mut self, key: &'static str, value: &str) {
+            self.0.push((key, value.to_string()));
+        }
+        fn int(&mut self, key: &'static str, value: i64) {
+            self.0.push((key, value.to_string()));
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for addr in [
+            "127.0.0.1:12200",
+            "10.20.30.40:1",
+            "0.105.99.255:65535",
+            "[::1]:8080",
+            "[2001:db8::ff00:42:8329]:443",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let mut seen = Seen::default();
+            address(&mut seen, "server", addr);
+            assert_eq!(
+                seen.0,
+                vec![
+                    ("server.address", addr.ip().to_string()),
+                    ("server.port", addr.port().to_string())
+                ]
+            );
+        }
+    }
 }

@@ -178,18 +178,27 @@ impl BoltFrame {
     }
 
     /// The last value of `name` (Java's `HashMap.put` keeps the last), as raw bytes.
+    /// Inlined, with the scans out of line: a header the map cannot hold (a tracer's
+    /// `traceparent` on most requests) costs a length check, not a call.
+    #[inline]
     fn last_raw(&self, name: &str) -> Option<&[u8]> {
         let name = name.as_bytes();
         match &self.headers {
-            Some(pairs) => pairs
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| &v[..]),
+            Some(pairs) => last_pair(pairs, name),
             None if !self.keys.may_hold(name.len()) => None,
             None => header_map::last_value(self.raw_header_section(), name),
         }
     }
+}
+
+/// The last of `pairs` named `name`.
+#[inline(never)]
+fn last_pair<'a>(pairs: &'a [(Bytes, Bytes)], name: &[u8]) -> Option<&'a [u8]> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| &v[..])
 }
 
 // === impl Frame for BoltFrame ===

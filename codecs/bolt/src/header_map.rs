@@ -124,6 +124,7 @@ impl<'a> Iterator for RawPairs<'a> {
 /// pass that reads only lengths until a key has `name`'s length: the proxy asks this
 /// for every request it routes by a header. Stops early, rather than panicking, if the
 /// section turns out to be malformed anyway.
+#[inline(never)]
 pub(crate) fn last_value<'a>(section: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let mut rest = section;
     let mut found = None;
