@@ -18,7 +18,7 @@ start_otlp_receiver() {
   mkfifo "$WORK/otlp.in"
   OTLP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   PYTHONPATH="$root/tests/interop/pydeps" taskset -c "$LOAD_CPU" \
-    python3 "$root/tests/interop/tracing/otlp_receiver.py" --port "$OTLP_PORT" >/dev/null 2>"$WORK/otlp.err" <>"$WORK/otlp.in" &
+    python3 "$root/tests/interop/tracing/otlp_receiver.py" --port "$OTLP_PORT" --quiet >/dev/null 2>"$WORK/otlp.err" <>"$WORK/otlp.in" &
   PIDS+=($!)
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$OTLP_PORT") 2>/dev/null && return

@@ -30,8 +30,8 @@ pub use frame::{Frame, FrameKind, HeaderIter};
 pub use id::{IdWidth, RequestId};
 pub use limits::Limits;
 pub use outcome::{
-    AttemptRecord, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, TraceIds,
-    ViewSlot,
+    AttemptRecord, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass, StartFilter,
+    TraceIds, ViewSlot,
 };
 pub use protocol::{Codec, PoolMode, Protocol};
 pub use registry::{MessageProtocol, Registered, Registry, RegistryError, UpstreamProtocol};

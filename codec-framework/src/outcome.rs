@@ -237,12 +237,25 @@ impl RequestView {
 pub struct ViewSlot<'a> {
     peer: Option<SocketAddr>,
     made: &'a mut Option<Box<RequestView>>,
+    picked: bool,
 }
 
 impl<'a> ViewSlot<'a> {
-    /// The slot of a request from `peer`, its view (if a hook makes one) left in `made`.
-    pub fn new(peer: Option<SocketAddr>, made: &'a mut Option<Box<RequestView>>) -> Self {
-        ViewSlot { peer, made }
+    /// The slot of a request from `peer`, its view (if a hook makes one) left in `made`;
+    /// `picked`: whether the pipeline's coin picked the request for a hook with a
+    /// [`StartFilter`] (true for a hook without one).
+    pub fn new(
+        peer: Option<SocketAddr>,
+        made: &'a mut Option<Box<RequestView>>,
+        picked: bool,
+    ) -> Self {
+        ViewSlot { peer, made, picked }
+    }
+
+    /// Whether the pipeline's coin picked this request ([`StartFilter::threshold`]): a
+    /// tracer's sampling decision for a request whose caller made none.
+    pub fn picked(&self) -> bool {
+        self.picked
     }
 
     /// The caller's address.
@@ -263,6 +276,19 @@ impl<'a> ViewSlot<'a> {
     }
 }
 
+/// How a hook that records only some requests (a tracer sampling 1%) chooses them,
+/// declared so that the pipeline applies it before calling the hook: a request the
+/// hook would pass over costs a coin and a look at a few headers, not a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartFilter {
+    /// Headers by which a caller decides for itself (a trace context): a request with
+    /// any of them always reaches the hook.
+    pub context_headers: &'static [&'static str],
+    /// The chance, out of 2^64, that any other request reaches it (`u64::MAX`: all);
+    /// the hook learns the coin's side from [`ViewSlot::picked`].
+    pub threshold: u64,
+}
+
 /// Sees every request end, exactly once, whatever its protocol: the single place that
 /// metrics, tracing, access logs and outlier detection attach to.
 ///
@@ -280,6 +306,11 @@ pub trait RequestHook: Send + Sync + 'static {
     /// up (they are `None`).
     fn wants_names(&self) -> bool {
         true
+    }
+
+    /// Which requests reach [`RequestHook::on_request_start`], if not all of them.
+    fn start_filter(&self) -> Option<StartFilter> {
+        None
     }
 
     /// A request was decoded and is about to be routed: a hook that wants views may
@@ -394,13 +425,14 @@ mod tests {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut made = None;
         {
-            let slot = ViewSlot::new(Some(peer), &mut made);
+            let slot = ViewSlot::new(Some(peer), &mut made, true);
             assert_eq!(slot.peer(), Some(peer));
             assert!(slot.get().is_none());
         }
         assert!(made.is_none(), "read, never written: no view");
 
-        let mut slot = ViewSlot::new(Some(peer), &mut made);
+        let mut slot = ViewSlot::new(Some(peer), &mut made, false);
+        assert!(!slot.picked());
         slot.view().trace_id = Some("ab".into());
         slot.view().service = Some("svc".into());
         assert_eq!(slot.get().and_then(|v| v.trace_id.as_deref()), Some("ab"));

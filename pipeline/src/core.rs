@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_codec_framework::{
-    AttemptRecord, Frame, Outcome, RequestCount, RequestHook, RequestRecord, RequestView, ViewSlot,
+    AttemptRecord, Frame, Outcome, RequestCount, RequestHook, RequestRecord, RequestView,
+    StartFilter, ViewSlot,
 };
 use strait_router::{RetryPolicy, RouteAction, RouteTable, StatusSpace};
 use strait_stream::{Moment, RequestContext, RequestEnd, Tally};
@@ -227,6 +228,8 @@ pub struct ListenerPipeline {
     /// The hooks (the listener's, then the pipeline's) that read each request's head
     /// ([`RequestHook::wants_view`]).
     view_hooks: Vec<Arc<dyn RequestHook>>,
+    /// Each view hook's [`RequestHook::start_filter`], in the same order.
+    view_filters: Vec<Option<StartFilter>>,
     /// Whether any hook reads the times of counted requests
     /// ([`RequestHook::wants_counts`]).
     timed: bool,
@@ -254,6 +257,7 @@ impl ListenerPipeline {
             .cloned()
             .collect();
         let wants_view = !view_hooks.is_empty();
+        let view_filters = view_hooks.iter().map(|h| h.start_filter()).collect();
         let wants_names = hooks.iter().any(|h| h.wants_names());
         let end_hooks: Vec<_> = hooks
             .iter()
@@ -277,6 +281,7 @@ impl ListenerPipeline {
             end_hooks,
             ends_need_view,
             view_hooks,
+            view_filters,
             timed,
             wants_view,
             wants_names,
@@ -330,14 +335,21 @@ impl ListenerPipeline {
         peer: Option<std::net::SocketAddr>,
     ) -> Option<Box<RequestView>> {
         let mut made = None;
-        let mut slot = ViewSlot::new(peer, &mut made);
-        let keep = match &self.view_hooks[..] {
+        let keep = match (&self.view_hooks[..], &self.view_filters[..]) {
             // One hook (a tracer, an access log), the usual case: no loop.
-            [hook] => hook.on_request_start(request, &mut slot),
-            hooks => {
+            ([hook], [filter]) => match passes(filter, request) {
+                Some(picked) => {
+                    hook.on_request_start(request, &mut ViewSlot::new(peer, &mut made, picked))
+                }
+                None => false,
+            },
+            (hooks, filters) => {
                 let mut keep = false;
-                for hook in hooks {
-                    keep |= hook.on_request_start(request, &mut slot);
+                for (hook, filter) in hooks.iter().zip(filters) {
+                    if let Some(picked) = passes(filter, request) {
+                        let mut slot = ViewSlot::new(peer, &mut made, picked);
+                        keep |= hook.on_request_start(request, &mut slot);
+                    }
                 }
                 keep
             }
@@ -510,6 +522,45 @@ pub(crate) fn effective_timeout(route: Option<Duration>, frame: Option<Duration>
     }
 }
 
+/// Whether a request reaches a hook with `filter`, and if so whether the coin picked
+/// it: `None` for a request with none of the filter's headers that the coin passed
+/// over (most requests of a tracer sampling 1%), which then costs the hook nothing.
+#[inline(always)]
+fn passes(filter: &Option<StartFilter>, request: &dyn Frame) -> Option<bool> {
+    let Some(filter) = filter else {
+        return Some(true);
+    };
+    let picked = coin(filter.threshold);
+    if picked
+        || filter
+            .context_headers
+            .iter()
+            .any(|name| request.header(name).is_some())
+    {
+        Some(picked)
+    } else {
+        None
+    }
+}
+
+thread_local! {
+    /// wyrand state, seeded once per thread from the OS's randomness: a coin costs a
+    /// few instructions.
+    static COIN: std::cell::Cell<u64> = std::cell::Cell::new(rand::random::<u64>() | 1);
+}
+
+/// True with a chance of `threshold` in 2^64 (always for `u64::MAX`).
+#[inline(always)]
+fn coin(threshold: u64) -> bool {
+    threshold == u64::MAX
+        || COIN.with(|state| {
+            let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+            state.set(s);
+            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+            ((t >> 64) as u64 ^ t as u64) < threshold
+        })
+}
+
 /// The view a hook kept: the one a hook made, or an empty one, stamped with the wall
 /// clock. Out of line: most requests of a traced listener keep none.
 #[inline(never)]
@@ -525,6 +576,15 @@ fn kept_view(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_coin_picks_its_share() {
+        assert!((0..1000).all(|_| coin(u64::MAX)));
+        assert!((0..1000).all(|_| !coin(0)));
+        // A quarter, within 2% over 100,000 tosses.
+        let picked = (0..100_000).filter(|_| coin(u64::MAX / 4)).count();
+        assert!((23_000..27_000).contains(&picked), "{picked}");
+    }
 
     #[test]
     fn route_timeout_caps_frame_timeout() {

@@ -72,6 +72,16 @@ impl Attributes<'_> {
     pub fn int(&mut self, key: &str, value: i64) {
         // AnyValue.int_value = 3 (int64: two's complement as a varint)
         let any = 1 + varint_len(value as u64 as usize);
+        let kv = 2 + key.len() + 2 + any;
+        if kv < 0x80 {
+            let out = &mut *self.0;
+            out.reserve(2 + kv);
+            out.extend_from_slice(&[9 << 3 | LEN, kv as u8, 1 << 3 | LEN, key.len() as u8]);
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(&[2 << 3 | LEN, any as u8, 3 << 3 | VARINT]);
+            put_varint(out, value as u64);
+            return;
+        }
         self.key_value(key, any);
         self.0.push(3 << 3 | VARINT);
         put_varint(self.0, value as u64);
@@ -138,10 +148,11 @@ pub(crate) fn span(
     }
 }
 
-/// The gRPC message (5-byte prefix, then an `ExportTraceServiceRequest`) carrying
-/// `spans`, entries [`span`] wrote, under one resource named `service_name` and the
-/// instrumentation scope `strait`.
-pub(crate) fn export_request(service_name: &str, spans: &[u8]) -> Vec<u8> {
+/// What goes before `spans_len` bytes of spans ([`span`]'s entries) to make them a gRPC
+/// message (5-byte prefix, then an `ExportTraceServiceRequest`): the spans under one
+/// resource named `service_name` and the instrumentation scope `strait`. The exporter
+/// writes it in room it left in front of a batch, so the spans are never copied again.
+pub(crate) fn export_prefix(service_name: &str, spans_len: usize) -> Vec<u8> {
     let version = env!("CARGO_PKG_VERSION");
     // Inside out: Resource { attributes = 1: service.name }, InstrumentationScope
     // { name = 1; version = 2 }, ScopeSpans { scope = 1; spans = 2 }, ResourceSpans
@@ -151,11 +162,11 @@ pub(crate) fn export_request(service_name: &str, spans: &[u8]) -> Vec<u8> {
     let key_value = field_len(key.len()) + field_len(any);
     let resource = field_len(key_value);
     let scope = field_len(b"strait".len()) + field_len(version.len());
-    let scope_spans = field_len(scope) + spans.len();
+    let scope_spans = field_len(scope) + spans_len;
     let resource_spans = field_len(resource) + field_len(scope_spans);
     let request = field_len(resource_spans);
 
-    let mut out = Vec::with_capacity(5 + request);
+    let mut out = Vec::with_capacity(5 + request - spans_len);
     // gRPC message prefix: not compressed, then the length.
     out.push(0);
     out.extend_from_slice(&u32::try_from(request).unwrap_or(u32::MAX).to_be_bytes());
@@ -169,8 +180,13 @@ pub(crate) fn export_request(service_name: &str, spans: &[u8]) -> Vec<u8> {
     head(&mut out, 1, scope);
     bytes_field(&mut out, 1, b"strait");
     bytes_field(&mut out, 2, version.as_bytes());
-    out.extend_from_slice(spans);
     out
+}
+
+/// The longest [`export_prefix`] can be for `service_name`: the room to leave.
+pub(crate) fn export_prefix_room(service_name: &str) -> usize {
+    // The longest lengths take the longest varints.
+    export_prefix(service_name, u32::MAX as usize).len()
 }
 
 /// The bytes of a length-delimited field (of number below 16) with `len` bytes of
@@ -180,12 +196,14 @@ fn field_len(len: usize) -> usize {
 }
 
 /// A length-delimited field's tag (number below 16) and length.
+#[inline]
 fn head(out: &mut Vec<u8>, field: u8, len: usize) {
     out.push(field << 3 | LEN);
     put_varint(out, len as u64);
 }
 
 /// A length-delimited field (number below 16) holding `bytes`.
+#[inline]
 fn bytes_field(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
     head(out, field, bytes.len());
     out.extend_from_slice(bytes);
@@ -229,6 +247,14 @@ mod tests {
             end_unix_nanos: 1_700_000_000_223_456_789,
             error: None,
         }
+    }
+
+    /// The whole gRPC message of `spans`.
+    fn export_request(service_name: &str, spans: &[u8]) -> Vec<u8> {
+        let mut message = export_prefix(service_name, spans.len());
+        assert!(message.len() <= export_prefix_room(service_name));
+        message.extend_from_slice(spans);
+        message
     }
 
     /// What the official `opentelemetry-proto` types (prost) read from our bytes.
@@ -340,6 +366,27 @@ mod tests {
         assert_eq!(spans[1] as usize, spans.len() - 2, "one length byte");
         let request = decode(&export_request("s", &spans));
         assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "t");
+    }
+
+    #[test]
+    fn long_keys_take_the_general_path() {
+        let key = "k".repeat(130);
+        let mut spans = Vec::new();
+        span(&mut spans, &head("t"), |a| {
+            a.int(&key, -7);
+            a.str(&key, b"v");
+        });
+        let request = decode(&export_request("s", &spans));
+        let attrs = &request.resource_spans[0].scope_spans[0].spans[0].attributes;
+        assert_eq!(attrs[0].key, key);
+        assert_eq!(
+            attrs[0].value.as_ref().unwrap().value,
+            Some(Value::IntValue(-7))
+        );
+        assert_eq!(
+            attrs[1].value.as_ref().unwrap().value,
+            Some(Value::StringValue("v".into()))
+        );
     }
 
     #[test]

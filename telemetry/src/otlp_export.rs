@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::otlp_encode::export_request;
+use crate::otlp_encode::{export_prefix, export_prefix_room};
 use crate::tracer::TracerStats;
 
 /// Most spans in one export call.
@@ -91,7 +91,9 @@ struct Exporter {
 impl Exporter {
     /// Exports batches until every sender is gone, then what is left.
     async fn run(mut self, mut queue: mpsc::Receiver<Encoded>) {
-        let mut batch = Vec::new();
+        // Each batch starts with room for the message's prefix.
+        let room = export_prefix_room(&self.service_name);
+        let mut batch = vec![0; room];
         let mut spans = 0usize;
         let mut open = true;
         while open {
@@ -114,15 +116,18 @@ impl Exporter {
                     Err(_) => break,
                 }
             }
-            self.send(&batch, spans as u64).await;
-            batch.clear();
+            let full = std::mem::replace(&mut batch, vec![0; room]);
+            self.send(full, room, spans as u64).await;
             spans = 0;
         }
     }
 
-    /// Sends one batch, counting what became of it.
-    async fn send(&mut self, spans: &[u8], n: u64) {
-        let message = Bytes::from(export_request(&self.service_name, spans));
+    /// Sends one batch (`n` spans after `room` bytes), counting what became of it.
+    async fn send(&mut self, mut batch: Vec<u8>, room: usize, n: u64) {
+        let prefix = export_prefix(&self.service_name, batch.len() - room);
+        let start = room - prefix.len();
+        batch[start..room].copy_from_slice(&prefix);
+        let message = Bytes::from(batch).slice(start..);
         let result = match tokio::time::timeout(EXPORT_TIMEOUT, self.call(message)).await {
             Ok(result) => result,
             Err(_) => Err(ExportError::TimedOut(EXPORT_TIMEOUT)),

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strait_codec_framework::{
     AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass,
-    TraceIds, ViewSlot,
+    StartFilter, TraceIds, ViewSlot,
 };
 use tokio::sync::mpsc;
 
@@ -134,10 +134,6 @@ impl Tracer {
         &self.stats
     }
 
-    fn sample(&self) -> bool {
-        self.threshold == u64::MAX || fast_random() < self.threshold
-    }
-
     /// Queues a request's encoded spans, or counts them dropped when the queue is full.
     fn push(&self, encoded: Encoded) {
         #[allow(irrefutable_let_patterns)] // SkyWalking, when built, is the other arm
@@ -186,26 +182,11 @@ fn nonzero_u128() -> u128 {
 
 /// The caller's context: a `traceparent`, or SOFATracer's trace id (hex, at most 32
 /// digits; its span ids are not W3C's, so the trace starts at Strait's span).
-#[inline]
 fn caller_context(request: &dyn Frame) -> Option<(u128, u64, Option<bool>)> {
-    let traceparent = request.header(TRACEPARENT);
-    let sofa = request.header(SOFA_TRACE_ID);
-    if traceparent.is_none() && sofa.is_none() {
-        return None;
-    }
-    read_caller_context(traceparent, sofa)
-}
-
-/// [`caller_context`] from the headers a request has.
-#[inline(never)]
-fn read_caller_context(
-    traceparent: Option<&str>,
-    sofa: Option<&str>,
-) -> Option<(u128, u64, Option<bool>)> {
-    if let Some(parent) = traceparent.and_then(TraceParent::parse) {
+    if let Some(parent) = request.header(TRACEPARENT).and_then(TraceParent::parse) {
         return Some((parent.trace_id, parent.parent_id, Some(parent.sampled())));
     }
-    let sofa = sofa?;
+    let sofa = request.header(SOFA_TRACE_ID)?;
     if sofa.is_empty() || sofa.len() > 32 || !sofa.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -218,6 +199,22 @@ impl RequestHook for Tracer {
         true
     }
 
+    /// Requests with a trace context, and new ones at the sampling ratio: the pipeline
+    /// tosses the coin, so an unsampled request never calls the tracer.
+    fn start_filter(&self) -> Option<StartFilter> {
+        #[cfg(feature = "skywalking")]
+        if let Export::SkyWalking(_) = &self.export {
+            return Some(StartFilter {
+                context_headers: &[crate::trace_context::SW8, TRACEPARENT],
+                threshold: self.threshold,
+            });
+        }
+        Some(StartFilter {
+            context_headers: &[TRACEPARENT, SOFA_TRACE_ID],
+            threshold: self.threshold,
+        })
+    }
+
     /// Only sampled requests (whose view was kept) have spans to end.
     fn ends_need_view(&self) -> bool {
         true
@@ -228,15 +225,17 @@ impl RequestHook for Tracer {
         if let Export::SkyWalking(reporter) = &self.export {
             return self.start_skywalking(reporter, request, view);
         }
-        // Not sampled: the caller's context goes upstream untouched, and no view is
-        // made (an access log reads the caller's trace id itself).
+        // The pipeline's filter let through a request whose caller sent a context, or
+        // that its coin picked (`start_filter`): most requests never get here.
+        let picked = view.picked();
         let (trace_id, parent_span_id) = match caller_context(request) {
-            // A new trace, the usual request: its id is drawn only if it is sampled.
-            None if !self.sample() => return false,
-            None => (nonzero_u128(), 0),
+            // A new trace: its id is drawn only if it is sampled.
+            None if picked => (nonzero_u128(), 0),
             Some((trace, parent, Some(true))) => (trace, parent),
-            Some((trace, parent, None)) if self.sample() => (trace, parent),
-            Some(_) => return false,
+            Some((trace, parent, None)) if picked => (trace, parent),
+            // Not sampled: the caller's context goes upstream untouched and no view
+            // is made (an access log reads the caller's trace id itself).
+            _ => return false,
         };
         start_span(request, view.view(), trace_id, parent_span_id);
         true
@@ -421,23 +420,21 @@ fn address(a: &mut impl AttributeSink, side: &'static str, addr: SocketAddr) {
     let len = match addr.ip() {
         std::net::IpAddr::V4(v4) => {
             let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    text[len] = b'.';
+            for octet in v4.octets() {
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
                     len += 1;
                 }
-                for (d, show) in [
-                    (octet / 100, octet >= 100),
-                    (octet / 10 % 10, octet >= 10),
-                    (octet % 10, true),
-                ] {
-                    if show {
-                        text[len] = b'0' + d;
-                        len += 1;
-                    }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
                 }
+                text[len] = b'0' + octet % 10;
+                text[len + 1] = b'.';
+                len += 2;
             }
-            len
+            // The last octet's dot is not the address's.
+            len - 1
         }
         ip => {
             let mut cursor = std::io::Cursor::new(&mut text[..]);
@@ -543,7 +540,7 @@ impl Tracer {
             Some((sampled, trace)) => (trace, sampled),
             None => match request.header(TRACEPARENT).and_then(TraceParent::parse) {
                 Some(p) => (trace_id_hex(p.trace_id), p.sampled()),
-                None => (trace_id_hex(nonzero_u128()), self.sample()),
+                None => (trace_id_hex(nonzero_u128()), view.picked()),
             },
         };
         if !sampled {

@@ -44,11 +44,6 @@ clusters:
     )
 }
 
-fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 fn wire(frame: &DubboFrame) -> Vec<u8> {
     let mut buf = BytesMut::new();
     frame.encode(&mut buf).unwrap();
@@ -318,7 +313,7 @@ async fn p7_upstream_keepalive() {
 /// get SERVICE_NOT_FOUND (60) with a message.
 #[tokio::test]
 async fn p8_oneway_nothing_and_unreachable_gives_60() {
-    let server = proxy(&config(&[closed_port()], "", "")).await;
+    let server = proxy(&config(&[crate::closed_port()], "", "")).await;
     let mut c = Client::connect(server.listener_addr("rpc").unwrap()).await;
     let oneway = DubboFrame::request(SERVICE, "fire")
         .id(3)

@@ -28,9 +28,19 @@ fn wire(frame: &BoltFrame) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// A loopback address where nothing listens, for the rest of the test: its port stays
+/// bound (never listening), so no other test's socket takes it, nor does a connect's
+/// own source port (a self-connect), and connecting to it is refused. Dropping a bound
+/// listener instead left the port free to be taken again. (nextest runs each test in a
+/// process of its own, so the sockets held here go with the test.)
 fn closed_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    static HELD: parking_lot::Mutex<Vec<tokio::net::TcpSocket>> =
+        parking_lot::Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    HELD.lock().push(socket);
+    addr
 }
 
 fn v2crc_request(id: u32, service: &str) -> BoltFrame {

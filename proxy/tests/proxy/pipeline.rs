@@ -191,11 +191,6 @@ async fn start(yaml: &str) -> (strait::Server, Arc<Recorder>) {
     (server, recorder)
 }
 
-fn closed_port() -> SocketAddr {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap()
-}
-
 /// Runs one scenario over one protocol and checks the answer, the hook and `/clusters`.
 async fn run(wire: Wire, scenario: Scenario) {
     let label = format!("{wire:?}/{scenario:?}");
@@ -206,7 +201,7 @@ async fn run(wire: Wire, scenario: Scenario) {
     };
     let backend = wire.backend(behaviour).await;
     let endpoint = match scenario {
-        Scenario::Refused => closed_port(),
+        Scenario::Refused => crate::closed_port(),
         _ => backend.addr,
     };
     let (server, recorder) = start(&config(wire, endpoint, scenario)).await;

@@ -7,7 +7,10 @@ Prints one JSON line per line of work on stdout:
    "status" (UNSET, OK, ERROR)}
 Stops on SIGTERM/SIGINT or when stdin closes.
 
-  otlp_receiver.py [--port 0] [--host 127.0.0.1]
+  otlp_receiver.py [--port 0] [--host 127.0.0.1] [--quiet]
+
+--quiet accepts every export and prints no span: for benchmarks, where printing each
+span would take the load generator's core.
 """
 
 import os
@@ -18,6 +21,10 @@ from _serve import emit, serve  # noqa: E402  (puts pydeps on sys.path)
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc  # noqa: E402
 from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
+
+QUIET = "--quiet" in sys.argv
+if QUIET:
+    sys.argv.remove("--quiet")
 
 
 def value(v):
@@ -31,6 +38,8 @@ def value(v):
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request, context):
+        if QUIET:
+            return trace_service_pb2.ExportTraceServiceResponse()
         for rs in request.resource_spans:
             resource = {a.key: value(a.value) for a in rs.resource.attributes}
             for ss in rs.scope_spans:
