@@ -1,38 +1,90 @@
-//! The OTLP/gRPC exporter: one task that gathers encoded spans from a bounded queue
-//! and sends them in batches (`TraceService/Export`) over one HTTP/2 connection it
-//! keeps, made with the `h2` crate like every other HTTP/2 connection of Strait.
+//! The OTLP/gRPC exporter: requests append their encoded spans to one shared buffer,
+//! and one task sends what it holds in batches (`TraceService/Export`) over one HTTP/2
+//! connection it keeps, made with the `h2` crate like every other HTTP/2 connection of
+//! Strait.
 //!
-//! A batch leaves when it holds [`BATCH`] spans or [`FLUSH_DELAY`] after its first
-//! span, so a lightly sampled stream of requests costs one call now and then, not one
-//! per span. A call that fails or outlasts [`EXPORT_TIMEOUT`] is counted and its spans
-//! dropped; the next batch connects afresh.
+//! A request's spans are written straight into the buffer, under a lock held for the
+//! writing: no allocation, no channel and no wake-up per request. The task is woken
+//! when [`BATCH`] spans wait, and looks every [`FLUSH_DELAY`] otherwise, so a lightly
+//! sampled stream of requests costs one call now and then. Past [`MAX_PENDING`] spans
+//! (a collector that is down or slow), new spans are dropped and counted. A call that
+//! fails or outlasts [`EXPORT_TIMEOUT`] is counted and its spans dropped; the next
+//! batch connects afresh.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::sync::Notify;
 
 use crate::otlp_encode::{export_prefix, export_prefix_room};
 use crate::tracer::TracerStats;
 
-/// Most spans in one export call.
+/// Spans that wake the export task.
 pub(crate) const BATCH: usize = 512;
-/// How long a batch waits for more spans after its first.
+/// Spans waiting for export before new ones are dropped.
+pub(crate) const MAX_PENDING: usize = 8192;
+/// How often the export task looks for spans when fewer than [`BATCH`] wait.
 pub(crate) const FLUSH_DELAY: Duration = Duration::from_millis(500);
 /// Bound on one export call, its connect included (a blackholed collector).
 pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// The spans of one request, encoded ([`crate::otlp_encode::span`] entries).
+/// Where requests leave their encoded spans for the export task.
 #[derive(Debug)]
-pub(crate) struct Encoded {
-    pub bytes: Vec<u8>,
-    pub spans: u32,
+pub(crate) struct SpanBuffer {
+    pending: Mutex<Pending>,
+    /// Room for the message's prefix at the front of every batch.
+    room: usize,
+    wake: Notify,
+    stats: Arc<TracerStats>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// `room` bytes, then the spans ([`crate::otlp_encode::span`] entries).
+    bytes: Vec<u8>,
+    spans: usize,
+    /// Whether the task was woken for this batch already.
+    woken: bool,
+}
+
+impl SpanBuffer {
+    /// Appends the `spans` spans `write` encodes, or counts them dropped when
+    /// [`MAX_PENDING`] wait already.
+    pub(crate) fn push(&self, spans: u32, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut pending = self.pending.lock();
+        if pending.spans >= MAX_PENDING {
+            drop(pending);
+            self.stats
+                .dropped
+                .fetch_add(u64::from(spans), Ordering::Relaxed);
+            return;
+        }
+        write(&mut pending.bytes);
+        pending.spans += spans as usize;
+        if pending.spans >= BATCH && !pending.woken {
+            pending.woken = true;
+            drop(pending);
+            self.wake.notify_one();
+        }
+    }
+
+    /// What waits, and a fresh batch in its place (sized like the one taken).
+    fn take(&self) -> (Vec<u8>, usize) {
+        let mut pending = self.pending.lock();
+        let capacity = pending.bytes.len();
+        let mut fresh = Vec::with_capacity(capacity.max(self.room + 4096));
+        fresh.resize(self.room, 0);
+        let bytes = std::mem::replace(&mut pending.bytes, fresh);
+        let spans = std::mem::take(&mut pending.spans);
+        pending.woken = false;
+        (bytes, spans)
+    }
 }
 
 /// Why an export call failed.
@@ -52,13 +104,14 @@ enum ExportError {
     TimedOut(Duration),
 }
 
-/// Starts the exporter task for `endpoint` (`http://host:port`) and returns its queue.
+/// Starts the exporter task for `endpoint` (`http://host:port`) and returns the
+/// buffer it exports from. The task ends, sending what is left, once the buffer is
+/// the task's alone (the tracer is gone).
 pub(crate) fn start(
     endpoint: &str,
     service_name: &str,
-    queue_len: usize,
-    stats: Arc<crate::tracer::TracerStats>,
-) -> Result<mpsc::Sender<Encoded>, String> {
+    stats: Arc<TracerStats>,
+) -> Result<Arc<SpanBuffer>, String> {
     let authority = endpoint
         .strip_prefix("http://")
         .map(|rest| rest.trim_end_matches('/'))
@@ -67,7 +120,17 @@ pub(crate) fn start(
     let uri: http::Uri = format!("http://{authority}{EXPORT_PATH}")
         .parse()
         .map_err(|e| format!("tracing endpoint {endpoint:?}: {e}"))?;
-    let (queue, spans) = mpsc::channel(queue_len);
+    let room = export_prefix_room(service_name);
+    let buffer = Arc::new(SpanBuffer {
+        pending: Mutex::new(Pending {
+            bytes: vec![0; room],
+            spans: 0,
+            woken: false,
+        }),
+        room,
+        wake: Notify::new(),
+        stats: stats.clone(),
+    });
     let exporter = Exporter {
         authority: authority.to_string(),
         uri,
@@ -75,8 +138,8 @@ pub(crate) fn start(
         connection: None,
         stats,
     };
-    tokio::spawn(exporter.run(spans));
-    Ok(queue)
+    tokio::spawn(exporter.run(buffer.clone()));
+    Ok(buffer)
 }
 
 struct Exporter {
@@ -89,36 +152,19 @@ struct Exporter {
 }
 
 impl Exporter {
-    /// Exports batches until every sender is gone, then what is left.
-    async fn run(mut self, mut queue: mpsc::Receiver<Encoded>) {
-        // Each batch starts with room for the message's prefix.
-        let room = export_prefix_room(&self.service_name);
-        let mut batch = vec![0; room];
-        let mut spans = 0usize;
-        let mut open = true;
-        while open {
-            let Some(first) = queue.recv().await else {
-                break;
-            };
-            spans += first.spans as usize;
-            batch.extend_from_slice(&first.bytes);
-            let deadline = Instant::now() + FLUSH_DELAY;
-            while spans < BATCH {
-                match tokio::time::timeout_at(deadline, queue.recv()).await {
-                    Ok(Some(more)) => {
-                        spans += more.spans as usize;
-                        batch.extend_from_slice(&more.bytes);
-                    }
-                    Ok(None) => {
-                        open = false;
-                        break;
-                    }
-                    Err(_) => break,
-                }
+    /// Exports what the buffer holds, when woken or every [`FLUSH_DELAY`], until the
+    /// tracer is gone; then what is left.
+    async fn run(mut self, buffer: Arc<SpanBuffer>) {
+        loop {
+            let _ = tokio::time::timeout(FLUSH_DELAY, buffer.wake.notified()).await;
+            let last = Arc::strong_count(&buffer) == 1;
+            let (batch, spans) = buffer.take();
+            if spans > 0 {
+                self.send(batch, buffer.room, spans as u64).await;
             }
-            let full = std::mem::replace(&mut batch, vec![0; room]);
-            self.send(full, room, spans as u64).await;
-            spans = 0;
+            if last {
+                return;
+            }
         }
     }
 
@@ -211,4 +257,66 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Result<(), ExportError>> {
         code: String::from_utf8_lossy(code.as_bytes()).into_owned(),
         message: message.to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffer(room: usize) -> SpanBuffer {
+        SpanBuffer {
+            pending: Mutex::new(Pending {
+                bytes: vec![0; room],
+                spans: 0,
+                woken: false,
+            }),
+            room,
+            wake: Notify::new(),
+            stats: Arc::new(TracerStats::default()),
+        }
+    }
+
+    #[test]
+    fn spans_wait_after_the_room_and_past_the_bound_are_dropped_and_counted() {
+        let buffer = buffer(7);
+        buffer.push(2, |out| out.extend_from_slice(b"ab"));
+        buffer.push(1, |out| out.extend_from_slice(b"c"));
+        let (batch, spans) = buffer.take();
+        assert_eq!(
+            (&batch[..7], &batch[7..], spans),
+            (&[0u8; 7][..], &b"abc"[..], 3)
+        );
+        // The next batch starts with its room again.
+        let (batch, spans) = buffer.take();
+        assert_eq!((batch.len(), spans), (7, 0));
+
+        for _ in 0..MAX_PENDING / 2 {
+            buffer.push(2, |out| out.push(b'x'));
+        }
+        buffer.push(2, |_| panic!("not written: the buffer is full"));
+        assert_eq!(buffer.stats.dropped.load(Ordering::Relaxed), 2);
+        let (_, spans) = buffer.take();
+        assert_eq!(spans, MAX_PENDING);
+        buffer.push(1, |out| out.push(b'y'));
+        assert_eq!(buffer.take().1, 1, "room again once taken");
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_wakes_the_export_task_once() {
+        let buffer = buffer(0);
+        for _ in 0..BATCH - 1 {
+            buffer.push(1, |_| {});
+        }
+        let woken = tokio::time::timeout(Duration::from_millis(50), buffer.wake.notified());
+        assert!(woken.await.is_err(), "not before a batch is full");
+        buffer.push(1, |_| {});
+        buffer.push(1, |_| {});
+        tokio::time::timeout(Duration::from_secs(5), buffer.wake.notified())
+            .await
+            .expect("woken at a full batch");
+        assert!(
+            buffer.pending.lock().woken,
+            "and not again for the same batch"
+        );
+    }
 }

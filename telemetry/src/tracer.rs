@@ -11,21 +11,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strait_codec_framework::{
     AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass,
     StartFilter, TraceIds, ViewSlot,
 };
-use tokio::sync::mpsc;
 
 use crate::otlp_encode::{self, Attributes, SpanHead, SpanKind};
-use crate::otlp_export::Encoded;
+use crate::otlp_export::SpanBuffer;
 use crate::trace_context::{SOFA_TRACE_ID, TRACEPARENT, TraceParent, trace_id_hex};
-
-/// Requests whose spans wait for export before new ones are dropped.
-const QUEUE: usize = 4096;
 
 /// What `tracing:` configures.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +80,7 @@ pub struct Tracer {
 #[derive(Debug)]
 enum Export {
     /// To the OTLP exporter task, encoded.
-    Otlp(mpsc::Sender<Encoded>),
+    Otlp(Arc<SpanBuffer>),
     /// To the SkyWalking reporter.
     #[cfg(feature = "skywalking")]
     SkyWalking(crate::skywalking_report::Reporter),
@@ -98,7 +94,6 @@ impl Tracer {
             Provider::OpenTelemetry => Export::Otlp(crate::otlp_export::start(
                 &config.endpoint,
                 &config.service_name,
-                QUEUE,
                 stats.clone(),
             )?),
             #[cfg(feature = "skywalking")]
@@ -134,14 +129,12 @@ impl Tracer {
         &self.stats
     }
 
-    /// Queues a request's encoded spans, or counts them dropped when the queue is full.
-    fn push(&self, encoded: Encoded) {
+    /// Writes `spans` spans (`write` encodes them) for export, or counts them
+    /// dropped when too many wait.
+    fn push(&self, spans: u32, write: impl FnOnce(&mut Vec<u8>)) {
         #[allow(irrefutable_let_patterns)] // SkyWalking, when built, is the other arm
-        if let Export::Otlp(queue) = &self.export {
-            let spans = u64::from(encoded.spans);
-            if queue.try_send(encoded).is_err() {
-                self.stats.dropped.fetch_add(spans, Ordering::Relaxed);
-            }
+        if let Export::Otlp(buffer) = &self.export {
+            buffer.push(spans, write);
         }
     }
 }
@@ -265,14 +258,14 @@ impl RequestHook for Tracer {
             let start = attempt
                 .sent
                 .map_or(end, |s| started.saturating_add(nanos(s)));
-            let mut bytes = Vec::with_capacity(384);
             let head = client_head(ids, &name, (start, end), Some(attempt.outcome.as_str()));
-            otlp_encode::span(&mut bytes, &head, |a| {
-                address(a, "server", host);
-                a.int("strait.attempt", i64::from(attempt.attempt));
-                a.str("strait.outcome", attempt.outcome.as_str().as_bytes());
+            self.push(1, |out| {
+                otlp_encode::span(out, &head, |a| {
+                    address(a, "server", host);
+                    a.int("strait.attempt", i64::from(attempt.attempt));
+                    a.str("strait.outcome", attempt.outcome.as_str().as_bytes());
+                });
             });
-            self.push(Encoded { bytes, spans: 1 });
         }
         ids.upstream_span_id = nonzero_u64();
         let header = TraceParent {
@@ -300,7 +293,6 @@ impl RequestHook for Tracer {
             Outcome::Failed(_) | Outcome::Upstream(ResponseClass::ServerError)
         );
         let error = failed.then(|| record.outcome.as_str());
-        let mut bytes = Vec::with_capacity(2048);
         let server = SpanHead {
             trace_id: ids.trace_id,
             span_id: ids.span_id,
@@ -312,26 +304,27 @@ impl RequestHook for Tracer {
             end_unix_nanos: end,
             error,
         };
-        otlp_encode::span(&mut bytes, &server, |a| {
-            common_attributes(a, record, view, true);
-            if let Some(peer) = view.peer {
-                address(a, "client", peer);
-            }
-        });
-        let mut spans = 1;
-        if let Some(host) = record.host {
+        let client = record.host.map(|host| {
             let sent = record
                 .upstream_duration
                 .map_or(end, |d| end.saturating_sub(nanos(d)));
-            let head = client_head(ids, &name, (sent.max(start), end), error);
-            otlp_encode::span(&mut bytes, &head, |a| {
-                common_attributes(a, record, view, false);
-                a.int("strait.attempt", i64::from(record.attempt));
-                address(a, "server", host);
+            (host, client_head(ids, &name, (sent.max(start), end), error))
+        });
+        self.push(1 + u32::from(client.is_some()), |out| {
+            otlp_encode::span(out, &server, |a| {
+                common_attributes(a, record, view, true);
+                if let Some(peer) = view.peer {
+                    address(a, "client", peer);
+                }
             });
-            spans = 2;
-        }
-        self.push(Encoded { bytes, spans });
+            if let Some((host, head)) = &client {
+                otlp_encode::span(out, head, |a| {
+                    common_attributes(a, record, view, false);
+                    a.int("strait.attempt", i64::from(record.attempt));
+                    address(a, "server", *host);
+                });
+            }
+        });
     }
 }
 
