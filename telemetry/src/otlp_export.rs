@@ -54,6 +54,20 @@ struct Pending {
 }
 
 impl SpanBuffer {
+    /// An empty buffer whose batches start with `room` bytes for their prefix.
+    fn new(room: usize, stats: Arc<TracerStats>) -> Self {
+        SpanBuffer {
+            pending: Mutex::new(Pending {
+                bytes: vec![0; room],
+                spans: 0,
+                woken: false,
+            }),
+            room,
+            wake: Notify::new(),
+            stats,
+        }
+    }
+
     /// Appends the `spans` spans `write` encodes, or counts them dropped when
     /// [`MAX_PENDING`] wait already.
     pub(crate) fn push(&self, spans: u32, write: impl FnOnce(&mut Vec<u8>)) {
@@ -120,17 +134,10 @@ pub(crate) fn start(
     let uri: http::Uri = format!("http://{authority}{EXPORT_PATH}")
         .parse()
         .map_err(|e| format!("tracing endpoint {endpoint:?}: {e}"))?;
-    let room = export_prefix_room(service_name);
-    let buffer = Arc::new(SpanBuffer {
-        pending: Mutex::new(Pending {
-            bytes: vec![0; room],
-            spans: 0,
-            woken: false,
-        }),
-        room,
-        wake: Notify::new(),
-        stats: stats.clone(),
-    });
+    let buffer = Arc::new(SpanBuffer::new(
+        export_prefix_room(service_name),
+        stats.clone(),
+    ));
     let exporter = Exporter {
         authority: authority.to_string(),
         uri,
@@ -264,16 +271,7 @@ mod tests {
     use super::*;
 
     fn buffer(room: usize) -> SpanBuffer {
-        SpanBuffer {
-            pending: Mutex::new(Pending {
-                bytes: vec![0; room],
-                spans: 0,
-                woken: false,
-            }),
-            room,
-            wake: Notify::new(),
-            stats: Arc::new(TracerStats::default()),
-        }
+        SpanBuffer::new(room, Arc::new(TracerStats::default()))
     }
 
     #[test]
