@@ -19,6 +19,7 @@ mod id;
 mod limits;
 mod outcome;
 mod protocol;
+mod random;
 mod registry;
 
 pub use civil::{civil_date, rfc3339};
@@ -34,4 +35,5 @@ pub use outcome::{
     TraceIds, ViewSlot,
 };
 pub use protocol::{Codec, PoolMode, Protocol};
+pub use random::fast_random;
 pub use registry::{MessageProtocol, Registered, Registry, RegistryError, UpstreamProtocol};

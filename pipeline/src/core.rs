@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use strait_codec_framework::{
     AttemptRecord, Frame, Outcome, RequestCount, RequestHook, RequestRecord, RequestView,
-    StartFilter, ViewSlot,
+    StartFilter, ViewSlot, fast_random,
 };
 use strait_router::{RetryPolicy, RouteAction, RouteTable, StatusSpace};
 use strait_stream::{Moment, RequestContext, RequestEnd, Tally};
@@ -543,22 +543,10 @@ fn passes(filter: &Option<StartFilter>, request: &dyn Frame) -> Option<bool> {
     }
 }
 
-thread_local! {
-    /// wyrand state, seeded once per thread from the OS's randomness: a coin costs a
-    /// few instructions.
-    static COIN: std::cell::Cell<u64> = std::cell::Cell::new(rand::random::<u64>() | 1);
-}
-
 /// True with a chance of `threshold` in 2^64 (always for `u64::MAX`).
 #[inline(always)]
 fn coin(threshold: u64) -> bool {
-    threshold == u64::MAX
-        || COIN.with(|state| {
-            let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
-            state.set(s);
-            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-            ((t >> 64) as u64 ^ t as u64) < threshold
-        })
+    threshold == u64::MAX || fast_random() < threshold
 }
 
 /// The view a hook kept: the one a hook made, or an empty one, stamped with the wall

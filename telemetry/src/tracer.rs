@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strait_codec_framework::{
     AttemptRecord, Frame, Outcome, RequestHook, RequestRecord, RequestView, ResponseClass,
-    StartFilter, TraceIds, ViewSlot,
+    StartFilter, TraceIds, ViewSlot, fast_random,
 };
 
 use crate::otlp_encode::{self, Attributes, SpanHead, SpanKind};
@@ -137,22 +137,6 @@ impl Tracer {
             buffer.push(spans, write);
         }
     }
-}
-
-thread_local! {
-    /// wyrand state, seeded once per thread from the OS's randomness: a sampling coin
-    /// and span ids cost a few instructions, not a ChaCha block refill.
-    static RNG: std::cell::Cell<u64> = std::cell::Cell::new(rand::random::<u64>() | 1);
-}
-
-/// A fast pseudo-random `u64` (wyrand).
-fn fast_random() -> u64 {
-    RNG.with(|state| {
-        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
-        state.set(s);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        (t >> 64) as u64 ^ t as u64
-    })
 }
 
 fn nonzero_u64() -> u64 {
