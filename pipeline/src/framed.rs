@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use slab::Slab;
 use strait_codec_framework::{Frame, Outcome, Protocol, ProxyFailure, RequestCount, RequestView};
 use strait_router::{RouteTarget, StatusSpace};
-use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route};
+use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route, UpstreamConnection};
 use strait_upstream::Selected;
 
 use crate::core::{ListenerPipeline, effective_timeout};
@@ -51,7 +51,12 @@ impl FramedForwarder {
 }
 
 impl RequestHandler for FramedForwarder {
-    fn route(&self, request: &mut dyn Frame, ctx: &mut RequestContext) -> Route {
+    fn route(
+        &self,
+        request: &mut dyn Frame,
+        ctx: &mut RequestContext,
+        recent: Option<&UpstreamConnection>,
+    ) -> Route {
         if let Some(view) = self.listener.start(request, self.peer) {
             let mut views = self.views.lock();
             let key = views.insert(view);
@@ -61,7 +66,7 @@ impl RequestHandler for FramedForwarder {
                 Err(_) => drop(views.remove(key)),
             }
         }
-        match self.decide(request, ctx) {
+        match self.decide(request, ctx, recent) {
             Ok(route) => route,
             Err(failure) => Route::Fail(failure),
         }
@@ -118,6 +123,8 @@ impl RequestHandler for FramedForwarder {
                 match cluster.select_retry(hash, tried)? {
                     Selected::Ready(conn) => Ok(conn),
                     Selected::Connecting(connecting) => connecting.await,
+                    // A retry passes no recent connection, so none is picked.
+                    Selected::Recent => Err(ProxyFailure::NoHealthyUpstream),
                 }
             }),
             attempt_timeout,
@@ -146,6 +153,7 @@ impl FramedForwarder {
         &self,
         request: &mut dyn Frame,
         ctx: &mut RequestContext,
+        recent: Option<&UpstreamConnection>,
     ) -> Result<Route, ProxyFailure> {
         let Some(decision) = self.listener.routes.route(None, request) else {
             // A request whose metadata could not be read is malformed, not unrouted.
@@ -190,7 +198,8 @@ impl FramedForwarder {
         };
         let hash = cluster.request_hash(request);
         decision.apply_request_headers(request);
-        Ok(match cluster.select(hash)? {
+        Ok(match cluster.select(hash, recent)? {
+            Selected::Recent => Route::SendRecent(timeout),
             Selected::Ready(conn) => Route::Send(conn, timeout),
             Selected::Connecting(connecting) => Route::Later(connecting, timeout),
         })

@@ -140,6 +140,11 @@ struct Conn<H> {
     previous: Option<(Arc<H>, usize)>,
     /// The generation of `handler` ([`RequestContext::generation`]).
     generation: bool,
+    /// The upstream connection the last request went over, kept while the connection
+    /// is busy: while the pool picks it again, requests reuse this handle instead of
+    /// cloning one each ([`Route::SendRecent`]). Dropped when idle, so an idle
+    /// connection keeps no upstream one alive.
+    recent: Option<UpstreamConnection>,
 }
 
 impl<H: RequestHandler> Conn<H> {
@@ -244,6 +249,7 @@ where
         heartbeats_answered: options.heartbeats_answered.clone(),
         previous: None,
         generation: false,
+        recent: None,
     };
     let mut connecting = FuturesUnordered::new();
     let result = conn
@@ -392,6 +398,7 @@ impl<H: RequestHandler> Conn<H> {
             // none. A busy one keeps them, so its reads fill the rest of one
             // allocation instead of taking a fresh one per batch.
             if idle {
+                self.recent = None;
                 buffers::give_if_empty(BUFFERS, &mut rbuf);
                 buffers::give_if_empty(BUFFERS, &mut self.wbuf);
                 if self.in_flight.capacity() > IDLE_CONTEXTS {
@@ -428,7 +435,8 @@ impl<H: RequestHandler> Conn<H> {
                     });
                     match result {
                         Ok(upstream) => {
-                            if let Some(retry) = self.send(request, upstream, ctx, deadline) {
+                            self.recent = Some(upstream);
+                            if let Some(retry) = self.send(request, ctx, deadline) {
                                 connecting.push(retry);
                             }
                         }
@@ -478,10 +486,15 @@ impl<H: RequestHandler> Conn<H> {
                 None
             }
             FrameKind::Request | FrameKind::Oneway => {
-                match self.handler.route(&mut *frame, &mut ctx) {
+                match self
+                    .handler
+                    .route(&mut *frame, &mut ctx, self.recent.as_ref())
+                {
                     Route::Send(upstream, timeout) => {
-                        self.send(frame, upstream, ctx, ctx.start + timeout)
+                        self.recent = Some(upstream);
+                        self.send(frame, ctx, ctx.start + timeout)
                     }
+                    Route::SendRecent(timeout) => self.send(frame, ctx, ctx.start + timeout),
                     Route::Later(connecting, timeout) => {
                         Some(later(frame, ctx, ctx.start + timeout, connecting))
                     }
@@ -514,16 +527,24 @@ impl<H: RequestHandler> Conn<H> {
         }
     }
 
-    /// Writes `request` to `upstream`. If the connection refuses it (closed under it,
-    /// backlogged), nothing was sent: the handler may try it elsewhere, and the
-    /// returned work is that attempt when it must first wait.
+    /// Writes `request` to the recent upstream connection (the one just routed to).
+    /// If the connection refuses it (closed under it, backlogged), nothing was sent:
+    /// the handler may try it elsewhere, and the returned work is that attempt when it
+    /// must first wait.
     fn send(
         &mut self,
         mut request: Box<dyn Frame>,
-        upstream: UpstreamConnection,
         mut ctx: RequestContext,
         deadline: Instant,
     ) -> Option<Later> {
+        let Some(upstream) = &self.recent else {
+            // A handler that said "the recent one" when there was none: its bug, the
+            // request still gets an answer.
+            tracing::warn!("routed to a recent upstream connection that is not kept");
+            let failure = ProxyFailure::NoHealthyUpstream;
+            self.fail(&*request, request.request_id(), &ctx, failure);
+            return None;
+        };
         let two_way = request.kind() == FrameKind::Request;
         ctx.host = upstream.host_tag();
         ctx.sent = Some(self.now.nanos);
@@ -622,8 +643,10 @@ impl<H: RequestHandler> Conn<H> {
     ) -> Option<Later> {
         match route {
             Route::Send(upstream, timeout) => {
-                self.send(request, upstream, ctx, ctx.start + timeout)
+                self.recent = Some(upstream);
+                self.send(request, ctx, ctx.start + timeout)
             }
+            Route::SendRecent(timeout) => self.send(request, ctx, ctx.start + timeout),
             Route::Later(connecting, timeout) => {
                 Some(later(request, ctx, ctx.start + timeout, connecting))
             }

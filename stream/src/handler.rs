@@ -17,6 +17,9 @@ pub type Connecting =
 pub enum Route {
     /// Send it over this connection now; its deadline is this long after its start.
     Send(UpstreamConnection, Duration),
+    /// Send it now over the connection [`RequestHandler::route`] was given as `recent`:
+    /// the pool still picks that one, so no handle to it was cloned.
+    SendRecent(Duration),
     /// Send it once this resolves (slow path: no connection is open yet). The deadline
     /// runs from the request's start, connect time included.
     Later(Connecting, Duration),
@@ -31,8 +34,15 @@ pub enum Route {
 pub trait RequestHandler: Send + Sync + 'static {
     /// Routes `request`; may change it (headers added or removed by the route) and
     /// records in `ctx` where it goes (route, cluster). Must not block: slow work goes
-    /// in [`Route::Later`].
-    fn route(&self, request: &mut dyn Frame, ctx: &mut RequestContext) -> Route;
+    /// in [`Route::Later`]. `recent` is the upstream connection this downstream
+    /// connection sent its last request over, while it keeps one: when the pool picks it
+    /// again, [`Route::SendRecent`] says so without cloning a handle per request.
+    fn route(
+        &self,
+        request: &mut dyn Frame,
+        ctx: &mut RequestContext,
+        recent: Option<&UpstreamConnection>,
+    ) -> Route;
 
     /// An attempt of a two-way request ended with `outcome` (and `status`, when the
     /// upstream answered) that is not a success: where to try it again, or `None` to

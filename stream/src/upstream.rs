@@ -191,6 +191,13 @@ impl UpstreamConnection {
         self.shared.open.load(Ordering::Acquire)
     }
 
+    /// A number naming this connection while any handle to it lives (the address of
+    /// what its handles share): a pool compares it with the connection it holds
+    /// without cloning a handle.
+    pub fn identity(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
     /// The pool's number for this connection's host ([`UpstreamOptions::host_tag`]).
     pub fn host_tag(&self) -> u32 {
         self.shared.options.host_tag

@@ -10,7 +10,7 @@ use strait_codec_framework::{Frame, FrameKind, Limits, Protocol};
 use strait_example_lenproto::LenFrame;
 use strait_stream::buffers::{self, BufferClass};
 use strait_stream::downstream::{self, DownstreamOptions};
-use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route};
+use strait_stream::{RequestContext, RequestEnd, RequestHandler, Route, UpstreamConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -18,7 +18,12 @@ use tokio::net::{TcpListener, TcpStream};
 struct Echo;
 
 impl RequestHandler for Echo {
-    fn route(&self, request: &mut dyn Frame, _: &mut RequestContext) -> Route {
+    fn route(
+        &self,
+        request: &mut dyn Frame,
+        _: &mut RequestContext,
+        _: Option<&UpstreamConnection>,
+    ) -> Route {
         let mut reply = LenFrame::new(FrameKind::Response, request.request_id() as u32, 0);
         reply.body = request.body();
         Route::Reply(Box::new(reply))

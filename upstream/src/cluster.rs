@@ -173,6 +173,8 @@ pub use strait_stream::Connecting;
 
 /// Where a request can go, decided without waiting when a connection is open.
 pub enum Selected {
+    /// The open connection the caller passed as its recent one: use it again.
+    Recent,
     /// An open connection.
     Ready(UpstreamConnection),
     /// No connection is open yet: this connects one (trying other hosts on failure).
@@ -657,15 +659,21 @@ impl Cluster {
 
     /// Picks a host and one of its connections for the next request. Fails with
     /// overflow past `max_requests`, and with no healthy upstream when every host is
-    /// backing off after connect failures.
-    pub fn select(self: &Arc<Self>, hash: Option<u64>) -> Result<Selected, ProxyFailure> {
+    /// backing off after connect failures. When the pick is `recent` (the connection
+    /// the caller sent its last request over, still open), it says
+    /// [`Selected::Recent`] instead of cloning a handle to it.
+    pub fn select(
+        self: &Arc<Self>,
+        hash: Option<u64>,
+        recent: Option<&UpstreamConnection>,
+    ) -> Result<Selected, ProxyFailure> {
         if self.connector.is_none() {
             // A message cluster's requests go through `send`.
             return Err(ProxyFailure::NoHealthyUpstream);
         }
         let set = self.set.now();
         let index = self.pick_in(&set, hash)?;
-        self.select_in(&set, index, hash)
+        self.select_in(&set, index, hash, recent)
     }
 
     /// Picks a host for a retry, preferring one not in `tried` (bits by host position,
@@ -677,7 +685,7 @@ impl Cluster {
     ) -> Result<Selected, ProxyFailure> {
         let set = self.set.now();
         let index = self.pick_retry_in(&set, hash, tried)?;
-        self.select_in(&set, index, hash)
+        self.select_in(&set, index, hash, None)
     }
 
     /// A connection to the host at `index` of `set`, or the connect that makes one.
@@ -687,13 +695,14 @@ impl Cluster {
         set: &HostSet,
         index: usize,
         hash: Option<u64>,
+        recent: Option<&UpstreamConnection>,
     ) -> Result<Selected, ProxyFailure> {
         let Some(connector) = &self.connector else {
             return Err(ProxyFailure::NoHealthyUpstream);
         };
         let host = &set.hosts[index];
-        match host.ready_connection(connector, &self.in_flight) {
-            Some(conn) => Ok(Selected::Ready(conn)),
+        match host.ready_connection(connector, &self.in_flight, recent) {
+            Some(selected) => Ok(selected),
             None => {
                 let pending = self.breakers.pending().ok_or(ProxyFailure::Overflow)?;
                 let cluster = self.clone();
@@ -1112,6 +1121,73 @@ mod tests {
             strict.pick_in(&strict.host_set(), None),
             Err(ProxyFailure::NoHealthyUpstream)
         );
+    }
+
+    fn connection_of(selected: Selected) -> Option<UpstreamConnection> {
+        match selected {
+            Selected::Ready(conn) => Some(conn),
+            Selected::Recent | Selected::Connecting(_) => None,
+        }
+    }
+
+    /// A caller that passes the connection it sent its last request over is told to
+    /// reuse it while the pool still picks it and it is open; a closed one, or one the
+    /// slot no longer holds, is never `Recent`.
+    #[tokio::test]
+    async fn a_recent_connection_is_reused_only_while_the_pool_holds_it_open() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let c = Arc::new(Cluster::new(ClusterOptions {
+            endpoints: vec![Endpoint { addr, weight: 1 }],
+            ..options()
+        }));
+        let first = match c.select(None, None).unwrap() {
+            Selected::Connecting(connecting) => connecting.await.unwrap(),
+            _ => panic!("no connection was open yet"),
+        };
+        assert!(matches!(
+            c.select(None, Some(&first)).unwrap(),
+            Selected::Recent
+        ));
+        let other = connection_of(c.select(None, None).unwrap()).expect("an open one");
+        assert_eq!(
+            other.identity(),
+            first.identity(),
+            "a handle to the same one"
+        );
+
+        first.close();
+        let second = match c.select(None, Some(&first)).unwrap() {
+            Selected::Connecting(connecting) => connecting.await.unwrap(),
+            _ => panic!("the closed connection is not reused"),
+        };
+        assert_ne!(second.identity(), first.identity());
+        assert!(
+            !matches!(c.select(None, Some(&first)).unwrap(), Selected::Recent),
+            "a handle the slot no longer holds is not its connection"
+        );
+        assert!(matches!(
+            c.select(None, Some(&second)).unwrap(),
+            Selected::Recent
+        ));
+        // Open, but another pool's: not this slot's connection.
+        let elsewhere = Arc::new(Cluster::new(ClusterOptions {
+            endpoints: vec![Endpoint { addr, weight: 1 }],
+            ..options()
+        }));
+        let foreign = match elsewhere.select(None, None).unwrap() {
+            Selected::Connecting(connecting) => connecting.await.unwrap(),
+            _ => panic!("no connection was open yet"),
+        };
+        assert!(foreign.is_open());
+        assert!(connection_of(c.select(None, Some(&foreign)).unwrap()).is_some());
+        accepted.abort();
     }
 
     /// A resolver whose answers the test sets.

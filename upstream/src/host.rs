@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::breakers::Breakers;
+use crate::cluster::Selected;
 use crate::connect::connect;
 use crate::health::{ClusterHealth, EjectReason, HealthSnapshot, HostHealth};
 use crate::lb::LbHost;
@@ -56,6 +57,9 @@ pub struct Host {
 /// One connection position in a host's pool; reconnected when its connection dies.
 struct Slot {
     conn: Mutex<Option<UpstreamConnection>>,
+    /// The [`UpstreamConnection::identity`] of `conn` (0: none), read without the
+    /// lock to tell a caller its recent connection is still this slot's.
+    current: AtomicUsize,
     /// Serialises connection attempts for this slot, so a burst of requests finding it
     /// empty makes one connection, not many.
     connecting: tokio::sync::Mutex<()>,
@@ -136,6 +140,7 @@ impl Host {
             slots: (0..connections.max(1))
                 .map(|_| Slot {
                     conn: Mutex::new(None),
+                    current: AtomicUsize::new(0),
                     connecting: tokio::sync::Mutex::new(()),
                 })
                 .collect(),
@@ -195,7 +200,7 @@ impl Host {
         self.health.reset(&self.cluster_health, false);
         self.cluster_health.hosts.fetch_sub(1, Ordering::AcqRel);
         for slot in &self.slots {
-            if let Some(conn) = slot.conn.lock().take() {
+            if let Some(conn) = slot.replace(None) {
                 conn.drain(drain);
             }
         }
@@ -374,13 +379,23 @@ impl Host {
         self: &Arc<Self>,
         connector: &Connector,
         cluster_in_flight: &Arc<AtomicUsize>,
-    ) -> Option<UpstreamConnection> {
+        recent: Option<&UpstreamConnection>,
+    ) -> Option<Selected> {
         let index = match self.slots.len() {
             1 => 0, // no shared counter to bump for the common single-connection pool
             n => self.next_slot.fetch_add(1, Ordering::Relaxed) % n,
         };
-        if let Some(conn) = self.slots[index].open() {
-            return Some(conn);
+        let slot = &self.slots[index];
+        // The caller's handle keeps its connection alive, so no other connection can
+        // have its identity while the slot is compared with it: equal means the same.
+        if let Some(recent) = recent
+            && slot.current.load(Ordering::Relaxed) == recent.identity()
+            && recent.is_open()
+        {
+            return Some(Selected::Recent);
+        }
+        if let Some(conn) = slot.open() {
+            return Some(Selected::Ready(conn));
         }
         let conn = self.slots.iter().find_map(Slot::open)?;
         if self.reachable() && self.slots[index].connecting.try_lock().is_ok() {
@@ -390,7 +405,7 @@ impl Host {
                 let _ = host.fill(index, &connector, &gauge).await;
             });
         }
-        Some(conn)
+        Some(Selected::Ready(conn))
     }
 
     /// A connection, connecting a slot if none is open.
@@ -447,7 +462,7 @@ impl Host {
         };
         match self.open(connector.connect_timeout, live, start).await {
             Ok(conn) => {
-                *slot.conn.lock() = Some(conn.clone());
+                slot.replace(Some(conn.clone()));
                 Ok(conn)
             }
             Err(OpenError::Overflow) => Err(ConnectError::Overflow),
@@ -459,7 +474,7 @@ impl Host {
     /// ends).
     pub(crate) fn close_all(&self) {
         for slot in &self.slots {
-            if let Some(conn) = slot.conn.lock().take() {
+            if let Some(conn) = slot.replace(None) {
                 conn.close();
             }
         }
@@ -490,6 +505,14 @@ impl LbHost for Host {
 impl Slot {
     fn open(&self) -> Option<UpstreamConnection> {
         self.conn.lock().as_ref().filter(|c| c.is_open()).cloned()
+    }
+
+    /// Puts `conn` in the slot (`None`: empties it) and returns what it held.
+    fn replace(&self, conn: Option<UpstreamConnection>) -> Option<UpstreamConnection> {
+        let mut held = self.conn.lock();
+        let identity = conn.as_ref().map_or(0, UpstreamConnection::identity);
+        self.current.store(identity, Ordering::Relaxed);
+        std::mem::replace(&mut *held, conn)
     }
 }
 
