@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::buffers::{self, BufferClass};
 use crate::handler::{Connecting, RequestHandler, Route};
 use crate::inbox::{Completion, Inbox, RequestToken};
+use crate::upstream::{Outgoing, Refused};
 use crate::{Moment, RequestContext, RequestEnd, Tally, UpstreamConnection};
 
 /// Bounds of one downstream connection.
@@ -145,6 +146,13 @@ struct Conn<H> {
     /// cloning one each ([`Route::SendRecent`]). Dropped when idle, so an idle
     /// connection keeps no upstream one alive.
     recent: Option<UpstreamConnection>,
+    /// Two-way requests routed to `recent` and not handed to it yet: sent together,
+    /// under one lock, before the connection waits ([`Conn::flush`]).
+    outbox: Vec<Outgoing>,
+    /// Scratch for the requests of a batch the upstream connection refused.
+    refused: Vec<Refused>,
+    /// Requests that must wait for a connect after a refusal, for the driver to poll.
+    deferred: Vec<Later>,
 }
 
 impl<H: RequestHandler> Conn<H> {
@@ -250,6 +258,9 @@ where
         previous: None,
         generation: false,
         recent: None,
+        outbox: Vec::new(),
+        refused: Vec::new(),
+        deferred: Vec::new(),
     };
     let mut connecting = FuturesUnordered::new();
     let result = conn
@@ -267,7 +278,9 @@ where
     // answer or deadline comes (deadlines bound the wait). (A connection that parks
     // has none.)
     conn.now = Moment::now();
-    for later in connecting.iter() {
+    conn.flush();
+    let deferred = std::mem::take(&mut conn.deferred);
+    for later in connecting.iter().chain(&deferred) {
         conn.finish(&later.ctx, Outcome::Cancelled, None, 0);
     }
     drop(connecting);
@@ -340,6 +353,7 @@ impl<H: RequestHandler> Conn<H> {
         let mut held = false;
 
         loop {
+            self.flush_into(connecting);
             // What the last batch ended is counted before its answers are written.
             self.count();
             if decode_pending {
@@ -386,6 +400,8 @@ impl<H: RequestHandler> Conn<H> {
                         }
                     }
                 }
+                // The batch's requests go upstream before the connection waits.
+                self.flush_into(connecting);
             }
             let idle = self.in_flight.is_empty() && connecting.is_empty();
             if !reading && idle && self.wbuf.is_empty() {
@@ -435,10 +451,8 @@ impl<H: RequestHandler> Conn<H> {
                     });
                     match result {
                         Ok(upstream) => {
-                            self.recent = Some(upstream);
-                            if let Some(retry) = self.send(request, ctx, deadline) {
-                                connecting.push(retry);
-                            }
+                            self.set_recent(upstream);
+                            self.send(request, ctx, deadline);
                         }
                         Err(failure) => self.fail(&*request, request.request_id(), &ctx, failure),
                     }
@@ -491,10 +505,14 @@ impl<H: RequestHandler> Conn<H> {
                     .route(&mut *frame, &mut ctx, self.recent.as_ref())
                 {
                     Route::Send(upstream, timeout) => {
-                        self.recent = Some(upstream);
-                        self.send(frame, ctx, ctx.start + timeout)
+                        self.set_recent(upstream);
+                        self.send(frame, ctx, ctx.start + timeout);
+                        None
                     }
-                    Route::SendRecent(timeout) => self.send(frame, ctx, ctx.start + timeout),
+                    Route::SendRecent(timeout) => {
+                        self.send(frame, ctx, ctx.start + timeout);
+                        None
+                    }
                     Route::Later(connecting, timeout) => {
                         Some(later(frame, ctx, ctx.start + timeout, connecting))
                     }
@@ -527,53 +545,106 @@ impl<H: RequestHandler> Conn<H> {
         }
     }
 
-    /// Writes `request` to the recent upstream connection (the one just routed to).
-    /// If the connection refuses it (closed under it, backlogged), nothing was sent:
-    /// the handler may try it elsewhere, and the returned work is that attempt when it
-    /// must first wait.
-    fn send(
-        &mut self,
-        mut request: Box<dyn Frame>,
-        mut ctx: RequestContext,
-        deadline: Instant,
-    ) -> Option<Later> {
+    /// Makes `upstream` the connection requests go to, first sending what waits for
+    /// the one before.
+    fn set_recent(&mut self, upstream: UpstreamConnection) {
+        if let Some(recent) = &self.recent
+            && recent.identity() == upstream.identity()
+        {
+            return;
+        }
+        self.flush();
+        self.recent = Some(upstream);
+    }
+
+    /// Sends `request` to the recent upstream connection (the one just routed to): a
+    /// two-way one joins the batch [`Conn::flush`] sends, a oneway one goes at once,
+    /// behind that batch.
+    fn send(&mut self, request: Box<dyn Frame>, mut ctx: RequestContext, deadline: Instant) {
+        if request.kind() != FrameKind::Request {
+            self.flush();
+        }
         let Some(upstream) = &self.recent else {
             // A handler that said "the recent one" when there was none: its bug, the
             // request still gets an answer.
             tracing::warn!("routed to a recent upstream connection that is not kept");
             let failure = ProxyFailure::NoHealthyUpstream;
             self.fail(&*request, request.request_id(), &ctx, failure);
-            return None;
+            return;
         };
-        let two_way = request.kind() == FrameKind::Request;
         ctx.host = upstream.host_tag();
         ctx.sent = Some(self.now.nanos);
-        if !two_way {
+        if request.kind() != FrameKind::Request {
             match upstream.send(request, &self.inbox, deadline, 0) {
                 Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
                 Err((request, error)) => {
                     self.fail(&*request, request.request_id(), &ctx, error.failure())
                 }
             }
-            return None;
+            return;
         }
+        // Counted in flight now, so admission sees it before the batch goes.
+        upstream.admit(1);
         let slot = self.in_flight.vacant_entry();
         // In-flight requests per connection are bounded by max_in_flight (u32 range).
         let token = slot.key() as RequestToken;
         slot.insert(ctx);
-        let (returned, error) = upstream.send(request, &self.inbox, deadline, token).err()?;
-        request = returned;
-        self.in_flight.remove(token as usize);
-        let failure = error.failure();
-        let outcome = Outcome::Failed(failure);
-        if let Some(route) = self
-            .handler_of(&ctx)
-            .retry(&mut *request, &mut ctx, outcome, None)
-        {
-            return self.resend(request, ctx, route);
+        self.outbox.push(Outgoing {
+            request,
+            deadline,
+            token,
+        });
+    }
+
+    /// Hands the batch waiting in the outbox to the recent connection. A request it
+    /// refuses (closed under it, backlogged) was not sent: the handler may try it
+    /// elsewhere (an attempt that must first wait joins `deferred`), or it fails.
+    fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
         }
-        self.fail(&*request, request.request_id(), &ctx, failure);
-        None
+        let mut batch = std::mem::take(&mut self.outbox);
+        let mut refused = std::mem::take(&mut self.refused);
+        match &self.recent {
+            Some(upstream) => upstream.send_all(&mut batch, &self.inbox, &mut refused),
+            // Unreachable: requests join the outbox only with a recent connection,
+            // which changes only after a flush. Refused all the same, never lost.
+            None => refused.extend(batch.drain(..).map(|o| Refused {
+                request: o.request,
+                token: o.token,
+                error: crate::UpstreamError::Closed,
+            })),
+        }
+        // Empty again, and a retry below may fill it anew.
+        self.outbox = batch;
+        for Refused {
+            mut request,
+            token,
+            error,
+        } in refused.drain(..)
+        {
+            let Some(mut ctx) = self.in_flight.try_remove(token as usize) else {
+                continue;
+            };
+            let failure = error.failure();
+            let outcome = Outcome::Failed(failure);
+            if let Some(route) = self
+                .handler_of(&ctx)
+                .retry(&mut *request, &mut ctx, outcome, None)
+            {
+                let later = self.resend(request, ctx, route);
+                self.deferred.extend(later);
+                continue;
+            }
+            self.fail(&*request, request.request_id(), &ctx, failure);
+        }
+        self.refused = refused;
+    }
+
+    /// [`Conn::flush`], then hands the attempts that must wait to the driver.
+    fn flush_into(&mut self, connecting: &mut FuturesUnordered<Later>) {
+        self.flush();
+        connecting.extend(self.deferred.drain(..));
     }
 
     /// The context of the request behind `token`, no longer in flight.
@@ -643,10 +714,14 @@ impl<H: RequestHandler> Conn<H> {
     ) -> Option<Later> {
         match route {
             Route::Send(upstream, timeout) => {
-                self.recent = Some(upstream);
-                self.send(request, ctx, ctx.start + timeout)
+                self.set_recent(upstream);
+                self.send(request, ctx, ctx.start + timeout);
+                None
             }
-            Route::SendRecent(timeout) => self.send(request, ctx, ctx.start + timeout),
+            Route::SendRecent(timeout) => {
+                self.send(request, ctx, ctx.start + timeout);
+                None
+            }
             Route::Later(connecting, timeout) => {
                 Some(later(request, ctx, ctx.start + timeout, connecting))
             }

@@ -7,6 +7,7 @@
 //! id; one timer per connection expires overdue requests; if the connection dies, every
 //! request in flight fails at once.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -106,11 +107,32 @@ impl Default for UpstreamOptions {
     }
 }
 
+/// A two-way request a downstream connection hands over in a batch
+/// ([`UpstreamConnection::send_all`]).
+pub struct Outgoing {
+    /// The request, with the caller's own id.
+    pub request: Box<dyn Frame>,
+    /// When it fails as timed out if unanswered.
+    pub deadline: Instant,
+    /// The downstream connection's token for it.
+    pub token: RequestToken,
+}
+
+/// A request of a batch the connection did not take: handed back unsent, with why.
+pub struct Refused {
+    /// The request, unchanged.
+    pub request: Box<dyn Frame>,
+    /// Its token.
+    pub token: RequestToken,
+    /// Why it was not sent.
+    pub error: UpstreamError,
+}
+
 /// Who is waiting for an in-flight request.
 enum Waiter {
-    /// A downstream caller.
+    /// A downstream caller: its entry in [`Callers`].
     Caller {
-        inbox: Arc<Inbox>,
+        caller: usize,
         down_id: RequestId,
         request: Box<dyn Frame>,
         token: RequestToken,
@@ -132,6 +154,80 @@ struct State {
     armed: Option<Instant>,
     next_id: RequestId,
     wbuf: BytesMut,
+    callers: Callers,
+}
+
+/// The downstream connections with requests in flight here: one handle to each
+/// one's inbox, with how many requests it waits for. A request keeps its caller's
+/// number, not a handle of its own, so a request costs no reference count.
+#[derive(Default)]
+struct Callers {
+    entries: slab::Slab<Caller>,
+    /// Entry by the inbox's address (stable while the entry's handle keeps it alive).
+    by_inbox: HashMap<usize, usize>,
+    /// The last inbox entered and its entry: batches come from one caller at a time.
+    last: Option<(usize, usize)>,
+}
+
+struct Caller {
+    inbox: Arc<Inbox>,
+    waiting: usize,
+}
+
+impl Callers {
+    /// The entry of `inbox`, made (waiting for nothing yet) if it has none.
+    fn enter(&mut self, inbox: &Arc<Inbox>) -> usize {
+        let address = Arc::as_ptr(inbox) as usize;
+        if let Some((last, key)) = self.last
+            && last == address
+        {
+            return key;
+        }
+        let key = match self.by_inbox.get(&address) {
+            Some(&key) => key,
+            None => {
+                let key = self.entries.insert(Caller {
+                    inbox: inbox.clone(),
+                    waiting: 0,
+                });
+                self.by_inbox.insert(address, key);
+                key
+            }
+        };
+        self.last = Some((address, key));
+        key
+    }
+
+    /// `key` now waits for `n` more requests; an entry that waits for none goes.
+    fn add(&mut self, key: usize, n: usize) {
+        let caller = &mut self.entries[key];
+        caller.waiting += n;
+        if caller.waiting == 0 {
+            self.remove(key);
+        }
+    }
+
+    /// The inbox of `key`.
+    fn inbox(&self, key: usize) -> &Arc<Inbox> {
+        &self.entries[key].inbox
+    }
+
+    /// One request of `key` ended; the entry goes once it waits for none.
+    fn release(&mut self, key: usize) {
+        let caller = &mut self.entries[key];
+        caller.waiting -= 1;
+        if caller.waiting == 0 {
+            self.remove(key);
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        let caller = self.entries.remove(key);
+        self.by_inbox.remove(&(Arc::as_ptr(&caller.inbox) as usize));
+        if self.last.is_some_and(|(_, last)| last == key) {
+            self.last = None;
+        }
+    }
 }
 
 struct Shared {
@@ -231,49 +327,122 @@ impl UpstreamConnection {
     /// request is only written. On error the request is handed back, unsent.
     pub fn send(
         &self,
-        mut request: Box<dyn Frame>,
+        request: Box<dyn Frame>,
         inbox: &Arc<Inbox>,
         deadline: Instant,
         token: RequestToken,
     ) -> Result<(), (Box<dyn Frame>, UpstreamError)> {
-        let down_id = request.request_id();
         let two_way = request.kind() != FrameKind::Oneway;
         let shared = &*self.shared;
         let mut state = shared.state.lock();
-        if !self.is_open() {
-            return Err((request, UpstreamError::Closed));
-        }
-        if state.wbuf.len() > shared.options.max_write_buffer {
-            return Err((request, UpstreamError::Backlogged));
-        }
-        let id = match next_free_id(shared, &mut state) {
-            Some(id) => id,
-            None => return Err((request, UpstreamError::IdsExhausted)),
-        };
         let was_empty = state.wbuf.is_empty();
-        let mark = state.wbuf.len();
-        request.set_request_id(id);
-        let encoded = request.encode(&mut state.wbuf);
-        request.set_request_id(down_id);
-        if let Err(e) = encoded {
-            state.wbuf.truncate(mark);
-            return Err((request, UpstreamError::Encode(e)));
-        }
-        if two_way {
-            let waiter = Waiter::Caller {
-                inbox: inbox.clone(),
-                down_id,
-                request,
-                token,
-            };
-            insert(shared, &mut state, id, waiter, deadline);
+        let caller = two_way.then(|| state.callers.enter(inbox));
+        let sent = take(shared, &mut state, request, caller, deadline, token);
+        if let Some(caller) = caller {
+            state.callers.add(caller, usize::from(sent.is_ok()));
         }
         drop(state);
-        if was_empty {
+        if sent.is_ok() {
+            if two_way {
+                self.admit(1);
+            }
+            if was_empty {
+                shared.writer.notify_one();
+            }
+        }
+        sent
+    }
+
+    /// Counts `n` requests about to be sent here in flight on the host and cluster
+    /// gauges (which admission and least-request read): done when a request is
+    /// routed, before it waits in its caller's batch for [`UpstreamConnection::send_all`].
+    pub fn admit(&self, n: usize) {
+        for gauge in &self.shared.options.in_flight_gauges {
+            gauge.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends a downstream connection's batch of two-way requests, each already
+    /// [admitted](UpstreamConnection::admit), under one lock and with one handle to
+    /// `inbox` for them all; each gets a fresh upstream id and its completion goes to
+    /// `inbox` as with [`UpstreamConnection::send`]. Those it refuses come back in
+    /// `refused`, unsent, in order, and no longer counted in flight.
+    pub fn send_all(
+        &self,
+        batch: &mut Vec<Outgoing>,
+        inbox: &Arc<Inbox>,
+        refused: &mut Vec<Refused>,
+    ) {
+        let shared = &*self.shared;
+        let before = refused.len();
+        let mut state = shared.state.lock();
+        let was_empty = state.wbuf.is_empty();
+        let caller = state.callers.enter(inbox);
+        let mut taken = 0;
+        for Outgoing {
+            request,
+            deadline,
+            token,
+        } in batch.drain(..)
+        {
+            match take(shared, &mut state, request, Some(caller), deadline, token) {
+                Ok(()) => taken += 1,
+                Err((request, error)) => refused.push(Refused {
+                    request,
+                    token,
+                    error,
+                }),
+            }
+        }
+        state.callers.add(caller, taken);
+        let wake = was_empty && !state.wbuf.is_empty();
+        drop(state);
+        settle(shared, refused.len() - before);
+        if wake {
             shared.writer.notify_one();
         }
-        Ok(())
     }
+}
+
+/// Encodes `request` with a fresh id into the write buffer and, for a two-way one
+/// (`caller` is its caller's entry), records it in flight; hands it back if the
+/// connection cannot take it.
+fn take(
+    shared: &Shared,
+    state: &mut State,
+    mut request: Box<dyn Frame>,
+    caller: Option<usize>,
+    deadline: Instant,
+    token: RequestToken,
+) -> Result<(), (Box<dyn Frame>, UpstreamError)> {
+    if !shared.open.load(Ordering::Acquire) {
+        return Err((request, UpstreamError::Closed));
+    }
+    if state.wbuf.len() > shared.options.max_write_buffer {
+        return Err((request, UpstreamError::Backlogged));
+    }
+    let Some(id) = next_free_id(shared, state) else {
+        return Err((request, UpstreamError::IdsExhausted));
+    };
+    let down_id = request.request_id();
+    let mark = state.wbuf.len();
+    request.set_request_id(id);
+    let encoded = request.encode(&mut state.wbuf);
+    request.set_request_id(down_id);
+    if let Err(e) = encoded {
+        state.wbuf.truncate(mark);
+        return Err((request, UpstreamError::Encode(e)));
+    }
+    if let Some(caller) = caller {
+        let waiter = Waiter::Caller {
+            caller,
+            down_id,
+            request,
+            token,
+        };
+        insert(shared, state, id, waiter, deadline);
+    }
+    Ok(())
 }
 
 // === impl Shared ===
@@ -295,6 +464,7 @@ impl Shared {
                 armed: None,
                 next_id: 0,
                 wbuf: BytesMut::with_capacity(wbuf),
+                callers: Callers::default(),
             }),
             open: AtomicBool::new(true),
             writer: Notify::new(),
@@ -324,12 +494,8 @@ fn next_free_id(shared: &Shared, state: &mut State) -> Option<RequestId> {
     None
 }
 
+/// Records a request in flight (its caller counted it on the gauges already).
 fn insert(shared: &Shared, state: &mut State, id: RequestId, waiter: Waiter, deadline: Instant) {
-    if matches!(waiter, Waiter::Caller { .. }) {
-        for gauge in &shared.options.in_flight_gauges {
-            gauge.fetch_add(1, Ordering::Relaxed);
-        }
-    }
     state.in_flight.insert(id, Pending { waiter, deadline });
     // Wake the timer only when this deadline is earlier than the one it sleeps until:
     // with uniform route timeouts that is almost never, so the timer costs nothing per
@@ -358,25 +524,36 @@ fn settle(shared: &Shared, callers: usize) {
     }
 }
 
-fn is_caller(pending: &Pending) -> bool {
-    matches!(pending.waiter, Waiter::Caller { .. })
-}
-
-fn fail(pending: Pending, failure: ProxyFailure) {
-    if let Waiter::Caller {
-        inbox,
-        down_id,
-        request,
-        token,
-    } = pending.waiter
-    {
-        inbox.push(Completion::Failed {
+/// The failures of requests taken out of flight, each with its caller's inbox
+/// (probes have none), releasing their callers' entries; the caller settles the
+/// gauges and pushes them outside the lock.
+fn failures(
+    state: &mut State,
+    pending: impl IntoIterator<Item = Pending>,
+    failure: ProxyFailure,
+) -> Vec<(Arc<Inbox>, Completion)> {
+    let mut failed = Vec::new();
+    for pending in pending {
+        if let Waiter::Caller {
+            caller,
             down_id,
             request,
-            failure,
             token,
-        });
+        } = pending.waiter
+        {
+            failed.push((
+                state.callers.inbox(caller).clone(),
+                Completion::Failed {
+                    down_id,
+                    request,
+                    failure,
+                    token,
+                },
+            ));
+            state.callers.release(caller);
+        }
     }
+    failed
 }
 
 fn touch(shared: &Shared) {
@@ -400,18 +577,20 @@ where
     if let Some(open) = &shared.options.open_connections {
         open.fetch_sub(1, Ordering::AcqRel);
     }
-    let pending: Vec<Pending> = {
+    let failed = {
         let mut state = shared.state.lock();
         let ids: Vec<RequestId> = state.in_flight.ids().collect();
         state.armed = None;
-        ids.into_iter()
+        let pending: Vec<Pending> = ids
+            .into_iter()
             .filter_map(|id| remove(&mut state, id))
-            .collect()
+            .collect();
+        failures(&mut state, pending, ProxyFailure::UpstreamReset)
     };
-    settle(&shared, pending.iter().filter(|p| is_caller(p)).count());
-    tracing::debug!(peer = %shared.peer, %reason, failed = pending.len(), "upstream connection ended");
-    for p in pending {
-        fail(p, ProxyFailure::UpstreamReset);
+    settle(&shared, failed.len());
+    tracing::debug!(peer = %shared.peer, %reason, failed = failed.len(), "upstream connection ended");
+    for (inbox, completion) in failed {
+        inbox.push(completion);
     }
 }
 
@@ -420,7 +599,7 @@ async fn read_loop<R: AsyncRead + Unpin>(shared: &Shared, mut rd: R) -> String {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut frames = Vec::new();
     let mut done = Vec::new();
-    let mut run = Vec::new();
+    let mut runs = Vec::new();
     loop {
         buf.reserve(32 * 1024);
         match rd.read_buf(&mut buf).await {
@@ -439,41 +618,54 @@ async fn read_loop<R: AsyncRead + Unpin>(shared: &Shared, mut rd: R) -> String {
                 Err(DecodeError::Fatal(error)) => break Some(format!("decode error: {error}")),
             }
         };
-        dispatch(shared, &mut frames, &mut done);
-        deliver(&mut done, &mut run);
+        dispatch(shared, &mut frames, &mut done, &mut runs);
+        deliver(&mut done, &mut runs);
         if let Some(reason) = fatal {
             return reason;
         }
     }
 }
 
-/// Matches a read's frames with their requests, under one lock.
+/// Matches a read's frames with their requests, under one lock: their completions
+/// go to `done`, grouped in `runs` of consecutive completions for one inbox (one
+/// handle per run, not per request).
 fn dispatch(
     shared: &Shared,
     frames: &mut Vec<Box<dyn Frame>>,
-    done: &mut Vec<(Arc<Inbox>, Completion)>,
+    done: &mut Vec<Completion>,
+    runs: &mut Vec<(Arc<Inbox>, usize)>,
 ) {
     let mut state = shared.state.lock();
     let before = done.len();
+    // The caller of the last run: entries are never made during a dispatch, so a
+    // number released here is not reused before it ends.
+    let mut last_caller = None;
     for mut frame in frames.drain(..) {
         match frame.kind() {
             FrameKind::Response | FrameKind::HeartbeatAck => {
                 match remove(&mut state, frame.request_id()).map(|p| p.waiter) {
                     Some(Waiter::Caller {
-                        inbox,
+                        caller,
                         down_id,
                         request,
                         token,
                     }) => {
                         frame.set_request_id(down_id);
                         let response = frame;
-                        let completion = Completion::Response {
+                        done.push(Completion::Response {
                             down_id,
                             response,
                             request,
                             token,
-                        };
-                        done.push((inbox, completion));
+                        });
+                        match runs.last_mut() {
+                            Some((_, n)) if last_caller == Some(caller) => *n += 1,
+                            _ => {
+                                runs.push((state.callers.inbox(caller).clone(), 1));
+                                last_caller = Some(caller);
+                            }
+                        }
+                        state.callers.release(caller);
                     }
                     Some(Waiter::Probe) => shared.probe_acked.store(true, Ordering::Release),
                     None => {
@@ -511,18 +703,11 @@ fn dispatch(
 }
 
 /// Hands completions to their inboxes, one lock and one wake-up per run of completions
-/// for the same downstream connection (`run` is a reused scratch buffer).
-fn deliver(done: &mut Vec<(Arc<Inbox>, Completion)>, run: &mut Vec<Completion>) {
-    let mut current: Option<Arc<Inbox>> = None;
-    for (inbox, completion) in done.drain(..) {
-        if let Some(c) = current.take_if(|c| !Arc::ptr_eq(c, &inbox)) {
-            c.push_all(run.drain(..));
-        }
-        current.get_or_insert(inbox);
-        run.push(completion);
-    }
-    if let Some(c) = current {
-        c.push_all(run.drain(..));
+/// for the same downstream connection.
+fn deliver(done: &mut Vec<Completion>, runs: &mut Vec<(Arc<Inbox>, usize)>) {
+    let mut completions = done.drain(..);
+    for (inbox, n) in runs.drain(..) {
+        inbox.push_all(completions.by_ref().take(n));
     }
 }
 
@@ -575,9 +760,9 @@ async fn timer_loop(shared: &Shared) -> String {
 /// deadline left. One scan of the in-flight map per wake-up: with uniform timeouts the
 /// timer wakes about once per timeout period, so the scan is cheap amortised.
 fn expire(shared: &Shared, now: Instant) {
-    let mut expired = Vec::new();
-    {
+    let failed = {
         let mut state = shared.state.lock();
+        let mut expired = Vec::new();
         let mut earliest: Option<Instant> = None;
         let mut overdue = Vec::new();
         for (id, pending) in state.in_flight.iter() {
@@ -591,10 +776,11 @@ fn expire(shared: &Shared, now: Instant) {
             expired.extend(remove(&mut state, id));
         }
         state.armed = earliest;
-    }
-    settle(shared, expired.iter().filter(|p| is_caller(p)).count());
-    for pending in expired {
-        fail(pending, ProxyFailure::Timeout);
+        failures(&mut state, expired, ProxyFailure::Timeout)
+    };
+    settle(shared, failed.len());
+    for (inbox, completion) in failed {
+        inbox.push(completion);
     }
 }
 
