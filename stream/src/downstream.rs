@@ -394,6 +394,9 @@ impl<H: RequestHandler> Conn<H> {
                         }
                         Err(DecodeError::Fatal(error)) => {
                             // Close; requests in flight are answered to nobody (P16).
+                            // Those of this batch go upstream first, so their deadlines
+                            // run and their counts come down, however long the write.
+                            self.flush_into(connecting);
                             let _ = wr.write_all(&self.wbuf).await;
                             let _ = wr.shutdown().await;
                             return Err(ServeError::Decode(error));
@@ -504,18 +507,6 @@ impl<H: RequestHandler> Conn<H> {
                     .handler
                     .route(&mut *frame, &mut ctx, self.recent.as_ref())
                 {
-                    Route::Send(upstream, timeout) => {
-                        self.set_recent(upstream);
-                        self.send(frame, ctx, ctx.start + timeout);
-                        None
-                    }
-                    Route::SendRecent(timeout) => {
-                        self.send(frame, ctx, ctx.start + timeout);
-                        None
-                    }
-                    Route::Later(connecting, timeout) => {
-                        Some(later(frame, ctx, ctx.start + timeout, connecting))
-                    }
                     Route::Reply(mut response) => {
                         let mut written = 0;
                         if frame.kind() == FrameKind::Request {
@@ -536,6 +527,7 @@ impl<H: RequestHandler> Conn<H> {
                         self.fail(&*frame, frame.request_id(), &ctx, failure);
                         None
                     }
+                    route => self.send_where(frame, ctx, route),
                 }
             }
             kind => {
@@ -562,27 +554,13 @@ impl<H: RequestHandler> Conn<H> {
     /// behind that batch.
     fn send(&mut self, request: Box<dyn Frame>, mut ctx: RequestContext, deadline: Instant) {
         if request.kind() != FrameKind::Request {
-            self.flush();
+            return self.send_oneway(request, ctx, deadline);
         }
         let Some(upstream) = &self.recent else {
-            // A handler that said "the recent one" when there was none: its bug, the
-            // request still gets an answer.
-            tracing::warn!("routed to a recent upstream connection that is not kept");
-            let failure = ProxyFailure::NoHealthyUpstream;
-            self.fail(&*request, request.request_id(), &ctx, failure);
-            return;
+            return self.no_recent(&*request, &ctx);
         };
         ctx.host = upstream.host_tag();
         ctx.sent = Some(self.now.nanos);
-        if request.kind() != FrameKind::Request {
-            match upstream.send(request, &self.inbox, deadline, 0) {
-                Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
-                Err((request, error)) => {
-                    self.fail(&*request, request.request_id(), &ctx, error.failure())
-                }
-            }
-            return;
-        }
         // Counted in flight now, so admission sees it before the batch goes.
         upstream.admit(1);
         let slot = self.in_flight.vacant_entry();
@@ -596,13 +574,46 @@ impl<H: RequestHandler> Conn<H> {
         });
     }
 
+    /// Sends a oneway request at once over the connection it was routed to (the recent
+    /// one), behind the batch waiting for that connection.
+    fn send_oneway(&mut self, request: Box<dyn Frame>, mut ctx: RequestContext, deadline: Instant) {
+        // Its own handle: a retry during the flush may route elsewhere and change
+        // `recent`. (Oneway requests are the rarer kind.)
+        let routed = self.recent.clone();
+        self.flush();
+        let Some(upstream) = routed else {
+            return self.no_recent(&*request, &ctx);
+        };
+        ctx.host = upstream.host_tag();
+        ctx.sent = Some(self.now.nanos);
+        match upstream.send(request, &self.inbox, deadline, 0) {
+            Ok(()) => self.finish(&ctx, Outcome::Forwarded, None, 0),
+            Err((request, error)) => {
+                self.fail(&*request, request.request_id(), &ctx, error.failure())
+            }
+        }
+    }
+
+    /// A handler that said "the recent one" when there was none: its bug; the request
+    /// still gets an answer.
+    #[cold]
+    fn no_recent(&mut self, request: &dyn Frame, ctx: &RequestContext) {
+        tracing::warn!("routed to a recent upstream connection that is not kept");
+        let failure = ProxyFailure::NoHealthyUpstream;
+        self.fail(request, request.request_id(), ctx, failure);
+    }
+
     /// Hands the batch waiting in the outbox to the recent connection. A request it
     /// refuses (closed under it, backlogged) was not sent: the handler may try it
-    /// elsewhere (an attempt that must first wait joins `deferred`), or it fails.
+    /// elsewhere (an attempt that must first wait joins `deferred`), or it fails; a
+    /// retry sent at once joins the outbox, which is flushed again until empty.
     fn flush(&mut self) {
-        if self.outbox.is_empty() {
-            return;
+        while !self.outbox.is_empty() {
+            self.flush_once();
         }
+    }
+
+    fn flush_once(&mut self) {
         let mut batch = std::mem::take(&mut self.outbox);
         let mut refused = std::mem::take(&mut self.refused);
         match &self.recent {
@@ -632,7 +643,7 @@ impl<H: RequestHandler> Conn<H> {
                 .handler_of(&ctx)
                 .retry(&mut *request, &mut ctx, outcome, None)
             {
-                let later = self.resend(request, ctx, route);
+                let later = self.send_where(request, ctx, route);
                 self.deferred.extend(later);
                 continue;
             }
@@ -676,7 +687,7 @@ impl<H: RequestHandler> Conn<H> {
                         self.handler_of(&ctx)
                             .retry(&mut *request, &mut ctx, outcome, status)
                     {
-                        return self.resend(request, ctx, route);
+                        return self.send_where(request, ctx, route);
                     }
                 }
                 match encode_into(&*response, &mut self.wbuf) {
@@ -697,7 +708,7 @@ impl<H: RequestHandler> Conn<H> {
                     self.handler_of(&ctx)
                         .retry(&mut *request, &mut ctx, outcome, None)
                 {
-                    return self.resend(request, ctx, route);
+                    return self.send_where(request, ctx, route);
                 }
                 self.fail(&*request, down_id, &ctx, failure);
                 None
@@ -705,8 +716,9 @@ impl<H: RequestHandler> Conn<H> {
         }
     }
 
-    /// Sends a retried request where the handler said.
-    fn resend(
+    /// Sends a request where its route says (its first attempt's routes other than a
+    /// reply or a failure, or a retry's: a retry routed to neither fails).
+    fn send_where(
         &mut self,
         request: Box<dyn Frame>,
         ctx: RequestContext,

@@ -334,6 +334,10 @@ impl UpstreamConnection {
     ) -> Result<(), (Box<dyn Frame>, UpstreamError)> {
         let two_way = request.kind() != FrameKind::Oneway;
         let shared = &*self.shared;
+        if two_way {
+            // Counted before it can be answered, so the count never dips below zero.
+            self.admit(1);
+        }
         let mut state = shared.state.lock();
         let was_empty = state.wbuf.is_empty();
         let caller = two_way.then(|| state.callers.enter(inbox));
@@ -342,13 +346,11 @@ impl UpstreamConnection {
             state.callers.add(caller, usize::from(sent.is_ok()));
         }
         drop(state);
-        if sent.is_ok() {
-            if two_way {
-                self.admit(1);
-            }
-            if was_empty {
-                shared.writer.notify_one();
-            }
+        match &sent {
+            Ok(()) if was_empty => shared.writer.notify_one(),
+            Ok(()) => {}
+            Err(_) if two_way => settle(shared, 1),
+            Err(_) => {}
         }
         sent
     }

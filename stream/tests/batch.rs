@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use strait_codec_framework::{Frame, FrameKind, Limits};
+use strait_codec_framework::{Frame, FrameKind, Limits, ProxyFailure};
 use strait_example_lenproto::{LenFrame, protocol};
 use strait_stream::upstream::{Outgoing, Refused};
 use strait_stream::{Completion, Inbox, UpstreamConnection, UpstreamError, UpstreamOptions};
@@ -155,4 +155,79 @@ async fn a_batch_is_sent_in_one_call_and_each_caller_hears_its_own_answers() {
         0,
         "a refused request is not in flight"
     );
+}
+
+/// Waits for `n` failures in `inbox`: (token, failure).
+async fn failures(inbox: &Inbox, n: usize) -> Vec<(u32, ProxyFailure)> {
+    let mut done = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while done.len() < n {
+            inbox.ready().await;
+            let mut more = Vec::new();
+            inbox.drain_into(&mut more);
+            done.extend(more);
+        }
+    })
+    .await
+    .expect("every request of the batch ends");
+    let mut failed: Vec<(u32, ProxyFailure)> = done
+        .into_iter()
+        .map(|completion| match completion {
+            Completion::Failed { token, failure, .. } => (token, failure),
+            Completion::Response { token, .. } => panic!("request {token} answered"),
+        })
+        .collect();
+    failed.sort_by_key(|(token, _)| *token);
+    failed
+}
+
+/// Requests of a batch that time out, and those failed when the connection ends, reach
+/// their own caller's inbox through the caller table, and their counts come down.
+#[tokio::test]
+async fn timeouts_and_a_lost_connection_reach_each_caller() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        // Reads everything, answers nothing, closes when told.
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut sink = vec![0; 4096];
+        tokio::select! {
+            _ = async { while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {} } => {}
+            _ = close_rx => {}
+        }
+    });
+    let gauge = Arc::new(AtomicUsize::new(0));
+    let options = UpstreamOptions {
+        in_flight_gauges: vec![gauge.clone()],
+        ..UpstreamOptions::default()
+    };
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let conn = UpstreamConnection::start(stream, addr, protocol(), options);
+    let (a, b) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
+    let mut refused = Vec::new();
+    let soon = Instant::now() + Duration::from_millis(100);
+    let late = Instant::now() + Duration::from_secs(30);
+    conn.admit(3);
+    conn.send_all(&mut batch(&[1, 2], soon), &a, &mut refused);
+    conn.send_all(&mut batch(&[3], late), &b, &mut refused);
+    assert!(refused.is_empty());
+    assert_eq!(gauge.load(Ordering::Relaxed), 3);
+
+    assert_eq!(
+        failures(&a, 2).await,
+        [(10, ProxyFailure::Timeout), (20, ProxyFailure::Timeout)]
+    );
+    assert_eq!(
+        gauge.load(Ordering::Relaxed),
+        1,
+        "the timed-out two settled"
+    );
+
+    close_tx.send(()).unwrap();
+    assert_eq!(failures(&b, 1).await, [(30, ProxyFailure::UpstreamReset)]);
+    assert_eq!(gauge.load(Ordering::Relaxed), 0);
+    let mut nothing = Vec::new();
+    a.drain_into(&mut nothing);
+    assert!(nothing.is_empty(), "the first caller hears nothing more");
 }

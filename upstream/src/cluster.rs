@@ -1123,6 +1123,14 @@ mod tests {
         );
     }
 
+    /// The first connection of a cluster with none open yet.
+    async fn connect(c: &Arc<Cluster>) -> UpstreamConnection {
+        match c.select(None, None).unwrap() {
+            Selected::Connecting(connecting) => connecting.await.unwrap(),
+            _ => panic!("no connection was open yet"),
+        }
+    }
+
     fn connection_of(selected: Selected) -> Option<UpstreamConnection> {
         match selected {
             Selected::Ready(conn) => Some(conn),
@@ -1147,10 +1155,7 @@ mod tests {
             endpoints: vec![Endpoint { addr, weight: 1 }],
             ..options()
         }));
-        let first = match c.select(None, None).unwrap() {
-            Selected::Connecting(connecting) => connecting.await.unwrap(),
-            _ => panic!("no connection was open yet"),
-        };
+        let first = connect(&c).await;
         assert!(matches!(
             c.select(None, Some(&first)).unwrap(),
             Selected::Recent
@@ -1181,10 +1186,7 @@ mod tests {
             endpoints: vec![Endpoint { addr, weight: 1 }],
             ..options()
         }));
-        let foreign = match elsewhere.select(None, None).unwrap() {
-            Selected::Connecting(connecting) => connecting.await.unwrap(),
-            _ => panic!("no connection was open yet"),
-        };
+        let foreign = connect(&elsewhere).await;
         assert!(foreign.is_open());
         assert!(connection_of(c.select(None, Some(&foreign)).unwrap()).is_some());
         accepted.abort();
