@@ -51,8 +51,8 @@ fn batch(ids: &[u32], deadline: Instant) -> Vec<Outgoing> {
         .collect()
 }
 
-/// Waits for `n` completions in `inbox`: (token, caller's id, body).
-async fn completions(inbox: &Inbox, n: usize) -> Vec<(u32, u64, String)> {
+/// Waits (up to 5 s) for `n` completions in `inbox`.
+async fn drain(inbox: &Inbox, n: usize) -> Vec<Completion> {
     let mut done = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), async {
         while done.len() < n {
@@ -63,8 +63,15 @@ async fn completions(inbox: &Inbox, n: usize) -> Vec<(u32, u64, String)> {
         }
     })
     .await
-    .expect("every request of the batch is answered");
-    done.into_iter()
+    .expect("every request of the batch ends");
+    done
+}
+
+/// Waits for `n` completions in `inbox`: (token, caller's id, body).
+async fn completions(inbox: &Inbox, n: usize) -> Vec<(u32, u64, String)> {
+    drain(inbox, n)
+        .await
+        .into_iter()
         .map(|completion| match completion {
             Completion::Response {
                 response,
@@ -159,18 +166,8 @@ async fn a_batch_is_sent_in_one_call_and_each_caller_hears_its_own_answers() {
 
 /// Waits for `n` failures in `inbox`: (token, failure).
 async fn failures(inbox: &Inbox, n: usize) -> Vec<(u32, ProxyFailure)> {
-    let mut done = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while done.len() < n {
-            inbox.ready().await;
-            let mut more = Vec::new();
-            inbox.drain_into(&mut more);
-            done.extend(more);
-        }
-    })
-    .await
-    .expect("every request of the batch ends");
-    let mut failed: Vec<(u32, ProxyFailure)> = done
+    let mut failed: Vec<(u32, ProxyFailure)> = drain(inbox, n)
+        .await
         .into_iter()
         .map(|completion| match completion {
             Completion::Failed { token, failure, .. } => (token, failure),
