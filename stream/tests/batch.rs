@@ -37,6 +37,18 @@ async fn echo(listener: TcpListener, seen: tokio::sync::mpsc::UnboundedSender<u6
     }
 }
 
+/// An upstream connection to `addr` whose requests count on the returned gauge.
+async fn connect(addr: std::net::SocketAddr) -> (UpstreamConnection, Arc<AtomicUsize>) {
+    let gauge = Arc::new(AtomicUsize::new(0));
+    let options = UpstreamOptions {
+        in_flight_gauges: vec![gauge.clone()],
+        ..UpstreamOptions::default()
+    };
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let conn = UpstreamConnection::start(stream, addr, protocol(), options);
+    (conn, gauge)
+}
+
 fn batch(ids: &[u32], deadline: Instant) -> Vec<Outgoing> {
     ids.iter()
         .map(|&id| Outgoing {
@@ -94,13 +106,7 @@ async fn a_batch_is_sent_in_one_call_and_each_caller_hears_its_own_answers() {
     let addr = listener.local_addr().unwrap();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(echo(listener, seen_tx));
-    let gauge = Arc::new(AtomicUsize::new(0));
-    let options = UpstreamOptions {
-        in_flight_gauges: vec![gauge.clone()],
-        ..UpstreamOptions::default()
-    };
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let conn = UpstreamConnection::start(stream, addr, protocol(), options);
+    let (conn, gauge) = connect(addr).await;
     let deadline = Instant::now() + Duration::from_secs(5);
 
     // Two callers use the same ids: the upstream must see six distinct ones.
@@ -194,13 +200,7 @@ async fn timeouts_and_a_lost_connection_reach_each_caller() {
             _ = close_rx => {}
         }
     });
-    let gauge = Arc::new(AtomicUsize::new(0));
-    let options = UpstreamOptions {
-        in_flight_gauges: vec![gauge.clone()],
-        ..UpstreamOptions::default()
-    };
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let conn = UpstreamConnection::start(stream, addr, protocol(), options);
+    let (conn, gauge) = connect(addr).await;
     let (a, b) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
     let mut refused = Vec::new();
     let soon = Instant::now() + Duration::from_millis(100);
