@@ -361,6 +361,11 @@ impl ListenerPipeline {
         }
     }
 
+    /// The cluster [`Self::cluster`] found for `ctx`, by the number it noted there.
+    pub(crate) fn routed_cluster(&self, ctx: &RequestContext) -> Option<&Arc<Cluster>> {
+        RequestContext::known(ctx.cluster).and_then(|i| self.pipeline.clusters.at(i))
+    }
+
     /// The cluster the request's route leads to (`name`, as the route decision gave
     /// it), recorded in `ctx`: the admission step every protocol takes.
     pub(crate) fn cluster(&self, ctx: &mut RequestContext, name: &str) -> Option<&Arc<Cluster>> {

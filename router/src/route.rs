@@ -164,6 +164,16 @@ impl Route {
         );
     }
 
+    /// Applies the route's response header mutations to `response`: removals first,
+    /// then additions (each replacing the values the header had).
+    pub fn apply_response_headers<S: HeaderSink + ?Sized>(&self, response: &mut S) {
+        apply(
+            response,
+            &self.response_headers_to_remove,
+            &self.response_headers_to_add,
+        );
+    }
+
     /// Where this route sends `frame`, `rng_value` choosing among weighted clusters (see
     /// [`crate::WeightedClusters::pick_cluster`]). Deterministic, for tests.
     pub fn target_with(&self, frame: &dyn Frame, rng_value: u64) -> RouteTarget<'_> {
@@ -375,10 +385,6 @@ impl<'a> RouteDecision<'a> {
     /// Applies the route's response header mutations to `response`: removals first, then
     /// additions (each replacing the values the header had).
     pub fn apply_response_headers<S: HeaderSink + ?Sized>(&self, response: &mut S) {
-        apply(
-            response,
-            &self.route.response_headers_to_remove,
-            &self.route.response_headers_to_add,
-        );
+        self.route.apply_response_headers(response);
     }
 }

@@ -639,10 +639,12 @@ impl Cluster {
     /// learns each attempt's host and when the request was handed to it. The caller
     /// bounds the wait with the request's deadline.
     // A plain fn returning the pool's future: an `async fn` here would be one more
-    // layer holding its own copy of the request in every request's future.
+    // layer holding its own copy of the request in every request's future. The request
+    // comes boxed for the same reason: each layer of the send (cluster, host pool,
+    // connection) holds it until it is written, and a box is 8 bytes there, not 368.
     pub fn send<'a>(
         &'a self,
-        request: Request<Body>,
+        request: Box<Request<Body>>,
         ctx: &'a mut RequestContext,
         hash: Option<u64>,
     ) -> impl Future<Output = Result<Exchange, SendFailure>> + Send + 'a {

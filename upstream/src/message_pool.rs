@@ -119,7 +119,7 @@ impl MessagePool {
     pub(crate) async fn send(
         pool: Option<&MessagePool>,
         cluster: &Cluster,
-        request: Request<Body>,
+        request: Box<Request<Body>>,
         ctx: &mut RequestContext,
         hash: Option<u64>,
     ) -> Result<Exchange, SendFailure> {
@@ -194,7 +194,7 @@ impl MessagePool {
                 }
                 Err(Attempt::Failed(mut error)) => {
                     if let Some(back) = error.take_request() {
-                        request = back;
+                        request = Box::new(back);
                         last = SendFailure {
                             failure: error.failure(),
                             detail: error.to_string(),
@@ -228,9 +228,9 @@ impl Sent<'_> {
 /// How one attempt failed.
 enum Attempt {
     /// No connection could be made; the request comes back untouched.
-    Connect(Request<Body>, String),
+    Connect(Box<Request<Body>>, String),
     /// The host is at its connection cap; the request comes back untouched.
-    Overflow(Request<Body>),
+    Overflow(Box<Request<Body>>),
     /// A circuit breaker of the cluster turned the request away: fail it at once.
     Breaker(Breaker),
     /// The exchange failed (the request may come back if it was not sent).
@@ -343,7 +343,7 @@ impl HostPool {
         &self,
         pool: &MessagePool,
         host: &Host,
-        request: Request<Body>,
+        request: Box<Request<Body>>,
         sent: Sent<'_>,
     ) -> Result<Response<Body>, Attempt> {
         let (slot, mut conn) = match self.checkout_h1() {
@@ -380,7 +380,7 @@ impl HostPool {
             armed: true,
         };
         sent.mark();
-        match conn.send(request).await {
+        match conn.send(*request).await {
             Ok(response) => {
                 counted.keep();
                 // Back in its slot before anyone can read the body, so the observer
@@ -439,7 +439,7 @@ impl HostPool {
         &self,
         pool: &MessagePool,
         host: &Host,
-        request: Request<Body>,
+        request: Box<Request<Body>>,
         sent: Sent<'_>,
     ) -> Result<Response<Body>, Attempt> {
         let conn = match self.pick_h2(pool.max_connections) {
@@ -463,7 +463,7 @@ impl HostPool {
         sent.mark();
         // Boxed: an HTTP/2 exchange's state is several KiB, and inline it would size
         // (and be copied with) the future of every request, HTTP/1.1 ones included.
-        Box::pin(conn.send(request)).await.map_err(Attempt::Failed)
+        Box::pin(conn.send(*request)).await.map_err(Attempt::Failed)
     }
 
     /// Opens a connection unless another request did so while this one waited.

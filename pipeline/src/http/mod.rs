@@ -23,7 +23,7 @@ use strait_codec_http::{
     prepare_upstream_request, redirect, strip_port,
 };
 use strait_router::{HeaderSink, RouteTarget, StatusSpace};
-use strait_stream::http::{Body, Handler, HandlerFuture};
+use strait_stream::http::{Body, Handler, HandlerFuture, OnUpgrade, ReceivedBytes};
 use strait_stream::{Moment, RequestContext, RequestEnd};
 use strait_upstream::{Exchange, SendFailure};
 use tokio::time::Instant;
@@ -47,7 +47,14 @@ impl HttpForwarder {
 
 impl Handler for HttpForwarder {
     fn call(&self, request: Request<Body>, conn: ConnectionInfo) -> HandlerFuture {
-        Box::pin(forward(self.0.current(), request, conn))
+        let fwd = self.0.current();
+        // Everything up to the send runs here, outside the future: its state (the
+        // request as received, the route's edits) would otherwise size the future, and
+        // the future is allocated and copied once per request.
+        match start(&fwd, request, &conn) {
+            Start::Answered(response) => Box::pin(std::future::ready(response)),
+            Start::Send(plan) => Box::pin(forward(fwd, plan)),
+        }
     }
 
     fn rejected(&self, status: StatusCode, _conn: &ConnectionInfo) {
@@ -115,11 +122,43 @@ impl Exchanging<'_> {
     }
 }
 
-async fn forward(
-    fwd: Arc<ListenerPipeline>,
-    request: Request<Body>,
-    conn: ConnectionInfo,
-) -> Response<Body> {
+/// Where [`start`] left a request.
+enum Start {
+    /// Answered here (no route, a redirect, a direct response, no HTTP cluster); the
+    /// request has ended.
+    Answered(Response<Body>),
+    /// Routed to a cluster, its upstream request ready.
+    Send(Plan),
+}
+
+/// A request routed to a cluster: what waiting for its answer needs, owned, so the
+/// future that waits holds nothing else.
+struct Plan {
+    ctx: RequestContext,
+    body_bytes: Option<ReceivedBytes>,
+    protocol: &'static str,
+    grpc: bool,
+    view: Option<Box<RequestView>>,
+    request: Box<Request<Body>>,
+    hash: Option<u64>,
+    /// The request's deadline: from the decoded head, connect included, as for
+    /// framed RPC; no retry extends it.
+    deadline: Instant,
+    /// The route's retry policy and the recording of the request to send again.
+    retry: Option<Box<Retrying>>,
+    downstream_upgrade: Option<OnUpgrade>,
+    /// The downstream connection's HTTP version.
+    version: Version,
+}
+
+/// A request that may be tried again: its route's policy, and its recording.
+struct Retrying {
+    policy: Arc<strait_router::RetryPolicy>,
+    replay: Replay,
+}
+
+/// Routes a request and prepares what goes upstream, or answers it here.
+fn start(fwd: &ListenerPipeline, request: Request<Body>, conn: &ConnectionInfo) -> Start {
     let (parts, mut body) = request.into_parts();
     // An HTTP/2 head arrives compressed: its size is the decoded fields' bytes, summed
     // only when a hook will read it.
@@ -145,7 +184,7 @@ async fn forward(
     };
     let view = fwd.start(&mut head, Some(conn.peer()));
     let mut at = Exchanging {
-        fwd: &fwd,
+        fwd,
         protocol,
         grpc,
         view,
@@ -154,7 +193,7 @@ async fn forward(
     let decision = fwd.routes.route(head.authority().map(strip_port), &head);
     let Some(decision) = decision else {
         let answer = failure_response(head.parts(), ProxyFailure::NoRoute, "");
-        return at.end(&ctx, Outcome::Failed(ProxyFailure::NoRoute), answer);
+        return Start::Answered(at.end(&ctx, Outcome::Failed(ProxyFailure::NoRoute), answer));
     };
     ctx.route = decision.route_index();
     let cluster = match &decision.target {
@@ -167,13 +206,13 @@ async fn forward(
                 (Ok(status), Ok(location)) => redirect(status, location),
                 _ => failure_response(head.parts(), ProxyFailure::NoRoute, "invalid redirect"),
             };
-            return at.end(&ctx, Outcome::Local, answer);
+            return Start::Answered(at.end(&ctx, Outcome::Local, answer));
         }
         RouteTarget::DirectResponse { status, body } => {
             let status = u16::try_from(*status)
                 .ok()
                 .and_then(|s| StatusCode::from_u16(s).ok());
-            return match status {
+            return Start::Answered(match status {
                 Some(status) => {
                     let answer = direct_response(status, body.unwrap_or("").to_owned());
                     at.end(&ctx, Outcome::Local, answer)
@@ -183,7 +222,7 @@ async fn forward(
                     let answer = failure_response(head.parts(), ProxyFailure::NoRoute, detail);
                     at.end(&ctx, Outcome::Failed(ProxyFailure::NoRoute), answer)
                 }
-            };
+            });
         }
     };
     let found = fwd.cluster(&mut ctx, cluster);
@@ -194,7 +233,7 @@ async fn forward(
         let failure = ProxyFailure::NoHealthyUpstream;
         let detail = "the route's cluster does not speak HTTP";
         let answer = failure_response(head.parts(), failure, detail);
-        return at.end(&ctx, Outcome::Failed(failure), answer);
+        return Start::Answered(at.end(&ctx, Outcome::Failed(failure), answer));
     };
 
     if let Some(path_and_query) = decision.path_rewrite(&head) {
@@ -219,7 +258,7 @@ async fn forward(
         } else {
             None
         };
-    prepare_upstream_request(&mut parts, &conn, upstream_version);
+    prepare_upstream_request(&mut parts, conn, upstream_version);
     let request = Request::from_parts(parts, body);
     // A request is tried again after it went out only if it can be sent whole again:
     // its body (if any) is recorded as it streams, within a bound, and an upgrade is
@@ -228,19 +267,59 @@ async fn forward(
     let (request, retry) = match decision.retry_policy() {
         Some(policy) if downstream_upgrade.is_none() => {
             let (request, replay) = Replay::record(request);
-            (request, Some((policy.as_ref(), replay)))
+            let policy = policy.clone();
+            (request, Some(Box::new(Retrying { policy, replay })))
         }
         _ => (request, None),
     };
+    Start::Send(Plan {
+        deadline: ctx.start + timeout,
+        ctx,
+        body_bytes,
+        protocol,
+        grpc,
+        view: at.view.take(),
+        request: Box::new(request),
+        hash,
+        retry,
+        downstream_upgrade,
+        version: conn.version(),
+    })
+}
 
+/// Sends a routed request through its cluster's pool and answers with the upstream's
+/// response (or the failure's, in the request's own protocol).
+async fn forward(fwd: Arc<ListenerPipeline>, plan: Plan) -> Response<Body> {
+    let Plan {
+        mut ctx,
+        body_bytes,
+        protocol,
+        grpc,
+        view,
+        request,
+        hash,
+        deadline,
+        retry,
+        downstream_upgrade,
+        version,
+    } = plan;
+    let mut at = Exchanging {
+        fwd: &fwd,
+        protocol,
+        grpc,
+        view,
+    };
+    // `start` found it by this number.
+    let Some(cluster) = fwd.routed_cluster(&ctx) else {
+        let failure = ProxyFailure::NoHealthyUpstream;
+        return at.fail(&ctx, failure, "the route's cluster is gone");
+    };
     let attempts = Attempts {
         fwd: &fwd,
         cluster,
         hash,
-        // The deadline runs from the decoded head, connect included, as for framed RPC;
-        // no retry extends it.
-        deadline: ctx.start + timeout,
-        retry,
+        deadline,
+        retry: retry.as_deref(),
         grpc,
     };
     let exchange = match attempts
@@ -281,8 +360,10 @@ async fn forward(
         }
     };
     let (mut parts, body) = response.into_parts();
-    prepare_downstream_response(&mut parts, conn.version());
-    decision.apply_response_headers(&mut HeaderMapSink(&mut parts.headers));
+    prepare_downstream_response(&mut parts, version);
+    if let Some((_, route)) = fwd.routes.route_at(ctx.route) {
+        route.apply_response_headers(&mut HeaderMapSink(&mut parts.headers));
+    }
     // The request ends with its body (bytes counted, gRPC trailers read).
     let pending = Pending {
         fwd: fwd.clone(),
@@ -306,19 +387,19 @@ struct Attempts<'a> {
     cluster: &'a Arc<strait_upstream::Cluster>,
     hash: Option<u64>,
     deadline: Instant,
-    retry: Option<(&'a strait_router::RetryPolicy, Replay)>,
+    retry: Option<&'a Retrying>,
     grpc: bool,
 }
 
 impl Attempts<'_> {
     async fn run(
         &self,
-        mut request: Request<Body>,
+        mut request: Box<Request<Body>>,
         ctx: &mut RequestContext,
         mut view: Option<&mut RequestView>,
     ) -> Result<Exchange, (ProxyFailure, String)> {
         loop {
-            let per_try = self.retry.as_ref().and_then(|(p, _)| p.per_try_timeout);
+            let per_try = self.retry.and_then(|r| r.policy.per_try_timeout);
             let attempt_deadline =
                 per_try.map_or(self.deadline, |t| (Instant::now() + t).min(self.deadline));
             let sending = self.cluster.send(request, ctx, self.hash);
@@ -343,7 +424,7 @@ impl Attempts<'_> {
                         )
                     }
                 };
-            let Some((_, replay)) = &self.retry else {
+            let Some(retrying) = self.retry else {
                 return result;
             };
             let space = if self.grpc {
@@ -355,7 +436,7 @@ impl Attempts<'_> {
                 return result;
             };
             // Only a request whose body went out whole can go again.
-            let Some(again) = replay.request() else {
+            let Some(again) = retrying.replay.request() else {
                 return result;
             };
             let failed = *ctx;
@@ -377,7 +458,7 @@ impl Attempts<'_> {
             // A response not taken: its connection is given up with its unread body.
             drop(result);
             tokio::time::sleep(back_off).await;
-            request = again;
+            request = Box::new(again);
         }
     }
 

@@ -31,6 +31,25 @@ fn get(uri: &str) -> Request<Body> {
 }
 
 #[tokio::test]
+async fn http1_send_dropped_before_it_is_polled_closes_the_connection() {
+    // The head is encoded into the connection when `send` is called: a send given up
+    // before it ran leaves the connection in an unknown state, so it must close, not
+    // stay taken by an exchange that will never end.
+    let server = server().await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    let ends = Arc::new(Ends::default());
+    conn.set_observer(ends.clone());
+    drop(conn.send(get("/info?n=1")));
+    assert!(conn.is_closed());
+    assert!(!conn.is_ready());
+    let again = conn.send(get("/info?n=2")).await.unwrap_err();
+    assert!(again.was_not_sent(), "{again}");
+}
+
+#[tokio::test]
 async fn http1_connection_is_reused_after_the_body_is_finished() {
     let server = server().await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();

@@ -141,7 +141,57 @@ impl Http1Connection {
     /// the response head. A request that could not be sent (the connection is busy,
     /// closed, or the upstream closed it while idle) comes back in
     /// [`ClientError::NotSent`].
-    pub async fn send(&mut self, request: Request<Body>) -> Result<Response<Body>, ClientError> {
+    ///
+    /// The head is encoded when this is called, before the future is first polled: the
+    /// future then holds the connection's wire and the request's body, not the request
+    /// (every layer above it holds this future, so its size is paid per request).
+    pub fn send(
+        &mut self,
+        request: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + '_ {
+        let started = self.start(request);
+        let this: &Http1Connection = self;
+        // Dropped before the exchange settles (a timeout abandoned it, or it was never
+        // polled): the connection is in an unknown state; the wire is dropped with
+        // this future.
+        let abandoned = Abandoned(started.is_ok().then_some(&*this.shared));
+        async move {
+            let (mut wire, mut body, mut st) = started?;
+            let result = exchange(&mut wire, &mut body, &mut st, &this.shared.limits).await;
+            abandoned.disarm();
+            match result {
+                Ok(head) if head.upgraded => {
+                    let rest = wire.rbuf.split().freeze();
+                    let (tx, on) = OnUpgrade::pair();
+                    let io: Box<dyn UpgradedIo> = wire.io;
+                    let _ = tx.send(Upgraded::new(rest, io));
+                    let mut response = Response::from_parts(head.parts, Body::Empty);
+                    response.extensions_mut().insert(on);
+                    this.shared.finish(None);
+                    Ok(response)
+                }
+                Ok(head) => {
+                    let body = UpstreamBody {
+                        wire: Some(wire),
+                        decoder: Decoder::new(head.body, ChunkLimits::default()),
+                        keep_alive: head.keep_alive,
+                        shared: this.shared.clone(),
+                        ended: false,
+                    };
+                    Ok(Response::from_parts(head.parts, Body::Upstream(body)))
+                }
+                Err(error) => {
+                    this.shared.closed.store(true, Ordering::Release);
+                    this.shared.in_flight.store(false, Ordering::Release);
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// Takes the wire for one exchange and encodes the request's head (and a body
+    /// known whole) into it; the request comes back if the connection cannot take it.
+    fn start(&mut self, request: Request<Body>) -> Result<(Wire, Body, Sending), ClientError> {
         if self.shared.in_flight.load(Ordering::Acquire) || self.is_closed() {
             return Err(ClientError::not_sent(request));
         }
@@ -154,38 +204,22 @@ impl Http1Connection {
             return Err(ClientError::not_sent(request));
         }
         self.shared.in_flight.store(true, Ordering::Release);
-        // Dropped before the exchange settles (a timeout abandoned it): the connection
-        // is in an unknown state; the wire is dropped with this future.
-        let abandoned = Abandoned(Some(&self.shared));
-        let result = exchange(&mut wire, request, &self.shared.limits).await;
-        abandoned.disarm();
-        match result {
-            Ok((parts, parsed_body, keep_alive, upgraded)) => {
-                if upgraded {
-                    let rest = wire.rbuf.split().freeze();
-                    let (tx, on) = OnUpgrade::pair();
-                    let io: Box<dyn UpgradedIo> = wire.io;
-                    let _ = tx.send(Upgraded::new(rest, io));
-                    let mut response = Response::from_parts(parts, Body::Empty);
-                    response.extensions_mut().insert(on);
-                    self.shared.finish(None);
-                    return Ok(response);
-                }
-                let body = UpstreamBody {
-                    wire: Some(wire),
-                    decoder: Decoder::new(parsed_body, ChunkLimits::default()),
-                    keep_alive,
-                    shared: self.shared.clone(),
-                    ended: false,
-                };
-                Ok(Response::from_parts(parts, Body::Upstream(body)))
-            }
-            Err(error) => {
-                self.shared.closed.store(true, Ordering::Release);
-                self.shared.in_flight.store(false, Ordering::Release);
-                Err(error)
-            }
+        let (parts, body) = request.into_parts();
+        let framing = encode::request_framing(body.length());
+        encode::request_head(&parts, framing, ConnectionField::Keep, &mut wire.wbuf);
+        let mut st = Sending {
+            framing,
+            method: parts.method,
+            body_done: framing == Framing::AsIs,
+            write_failed: None,
+            read_eof: false,
+        };
+        if let Body::Full(bytes) = &body {
+            // The common case: head and body in one write.
+            wire.wbuf.extend_from_slice(bytes);
+            st.body_done = true;
         }
+        Ok((wire, body, st))
     }
 }
 
@@ -211,44 +245,24 @@ struct Head {
     upgraded: bool,
 }
 
-/// Writes the request and reads the response head (skipping 1xx interim answers), both
-/// at once: an upstream may answer before it has read the whole body (a 413, a 100
-/// Continue), and that answer is what the client gets, not a failed write. The
-/// connection is reused only if the whole request went out.
+/// Writes the request (its head already encoded) and reads the response head (skipping
+/// 1xx interim answers), both at once: an upstream may answer before it has read the
+/// whole body (a 413, a 100 Continue), and that answer is what the client gets, not a
+/// failed write. The connection is reused only if the whole request went out.
 async fn exchange(
     wire: &mut Wire,
-    request: Request<Body>,
+    body: &mut Body,
+    st: &mut Sending,
     limits: &HeadLimits,
-) -> Result<(http::response::Parts, parse::BodyKind, bool, bool), ClientError> {
-    let (parts, mut body) = request.into_parts();
-    let framing = encode::request_framing(body.length());
-    encode::request_head(&parts, framing, ConnectionField::Keep, &mut wire.wbuf);
-    let method: Method = parts.method.clone();
-    drop(parts);
-    let mut st = Sending {
-        framing,
-        method,
-        body_done: framing == Framing::AsIs,
-        write_failed: None,
-        read_eof: false,
-    };
-    if let Body::Full(bytes) = &body {
-        // The common case: head and body in one write.
-        wire.wbuf.extend_from_slice(bytes);
-        st.body_done = true;
-    }
-    let head = poll_fn(|cx| poll_exchange(wire, cx, &mut body, limits, &mut st)).await?;
+) -> Result<Head, ClientError> {
+    let mut head = poll_fn(|cx| poll_exchange(wire, cx, body, limits, st)).await?;
     let sent_whole = st.body_done && wire.wbuf.is_empty() && st.write_failed.is_none();
     if !sent_whole {
         // What is left of the request must not be taken for the next one.
         wire.wbuf.clear();
     }
-    Ok((
-        head.parts,
-        head.body,
-        head.keep_alive && sent_whole,
-        head.upgraded,
-    ))
+    head.keep_alive &= sent_whole;
+    Ok(head)
 }
 
 /// Where the sending side of an exchange stands.
