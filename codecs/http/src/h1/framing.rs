@@ -5,7 +5,7 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, Version};
 
 use super::error::ParseError;
-use super::parse::BodyKind;
+use super::parse::{BodyKind, Seen};
 
 /// Comma-separated tokens of every field `name`, trimmed, parameters kept.
 fn tokens<'a>(headers: &'a HeaderMap, name: HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
@@ -93,12 +93,17 @@ fn length(n: u64) -> BodyKind {
     }
 }
 
-pub(super) fn request_body(headers: &HeaderMap, version: Version) -> Result<BodyKind, ParseError> {
-    if headers.contains_key(TRANSFER_ENCODING) {
+/// How a request's body is framed; `seen` says which framing fields the head has.
+pub(super) fn request_body(
+    headers: &HeaderMap,
+    seen: &Seen,
+    version: Version,
+) -> Result<BodyKind, ParseError> {
+    if seen.transfer_encoding {
         if version == Version::HTTP_10 {
             return Err(ParseError::TransferEncodingInHttp10);
         }
-        if headers.contains_key(CONTENT_LENGTH) {
+        if seen.content_length {
             return Err(ParseError::TransferEncodingWithContentLength);
         }
         return match chunked_final(headers)? {
@@ -106,12 +111,20 @@ pub(super) fn request_body(headers: &HeaderMap, version: Version) -> Result<Body
             false => Err(ParseError::ChunkedNotFinal),
         };
     }
+    if !seen.content_length {
+        return Ok(BodyKind::None);
+    }
     Ok(content_length(headers)?.map_or(BodyKind::None, length))
 }
 
-pub(super) fn response_body(headers: &HeaderMap, version: Version) -> Result<BodyKind, ParseError> {
-    if headers.contains_key(TRANSFER_ENCODING) {
-        if headers.contains_key(CONTENT_LENGTH) {
+/// How a response's body is framed; `seen` says which framing fields the head has.
+pub(super) fn response_body(
+    headers: &HeaderMap,
+    seen: &Seen,
+    version: Version,
+) -> Result<BodyKind, ParseError> {
+    if seen.transfer_encoding {
+        if seen.content_length {
             return Err(ParseError::TransferEncodingWithContentLength);
         }
         // HTTP/1.0 with TE: faulty framing, read to EOF (RFC 9112 §6.1). An unknown
@@ -122,6 +135,9 @@ pub(super) fn response_body(headers: &HeaderMap, version: Version) -> Result<Bod
         } else {
             BodyKind::Eof
         });
+    }
+    if !seen.content_length {
+        return Ok(BodyKind::Eof);
     }
     Ok(content_length(headers)?.map_or(BodyKind::Eof, length))
 }

@@ -9,7 +9,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, EXPECT, HOST, TE, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::error::ParseError;
@@ -137,7 +137,7 @@ pub fn request(
         });
     }
     let head = buf.split_to(len).freeze();
-    let headers = build_headers(&head, &spans)?;
+    let (headers, seen) = build_headers(&head, &spans)?;
     let version = if minor == 0 {
         Version::HTTP_10
     } else {
@@ -146,28 +146,28 @@ pub fn request(
     let uri = Uri::from_maybe_shared(sub(&head, path)?)
         .map_err(|_| ParseError::Malformed("request target"))?;
     check_target(&method, &uri)?;
-    let hosts = headers.get_all(HOST).iter().count();
-    if hosts > 1 {
+    if seen.hosts > 1 {
         return Err(ParseError::DuplicateHost);
     }
-    if hosts == 0 && version == Version::HTTP_11 {
+    if seen.hosts == 0 && version == Version::HTTP_11 {
         return Err(ParseError::MissingHost);
     }
-    let body = request_body(&headers, version)?;
-    let close = has_token(&headers, CONNECTION, "close");
+    let body = request_body(&headers, &seen, version)?;
+    let close = seen.connection && has_token(&headers, CONNECTION, "close");
     let keep_alive = match version {
         Version::HTTP_11 => !close,
-        _ => !close && has_token(&headers, CONNECTION, "keep-alive"),
+        _ => !close && seen.connection && has_token(&headers, CONNECTION, "keep-alive"),
     };
     let is11 = version == Version::HTTP_11;
     let expect_continue = is11
+        && seen.expect
         && headers
             .get_all(EXPECT)
             .iter()
             .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let upgrade = method == Method::CONNECT
-        || (is11 && headers.contains_key(UPGRADE) && has_token(&headers, CONNECTION, "upgrade"));
-    let te_trailers = has_token(&headers, TE, "trailers");
+        || (is11 && seen.upgrade && seen.connection && has_token(&headers, CONNECTION, "upgrade"));
+    let te_trailers = seen.te && has_token(&headers, TE, "trailers");
     let is_head = method == Method::HEAD;
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = method;
@@ -214,16 +214,19 @@ pub fn response(
             max: limits.max_head_bytes,
         });
     }
-    // Unfold in place: a fold's CR, LF (and the folding whitespace) become spaces.
+    // Unfold in place: a fold's CR, LF (and the folding whitespace) become spaces. Only
+    // a folded value holds a line break (the search is word-wide; the rewrite is not).
     for span in &spans {
-        if let Some(value) = buf.get_mut(span.value.0..span.value.1) {
+        if let Some(value) = buf.get_mut(span.value.0..span.value.1)
+            && value.contains(&b'\n')
+        {
             for b in value.iter_mut().filter(|b| **b == b'\r' || **b == b'\n') {
                 *b = b' ';
             }
         }
     }
     let head = buf.split_to(len).freeze();
-    let headers = build_headers(&head, &spans)?;
+    let (headers, seen) = build_headers(&head, &spans)?;
     let status = StatusCode::from_u16(code).map_err(|_| ParseError::Malformed("status code"))?;
     let version = if minor == 0 {
         Version::HTTP_10
@@ -240,14 +243,14 @@ pub fn response(
     {
         BodyKind::None
     } else {
-        response_body(&headers, version)?
+        response_body(&headers, &seen, version)?
     };
-    let close = has_token(&headers, CONNECTION, "close");
+    let close = seen.connection && has_token(&headers, CONNECTION, "close");
     let keep_alive = body != BodyKind::Eof
         && !upgraded
         && match version {
             Version::HTTP_11 => !close,
-            _ => !close && has_token(&headers, CONNECTION, "keep-alive"),
+            _ => !close && seen.connection && has_token(&headers, CONNECTION, "keep-alive"),
         };
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
@@ -324,17 +327,51 @@ fn spans_in(buf: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Span> {
         .collect()
 }
 
-fn build_headers(head: &Bytes, spans: &[Span]) -> Result<HeaderMap, ParseError> {
+/// Which of the fields that frame a message or steer its connection a head has, noted
+/// while its map is built: the checks that follow look up only those present (most
+/// heads have none but `Host` and `Content-Length`).
+#[derive(Default)]
+pub(super) struct Seen {
+    /// `Host` fields (more than one is an error).
+    pub(super) hosts: u8,
+    pub(super) connection: bool,
+    pub(super) expect: bool,
+    pub(super) upgrade: bool,
+    pub(super) te: bool,
+    pub(super) content_length: bool,
+    pub(super) transfer_encoding: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &HeaderName) {
+        // By length first: one compare for most fields, and none of these names share
+        // a length.
+        match name.as_str().len() {
+            2 if *name == TE => self.te = true,
+            4 if *name == HOST => self.hosts = self.hosts.saturating_add(1),
+            6 if *name == EXPECT => self.expect = true,
+            7 if *name == UPGRADE => self.upgrade = true,
+            10 if *name == CONNECTION => self.connection = true,
+            14 if *name == CONTENT_LENGTH => self.content_length = true,
+            17 if *name == TRANSFER_ENCODING => self.transfer_encoding = true,
+            _ => {}
+        }
+    }
+}
+
+fn build_headers(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Seen), ParseError> {
     let mut map = HeaderMap::with_capacity(spans.len() + 4);
+    let mut seen = Seen::default();
     for span in spans {
         let name = head.get(span.name.0..span.name.1).unwrap_or_default();
         let name =
             HeaderName::from_bytes(name).map_err(|_| ParseError::Malformed("header name"))?;
+        seen.note(&name);
         let value = HeaderValue::from_maybe_shared(sub(head, span.value)?)
             .map_err(|_| ParseError::Malformed("header value"))?;
         map.append(name, value);
     }
-    Ok(map)
+    Ok((map, seen))
 }
 
 fn check_target(method: &Method, uri: &Uri) -> Result<(), ParseError> {

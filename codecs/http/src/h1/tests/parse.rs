@@ -448,6 +448,17 @@ fn response_obs_fold_is_unfolded() {
     );
     assert_eq!(r.parts.headers["x-a"], "one   two");
     assert_eq!(r.body, BodyKind::None);
+    // A fold by a tab, in the last field before the body.
+    let r = res_ok(
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-B: a\r\n\tb\r\n\r\n",
+        &Method::GET,
+    );
+    let folded = r.parts.headers["x-b"].as_bytes();
+    assert!(
+        folded.starts_with(b"a ") && folded.ends_with(b"b"),
+        "{folded:?}"
+    );
+    assert!(!folded.contains(&b'\r') && !folded.contains(&b'\n'));
 }
 
 #[test]
