@@ -636,8 +636,9 @@ impl Cluster {
     /// Sends `request` to a host of a message cluster and waits for the response head.
     /// Admission, host picking, connect backoff and retrying a request that certainly
     /// never left on another host are the cluster's, as for framed requests; `ctx`
-    /// learns each attempt's host and when the request was handed to it. The caller
-    /// bounds the wait with the request's deadline.
+    /// learns each attempt's host and when the request was handed to it. Past
+    /// `deadline` (connecting, or waiting for the response head) it fails with
+    /// [`ProxyFailure::Timeout`].
     // A plain fn returning the pool's future: an `async fn` here would be one more
     // layer holding its own copy of the request in every request's future. The request
     // comes boxed for the same reason: each layer of the send (cluster, host pool,
@@ -647,8 +648,9 @@ impl Cluster {
         request: Box<Request<Body>>,
         ctx: &'a mut RequestContext,
         hash: Option<u64>,
+        deadline: tokio::time::Instant,
     ) -> impl Future<Output = Result<Exchange, SendFailure>> + Send + 'a {
-        MessagePool::send(self.messages.as_ref(), self, request, ctx, hash)
+        MessagePool::send(self.messages.as_ref(), self, request, ctx, hash, deadline)
     }
 
     /// The hash a hashing balancer picks `request`'s host by (`None`: the cluster

@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::breakers::Breaker;
 use crate::cluster::Cluster;
 use crate::host::{Host, OpenError, RequestGuard};
@@ -122,6 +124,7 @@ impl MessagePool {
         request: Box<Request<Body>>,
         ctx: &mut RequestContext,
         hash: Option<u64>,
+        deadline: Instant,
     ) -> Result<Exchange, SendFailure> {
         let Some(this) = pool else {
             return Err(SendFailure {
@@ -165,11 +168,17 @@ impl MessagePool {
                 host: index as u32,
             };
             let result = match this.version {
-                UpstreamVersion::Http1 => pool.send_h1(this, &host, request, sent).await,
-                UpstreamVersion::Http2 => pool.send_h2(this, &host, request, sent).await,
+                UpstreamVersion::Http1 => pool.send_h1(this, &host, request, sent, deadline).await,
+                UpstreamVersion::Http2 => pool.send_h2(this, &host, request, sent, deadline).await,
             };
             match result {
                 Ok(response) => return Ok(Exchange { response, guard }),
+                Err(Attempt::TimedOut) => {
+                    return Err(SendFailure {
+                        failure: ProxyFailure::Timeout,
+                        detail: String::new(),
+                    });
+                }
                 Err(Attempt::Connect(back, detail)) => {
                     // The host's backoff has heard of it (`Host::open`).
                     request = back;
@@ -235,6 +244,8 @@ enum Attempt {
     Breaker(Breaker),
     /// The exchange failed (the request may come back if it was not sent).
     Failed(ClientError),
+    /// The deadline passed (connecting, or waiting for the response head).
+    TimedOut,
 }
 
 /// The connections to one host of a message cluster.
@@ -345,6 +356,7 @@ impl HostPool {
         host: &Host,
         request: Box<Request<Body>>,
         sent: Sent<'_>,
+        deadline: Instant,
     ) -> Result<Response<Body>, Attempt> {
         let (slot, mut conn) = match self.checkout_h1() {
             Some(found) => found,
@@ -359,9 +371,14 @@ impl HostPool {
                 };
                 // Boxed: connecting is rare, and its state would otherwise size (and be
                 // copied with) every request's future.
-                match Box::pin(self.open_h1(pool, host)).await {
-                    Ok(found) => found,
-                    Err(error) => {
+                let opening = tokio::time::timeout_at(deadline, self.open_h1(pool, host));
+                match Box::pin(opening).await {
+                    Ok(Ok(found)) => found,
+                    Err(_elapsed) => {
+                        self.open_h1.fetch_sub(1, Ordering::Relaxed);
+                        return Err(Attempt::TimedOut);
+                    }
+                    Ok(Err(error)) => {
                         // Never opened: `Host::open` gave its breaker place back.
                         self.open_h1.fetch_sub(1, Ordering::Relaxed);
                         return Err(match error {
@@ -380,7 +397,7 @@ impl HostPool {
             armed: true,
         };
         sent.mark();
-        match conn.send(*request).await {
+        match conn.send_by(*request, Some(deadline)).await {
             Ok(response) => {
                 counted.keep();
                 // Back in its slot before anyone can read the body, so the observer
@@ -391,6 +408,7 @@ impl HostPool {
                 }
                 Ok(response)
             }
+            Err(ClientError::TimedOut) => Err(Attempt::TimedOut),
             Err(error) => Err(Attempt::Failed(error)),
         }
     }
@@ -441,6 +459,7 @@ impl HostPool {
         host: &Host,
         request: Box<Request<Body>>,
         sent: Sent<'_>,
+        deadline: Instant,
     ) -> Result<Response<Body>, Attempt> {
         let conn = match self.pick_h2(pool.max_connections) {
             Some(conn) => conn,
@@ -449,12 +468,14 @@ impl HostPool {
                 let Some(_pending) = host.breakers().pending() else {
                     return Err(Attempt::Breaker(Breaker::PendingRequests));
                 };
-                match Box::pin(self.connect_h2(pool, host)).await {
-                    Ok(conn) => conn,
-                    Err(OpenError::Overflow) => {
+                let connecting = tokio::time::timeout_at(deadline, self.connect_h2(pool, host));
+                match Box::pin(connecting).await {
+                    Ok(Ok(conn)) => conn,
+                    Err(_elapsed) => return Err(Attempt::TimedOut),
+                    Ok(Err(OpenError::Overflow)) => {
                         return Err(Attempt::Breaker(Breaker::Connections));
                     }
-                    Err(OpenError::Failed(detail)) => {
+                    Ok(Err(OpenError::Failed(detail))) => {
                         return Err(Attempt::Connect(request, detail));
                     }
                 }
@@ -463,7 +484,10 @@ impl HostPool {
         sent.mark();
         // Boxed: an HTTP/2 exchange's state is several KiB, and inline it would size
         // (and be copied with) the future of every request, HTTP/1.1 ones included.
-        Box::pin(conn.send(*request)).await.map_err(Attempt::Failed)
+        match tokio::time::timeout_at(deadline, Box::pin(conn.send(*request))).await {
+            Ok(result) => result.map_err(Attempt::Failed),
+            Err(_elapsed) => Err(Attempt::TimedOut),
+        }
     }
 
     /// Opens a connection unless another request did so while this one waited.

@@ -8,7 +8,8 @@ use http::Request;
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use strait_stream::http::{
-    Body, BodyEnd, BodyObserver, ClientOptions, Http1Connection, Http2Connection, ServerOptions,
+    Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
+    ServerOptions,
 };
 use tokio::net::TcpStream;
 
@@ -47,6 +48,33 @@ async fn http1_send_dropped_before_it_is_polled_closes_the_connection() {
     assert!(!conn.is_ready());
     let again = conn.send(get("/info?n=2")).await.unwrap_err();
     assert!(again.was_not_sent(), "{again}");
+}
+
+#[tokio::test]
+async fn http1_send_by_a_deadline_times_out_on_the_connections_reused_timer() {
+    let server = server().await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap();
+    // Answered before its deadline: the connection's timer is armed and kept.
+    let first = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+    let response = conn.send_by(get("/info?n=1"), Some(first)).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    assert!(conn.is_ready());
+    // The same timer, moved to a later deadline (extended in place, not registered
+    // again) that the next answer misses: it still fires, past the first deadline.
+    let second = first + std::time::Duration::from_millis(200);
+    let error = conn.send_by(get("/slow"), Some(second)).await.unwrap_err();
+    assert!(matches!(error, ClientError::TimedOut), "{error}");
+    assert_eq!(
+        error.failure(),
+        strait_codec_framework::ProxyFailure::Timeout
+    );
+    assert!(
+        conn.is_closed(),
+        "a timed-out exchange leaves the connection unusable"
+    );
 }
 
 #[tokio::test]

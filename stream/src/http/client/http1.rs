@@ -20,6 +20,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
 
 use super::{ClientError, ClientOptions};
 use crate::http::Body;
@@ -41,6 +42,8 @@ struct Wire {
     io: Box<dyn ClientIo>,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// The deadline timer of the exchanges, kept between them.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 struct Shared {
@@ -105,6 +108,7 @@ impl Http1Connection {
             io: Box::new(io),
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
+            timer: None,
         };
         Ok(Http1Connection {
             shared: Arc::new(Shared {
@@ -149,6 +153,19 @@ impl Http1Connection {
         &mut self,
         request: Request<Body>,
     ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + '_ {
+        self.send_by(request, None)
+    }
+
+    /// [`Http1Connection::send`], failing with [`ClientError::TimedOut`] (and closing
+    /// the connection) when no response head has come by `deadline`. The connection
+    /// keeps one timer for all its exchanges: moving it to a later deadline is one
+    /// atomic update, where a timer per request was an insertion into the runtime's
+    /// timer wheel and a removal.
+    pub fn send_by(
+        &mut self,
+        request: Request<Body>,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<Response<Body>, ClientError>> + Send + '_ {
         let started = self.start(request);
         let this: &Http1Connection = self;
         // Dropped before the exchange settles (a timeout abandoned it, or it was never
@@ -157,7 +174,8 @@ impl Http1Connection {
         let abandoned = Abandoned(started.is_ok().then_some(&*this.shared));
         async move {
             let (mut wire, mut body, mut st) = started?;
-            let result = exchange(&mut wire, &mut body, &mut st, &this.shared.limits).await;
+            let limits = &this.shared.limits;
+            let result = exchange(&mut wire, &mut body, &mut st, limits, deadline).await;
             abandoned.disarm();
             match result {
                 Ok(head) if head.upgraded => {
@@ -254,8 +272,27 @@ async fn exchange(
     body: &mut Body,
     st: &mut Sending,
     limits: &HeadLimits,
+    deadline: Option<Instant>,
 ) -> Result<Head, ClientError> {
-    let mut head = poll_fn(|cx| poll_exchange(wire, cx, body, limits, st)).await?;
+    let mut timer = deadline.map(|at| match wire.timer.take() {
+        Some(mut timer) => {
+            timer.as_mut().reset(at);
+            timer
+        }
+        None => Box::pin(tokio::time::sleep_until(at)),
+    });
+    let head = poll_fn(|cx| match poll_exchange(wire, cx, body, limits, st) {
+        Poll::Ready(head) => Poll::Ready(head),
+        Poll::Pending => match timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(ClientError::TimedOut)),
+            _ => Poll::Pending,
+        },
+    })
+    .await;
+    if timer.is_some() {
+        wire.timer = timer;
+    }
+    let mut head = head?;
     let sent_whole = st.body_done && wire.wbuf.is_empty() && st.write_failed.is_none();
     if !sent_whole {
         // What is left of the request must not be taken for the next one.

@@ -77,6 +77,10 @@ pub enum ClientError {
     /// malformed response).
     #[error("upstream connection failed: {0}")]
     Connection(#[source] crate::http::BoxError),
+    /// No response head came by the deadline the exchange was given; the connection
+    /// is closed (its state is unknown).
+    #[error("no upstream response head by the request's deadline")]
+    TimedOut,
 }
 
 impl ClientError {
@@ -111,6 +115,7 @@ impl ClientError {
             ClientError::Refused(_) | ClientError::Reset(_) | ClientError::Connection(_) => {
                 ProxyFailure::UpstreamReset
             }
+            ClientError::TimedOut => ProxyFailure::Timeout,
         }
     }
 

@@ -28,7 +28,7 @@ use http::{Request, Response, StatusCode};
 use http_body::{Body as _, Frame};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::h2c;
 use super::request_body::{self, BodySender, RequestBodyError};
@@ -111,6 +111,7 @@ pub(super) async fn serve<IO: ServerIo>(
             max_head_bytes: options.max_header_bytes,
             max_headers: options.max_headers,
         },
+        idle_timer: None,
     };
     let wait = options.idle_wait();
     let mut resumed = parking.resumed;
@@ -327,6 +328,8 @@ struct Conn<'o, IO> {
     activity: bool,
     options: &'o ServerOptions,
     limits: HeadLimits,
+    /// The timer of the waits for a next request, kept between them.
+    idle_timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// One request on its way through the connection.
@@ -379,19 +382,37 @@ impl<IO: ServerIo> Conn<'_, IO> {
         buffers::give_if_empty(BufferClass::Heads, &mut self.rbuf);
         buffers::give_if_empty(BufferClass::Heads, &mut self.wbuf);
         let mut watching = true;
-        loop {
+        // The connection's one timer, moved to this wait's end: moving a registered
+        // timer later is one atomic update, where a timer per wait was an insertion
+        // into the runtime's timer wheel and a removal per request.
+        let mut timer = wake_at.map(|at| match self.idle_timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(at);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(at)),
+        });
+        let result = loop {
             if *shutdown.borrow() {
                 // Draining: an idle connection closes at once.
-                return Ok(Wait::Close);
+                break Ok(Wait::Close);
             }
             let ready = poll_fn(|cx| self.io.poll_read_ready(cx));
+            let elapsed = async {
+                match timer.as_mut() {
+                    Some(timer) => timer.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 ready = ready => {
-                    ready?;
-                    return Ok(Wait::Readable);
+                    break match ready {
+                        Ok(()) => Ok(Wait::Readable),
+                        Err(error) => Err(error.into()),
+                    };
                 }
-                () = sleep_until(wake_at) => {
-                    return Ok(if park_at.is_some() { Wait::Park } else { Wait::Close });
+                () = elapsed => {
+                    break Ok(if park_at.is_some() { Wait::Park } else { Wait::Close });
                 }
                 changed = shutdown.changed(), if watching => {
                     if changed.is_err() {
@@ -399,7 +420,11 @@ impl<IO: ServerIo> Conn<'_, IO> {
                     }
                 }
             }
+        };
+        if timer.is_some() {
+            self.idle_timer = timer;
         }
+        result
     }
 
     /// Reads and parses a request head by `deadline`, with its size in bytes. `None`:
