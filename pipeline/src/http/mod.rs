@@ -348,7 +348,12 @@ async fn forward(fwd: Arc<ListenerPipeline>, plan: Plan) -> Response<Body> {
     }
     // A gRPC status in the head is a trailers-only answer; otherwise the HTTP status
     // classes it until trailers (read as the body ends) say otherwise.
-    let head_grpc_status = grpc_status(response.headers()).filter(|_| grpc);
+    // Looked up only for gRPC: a lookup by name hashes it.
+    let head_grpc_status = if grpc {
+        grpc_status(response.headers())
+    } else {
+        None
+    };
     let (class, status) = match head_grpc_status {
         Some(code) => (classify_grpc_status(code), Some(code)),
         None => {
@@ -402,28 +407,21 @@ impl Attempts<'_> {
             let per_try = self.retry.and_then(|r| r.policy.per_try_timeout);
             let attempt_deadline =
                 per_try.map_or(self.deadline, |t| (Instant::now() + t).min(self.deadline));
-            let sending = self.cluster.send(request, ctx, self.hash);
-            let (outcome, status, result) =
-                match tokio::time::timeout_at(attempt_deadline, sending).await {
-                    Ok(Ok(exchange)) => {
-                        let (class, status) = self.classify(&exchange.response);
-                        if class == ResponseClass::Success {
-                            return Ok(exchange);
-                        }
-                        (Outcome::Upstream(class), status, Ok(exchange))
+            // The pool bounds the attempt by its deadline (a timeout is a `SendFailure`):
+            // an HTTP/1.1 connection keeps one timer for all its exchanges.
+            let sending = self.cluster.send(request, ctx, self.hash, attempt_deadline);
+            let (outcome, status, result) = match sending.await {
+                Ok(exchange) => {
+                    let (class, status) = self.classify(&exchange.response);
+                    if class == ResponseClass::Success {
+                        return Ok(exchange);
                     }
-                    Ok(Err(SendFailure { failure, detail })) => {
-                        (Outcome::Failed(failure), None, Err((failure, detail)))
-                    }
-                    Err(_) => {
-                        let timeout = ProxyFailure::Timeout;
-                        (
-                            Outcome::Failed(timeout),
-                            None,
-                            Err((timeout, String::new())),
-                        )
-                    }
-                };
+                    (Outcome::Upstream(class), status, Ok(exchange))
+                }
+                Err(SendFailure { failure, detail }) => {
+                    (Outcome::Failed(failure), None, Err((failure, detail)))
+                }
+            };
             let Some(retrying) = self.retry else {
                 return result;
             };
@@ -465,7 +463,12 @@ impl Attempts<'_> {
     /// An answer's class, and its status (gRPC: only a trailers-only answer has one
     /// before its body).
     fn classify(&self, response: &Response<Body>) -> (ResponseClass, Option<u32>) {
-        match grpc_status(response.headers()).filter(|_| self.grpc) {
+        let head_status = if self.grpc {
+            grpc_status(response.headers())
+        } else {
+            None
+        };
+        match head_status {
             Some(code) => (classify_grpc_status(code), Some(code)),
             None if self.grpc => (classify_http_status(response.status().as_u16()), None),
             None => {
