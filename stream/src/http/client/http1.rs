@@ -47,8 +47,10 @@ struct Wire {
 }
 
 struct Shared {
-    /// The wire while no exchange holds it.
-    wire: Mutex<Option<Wire>>,
+    /// The wire while no exchange holds it. Boxed once per connection: it moves from
+    /// here to the exchange to the response body and back on every request, and the
+    /// response body is moved through every layer of the proxy.
+    wire: Mutex<Option<Box<Wire>>>,
     in_flight: AtomicBool,
     closed: AtomicBool,
     limits: HeadLimits,
@@ -58,7 +60,7 @@ struct Shared {
 impl Shared {
     /// An exchange ended: the wire comes back (reusable) or not, and the observer hears
     /// how it went.
-    fn finish(&self, wire: Option<Wire>) {
+    fn finish(&self, wire: Option<Box<Wire>>) {
         let end = match wire {
             Some(wire) => {
                 *self.wire.lock() = Some(wire);
@@ -112,7 +114,7 @@ impl Http1Connection {
         };
         Ok(Http1Connection {
             shared: Arc::new(Shared {
-                wire: Mutex::new(Some(wire)),
+                wire: Mutex::new(Some(Box::new(wire))),
                 in_flight: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 limits: HeadLimits {
@@ -209,7 +211,7 @@ impl Http1Connection {
 
     /// Takes the wire for one exchange and encodes the request's head (and a body
     /// known whole) into it; the request comes back if the connection cannot take it.
-    fn start(&mut self, request: Request<Body>) -> Result<(Wire, Body, Sending), ClientError> {
+    fn start(&mut self, request: Request<Body>) -> Result<(Box<Wire>, Body, Sending), ClientError> {
         if self.shared.in_flight.load(Ordering::Acquire) || self.is_closed() {
             return Err(ClientError::not_sent(request));
         }
@@ -435,7 +437,7 @@ pub enum UpstreamBodyError {
 /// An upstream HTTP/1.1 response body, read from the connection as it is polled; the
 /// connection goes back to its pool when the body ends.
 pub struct UpstreamBody {
-    wire: Option<Wire>,
+    wire: Option<Box<Wire>>,
     decoder: Decoder,
     keep_alive: bool,
     shared: Arc<Shared>,
