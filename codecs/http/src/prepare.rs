@@ -1,7 +1,7 @@
 //! Turning a downstream request into an upstream one and back (RFC 9110 §7.6).
 
 use bytes::{BufMut, BytesMut};
-use http::header::{CONNECTION, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, EXPECT, Entry, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, request, response};
 
@@ -98,24 +98,31 @@ fn remove_present_hop_by_hop(
     keep_upgrade: bool,
 ) {
     if present.connection {
-        // Collect the named headers first: the map cannot be edited while borrowed.
-        let mut named: Vec<HeaderName> = Vec::new();
-        for value in headers.get_all(CONNECTION) {
-            for token in value.as_bytes().split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.is_empty() {
-                    continue;
-                }
-                if let Ok(name) = HeaderName::from_bytes(token) {
-                    named.push(name);
+        // The field's values are taken out first (the map cannot be edited while they
+        // are borrowed), then each name they list is removed by its text: no name is
+        // built, so `Connection: keep-alive` (one value, a name the map rarely has)
+        // costs no allocation.
+        let mut first = None;
+        let mut more = Vec::new();
+        if let Entry::Occupied(entry) = headers.entry(CONNECTION) {
+            for value in entry.remove_entry_mult().1 {
+                match first {
+                    None => first = Some(value),
+                    Some(_) => more.push(value),
                 }
             }
         }
-        headers.remove(CONNECTION);
-        for name in named {
-            let protected = (keep_upgrade && name == UPGRADE) || (keep_te_trailers && name == TE);
-            if !protected {
-                headers.remove(&name);
+        for value in first.iter().chain(&more) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                // A token that is not UTF-8 is no field name: nothing to remove.
+                let Ok(token) = std::str::from_utf8(token.trim_ascii()) else {
+                    continue;
+                };
+                let protected = (keep_upgrade && token.eq_ignore_ascii_case("upgrade"))
+                    || (keep_te_trailers && token.eq_ignore_ascii_case("te"));
+                if !token.is_empty() && !protected {
+                    headers.remove(token);
+                }
             }
         }
     }
