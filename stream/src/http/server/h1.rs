@@ -404,7 +404,10 @@ impl<IO: ServerIo> Conn<'_, IO> {
                     None => std::future::pending().await,
                 }
             };
+            // Readiness first: on the wake-up that brings the next request, the other
+            // branches are not polled again.
             tokio::select! {
+                biased;
                 ready = ready => {
                     break match ready {
                         Ok(()) => Ok(Wait::Readable),
