@@ -143,6 +143,50 @@ async fn an_idle_http1_connection_gives_its_buffers_back() {
     }
 }
 
+#[tokio::test]
+async fn connections_that_start_with_detected_bytes_keep_the_pool_level() {
+    // Each connection's first request arrives in the bytes protocol detection read. Those
+    // go into a pooled buffer: a fresh one per connection would be given to the pool at
+    // its first wait, and the pool would grow by one per connection up to its budget.
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let kept = || buffers::kept(BufferClass::Heads);
+    let mut level = None;
+    let mut clients = Vec::new();
+    for n in 0..4 {
+        let mut client = TcpStream::connect(socket.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = socket.accept().await.unwrap();
+        tokio::spawn(strait_stream::http::serve_connection(
+            server,
+            bytes::Bytes::from_static(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"),
+            peer,
+            Arc::new(Ok200),
+            Arc::new(strait_stream::http::ServerOptions::default()),
+            shutdown.clone(),
+        ));
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"\r\n\r\nok") {
+            let mut chunk = [0u8; 512];
+            let n = client.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed after {answer:?}");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        clients.push(client); // open and idle
+        // The level the first connection leaves (at least its write buffer) is the
+        // level every later one leaves.
+        match level {
+            None => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert!(kept() >= 1, "the first connection gave nothing back");
+                level = Some(kept());
+            }
+            Some(level) => assert_pool_settles(&kept, level, n).await,
+        }
+    }
+}
+
 /// Counts a connection open until dropped (what the proxy's connection guard does).
 struct Open(Arc<std::sync::atomic::AtomicUsize>);
 

@@ -98,9 +98,18 @@ pub(super) async fn serve<IO: ServerIo>(
     shutdown: &mut watch::Receiver<bool>,
     parking: Parking,
 ) -> Result<H1End<IO>, ServeError> {
+    // Bytes read before this driver took the connection (protocol detection, a parked
+    // connection's first read) go into a buffer of the pool: a fresh one here would be
+    // given to the pool at the first wait, and with one more per connection the pool
+    // would fill to its budget and keep it.
+    let mut rbuf = BytesMut::new();
+    if !initial.is_empty() {
+        buffers::ensure(BufferClass::Heads, &mut rbuf);
+        rbuf.extend_from_slice(&initial);
+    }
     let mut conn = Conn {
         io,
-        rbuf: BytesMut::from(&initial[..]),
+        rbuf,
         wbuf: BytesMut::new(),
         out: VecDeque::new(),
         queued: 0,
