@@ -242,22 +242,27 @@ fn start(fwd: &ListenerPipeline, request: Request<Body>, conn: &ConnectionInfo) 
     if let Some(host) = decision.host_rewrite() {
         head.set_header("host", host);
     }
-    // The caller's own deadline as it sent it, before the route edits what goes
-    // upstream (a removed `grpc-timeout` still bounds this request). Also the bound on
-    // waiting for the response head: bodies then stream for as long as both sides keep
-    // them going.
-    let timeout = effective_timeout(decision.timeout(), head.timeout());
+    // The caller's own deadline as it sent it (`grpc-timeout`: gRPC's alone), before the
+    // route edits what goes upstream (a removed `grpc-timeout` still bounds this
+    // request). Also the bound on waiting for the response head: bodies then stream for
+    // as long as both sides keep them going.
+    let caller_timeout = if grpc { head.timeout() } else { None };
+    let timeout = effective_timeout(decision.timeout(), caller_timeout);
     let hash = cluster.request_hash(&head);
     decision.apply_request_headers(&mut head);
 
     let mut parts = head.into_parts();
-    // An HTTP/1.1 upgrade (WebSocket...) is tunnelled once both sides said 101.
-    let downstream_upgrade =
-        if conn.version() != Version::HTTP_2 && is_upgrade_request(&parts.headers) {
-            strait_stream::http::upgrade::on(&mut parts)
-        } else {
-            None
-        };
+    // An HTTP/1.1 upgrade (WebSocket...) is tunnelled once both sides said 101. The
+    // server marks a request that asks for one (an `OnUpgrade` in its extensions): the
+    // fields are read only then.
+    let downstream_upgrade = if conn.version() != Version::HTTP_2
+        && parts.extensions.get::<OnUpgrade>().is_some()
+        && is_upgrade_request(&parts.headers)
+    {
+        strait_stream::http::upgrade::on(&mut parts)
+    } else {
+        None
+    };
     prepare_upstream_request(&mut parts, conn, upstream_version);
     let request = Request::from_parts(parts, body);
     // A request is tried again after it went out only if it can be sent whole again:
@@ -369,9 +374,11 @@ async fn forward(fwd: Arc<ListenerPipeline>, plan: Plan) -> Response<Body> {
     if let Some((_, route)) = fwd.routes.route_at(ctx.route) {
         route.apply_response_headers(&mut HeaderMapSink(&mut parts.headers));
     }
-    // The request ends with its body (bytes counted, gRPC trailers read).
+    // The request ends with its body (bytes counted, gRPC trailers read); the body
+    // takes this request's reference to its listener's entry.
+    let view = at.view.take();
     let pending = Pending {
-        fwd: fwd.clone(),
+        fwd,
         ctx,
         protocol,
         grpc,
@@ -379,7 +386,7 @@ async fn forward(fwd: Arc<ListenerPipeline>, plan: Plan) -> Response<Body> {
         status,
         sent: 0,
         body_bytes,
-        view: at.view.take(),
+        view,
     };
     Response::from_parts(parts, Body::boxed(Finishing::new(body, pending)))
 }

@@ -100,8 +100,10 @@ pub fn request_head(
     } else {
         b" HTTP/1.1\r\n"
     });
-    if !parts.headers.contains_key(HOST)
-        && let Some(authority) = parts.uri.authority()
+    // The URI first: an origin-form target (the usual one) has no authority, and then
+    // the fields are not searched.
+    if let Some(authority) = parts.uri.authority()
+        && !parts.headers.contains_key(HOST)
     {
         dst.put_slice(b"host: ");
         dst.put_slice(authority.as_str().as_bytes());
