@@ -121,6 +121,8 @@ pub(super) async fn serve<IO: ServerIo>(
             max_headers: options.max_headers,
         },
         idle_timer: None,
+        shutdown_wait: None,
+        watch_shutdown: true,
     };
     let wait = options.idle_wait();
     let mut resumed = parking.resumed;
@@ -339,7 +341,14 @@ struct Conn<'o, IO> {
     limits: HeadLimits,
     /// The timer of the waits for a next request, kept between them.
     idle_timer: Option<Pin<Box<Sleep>>>,
+    /// Those waits' watch for shutdown (see [`Conn::wait_readable`]).
+    shutdown_wait: Option<ShutdownWait>,
+    /// Whether shutdown can still come (its sender lives).
+    watch_shutdown: bool,
 }
+
+/// Resolves `true` once the server drains, `false` if its shutdown sender is dropped.
+type ShutdownWait = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// One request on its way through the connection.
 struct Exchange {
@@ -390,7 +399,18 @@ impl<IO: ServerIo> Conn<'_, IO> {
         // split off them is still alive), so the idle connection holds no buffer.
         buffers::give_if_empty(BufferClass::Heads, &mut self.rbuf);
         buffers::give_if_empty(BufferClass::Heads, &mut self.wbuf);
-        let mut watching = true;
+        // The wait for shutdown, registered once per connection and polled by each of
+        // its waits: a fresh `changed()` per wait registered with the watch and removed
+        // itself again, a lock each, per request.
+        let mut draining = match self.shutdown_wait.take() {
+            Some(wait) => Some(wait),
+            None if self.watch_shutdown => {
+                let mut rx = shutdown.clone();
+                let wait: ShutdownWait = Box::pin(async move { rx.wait_for(|d| *d).await.is_ok() });
+                Some(wait)
+            }
+            None => None,
+        };
         // The connection's one timer, moved to this wait's end: moving a registered
         // timer later is one atomic update, where a timer per wait was an insertion
         // into the runtime's timer wheel and a removal per request.
@@ -413,6 +433,12 @@ impl<IO: ServerIo> Conn<'_, IO> {
                     None => std::future::pending().await,
                 }
             };
+            let shut = async {
+                match draining.as_mut() {
+                    Some(wait) => wait.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             // Readiness first: on the wake-up that brings the next request, the other
             // branches are not polled again.
             tokio::select! {
@@ -426,16 +452,21 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 () = elapsed => {
                     break Ok(if park_at.is_some() { Wait::Park } else { Wait::Close });
                 }
-                changed = shutdown.changed(), if watching => {
-                    if changed.is_err() {
-                        watching = false;
+                shut = shut => {
+                    // Done either way: draining, or the sender is gone and no
+                    // shutdown will come (stop watching).
+                    draining = None;
+                    if shut {
+                        break Ok(Wait::Close);
                     }
+                    self.watch_shutdown = false;
                 }
             }
         };
         if timer.is_some() {
             self.idle_timer = timer;
         }
+        self.shutdown_wait = draining;
         result
     }
 
