@@ -126,13 +126,7 @@ async fn an_idle_http1_connection_gives_its_buffers_back() {
             .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
             .await
             .unwrap();
-        let mut answer = Vec::new();
-        while !answer.ends_with(b"\r\n\r\nok") {
-            let mut chunk = [0u8; 512];
-            let n = client.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "round {round}: closed after {answer:?}");
-            answer.extend_from_slice(&chunk[..n]);
-        }
+        read_ok(&mut client, round).await;
         // Read and write buffer back in the thread's pool before the driver waits again.
         // (The first request arrives with the bytes protocol detection read, in a buffer
         // of its own: the pool is full from the second one.)
@@ -166,13 +160,7 @@ async fn connections_that_start_with_detected_bytes_keep_the_pool_level() {
             Arc::new(strait_stream::http::ServerOptions::default()),
             shutdown.clone(),
         ));
-        let mut answer = Vec::new();
-        while !answer.ends_with(b"\r\n\r\nok") {
-            let mut chunk = [0u8; 512];
-            let n = client.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed after {answer:?}");
-            answer.extend_from_slice(&chunk[..n]);
-        }
+        read_ok(&mut client, n).await;
         clients.push(client); // open and idle
         // The level the first connection leaves (at least its write buffer) is the
         // level every later one leaves.
@@ -184,6 +172,17 @@ async fn connections_that_start_with_detected_bytes_keep_the_pool_level() {
             }
             Some(level) => assert_pool_settles(&kept, level, n).await,
         }
+    }
+}
+
+/// Reads one `Ok200` answer off `client` (`round` names it in a failure).
+async fn read_ok(client: &mut TcpStream, round: u32) {
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\nok") {
+        let mut chunk = [0u8; 512];
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "round {round}: closed after {answer:?}");
+        answer.extend_from_slice(&chunk[..n]);
     }
 }
 

@@ -31,16 +31,21 @@ fn get(uri: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// An HTTP/1.1 client connection to `addr`, default options.
+async fn http1_to(addr: std::net::SocketAddr) -> Http1Connection {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    Http1Connection::handshake(tcp, &ClientOptions::default())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn http1_send_dropped_before_it_is_polled_closes_the_connection() {
     // The head is encoded into the connection when `send` is called: a send given up
     // before it ran leaves the connection in an unknown state, so it must close, not
     // stay taken by an exchange that will never end.
     let server = server().await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
-        .await
-        .unwrap();
+    let mut conn = http1_to(server.addr).await;
     let ends = Arc::new(Ends::default());
     conn.set_observer(ends.clone());
     drop(conn.send(get("/info?n=1")));
@@ -53,10 +58,7 @@ async fn http1_send_dropped_before_it_is_polled_closes_the_connection() {
 #[tokio::test]
 async fn http1_send_by_a_deadline_times_out_on_the_connections_reused_timer() {
     let server = server().await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
-        .await
-        .unwrap();
+    let mut conn = http1_to(server.addr).await;
     // Answered before its deadline: the connection's timer is armed and kept.
     let first = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
     let response = conn.send_by(get("/info?n=1"), Some(first)).await.unwrap();
@@ -80,10 +82,7 @@ async fn http1_send_by_a_deadline_times_out_on_the_connections_reused_timer() {
 #[tokio::test]
 async fn http1_connection_is_reused_after_the_body_is_finished() {
     let server = server().await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
-        .await
-        .unwrap();
+    let mut conn = http1_to(server.addr).await;
     let ends = Arc::new(Ends::default());
     conn.set_observer(ends.clone());
     assert!(conn.is_ready());
@@ -121,10 +120,7 @@ async fn http1_connection_is_reused_after_the_body_is_finished() {
 #[tokio::test]
 async fn http1_body_dropped_early_is_aborted_and_not_reused() {
     let server = server().await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
-        .await
-        .unwrap();
+    let mut conn = http1_to(server.addr).await;
     let ends = Arc::new(Ends::default());
     conn.set_observer(ends.clone());
     let response = conn.send(get("/big")).await.unwrap();
@@ -144,10 +140,7 @@ async fn http1_body_dropped_early_is_aborted_and_not_reused() {
 #[tokio::test]
 async fn http1_upgrade_consumes_the_connection() {
     let server = server().await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
-        .await
-        .unwrap();
+    let mut conn = http1_to(server.addr).await;
     let ends = Arc::new(Ends::default());
     conn.set_observer(ends.clone());
     let request = Request::get("/upgrade")
@@ -294,10 +287,7 @@ async fn http1_early_answer_to_an_upload_reaches_the_caller() {
         // Closing with the upload unread resets the connection under the writer.
         drop(socket);
     });
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut conn = Http1Connection::handshake(tcp, &ClientOptions::default())
-        .await
-        .unwrap();
+    let mut conn = http1_to(addr).await;
     // 64 MiB: far more than the socket buffers hold, so the write cannot finish first.
     let request = Request::post("/upload")
         .header("host", "a")
