@@ -56,6 +56,7 @@ pub(crate) use write_through;
 mod body;
 mod client;
 mod http2;
+mod kept_timer;
 mod server;
 mod tunnel;
 pub mod upgrade;

@@ -20,13 +20,14 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::{ClientError, ClientOptions};
 use crate::http::Body;
 use crate::http::body::{BodyEnd, BodyObserver};
 use crate::http::h1::encode::{self, ConnectionField, Framing};
 use crate::http::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, parse};
+use crate::http::kept_timer::KeptTimer;
 use crate::http::upgrade::{OnUpgrade, Upgraded, UpgradedIo};
 
 /// What a read reserves when the buffer is (nearly) full.
@@ -43,7 +44,7 @@ struct Wire {
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// The deadline timer of the exchanges, kept between them.
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: KeptTimer,
 }
 
 struct Shared {
@@ -110,7 +111,7 @@ impl Http1Connection {
             io: Box::new(io),
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
-            timer: None,
+            timer: KeptTimer::default(),
         };
         Ok(Http1Connection {
             shared: Arc::new(Shared {
@@ -276,13 +277,7 @@ async fn exchange(
     limits: &HeadLimits,
     deadline: Option<Instant>,
 ) -> Result<Head, ClientError> {
-    let mut timer = deadline.map(|at| match wire.timer.take() {
-        Some(mut timer) => {
-            timer.as_mut().reset(at);
-            timer
-        }
-        None => Box::pin(tokio::time::sleep_until(at)),
-    });
+    let mut timer = deadline.map(|at| wire.timer.arm(at));
     let head = poll_fn(|cx| match poll_exchange(wire, cx, body, limits, st) {
         Poll::Ready(head) => Poll::Ready(head),
         Poll::Pending => match timer.as_mut().map(|t| t.as_mut().poll(cx)) {
@@ -291,9 +286,7 @@ async fn exchange(
         },
     })
     .await;
-    if timer.is_some() {
-        wire.timer = timer;
-    }
+    wire.timer.keep(timer);
     let mut head = head?;
     let sent_whole = st.body_done && wire.wbuf.is_empty() && st.write_failed.is_none();
     if !sent_whole {

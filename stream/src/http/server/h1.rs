@@ -28,7 +28,7 @@ use http::{Request, Response, StatusCode};
 use http_body::{Body as _, Frame};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::h2c;
 use super::request_body::{self, BodySender, RequestBodyError};
@@ -38,6 +38,7 @@ use crate::http::h1::encode::{
     self, BodyLength, ConnectionField, Framing, RequestFacts, ResponseFraming,
 };
 use crate::http::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, ParsedRequest, date, parse};
+use crate::http::kept_timer::KeptTimer;
 use crate::http::upgrade::{OnUpgrade, Upgraded};
 use crate::http::{Body, ConnectionInfo};
 
@@ -120,7 +121,7 @@ pub(super) async fn serve<IO: ServerIo>(
             max_head_bytes: options.max_header_bytes,
             max_headers: options.max_headers,
         },
-        idle_timer: None,
+        idle_timer: KeptTimer::default(),
         shutdown_wait: None,
         watch_shutdown: true,
     };
@@ -340,7 +341,7 @@ struct Conn<'o, IO> {
     options: &'o ServerOptions,
     limits: HeadLimits,
     /// The timer of the waits for a next request, kept between them.
-    idle_timer: Option<Pin<Box<Sleep>>>,
+    idle_timer: KeptTimer,
     /// Those waits' watch for shutdown (see [`Conn::wait_readable`]).
     shutdown_wait: Option<ShutdownWait>,
     /// Whether shutdown can still come (its sender lives).
@@ -411,16 +412,8 @@ impl<IO: ServerIo> Conn<'_, IO> {
             }
             None => None,
         };
-        // The connection's one timer, moved to this wait's end: moving a registered
-        // timer later is one atomic update, where a timer per wait was an insertion
-        // into the runtime's timer wheel and a removal per request.
-        let mut timer = wake_at.map(|at| match self.idle_timer.take() {
-            Some(mut timer) => {
-                timer.as_mut().reset(at);
-                timer
-            }
-            None => Box::pin(tokio::time::sleep_until(at)),
-        });
+        // The connection's one timer, moved to this wait's end.
+        let mut timer = wake_at.map(|at| self.idle_timer.arm(at));
         let result = loop {
             if *shutdown.borrow() {
                 // Draining: an idle connection closes at once.
@@ -463,9 +456,7 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 }
             }
         };
-        if timer.is_some() {
-            self.idle_timer = timer;
-        }
+        self.idle_timer.keep(timer);
         self.shutdown_wait = draining;
         result
     }
