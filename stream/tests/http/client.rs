@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
+use strait_stream::UpstreamIo;
 use strait_stream::http::{
     Body, BodyEnd, BodyObserver, ClientError, ClientOptions, Http1Connection, Http2Connection,
     ServerOptions,
@@ -115,6 +116,60 @@ async fn http1_connection_is_reused_after_the_body_is_finished() {
     assert_eq!(response.headers()["x-peer"], peer1);
     response.into_body().collect().await.unwrap();
     assert_eq!(server.observed.requests.load(Ordering::SeqCst), 3);
+}
+
+/// An upstream that answers one request on each connection with keep-alive framing,
+/// then closes it.
+async fn answers_once_then_closes() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn http1_connection_the_upstream_closed_while_idle_is_not_sent_on() {
+    // Each kind of socket the client is given: a plain one (asked without a waker), the
+    // pool's plain one, and a wrapped one (polled like any stream).
+    for kind in ["tcp", "upstream tcp", "wrapped"] {
+        let addr = answers_once_then_closes().await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let options = ClientOptions::default();
+        let mut conn = match kind {
+            "tcp" => Http1Connection::handshake(tcp, &options).await,
+            "upstream tcp" => Http1Connection::handshake(UpstreamIo::Tcp(tcp), &options).await,
+            _ => Http1Connection::handshake(UpstreamIo::Wrapped(Box::new(tcp)), &options).await,
+        }
+        .unwrap();
+        let response = conn.send(get("/one")).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok", "{kind}");
+        assert!(conn.is_ready(), "{kind}: kept alive after a whole body");
+        // The upstream's close reaches this side while the connection is idle.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut error = conn.send(get("/two")).await.unwrap_err();
+        assert!(error.was_not_sent(), "{kind}: {error}");
+        assert!(conn.is_closed(), "{kind}");
+        let request = error.take_request().expect("the request comes back");
+        assert_eq!(request.uri(), "/two", "{kind}");
+    }
 }
 
 #[tokio::test]

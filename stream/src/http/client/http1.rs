@@ -8,6 +8,7 @@
 //! connection is a socket and its buffers in the pool's slot; whether the upstream
 //! closed it meanwhile is checked when it is taken again.
 
+use std::any::Any;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{ClientError, ClientOptions};
@@ -29,12 +31,13 @@ use crate::http::h1::encode::{self, ConnectionField, Framing};
 use crate::http::h1::{ChunkLimits, Decoded, Decoder, HeadLimits, parse};
 use crate::http::kept_timer::KeptTimer;
 use crate::http::upgrade::{OnUpgrade, Upgraded, UpgradedIo};
+use crate::io::UpstreamIo;
 
 /// What a read reserves when the buffer is (nearly) full.
 const READ_CHUNK: usize = 8 * 1024;
 
 /// An upstream socket; `Sync` because the response body (which holds it) must be.
-trait ClientIo: UpgradedIo + Sync {}
+trait ClientIo: UpgradedIo + Sync + Any {}
 impl<T: UpgradedIo + Sync> ClientIo for T {}
 
 /// The socket and buffers of one connection: in the connection while idle, in the
@@ -252,6 +255,21 @@ impl Wire {
             return false;
         }
         self.rbuf.reserve(READ_CHUNK);
+        // A plain socket is asked without a waker: tokio answers from the readiness it
+        // last saw (no syscall unless the socket was marked readable), and the waker
+        // slot stays free for the exchange's own read.
+        let any: &dyn Any = &*self.io;
+        let tcp = match any.downcast_ref::<UpstreamIo>() {
+            Some(UpstreamIo::Tcp(socket)) => Some(socket),
+            Some(UpstreamIo::Wrapped(_)) => None,
+            None => any.downcast_ref::<TcpStream>(),
+        };
+        if let Some(socket) = tcp {
+            return matches!(
+                socket.try_read_buf(&mut self.rbuf),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            );
+        }
         let mut cx = Context::from_waker(Waker::noop());
         let probe = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), &mut cx, &mut self.rbuf);
         matches!(probe, Poll::Pending)
@@ -317,23 +335,30 @@ fn poll_exchange(
 ) -> Poll<Result<Head, ClientError>> {
     let failed = |e: io::Error| ClientError::Connection(Box::new(e));
     let framing = st.framing;
+    // Parse only when bytes came since the last parse. Read until the socket says not
+    // yet, and not again in this poll: its waker is registered then, and a write's
+    // progress (which loops back here) brings no bytes to read.
+    let mut fresh = !wire.rbuf.is_empty();
+    let mut read_blocked = false;
     loop {
-        match parse::response(&mut wire.rbuf, limits, &st.method) {
-            Ok(Some(head)) => {
-                if head.parts.status.is_informational()
-                    && head.parts.status != StatusCode::SWITCHING_PROTOCOLS
-                {
-                    continue;
+        if fresh {
+            match parse::response(&mut wire.rbuf, limits, &st.method) {
+                Ok(Some(head)) => {
+                    if head.parts.status.is_informational()
+                        && head.parts.status != StatusCode::SWITCHING_PROTOCOLS
+                    {
+                        continue;
+                    }
+                    return Poll::Ready(Ok(Head {
+                        parts: head.parts,
+                        body: head.body,
+                        keep_alive: head.keep_alive,
+                        upgraded: head.upgraded,
+                    }));
                 }
-                return Poll::Ready(Ok(Head {
-                    parts: head.parts,
-                    body: head.body,
-                    keep_alive: head.keep_alive,
-                    upgraded: head.upgraded,
-                }));
+                Ok(None) => fresh = false,
+                Err(error) => return Poll::Ready(Err(ClientError::Connection(Box::new(error)))),
             }
-            Ok(None) => {}
-            Err(error) => return Poll::Ready(Err(ClientError::Connection(Box::new(error)))),
         }
         if st.read_eof {
             // The answer never came: the write's failure says more, if there was one.
@@ -398,17 +423,22 @@ fn poll_exchange(
                 Poll::Pending => {}
             }
         }
-        if wire.rbuf.capacity() - wire.rbuf.len() < 1024 {
-            wire.rbuf.reserve(READ_CHUNK);
-        }
-        match tokio_util::io::poll_read_buf(Pin::new(&mut wire.io), cx, &mut wire.rbuf) {
-            Poll::Ready(Ok(0)) => {
-                st.read_eof = true;
-                progress = true;
+        if !read_blocked {
+            if wire.rbuf.capacity() - wire.rbuf.len() < 1024 {
+                wire.rbuf.reserve(READ_CHUNK);
             }
-            Poll::Ready(Ok(_)) => progress = true,
-            Poll::Ready(Err(error)) => return Poll::Ready(Err(failed(error))),
-            Poll::Pending => {}
+            match tokio_util::io::poll_read_buf(Pin::new(&mut wire.io), cx, &mut wire.rbuf) {
+                Poll::Ready(Ok(0)) => {
+                    st.read_eof = true;
+                    progress = true;
+                }
+                Poll::Ready(Ok(_)) => {
+                    fresh = true;
+                    progress = true;
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(failed(error))),
+                Poll::Pending => read_blocked = true,
+            }
         }
         if !progress {
             return Poll::Pending;

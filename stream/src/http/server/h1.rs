@@ -704,6 +704,15 @@ impl<IO: ServerIo> Conn<'_, IO> {
                 match Pin::new(body).poll_frame(cx) {
                     Poll::Ready(frame) => {
                         self.write_frame(ex, frame);
+                        // A body that says it has nothing more (its length is reached)
+                        // ends with this frame, not with one more poll.
+                        if ex
+                            .response_body
+                            .as_ref()
+                            .is_some_and(http_body::Body::is_end_stream)
+                        {
+                            self.end_body(ex, None);
+                        }
                         progress = true;
                     }
                     Poll::Pending => {}
