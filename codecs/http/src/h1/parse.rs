@@ -9,7 +9,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
+    CONTENT_TYPE, DATE, EXPECT, HOST, SERVER, TE, TRANSFER_ENCODING, UPGRADE, USER_AGENT,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::error::ParseError;
@@ -359,13 +362,40 @@ impl Seen {
     }
 }
 
+/// The fields most heads carry, spelled as clients and servers usually send them (as
+/// registered, or all lower case): named without `HeaderName::from_bytes`, which
+/// lower-cases the name into a scratch buffer and then matches it against every
+/// standard name (about 110 instructions a field). Any other spelling takes that path.
+pub(crate) fn common_name(raw: &[u8]) -> Option<HeaderName> {
+    let name = match raw {
+        b"Host" | b"host" => HOST,
+        b"Date" | b"date" => DATE,
+        b"Accept" | b"accept" => ACCEPT,
+        b"Server" | b"server" => SERVER,
+        b"Connection" | b"connection" => CONNECTION,
+        b"User-Agent" | b"user-agent" => USER_AGENT,
+        b"Content-Type" | b"content-type" => CONTENT_TYPE,
+        b"Cache-Control" | b"cache-control" => CACHE_CONTROL,
+        b"Content-Length" | b"content-length" => CONTENT_LENGTH,
+        b"Accept-Encoding" | b"accept-encoding" => ACCEPT_ENCODING,
+        b"Accept-Language" | b"accept-language" => ACCEPT_LANGUAGE,
+        b"Transfer-Encoding" | b"transfer-encoding" => TRANSFER_ENCODING,
+        _ => return None,
+    };
+    Some(name)
+}
+
 fn build_headers(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Seen), ParseError> {
     let mut map = HeaderMap::with_capacity(spans.len() + 4);
     let mut seen = Seen::default();
     for span in spans {
-        let name = head.get(span.name.0..span.name.1).unwrap_or_default();
-        let name =
-            HeaderName::from_bytes(name).map_err(|_| ParseError::Malformed("header name"))?;
+        let raw = head.get(span.name.0..span.name.1).unwrap_or_default();
+        let name = match common_name(raw) {
+            Some(name) => name,
+            None => {
+                HeaderName::from_bytes(raw).map_err(|_| ParseError::Malformed("header name"))?
+            }
+        };
         seen.note(&name);
         let value = HeaderValue::from_maybe_shared(sub(head, span.value)?)
             .map_err(|_| ParseError::Malformed("header value"))?;

@@ -541,3 +541,39 @@ fn facts_for_the_response() {
     assert_eq!(f.version, Version::HTTP_10);
     assert!(f.is_head && f.keep_alive && f.te_trailers);
 }
+
+#[test]
+fn common_names_are_the_names_from_bytes_gives() {
+    // Every spelling the fast path knows names the same field as the general path,
+    // and any other spelling (mixed case, near misses) is left to the general path.
+    let known = [
+        "Host",
+        "Date",
+        "Accept",
+        "Server",
+        "Connection",
+        "User-Agent",
+        "Content-Type",
+        "Cache-Control",
+        "Content-Length",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Transfer-Encoding",
+    ];
+    for name in known {
+        for spelling in [name.to_string(), name.to_ascii_lowercase()] {
+            let fast = parse::common_name(spelling.as_bytes());
+            let general = http::HeaderName::from_bytes(spelling.as_bytes()).unwrap();
+            assert_eq!(fast.as_ref(), Some(&general), "{spelling}");
+        }
+        let shouting = name.to_ascii_uppercase();
+        assert_eq!(parse::common_name(shouting.as_bytes()), None, "{shouting}");
+    }
+    for other in ["Hosts", "X-Host", "content-lengt", "", "Te"] {
+        assert_eq!(parse::common_name(other.as_bytes()), None, "{other}");
+    }
+    // Through the parser: a shouted name still names the same field.
+    let r = req_ok("GET / HTTP/1.1\r\nHOST: a\r\nCONTENT-LENGTH: 0\r\n\r\n");
+    assert_eq!(r.parts.headers["host"], "a");
+    assert_eq!(r.parts.headers["content-length"], "0");
+}
