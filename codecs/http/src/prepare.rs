@@ -120,7 +120,10 @@ fn remove_present_hop_by_hop(
                 };
                 let protected = (keep_upgrade && token.eq_ignore_ascii_case("upgrade"))
                     || (keep_te_trailers && token.eq_ignore_ascii_case("te"));
-                if !token.is_empty() && !protected {
+                // `keep-alive`, the usual token, names a field removed below when the
+                // head has one: no lookup by its text.
+                let keep_alive = token.eq_ignore_ascii_case("keep-alive");
+                if !token.is_empty() && !protected && !keep_alive {
                     headers.remove(token);
                 }
             }
