@@ -1,7 +1,7 @@
 //! Message length and persistence fields (RFC 9112 §6.1–§6.3, RFC 9110 §8.6): which
 //! `Transfer-Encoding` / `Content-Length` combinations frame a body, and which are errors.
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::TRANSFER_ENCODING;
 use http::{HeaderMap, HeaderName, Version};
 
 use super::error::ParseError;
@@ -62,24 +62,31 @@ fn chunked_final(headers: &HeaderMap) -> Result<bool, ParseError> {
     Ok(true)
 }
 
-/// Content-Length per RFC 9110 §8.6: `None` if absent; every value (in one list or in
-/// several fields) must be `1*DIGIT` and all must be equal.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ParseError> {
-    let mut found: Option<u64> = None;
-    for field in headers.get_all(CONTENT_LENGTH) {
-        for t in field.as_bytes().split(|b| *b == b',') {
-            let t = t.trim_ascii();
-            if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
+/// Content-Length per RFC 9110 §8.6, one field at a time: `found` is what the fields
+/// before gave (`None`: none yet); every value (in one list or in several fields) must
+/// be `1*DIGIT` and all must be equal.
+pub(super) fn fold_content_length(
+    mut found: Option<u64>,
+    field: &[u8],
+) -> Result<Option<u64>, ParseError> {
+    for t in field.split(|b| *b == b',') {
+        let t = t.trim_ascii();
+        if t.is_empty() {
+            return Err(ParseError::InvalidContentLength);
+        }
+        let mut n: u64 = 0;
+        for d in t {
+            if !d.is_ascii_digit() {
                 return Err(ParseError::InvalidContentLength);
             }
-            let n = t.iter().try_fold(0u64, |n, d| {
-                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            });
-            let n = n.ok_or(ParseError::InvalidContentLength)?;
-            match found {
-                Some(prev) if prev != n => return Err(ParseError::ConflictingContentLength),
-                _ => found = Some(n),
-            }
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                .ok_or(ParseError::InvalidContentLength)?;
+        }
+        match found {
+            Some(prev) if prev != n => return Err(ParseError::ConflictingContentLength),
+            _ => found = Some(n),
         }
     }
     Ok(found)
@@ -114,7 +121,7 @@ pub(super) fn request_body(
     if !seen.content_length {
         return Ok(BodyKind::None);
     }
-    Ok(content_length(headers)?.map_or(BodyKind::None, length))
+    Ok(seen.length.clone()?.map_or(BodyKind::None, length))
 }
 
 /// How a response's body is framed; `seen` says which framing fields the head has.
@@ -139,5 +146,5 @@ pub(super) fn response_body(
     if !seen.content_length {
         return Ok(BodyKind::Eof);
     }
-    Ok(content_length(headers)?.map_or(BodyKind::Eof, length))
+    Ok(seen.length.clone()?.map_or(BodyKind::Eof, length))
 }

@@ -16,7 +16,7 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use super::error::ParseError;
-use super::framing::{has_token, request_body, response_body};
+use super::framing::{fold_content_length, has_token, request_body, response_body};
 
 /// Hard cap on header fields per head, whatever [`HeadLimits::max_headers`] says.
 pub const MAX_HEADERS_CAP: usize = 128;
@@ -156,10 +156,10 @@ pub fn request(
         return Err(ParseError::MissingHost);
     }
     let body = request_body(&headers, &seen, version)?;
-    let close = seen.connection && has_token(&headers, CONNECTION, "close");
+    let close = seen.close;
     let keep_alive = match version {
         Version::HTTP_11 => !close,
-        _ => !close && seen.connection && has_token(&headers, CONNECTION, "keep-alive"),
+        _ => !close && seen.keep_alive,
     };
     let is11 = version == Version::HTTP_11;
     let expect_continue = is11
@@ -168,8 +168,7 @@ pub fn request(
             .get_all(EXPECT)
             .iter()
             .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let upgrade = method == Method::CONNECT
-        || (is11 && seen.upgrade && seen.connection && has_token(&headers, CONNECTION, "upgrade"));
+    let upgrade = method == Method::CONNECT || (is11 && seen.upgrade && seen.connection_upgrade);
     let te_trailers = seen.te && has_token(&headers, TE, "trailers");
     let is_head = method == Method::HEAD;
     let (mut parts, ()) = http::Request::new(()).into_parts();
@@ -248,12 +247,12 @@ pub fn response(
     } else {
         response_body(&headers, &seen, version)?
     };
-    let close = seen.connection && has_token(&headers, CONNECTION, "close");
+    let close = seen.close;
     let keep_alive = body != BodyKind::Eof
         && !upgraded
         && match version {
             Version::HTTP_11 => !close,
-            _ => !close && seen.connection && has_token(&headers, CONNECTION, "keep-alive"),
+            _ => !close && seen.keep_alive,
         };
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
@@ -332,8 +331,9 @@ fn spans_in(buf: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Span> {
 
 /// Which of the fields that frame a message or steer its connection a head has, noted
 /// while its map is built: the checks that follow look up only those present (most
-/// heads have none but `Host` and `Content-Length`).
-#[derive(Default)]
+/// heads have none but `Host` and `Content-Length`), and the two fields nearly every
+/// head carries, `Content-Length` and `Connection`, are read here once, from the bytes
+/// at hand, instead of being looked up in the map again.
 pub(super) struct Seen {
     /// `Host` fields (more than one is an error).
     pub(super) hosts: u8,
@@ -343,10 +343,34 @@ pub(super) struct Seen {
     pub(super) te: bool,
     pub(super) content_length: bool,
     pub(super) transfer_encoding: bool,
+    /// The `Content-Length` fields' value, folded as they came (RFC 9110 §8.6).
+    pub(super) length: Result<Option<u64>, ParseError>,
+    /// `Connection` lists `close`, `keep-alive`, `upgrade` (in any of its fields).
+    pub(super) close: bool,
+    pub(super) keep_alive: bool,
+    pub(super) connection_upgrade: bool,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            hosts: 0,
+            connection: false,
+            expect: false,
+            upgrade: false,
+            te: false,
+            content_length: false,
+            transfer_encoding: false,
+            length: Ok(None),
+            close: false,
+            keep_alive: false,
+            connection_upgrade: false,
+        }
+    }
 }
 
 impl Seen {
-    fn note(&mut self, name: &HeaderName) {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) {
         // By length first: one compare for most fields, and none of these names share
         // a length.
         match name.as_str().len() {
@@ -354,8 +378,24 @@ impl Seen {
             4 if *name == HOST => self.hosts = self.hosts.saturating_add(1),
             6 if *name == EXPECT => self.expect = true,
             7 if *name == UPGRADE => self.upgrade = true,
-            10 if *name == CONNECTION => self.connection = true,
-            14 if *name == CONTENT_LENGTH => self.content_length = true,
+            10 if *name == CONNECTION => {
+                self.connection = true;
+                for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        self.connection_upgrade = true;
+                    }
+                }
+            }
+            14 if *name == CONTENT_LENGTH => {
+                self.content_length = true;
+                if let Ok(found) = self.length {
+                    self.length = fold_content_length(found, value);
+                }
+            }
             17 if *name == TRANSFER_ENCODING => self.transfer_encoding = true,
             _ => {}
         }
@@ -396,8 +436,9 @@ fn build_headers(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Seen), Pars
                 HeaderName::from_bytes(raw).map_err(|_| ParseError::Malformed("header name"))?
             }
         };
-        seen.note(&name);
-        let value = HeaderValue::from_maybe_shared(sub(head, span.value)?)
+        let value = sub(head, span.value)?;
+        seen.note(&name, &value);
+        let value = HeaderValue::from_maybe_shared(value)
             .map_err(|_| ParseError::Malformed("header value"))?;
         map.append(name, value);
     }
