@@ -211,3 +211,21 @@ async fn upgrade_without_settings_header_is_served_as_http1() {
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "GET /info HTTP/1.1 HTTP/1.1");
 }
+
+#[tokio::test]
+async fn upgrade_not_listed_in_connection_is_served_as_http1() {
+    // A sender of Upgrade must list it in Connection (RFC 9110 §7.8); without that
+    // option the request is plain HTTP/1.1, settings or not.
+    let server = server().await;
+    let mut conn = connect(server.addr).await;
+    conn.get_mut()
+        .write_all(
+            b"GET /info HTTP/1.1\r\nHost: a\r\nConnection: HTTP2-Settings\r\nUpgrade: h2c\r\n\
+              HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let response = read_response(&mut conn, false).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "GET /info HTTP/1.1 HTTP/1.1");
+}

@@ -248,7 +248,9 @@ async fn busy<IO: ServerIo>(
             ..
         } = parsed;
         let has_body = body != parse::BodyKind::None;
-        if conn.options.h2c_upgrade && h2c::wants_h2c(&parts, has_body) {
+        // `upgrade`: the parser saw `Upgrade` listed in `Connection` (RFC 9110 §7.8),
+        // without which there is no h2c upgrade and no lookup of its fields.
+        if conn.options.h2c_upgrade && upgrade && h2c::wants_h2c(&parts, has_body) {
             let (switch, _) = h2c::switching_protocols().into_parts();
             encode::response_head(
                 &switch,

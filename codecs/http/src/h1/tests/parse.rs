@@ -577,3 +577,17 @@ fn common_names_are_the_names_from_bytes_gives() {
     assert_eq!(r.parts.headers["host"], "a");
     assert_eq!(r.parts.headers["content-length"], "0");
 }
+
+#[test]
+fn heads_with_many_fields_keep_every_field() {
+    let fields: String = (0..40).map(|i| format!("X-F{i}: v{i}\r\n")).collect();
+    let r = req_ok(&format!("GET / HTTP/1.1\r\nHost: a\r\n{fields}\r\n"));
+    assert_eq!(r.parts.headers.len(), 41);
+    for i in 0..40 {
+        assert_eq!(r.parts.headers[format!("x-f{i}").as_str()], format!("v{i}"));
+    }
+    let raw = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 0\r\n\r\n");
+    let res = res_ok(&raw, &Method::GET);
+    assert_eq!(res.parts.headers.len(), 41);
+    assert_eq!(res.parts.headers["x-f39"], "v39");
+}
