@@ -337,7 +337,6 @@ fn spans_in(buf: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Span> {
 pub(super) struct Seen {
     /// `Host` fields (more than one is an error).
     pub(super) hosts: u8,
-    pub(super) connection: bool,
     pub(super) expect: bool,
     pub(super) upgrade: bool,
     pub(super) te: bool,
@@ -355,7 +354,6 @@ impl Default for Seen {
     fn default() -> Self {
         Seen {
             hosts: 0,
-            connection: false,
             expect: false,
             upgrade: false,
             te: false,
@@ -379,7 +377,6 @@ impl Seen {
             6 if *name == EXPECT => self.expect = true,
             7 if *name == UPGRADE => self.upgrade = true,
             10 if *name == CONNECTION => {
-                self.connection = true;
                 for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                     if token.eq_ignore_ascii_case(b"close") {
                         self.close = true;
